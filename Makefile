@@ -1,0 +1,59 @@
+# stackyard: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+PACKAGES := core operator images/api images/worker hack/harness
+PYTEST_ARGS ?=
+
+.PHONY: help install constraints tools crds lint typecheck test test-unit test-integration bench up clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(PY):
+	@echo "==> creating $(VENV) with $$(python3 --version)"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q "uv==$(UV_VERSION)"
+
+install: $(PY) ## a .venv with every package editable, pinned by constraints.txt
+	@echo "==> installing $(PACKAGES) (pinned by constraints.txt)"
+	$(UV) pip install --python $(PY) -q -c constraints.txt -r requirements.in
+	@touch $(VENV)/.installed
+
+$(VENV)/.installed: constraints.txt requirements.in $(addsuffix /pyproject.toml,$(PACKAGES)) | $(PY)
+	@$(MAKE) --no-print-directory install
+
+constraints: $(PY) ## re-pin every dependency into constraints.txt (no index URLs are written)
+	$(UV) pip compile --python $(PY) --python-version 3.11 -q --no-header --no-annotate \
+	  requirements.in | grep -v '^-e ' > constraints.txt.new
+	{ echo "# Pins for every Python dependency of the repository. Regenerate: make constraints"; cat constraints.txt.new; } > constraints.txt
+	rm -f constraints.txt.new
+
+tools: ## build the real servers used by tests and `make up` (cached under ~/.cache/stackyard)
+	@bash hack/tools.sh all
+
+crds: $(VENV)/.installed ## generate crds/ and the chart's CRDs from the pydantic models
+	$(VENV)/bin/stackyard-crds --out crds --out charts/stack/crds
+
+lint: $(VENV)/.installed ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: $(VENV)/.installed tools lint ## lint, then every test against real servers
+	$(VENV)/bin/stackyard-crds --check --out crds --out charts/stack/crds
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed tools ## benchmarks against their peers (bench/), each printing its ratio
+	@for b in bench/*.py; do echo "==> $$b"; $(PY) $$b || exit 1; done
+
+up: $(VENV)/.installed tools ## run the whole stack locally (no cluster needed); Ctrl-C stops it
+	$(PY) -m stackyard_harness up
+
+clean: ## remove the venv, caches and run directories (not the tools cache)
+	rm -rf $(VENV) .stackyard .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,96 @@
+"""Start a set of the real servers, report where they are, stop them all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Protocol
+
+from .kube import KubeCluster
+from .mongo import MongoServer
+from .otel import OtelCollector
+from .process import HarnessError
+from .redis import RedisServer
+from .tools import REPO_ROOT, Tools
+
+
+class Service(Protocol):
+    name: str
+
+    def start(self) -> Service: ...
+    def stop(self) -> None: ...
+    def env(self) -> dict[str, str]: ...
+    def describe(self) -> str: ...
+
+
+SERVICES = {
+    "kube": KubeCluster,
+    "redis": RedisServer,
+    "mongo": MongoServer,
+    "otel": OtelCollector,
+}
+RUNS_KEPT = 5
+
+
+def new_run_dir() -> Path:
+    """A directory for this run's data and logs, under .stackyard/runs (old runs pruned)."""
+    runs = Path(os.environ.get("STACKYARD_RUNS", REPO_ROOT / ".stackyard" / "runs"))
+    runs.mkdir(parents=True, exist_ok=True)
+    for old in sorted(runs.iterdir())[:-RUNS_KEPT]:
+        shutil.rmtree(old, ignore_errors=True)
+    run = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    run.mkdir()
+    return run
+
+
+def progress(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+class Harness:
+    """Starts services on demand, each once; `stop()` stops them in reverse order."""
+
+    def __init__(self, run_dir: Path | None = None, tools: Tools | None = None) -> None:
+        self.run_dir = run_dir or new_run_dir()
+        self.tools = tools or Tools.locate()
+        self.started: dict[str, Service] = {}
+
+    def service(self, name: str) -> Service:
+        if name not in self.started:
+            if name not in SERVICES:
+                raise HarnessError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+            t0 = time.monotonic()
+            progress(f"starting {name}")
+            service = SERVICES[name](self.tools, self.run_dir)
+            self.started[name] = service.start()
+            progress(f"{name} ready in {time.monotonic() - t0:.1f} s")
+        return self.started[name]
+
+    def start(self, names: list[str]) -> Harness:
+        for name in names:
+            self.service(name)
+        return self
+
+    def stop(self) -> None:
+        for name in reversed(list(self.started)):
+            self.started.pop(name).stop()
+
+    def env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for service in self.started.values():
+            env.update(service.env())
+        return env
+
+    def write_env_file(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"export {k}={v}\n" for k, v in sorted(self.env().items())))
+        return path
+
+    def __enter__(self) -> Harness:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

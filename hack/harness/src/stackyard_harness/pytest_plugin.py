@@ -1,0 +1,78 @@
+"""pytest fixtures for the real servers, started once per session on first use.
+
+Outside CI, a test whose server's binary is missing is skipped with the command to run
+(`make tools`); with CI set, it fails: in CI a missing server is a failure, not a skip.
+A server that is there but does not start always fails the test, with its log's tail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from .harness import Harness
+from .kube import KubeCluster
+from .mongo import MongoServer
+from .otel import OtelCollector
+from .redis import RedisServer
+from .tools import ToolMissing, Tools
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def unavailable(exc: ToolMissing) -> None:
+    if in_ci():
+        pytest.fail(f"{exc} (CI is set: a missing server is a failure, not a skip)", pytrace=False)
+    pytest.skip(f"{exc}")
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[Harness]:
+    running = Harness()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def tools() -> Tools:
+    return Tools.locate()
+
+
+def _service(harness: Harness, name: str):  # type: ignore[no-untyped-def]
+    try:
+        return harness.service(name)
+    except ToolMissing as exc:
+        unavailable(exc)
+
+
+@pytest.fixture(scope="session")
+def kube(harness: Harness) -> KubeCluster:
+    return _service(harness, "kube")
+
+
+@pytest.fixture(scope="session")
+def redis_server(harness: Harness) -> RedisServer:
+    return _service(harness, "redis")
+
+
+@pytest.fixture(scope="session")
+def mongo_server(harness: Harness) -> MongoServer:
+    return _service(harness, "mongo")
+
+
+@pytest.fixture(scope="session")
+def otel_collector(harness: Harness) -> OtelCollector:
+    return _service(harness, "otel")
+
+
+@pytest.fixture(scope="session")
+def helm(tools: Tools) -> str:
+    try:
+        return str(tools.require("helm"))
+    except ToolMissing as exc:
+        unavailable(exc)
+        raise

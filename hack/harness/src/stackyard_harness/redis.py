@@ -1,0 +1,66 @@
+"""Debian's redis-server on a free loopback port with a throw-away directory."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from .process import ManagedProcess, free_port
+from .tools import Tools
+
+
+def _ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(16).startswith(b"+PONG")
+
+
+class RedisServer:
+    name = "redis"
+
+    def __init__(self, tools: Tools, run_dir: Path, *, appendonly: bool = False, appendfsync: str = "everysec") -> None:
+        self.binary = tools.require("redis-server")
+        self.dir = run_dir / "redis"
+        self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        self.port = free_port()
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.process = ManagedProcess(
+            "redis",
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", self.dir,
+                "--save", "",
+                "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", self.appendfsync,
+                "--daemonize", "no",
+                "--loglevel", "warning",
+            ],
+            self.dir.parent / "redis.log",
+        ).start()
+        self.process.wait_ready(lambda: _ping(self.port), 15, "answering PING")
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+    def kill(self) -> None:
+        """Crash it (SIGKILL); `start()` again brings it back on the same port and directory."""
+        if self.process:
+            self.process.kill()
+
+    def env(self) -> dict[str, str]:
+        return {"STACKYARD_REDIS_URL": self.url}
+
+    def describe(self) -> str:
+        return f"redis           {self.url}"

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Build, once, the real servers that stackyard's tests and `make up` run.
+#
+#   hack/tools.sh [all|kubernetes|etcd|helm|kind|ferretdb|otelcol|redis|env]
+#
+# Every tool is built from its Go module at the version pinned in hack/versions.env
+# and cached under $STACKYARD_CACHE (default ~/.cache/stackyard), in a directory
+# named after that version. A directory with a `.complete` stamp is never rebuilt;
+# a missing or half-built one is. The Kubernetes binaries are laid out as an
+# envtest asset folder (kube-apiserver, etcd, kubectl), so KUBEBUILDER_ASSETS may
+# point at a folder made by setup-envtest instead.
+#
+# `hack/tools.sh env` prints the paths as shell assignments, for the Makefile and
+# the harness.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+CACHE=${STACKYARD_CACHE:-$HOME/.cache/stackyard}
+LOGS=$CACHE/logs
+GOARCH=$(go env GOARCH 2>/dev/null || echo amd64)
+K8S_DIR=$CACHE/k8s/$KUBERNETES_VERSION-linux-$GOARCH
+ETCD_DIR=$CACHE/etcd/$ETCD_VERSION
+HELM_DIR=$CACHE/helm/$HELM_VERSION
+KIND_DIR=$CACHE/kind/$KIND_VERSION
+FERRETDB_DIR=$CACHE/ferretdb/$FERRETDB_VERSION
+OTELCOL_DIR=$CACHE/otelcol/$OTELCOL_VERSION
+
+export GOFLAGS="-buildvcs=false -trimpath"
+export CGO_ENABLED=0
+
+say() { printf '==> [%s] %s\n' "$1" "$2"; }
+
+# run TOOL STEP CMD...: run a build step with its output in the tool's log; on
+# failure name the tool, the step and the log, and show the log's tail.
+run() {
+  local tool=$1 step=$2; shift 2
+  local log=$LOGS/$tool.log
+  mkdir -p "$LOGS"
+  say "$tool" "$step"
+  printf '\n### %s: %s\n$ %s\n' "$(date -Is)" "$step" "$*" >>"$log"
+  if ! "$@" >>"$log" 2>&1; then
+    printf '\nmake tools: %s failed at step "%s".\nFull log: %s\n--- last lines ---\n' "$tool" "$step" "$log" >&2
+    tail -n 25 "$log" >&2
+    exit 1
+  fi
+}
+
+complete() { [ -f "$1/.complete" ]; }
+mark_complete() { date -Is >"$1/.complete"; }
+timed() { local t0=$SECONDS; "$@"; say "$1" "ready in $((SECONDS - t0)) s"; }
+
+# A throw-away Go module for building a main package of a module that has
+# replace directives (which `go install pkg@version` refuses).
+wrapper_module() {
+  local dir=$1 name=$2
+  rm -rf "$dir" && mkdir -p "$dir"
+  printf 'module stackyard.local/tools/%s\n\ngo 1.25\n' "$name" >"$dir/go.mod"
+}
+
+build_kubernetes() {
+  complete "$K8S_DIR" && return 0
+  local src=$CACHE/src/kubernetes-$KUBERNETES_VERSION minor
+  minor=$(cut -d. -f2 <<<"$KUBERNETES_VERSION")
+  wrapper_module "$src" kubernetes
+  # k8s.io/kubernetes replaces its staging modules with local paths; point each
+  # at its published v0.<minor>.<patch> release instead.
+  run kubernetes "resolve k8s.io/kubernetes v$KUBERNETES_VERSION" \
+    go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION"
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  {
+    printf 'require k8s.io/kubernetes v%s\n\n' "$KUBERNETES_VERSION"
+    sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#replace \1 => \1 v0.'"${KUBERNETES_VERSION#*.}"'#p' "$gomod"
+  } >>"$src/go.mod"
+  local ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=v$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  mkdir -p "$K8S_DIR"
+  (cd "$src" && run kubernetes "download modules" go mod download k8s.io/kubernetes)
+  (cd "$src" && run kubernetes "compile kube-apiserver, kube-controller-manager and kubectl (the long step)" \
+    go build -mod=mod -ldflags "$ldflags" -o "$K8S_DIR/" \
+      k8s.io/kubernetes/cmd/kube-apiserver \
+      k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kubectl)
+  build_etcd
+  cp "$ETCD_DIR/etcd" "$K8S_DIR/etcd"
+  mark_complete "$K8S_DIR"
+}
+
+build_etcd() {
+  complete "$ETCD_DIR" && return 0
+  local src=$CACHE/src/etcd-$ETCD_VERSION
+  wrapper_module "$src" etcd
+  printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' >"$src/main.go"
+  mkdir -p "$ETCD_DIR"
+  (cd "$src" && run etcd "fetch go.etcd.io/etcd/server/v3 v$ETCD_VERSION" go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION")
+  (cd "$src" && run etcd "compile etcd" go build -mod=mod -ldflags "-s -w" -o "$ETCD_DIR/etcd" .)
+  mark_complete "$ETCD_DIR"
+}
+
+build_helm() {
+  complete "$HELM_DIR" && return 0
+  mkdir -p "$HELM_DIR"
+  run helm "compile helm v$HELM_VERSION" env GOBIN="$HELM_DIR" \
+    go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+  mark_complete "$HELM_DIR"
+}
+
+build_kind() {
+  complete "$KIND_DIR" && return 0
+  mkdir -p "$KIND_DIR"
+  run kind "compile kind v$KIND_VERSION" env GOBIN="$KIND_DIR" go install -ldflags "-s -w" "sigs.k8s.io/kind@v$KIND_VERSION"
+  mark_complete "$KIND_DIR"
+}
+
+build_ferretdb() {
+  complete "$FERRETDB_DIR" && return 0
+  mkdir -p "$FERRETDB_DIR"
+  run ferretdb "compile ferretdb v$FERRETDB_VERSION (SQLite and PostgreSQL backends)" env GOBIN="$FERRETDB_DIR" \
+    go install -ldflags "-s -w" "github.com/FerretDB/FerretDB/cmd/ferretdb@v$FERRETDB_VERSION"
+  mark_complete "$FERRETDB_DIR"
+}
+
+build_otelcol() {
+  complete "$OTELCOL_DIR" && return 0
+  local src=$CACHE/src/otelcol-$OTELCOL_VERSION v=v$OTELCOL_VERSION
+  rm -rf "$src" && mkdir -p "$src" "$OTELCOL_DIR"
+  run otelcol "compile the collector builder (ocb) $v" env GOBIN="$src" \
+    go install "go.opentelemetry.io/collector/cmd/builder@$v"
+  sed -e "s#@VERSION@#$v#g" -e "s#@OUTPUT@#$src/dist#" "$here/otelcol-builder.yaml" >"$src/builder.yaml"
+  run otelcol "generate and compile otelcol-stackyard $v" "$src/builder" --config "$src/builder.yaml"
+  cp "$src/dist/otelcol-stackyard" "$OTELCOL_DIR/"
+  mark_complete "$OTELCOL_DIR"
+}
+
+check_redis() {
+  if ! command -v redis-server >/dev/null; then
+    printf 'make tools: redis-server is missing. Install Debian'"'"'s package: sudo hack/apt-packages.sh\n' >&2
+    exit 1
+  fi
+  say redis "using $(redis-server --version | cut -d' ' -f1-3)"
+}
+
+print_env() {
+  cat <<EOF
+STACKYARD_CACHE=$CACHE
+KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$K8S_DIR}
+STACKYARD_HELM=$HELM_DIR/helm
+STACKYARD_KIND=$KIND_DIR/kind
+STACKYARD_FERRETDB=$FERRETDB_DIR/ferretdb
+STACKYARD_OTELCOL=$OTELCOL_DIR/otelcol-stackyard
+EOF
+}
+
+case ${1:-all} in
+  all)
+    t0=$SECONDS
+    check_redis
+    timed build_kubernetes
+    timed build_helm
+    timed build_kind
+    timed build_ferretdb
+    timed build_otelcol
+    say tools "all ready in $((SECONDS - t0)) s under $CACHE"
+    ;;
+  kubernetes) timed build_kubernetes ;;
+  etcd) timed build_etcd ;;
+  helm) timed build_helm ;;
+  kind) timed build_kind ;;
+  ferretdb) timed build_ferretdb ;;
+  otelcol) timed build_otelcol ;;
+  redis) check_redis ;;
+  env) print_env ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|helm|kind|ferretdb|otelcol|redis|env]" >&2; exit 2 ;;
+esac
