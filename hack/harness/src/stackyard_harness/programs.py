@@ -1,0 +1,96 @@
+"""stackyard's own programs (operator, api, worker) as local processes against the
+harness servers: what `make up` runs and what the integration tests drive."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+
+from .kube import KubeCluster
+from .process import HarnessError, ManagedProcess, free_port
+from .tools import REPO_ROOT
+
+CRDS_DIR = REPO_ROOT / "crds"
+
+
+def _program(name: str) -> str:
+    """The console script installed next to this interpreter (the repo's .venv)."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise HarnessError(f"{name} is not installed: run `make install`")
+    return found
+
+
+def install_crds(kube: KubeCluster) -> None:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS_DIR))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS_DIR))
+
+
+def start_operator(
+    kube: KubeCluster,
+    run_dir: Path,
+    *args: str,
+    name: str = "operator",
+    kubeconfig: Path | None = None,
+) -> ManagedProcess:
+    """stackyard-operator with `args` (e.g. "--all-namespaces"), logging to <run_dir>/<name>.log."""
+    env = {"KUBECONFIG": str(kubeconfig or kube.kubeconfig), "STACKYARD_LOG_LEVEL": "info"}
+    process = ManagedProcess(name, [_program("stackyard-operator"), *args], run_dir / f"{name}.log", env=env).start()
+    process.wait_ready(lambda: "watching" in process.log_path.read_text(), 30, "watching")
+    return process
+
+
+class ServiceProcess:
+    """An api or worker process reading one Stack's config through the API server."""
+
+    def __init__(self, process: ManagedProcess, port: int) -> None:
+        self.process = process
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_service(
+    component: str,
+    kube: KubeCluster,
+    run_dir: Path,
+    namespace: str,
+    stack: str,
+    *,
+    kubeconfig: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    name: str | None = None,
+) -> ServiceProcess:
+    """stackyard-api or stackyard-worker for `stack`, on a free port, once it answers /healthz."""
+    port = free_port()
+    name = name or f"{component}-{namespace}-{stack}"
+    env = {
+        "KUBECONFIG": str(kubeconfig or kube.kubeconfig),
+        "STACKYARD_STACK": stack,
+        "STACKYARD_NAMESPACE": namespace,
+        "STACKYARD_PORT": str(port),
+        "STACKYARD_HOST": "127.0.0.1",
+        **(extra_env or {}),
+    }
+    env.pop("STACKYARD_CONFIG_DIR", None)
+    process = ManagedProcess(name, [_program(f"stackyard-{component}")], run_dir / f"{name}.log", env=env).start()
+    process.wait_ready(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200, 30,
+                       "answering /healthz")
+    return ServiceProcess(process, port)
+
+
+def service_account_kubeconfig(kube: KubeCluster, namespace: str, service_account: str) -> Path:
+    """A kubeconfig holding a fresh token of `service_account`: to run a program with
+    exactly the rights its RBAC grants."""
+    token = kube.kubectl("create", "token", service_account, "-n", namespace, "--duration=24h").stdout.strip()
+    return kube.write_token_kubeconfig(f"sa-{namespace}-{service_account}", token)
+
