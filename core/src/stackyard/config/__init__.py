@@ -1,0 +1,33 @@
+"""RuntimeConfig: its schema, its hash, and the live holder that api and worker read."""
+
+from .live import AppliedConfig, LiveConfig
+from .runtime import (
+    CONFIG_KEY,
+    CREDENTIALS_REVISION_ANNOTATION,
+    HASH_ANNOTATION,
+    MONGODB_URI,
+    REDIS_URL,
+    RuntimeConfig,
+    canonical_json,
+    content_hash,
+    credential_key,
+)
+from .sources import FileConfigSource, KubernetesConfigSource, config_map_name, credentials_secret_name
+
+__all__ = [
+    "CONFIG_KEY",
+    "CREDENTIALS_REVISION_ANNOTATION",
+    "HASH_ANNOTATION",
+    "MONGODB_URI",
+    "REDIS_URL",
+    "AppliedConfig",
+    "FileConfigSource",
+    "KubernetesConfigSource",
+    "LiveConfig",
+    "RuntimeConfig",
+    "canonical_json",
+    "config_map_name",
+    "content_hash",
+    "credential_key",
+    "credentials_secret_name",
+]

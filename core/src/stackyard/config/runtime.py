@@ -1,0 +1,57 @@
+"""The RuntimeConfig: everything the api and worker need from the custom resources
+of one Stack, rendered by the operator into a ConfigMap (never a secret value: those
+go to the Stack's credentials Secret, under the keys that `credential_key` names)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import Field
+
+from ..resources.base import CamelModel
+from ..resources.email import EmailProviderSpec
+from ..resources.ratelimit import RateLimitPolicySpec
+from ..resources.stack import StackSpec
+
+CONFIG_KEY = "config.json"
+HASH_ANNOTATION = "stackyard.dev/config-hash"
+CREDENTIALS_REVISION_ANNOTATION = "stackyard.dev/credentials-revision"
+
+REDIS_URL = "stack.redis.url"
+MONGODB_URI = "stack.mongodb.uri"
+
+
+def credential_key(kind: str, name: str, credential: str) -> str:
+    """Key in the credentials Secret for one credential of one resource,
+    e.g. credential_key("EmailProvider", "resend", "apiKey") == "emailprovider.resend.apiKey"."""
+    return f"{kind.lower()}.{name}.{credential}"
+
+
+class RuntimeConfig(CamelModel):
+    stack: str = Field(description="Name of the Stack.")
+    namespace: str = Field(description="Namespace of the Stack.")
+    generation: int = Field(ge=0, description="metadata.generation of the Stack rendered.")
+    credentials_revision: int = Field(
+        default=0, ge=0, description="Revision of the credentials Secret this config goes with."
+    )
+    spec: StackSpec
+    email_providers: dict[str, EmailProviderSpec] = Field(default_factory=dict)
+    rate_limit_policies: dict[str, RateLimitPolicySpec] = Field(default_factory=dict)
+
+    def canonical_json(self) -> str:
+        """Deterministic JSON: sorted keys, no whitespace; what the ConfigMap holds."""
+        return canonical_json(self.model_dump(mode="json", by_alias=True))
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.canonical_json())
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,52 @@
+"""Problems a user can cause, as RFC 9457 problem details.
+
+Core code raises `Problem` (or a subclass); the api renders it once as
+application/problem+json. The detail is for people and never holds a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "https://stackyard.dev/problems/"
+
+
+class Problem(Exception):
+    """An error with an HTTP status, a stable type slug and a human detail."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+        self.headers: dict[str, str] = {}
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
+        if instance:
+            body["instance"] = instance
+        body.update(self.extensions)
+        return body
+
+
+class NotFound(Problem):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(Problem):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class ServiceUnavailable(Problem):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+class NotConfigured(ServiceUnavailable):
+    slug, title = "not-configured", "Not configured yet"

@@ -1,0 +1,37 @@
+"""The stackyard.dev/v1alpha1 API: pydantic models from which the CRDs are generated."""
+
+from .base import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    Condition,
+    CustomResource,
+    ResourceStatus,
+    SecretKeyRef,
+    StackRef,
+    duration_seconds,
+)
+from .email import EmailProvider, EmailProviderSpec
+from .ratelimit import RateLimitPolicy, RateLimitPolicySpec
+from .registry import BY_KIND, KINDS
+from .stack import Stack, StackSpec
+
+__all__ = [
+    "API_VERSION",
+    "BY_KIND",
+    "GROUP",
+    "KINDS",
+    "VERSION",
+    "Condition",
+    "CustomResource",
+    "EmailProvider",
+    "EmailProviderSpec",
+    "RateLimitPolicy",
+    "RateLimitPolicySpec",
+    "ResourceStatus",
+    "SecretKeyRef",
+    "Stack",
+    "StackRef",
+    "StackSpec",
+    "duration_seconds",
+]

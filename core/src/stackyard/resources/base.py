@@ -1,0 +1,138 @@
+"""Shared pieces of every stackyard.dev custom resource: camelCase models, references,
+durations, metav1.Condition-shaped status, and the facts a CRD needs about a kind."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+GROUP = "stackyard.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "stackyard"
+
+# Go duration syntax, as Kubernetes users write it ("90s", "15m", "720h", "1h30m"), so
+# that CEL's duration() can read the same strings in validation rules.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)]
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ObjectName = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=63)]
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a Go-style duration string ("1h30m" -> 5400.0)."""
+    if not re.fullmatch(DURATION_PATTERN, value):
+        raise ValueError(f"not a duration: {value!r} (write e.g. 90s, 15m, 720h)")
+    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+
+
+def as_timedelta(value: str) -> timedelta:
+    return timedelta(seconds=duration_seconds(value))
+
+
+class CamelModel(BaseModel):
+    """Spec models: camelCase on the wire, snake_case in Python; unknown fields ignored
+    (the API server has already pruned them against the schema)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class StackRef(CamelModel):
+    name: ObjectName = Field(description="Name of the Stack, in the same namespace, that this resource belongs to.")
+
+
+class SecretKeyRef(CamelModel):
+    """A key of a Secret in the resource's namespace."""
+
+    name: ObjectName = Field(description="Name of the Secret.")
+    key: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
+        description="Key within the Secret's data."
+    )
+
+
+class Condition(CamelModel):
+    """The metav1.Condition shape."""
+
+    type: Annotated[str, StringConstraints(max_length=316)] = Field(description="Type of condition in CamelCase.")
+    status: Literal["True", "False", "Unknown"] = Field(description="Status of the condition.")
+    reason: Annotated[str, StringConstraints(max_length=1024)] = Field(
+        description="Programmatic identifier in CamelCase for the last transition."
+    )
+    message: Annotated[str, StringConstraints(max_length=32768)] = Field(
+        default="", description="Human-readable details about the last transition."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation the condition was set on."
+    )
+    last_transition_time: str = Field(
+        description="When the condition last changed status.", json_schema_extra={"format": "date-time"}
+    )
+
+
+class ResourceStatus(CamelModel):
+    observed_generation: int | None = Field(default=None, description="The .metadata.generation last reconciled.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Current state; Ready says whether the resource is in force.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    name: str
+    json_path: str
+    type: str = "string"
+    description: str = ""
+    priority: int = 0
+
+
+READY_COLUMN = PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status', description="Whether it is in force")
+REASON_COLUMN = PrinterColumn("Reason", '.status.conditions[?(@.type=="Ready")].reason', priority=1)
+AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    kind: str
+    plural: str
+    short_names: list[str]
+    description: str
+    columns: list[PrinterColumn] = field(default_factory=list)
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+
+class CustomResource(CamelModel):
+    """A whole custom resource: kinds subclass this with their spec and status types."""
+
+    info: ClassVar[KindInfo]
+    api_version: Literal["stackyard.dev/v1alpha1"] = API_VERSION
+    kind: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata.get("namespace", ""))
+
+    @property
+    def generation(self) -> int:
+        return int(self.metadata.get("generation", 0))

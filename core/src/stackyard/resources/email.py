@@ -1,0 +1,129 @@
+"""EmailProvider: one way of sending mail, tried in priority order."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from .base import (
+    AGE_COLUMN,
+    READY_COLUMN,
+    REASON_COLUMN,
+    CamelModel,
+    CustomResource,
+    Duration,
+    KindInfo,
+    PrinterColumn,
+    ResourceStatus,
+    SecretKeyRef,
+    StackRef,
+)
+
+EMAIL_PROVIDER_TYPES = ("smtp", "resend", "sendgrid", "postmark", "ses")
+Domain = Annotated[str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)]
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=500)]
+
+
+class SmtpSettings(CamelModel):
+    host: str = Field(min_length=1, max_length=253, description="SMTP server host name.")
+    port: int = Field(default=587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 TLS, 25).")
+    security: Literal["starttls", "tls", "none"] = Field(default="starttls", description="Transport security.")
+    username: str | None = Field(default=None, max_length=256, description="SMTP AUTH user name.")
+    password_secret_ref: SecretKeyRef | None = Field(default=None, description="SMTP AUTH password.")
+
+
+SMTP_RULES = [{"rule": "has(self.username) == has(self.passwordSecretRef)",
+               "message": "username and passwordSecretRef must be set together"}]
+
+
+class ApiKeySettings(CamelModel):
+    api_key_secret_ref: SecretKeyRef = Field(description="Secret key holding the provider's API key.")
+    base_url: HttpUrl | None = Field(default=None, description="API base URL, to use a regional endpoint or a proxy.")
+
+
+class PostmarkSettings(ApiKeySettings):
+    message_stream: str = Field(default="outbound", max_length=100, description="Postmark message stream.")
+
+
+class SesSettings(CamelModel):
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$", description="AWS region, e.g. eu-west-1.")
+    access_key_id_secret_ref: SecretKeyRef = Field(description="Secret key holding the AWS access key id.")
+    secret_access_key_secret_ref: SecretKeyRef = Field(description="Secret key holding the AWS secret access key.")
+    configuration_set: str | None = Field(default=None, max_length=64, description="SES configuration set name.")
+    base_url: HttpUrl | None = Field(default=None, description="Endpoint override (VPC endpoint, tests).")
+
+
+class CircuitBreakerSettings(CamelModel):
+    failure_threshold: int = Field(default=5, ge=1, le=1000, description="Consecutive failures that open the breaker.")
+    open_duration: Duration = Field(default="30s", description="How long the breaker stays open before a probe.")
+    half_open_probes: int = Field(default=1, ge=1, le=100, description="Successful probes that close it again.")
+
+
+class SendRate(CamelModel):
+    messages: int = Field(ge=1, le=1_000_000, description="Messages allowed per period.")
+    period: Duration = Field(default="1s", description="The period.")
+
+
+class EmailProviderSpec(CamelModel):
+    stack_ref: StackRef = Field(description="The Stack this provider sends for.")
+    type: Literal["smtp", "resend", "sendgrid", "postmark", "ses"] = Field(description="Kind of provider.")
+    priority: int = Field(default=100, ge=0, le=1000, description="Lower is tried first.")
+    enabled: bool = Field(default=True, description="A disabled provider is kept but never used.")
+    from_domains: list[Domain] = Field(
+        default_factory=list, max_length=100, description="Sender domains it may send for; empty means any."
+    )
+    timeout: Duration = Field(default="10s", description="Time allowed for one send before failing over.")
+    rate_limit: SendRate | None = Field(default=None, description="The provider's own send rate.")
+    circuit_breaker: CircuitBreakerSettings = Field(
+        default=CircuitBreakerSettings(), description="When to stop trying this provider for a while."
+    )
+    smtp: SmtpSettings | None = Field(default=None, description="Settings when type is smtp.",
+                                      json_schema_extra={"x-kubernetes-validations": SMTP_RULES})
+    resend: ApiKeySettings | None = Field(default=None, description="Settings when type is resend.")
+    sendgrid: ApiKeySettings | None = Field(default=None, description="Settings when type is sendgrid.")
+    postmark: PostmarkSettings | None = Field(default=None, description="Settings when type is postmark.")
+    ses: SesSettings | None = Field(default=None, description="Settings when type is ses.")
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": f"(self.type == '{t}') == has(self.{t})",
+                 "message": f"spec.{t} must be set when type is {t}, and only then"}
+                for t in EMAIL_PROVIDER_TYPES
+            ]
+        }
+    }
+
+    def secret_refs(self) -> dict[str, SecretKeyRef]:
+        """The Secret keys this provider needs, by the credential name they fill."""
+        refs: dict[str, SecretKeyRef | None] = {}
+        if self.smtp:
+            refs["password"] = self.smtp.password_secret_ref
+        for settings in (self.resend, self.sendgrid, self.postmark):
+            if settings:
+                refs["apiKey"] = settings.api_key_secret_ref
+        if self.ses:
+            refs["accessKeyId"] = self.ses.access_key_id_secret_ref
+            refs["secretAccessKey"] = self.ses.secret_access_key_secret_ref
+        return {k: v for k, v in refs.items() if v is not None}
+
+
+class EmailProvider(CustomResource):
+    info = KindInfo(
+        kind="EmailProvider",
+        plural="emailproviders",
+        short_names=["esp"],
+        description="A way of sending transactional email (SMTP, Resend, SendGrid, Postmark, SES), tried in priority order.",
+        columns=[
+            PrinterColumn("Type", ".spec.type"),
+            PrinterColumn("Priority", ".spec.priority", "integer"),
+            PrinterColumn("Enabled", ".spec.enabled", "boolean", priority=1),
+            READY_COLUMN,
+            REASON_COLUMN,
+            AGE_COLUMN,
+        ],
+    )
+    kind: Literal["EmailProvider"] = "EmailProvider"
+    spec: EmailProviderSpec
+    status: ResourceStatus = Field(default_factory=ResourceStatus)
