@@ -1,0 +1,1 @@
+"""The stackyard operator: kopf handlers over pure render functions."""

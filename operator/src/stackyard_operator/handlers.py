@@ -1,0 +1,130 @@
+"""kopf handlers: keep indices of stackyard resources and ask for Stack reconciles.
+
+Every handler is a few lines; the decisions are in render.py, the mechanics in
+reconciler.py. Nothing here is edge-triggered: any event on a Stack, a member
+resource, a referenced Secret or an owned Deployment leads to the same reconcile
+of the whole Stack. (No kopf timers: they would put finalizers on users' Stacks; the
+reconciler runs its own periodic resync.)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from stackyard.resources import GROUP, VERSION
+
+from .manifests import MANAGER
+from .reconciler import Indices, StackReconciler
+from .render import MEMBER_KINDS, referenced_secrets
+from .settings import configure
+
+log = logging.getLogger(__name__)
+
+MEMBER_PLURALS = {"EmailProvider": "emailproviders", "RateLimitPolicy": "ratelimitpolicies"}
+assert set(MEMBER_PLURALS) == set(MEMBER_KINDS), "every member kind needs a plural here"
+
+
+def snapshot(body: kopf.Body) -> dict[str, Any]:
+    """A plain copy of a body as it is now (kopf bodies are live views)."""
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": dict(body.metadata),
+        "spec": dict(body.spec),
+        "status": dict(body.status),
+    }
+
+
+def stack_ref(body: kopf.Body) -> str:
+    return str(body.spec.get("stackRef", {}).get("name", ""))
+
+
+# -- startup -------------------------------------------------------------------------
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+
+
+# -- indices -------------------------------------------------------------------------
+
+
+@kopf.index(GROUP, VERSION, "stacks")
+def stacks(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): snapshot(body)}
+
+
+@kopf.index(GROUP, VERSION, "emailproviders")
+def emailproviders(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
+@kopf.index(GROUP, VERSION, "ratelimitpolicies")
+def ratelimitpolicies(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
+@kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})
+def workloads(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict[Any, Any]:
+    return {
+        (namespace, labels.get("app.kubernetes.io/instance")): {
+            "component": labels.get("app.kubernetes.io/component"),
+            "status": dict(status),
+        }
+    }
+
+
+def reconciler(memo: kopf.Memo, indices: dict[str, Any]) -> StackReconciler:
+    """The one reconciler of this operator, made on first use from kopf's live indices."""
+    if "reconciler" not in memo:
+        live = Indices(
+            stacks=indices["stacks"],
+            members={kind: indices[plural] for kind, plural in MEMBER_PLURALS.items()},
+            workloads=indices["workloads"],
+        )
+        memo["reconciler"] = StackReconciler(memo["kube"], live)
+        memo["reconciler"].start_resync()
+    return memo["reconciler"]  # type: ignore[no-any-return]
+
+
+def _indices(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in ("stacks", "workloads", *MEMBER_PLURALS.values())}
+
+
+# -- events --------------------------------------------------------------------------
+
+
+@kopf.on.event(GROUP, VERSION, "stacks")
+async def stack_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    reconciler(memo, _indices(kwargs)).request(namespace, name)
+
+
+@kopf.on.event(GROUP, VERSION, "emailproviders")
+@kopf.on.event(GROUP, VERSION, "ratelimitpolicies")
+async def member_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    # Ask for the Stack named now; one it named before (if stackRef changed) is
+    # reconciled by its own next resync.
+    reconciler(memo, _indices(kwargs)).request(namespace, stack_ref(body))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})
+async def workload_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any) -> None:
+    stack = labels.get("app.kubernetes.io/instance")
+    if stack:
+        reconciler(memo, _indices(kwargs)).request(namespace, stack)
+
+
+@kopf.on.event("", "v1", "secrets")
+async def secret_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A Secret changed: reconcile every Stack whose resources refer to it."""
+    indices = _indices(kwargs)
+    for (stack_namespace, stack_name), store in indices["stacks"].items():
+        if stack_namespace != namespace:
+            continue
+        bodies = [*store, *(b for p in MEMBER_PLURALS.values() for b in indices[p].get((namespace, stack_name), []))]
+        if any(name in referenced_secrets(b) for b in bodies):
+            reconciler(memo, indices).request(namespace, stack_name)

@@ -1,0 +1,96 @@
+"""stackyard-operator: reconcile stackyard.dev resources into config and workloads.
+
+    stackyard-operator [--namespace NS ...] [--leader-election] [--health-port 8081]
+
+Watches the given namespaces (default: the pod's own namespace, or every namespace
+with --all-namespaces). Credentials come from the pod's service account, or else
+from KUBECONFIG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+import kopf
+
+from stackyard.config.sources import kube_api_client
+from stackyard.logs import configure_logging
+
+from . import handlers  # noqa: F401 - registers the kopf handlers
+from .kube import Kube
+from .leader import LeaderElection, LeaseLost
+
+log = logging.getLogger("stackyard_operator")
+POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def default_namespace() -> str:
+    if env := os.environ.get("STACKYARD_NAMESPACE"):
+        return env
+    if POD_NAMESPACE_FILE.exists():
+        return POD_NAMESPACE_FILE.read_text().strip()
+    return "default"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="stackyard-operator", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--namespace", "-n", action="append", default=[], help="namespace to watch (repeatable)")
+    parser.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    parser.add_argument("--leader-election", action="store_true",
+                        help="hold a Lease so that only one of several replicas reconciles")
+    parser.add_argument("--lease-namespace", default=None, help="namespace of the Lease (default: the first watched)")
+    parser.add_argument("--lease-name", default="stackyard-operator")
+    parser.add_argument("--health-port", type=int, default=int(os.environ.get("STACKYARD_HEALTH_PORT", "0")),
+                        help="serve kopf's liveness probe on this port (0: off)")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    namespaces = [] if args.all_namespaces else (args.namespace or [default_namespace()])
+    api_client = await kube_api_client()
+    async with api_client:
+        stop = asyncio.Event()
+        election = None
+        if args.leader_election:
+            identity = os.environ.get("STACKYARD_POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+            lease_ns = args.lease_namespace or (namespaces[0] if namespaces else default_namespace())
+            election = LeaderElection(api_client, lease_ns, args.lease_name, identity)
+            await election.acquire()
+        log.info("watching %s", ", ".join(namespaces) if namespaces else "all namespaces")
+        operator = asyncio.create_task(
+            kopf.operator(
+                standalone=True,
+                namespaces=namespaces,
+                clusterwide=not namespaces,
+                memo=kopf.Memo(kube=Kube(api_client)),
+                stop_flag=stop,
+                liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
+            )
+        )
+        if election is None:
+            await operator
+            return 0
+        keeper = asyncio.create_task(election.keep())
+        done, _ = await asyncio.wait({operator, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        if keeper in done and isinstance(keeper.exception(), LeaseLost):
+            log.error("%s; stopping", keeper.exception())
+            stop.set()
+            await operator
+            return 1
+        keeper.cancel()
+        return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    configure_logging("stackyard-operator")
+    sys.exit(asyncio.run(run(parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()

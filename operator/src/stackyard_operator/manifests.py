@@ -1,0 +1,207 @@
+"""The Kubernetes objects a Stack owns, as plain dicts ready for server-side apply.
+
+Pure functions of the Stack (and the rendered config): same input, same output, so
+that applying them again changes nothing. The pod templates do not carry the config
+hash: a config change reaches running pods through their watch, not a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from stackyard.config import (
+    CONFIG_KEY,
+    CREDENTIALS_REVISION_ANNOTATION,
+    HASH_ANNOTATION,
+    RuntimeConfig,
+    config_map_name,
+    credentials_secret_name,
+)
+from stackyard.resources.stack import StackSpec, WorkloadSettings
+
+MANAGER = "stackyard-operator"
+API_PORT = 8080
+WORKER_PORT = 8081
+COMPONENTS = ("api", "worker")
+
+
+def service_account_name(stack: str) -> str:
+    return f"{stack}-stackyard"
+
+
+def workload_name(stack: str, component: str) -> str:
+    return f"{stack}-{component}"
+
+
+def selector_labels(stack: str, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": f"stackyard-{component}", "app.kubernetes.io/instance": stack}
+
+
+def labels(stack: str, component: str, version: str | None = None) -> dict[str, str]:
+    result = {
+        **selector_labels(stack, component),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "stackyard",
+        "app.kubernetes.io/managed-by": MANAGER,
+    }
+    if version:
+        result["app.kubernetes.io/version"] = version
+    return result
+
+
+def owner_reference(stack_body: dict[str, Any]) -> dict[str, Any]:
+    meta = stack_body["metadata"]
+    return {
+        "apiVersion": stack_body["apiVersion"],
+        "kind": "Stack",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(stack_body: dict[str, Any], name: str, component: str, **extra: Any) -> dict[str, Any]:
+    meta = stack_body["metadata"]
+    return {
+        "name": name,
+        "namespace": meta["namespace"],
+        "labels": labels(meta["name"], component),
+        "ownerReferences": [owner_reference(stack_body)],
+        **extra,
+    }
+
+
+def service_account(stack_body: dict[str, Any]) -> dict[str, Any]:
+    name = stack_body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(stack_body, service_account_name(name), "runtime"),
+        "automountServiceAccountToken": True,
+    }
+
+
+def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
+    """Read access to exactly the Stack's ConfigMap and credentials Secret, nothing else."""
+    name = stack_body["metadata"]["name"]
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _metadata(stack_body, f"{name}-config-reader", "runtime"),
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [config_map_name(name)],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [credentials_secret_name(name)],
+             "verbs": ["get", "list", "watch"]},
+        ],
+    }
+
+
+def config_reader_binding(stack_body: dict[str, Any]) -> dict[str, Any]:
+    name = stack_body["metadata"]["name"]
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(stack_body, f"{name}-config-reader", "runtime"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{name}-config-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": service_account_name(name),
+                      "namespace": stack_body["metadata"]["namespace"]}],
+    }
+
+
+def config_map(stack_body: dict[str, Any], config: RuntimeConfig) -> dict[str, Any]:
+    name = stack_body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(stack_body, config_map_name(name), "config",
+                              annotations={HASH_ANNOTATION: config.hash}),
+        "data": {CONFIG_KEY: config.canonical_json()},
+    }
+
+
+def credentials_secret(stack_body: dict[str, Any], credentials: dict[str, str], revision: int) -> dict[str, Any]:
+    name = stack_body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(stack_body, credentials_secret_name(name), "config",
+                              annotations={CREDENTIALS_REVISION_ANNOTATION: str(revision)}),
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(credentials.items())},
+    }
+
+
+def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> dict[str, Any]:
+    name = stack_body["metadata"]["name"]
+    settings: WorkloadSettings = getattr(spec, component)
+    port = API_PORT if component == "api" else WORKER_PORT
+    image = f"{spec.image.registry}/stackyard-{component}:{spec.image.tag}"
+    pod_labels = labels(name, component, spec.image.tag)
+    container: dict[str, Any] = {
+        "name": component,
+        "image": image,
+        "imagePullPolicy": spec.image.pull_policy,
+        "env": [
+            {"name": "STACKYARD_STACK", "value": name},
+            {"name": "STACKYARD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "STACKYARD_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "STACKYARD_PORT", "value": str(port)},
+        ],
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
+        "startupProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 30},
+        "resources": settings.resources.model_dump(exclude_defaults=False),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": service_account_name(name),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": 30 if component == "api" else 60,
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+    }
+    if settings.node_selector:
+        pod_spec["nodeSelector"] = dict(settings.node_selector)
+    if spec.image.pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image.pull_secrets]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(stack_body, workload_name(name, component), component),
+        "spec": {
+            "replicas": settings.replicas,
+            "selector": {"matchLabels": selector_labels(name, component)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+        },
+    }
+
+
+def api_service(stack_body: dict[str, Any]) -> dict[str, Any]:
+    name = stack_body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(stack_body, workload_name(name, "api"), "api"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(name, "api"),
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }

@@ -1,0 +1,198 @@
+"""One reconcile per Stack at a time, coalescing bursts of events.
+
+Handlers only call `request(namespace, stack)`. A Stack that is requested while it is
+being reconciled is reconciled once more afterwards (never twice at once, never lost),
+so that a burst of changes (a Secret and three policies applied together) costs one or
+two reconciles, each from the whole current state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from stackyard.config import (
+    CONFIG_KEY,
+    CREDENTIALS_REVISION_ANNOTATION,
+    RuntimeConfig,
+    config_map_name,
+    credentials_secret_name,
+)
+
+from .conditions import FALSE, merge_conditions, not_ready, transitions
+from .kube import Kube
+from .render import Desired, Observed, StatusUpdate, orphan_status, referenced_secrets, render
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]  # (namespace, stack name)
+
+
+@dataclass
+class Indices:
+    """kopf's in-memory indices, kept live by kopf: bodies by (namespace, stack)."""
+
+    stacks: Mapping[Key, Any]
+    members: Mapping[str, Mapping[Key, Any]]  # kind -> index
+    workloads: Mapping[Key, Any]
+
+    def stack(self, key: Key) -> dict[str, Any] | None:
+        store = self.stacks.get(key)
+        return next(iter(store), None) if store else None
+
+    def members_of(self, key: Key) -> list[dict[str, Any]]:
+        return [body for index in self.members.values() for body in index.get(key, [])]
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_body(existing: dict[str, Any], update: StatusUpdate, timestamp: str) -> dict[str, Any]:
+    return {
+        **existing,
+        "observedGeneration": update.generation,
+        "conditions": merge_conditions(existing.get("conditions", []), update.conditions, update.generation, timestamp),
+        **update.fields,
+    }
+
+
+class StackReconciler:
+    def __init__(self, kube: Kube, indices: Indices, clock: Callable[[], str] = now) -> None:
+        self.kube = kube
+        self.indices = indices
+        self.clock = clock
+        self._pending: set[Key] = set()
+        self._running: dict[Key, asyncio.Task[None]] = {}
+        self._failures: dict[Key, int] = {}
+
+    def start_resync(self, interval: float = 300.0) -> None:
+        """Reconcile every known Stack every `interval` seconds: the level-triggered safety net."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                for key in list(self.indices.stacks):
+                    self.request(*key)
+
+        self._resync = asyncio.create_task(loop(), name="resync")
+
+    def request(self, namespace: str, stack: str) -> None:
+        key = (namespace, stack)
+        self._pending.add(key)
+        if key not in self._running:
+            self._running[key] = asyncio.create_task(self._drain(key), name=f"reconcile {namespace}/{stack}")
+
+    async def _drain(self, key: Key) -> None:
+        try:
+            while key in self._pending:
+                self._pending.discard(key)
+                try:
+                    await self.reconcile(key)
+                    self._failures.pop(key, None)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failures = self._failures[key] = self._failures.get(key, 0) + 1
+                    delay = min(2.0**failures, 60.0)
+                    log.warning("reconcile of Stack %s/%s failed (%s); retrying in %.0fs",
+                                *key, _describe(exc), delay)
+                    await self._report_failure(key, exc)
+                    await asyncio.sleep(delay)
+                    self._pending.add(key)
+        finally:
+            del self._running[key]
+
+    async def idle(self) -> None:
+        """Wait until nothing is pending (for tests and benchmarks)."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    # -- one reconcile ------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> None:
+        stack = self.indices.stack(key)
+        if stack is None:
+            await self.report_orphans(key)
+            return
+        observed = await self.observe(key, stack)
+        desired = render(observed)
+        if desired.config is not None:
+            for manifest in desired.objects:
+                await self.kube.apply(manifest)
+        await self.write_statuses(stack, observed.members, desired)
+
+    async def observe(self, key: Key, stack: dict[str, Any]) -> Observed:
+        namespace, name = key
+        members = self.indices.members_of(key)
+        secrets: dict[str, dict[str, str]] = {}
+        for secret in sorted(set().union(*(referenced_secrets(b) for b in [stack, *members]))):
+            data = await self.kube.secret_data(namespace, secret)
+            if data is not None:
+                secrets[secret] = data
+        previous_config, previous_credentials, revision = await self._in_force(namespace, name)
+        workloads = {
+            w["component"]: w["status"] for w in (self.indices.workloads.get(key) or [])
+        }
+        return Observed(stack, members, secrets, previous_config, previous_credentials, revision, workloads)
+
+    async def _in_force(self, namespace: str, stack: str) -> tuple[RuntimeConfig | None, dict[str, str], int]:
+        data = await self.kube.config_map_data(namespace, config_map_name(stack))
+        config = None
+        if data and CONFIG_KEY in data:
+            try:
+                config = RuntimeConfig.model_validate_json(data[CONFIG_KEY])
+            except ValidationError:
+                log.warning("ConfigMap %s/%s holds no valid config; rendering afresh", namespace, config_map_name(stack))
+        found = await self.kube.secret_with_annotations(namespace, credentials_secret_name(stack))
+        if found is None:
+            return config, {}, 0
+        credentials, annotations = found
+        revision = annotations.get(CREDENTIALS_REVISION_ANNOTATION, "0")
+        return config, credentials, int(revision) if revision.isdigit() else 0
+
+    async def write_statuses(self, stack: dict[str, Any], members: list[dict[str, Any]], desired: Desired) -> None:
+        bodies = {("Stack", stack["metadata"]["name"]): stack}
+        bodies.update({(m["kind"], m["metadata"]["name"]): m for m in members})
+        for (kind, name), update in desired.statuses.items():
+            await self.write_status(bodies[(kind, name)], update)
+
+    async def write_status(self, body: dict[str, Any], update: StatusUpdate) -> None:
+        existing = dict(body.get("status") or {})
+        new = status_body(existing, update, self.clock())
+        if new == existing:
+            return
+        for intent in transitions(existing.get("conditions", []), update.conditions):
+            kopf.event(body, type="Warning" if intent.status == FALSE else "Normal",
+                       reason=intent.reason, message=f"{intent.type}={intent.status}: {intent.message}"[:1024])
+        meta = body["metadata"]
+        await self.kube.patch_status(body["kind"], meta["namespace"], meta["name"], new)
+
+    async def report_orphans(self, key: Key) -> None:
+        for member in self.indices.members_of(key):
+            await self.write_status(member, orphan_status(member))
+
+    async def _report_failure(self, key: Key, exc: Exception) -> None:
+        stack = self.indices.stack(key)
+        if stack is None:
+            return
+        update = StatusUpdate([not_ready("ApplyFailed", _describe(exc))], int(stack["metadata"].get("generation", 0)))
+        try:
+            await self.write_status(stack, update)
+        except Exception as status_exc:  # noqa: BLE001 - the API is failing already; the log says so
+            log.warning("cannot report the failure on Stack %s/%s: %s", *key, _describe(status_exc))
+
+
+def _describe(exc: Exception) -> str:
+    """An error for logs and status: the API's reason and status, never a request body."""
+    if isinstance(exc, ApiException):
+        return f"Kubernetes API answered {exc.status} {exc.reason}"
+    return type(exc).__name__ + (f": {exc}" if not isinstance(exc, (KeyError, ValueError)) else "")
+

@@ -1,0 +1,270 @@
+"""render(observed) -> desired: everything the operator decides about one Stack.
+
+A pure function of the current state (the Stack, the resources that name it, the
+Secrets they reference, the config now in force and the Stack's workloads): the same
+state gives the same answer, so a resync or an operator restart changes nothing.
+
+Rules:
+- The Stack's own Secrets must resolve, or nothing is applied and the config in force
+  stays (Ready=False on the Stack, with the reason).
+- A member resource that is invalid (a Secret or key missing, a spec that does not
+  parse) gets Ready=False with the reason; if an earlier version of it is in force,
+  that version stays (with its credentials), else it is left out.
+- Credentials go to the Stack's Secret under keys from `credential_key`; the config
+  carries only those keys and a revision that moves when the Secret's data changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from stackyard.config import MONGODB_URI, REDIS_URL, RuntimeConfig, credential_key
+from stackyard.resources import SecretKeyRef
+from stackyard.resources.email import EmailProviderSpec
+from stackyard.resources.ratelimit import RateLimitPolicySpec
+from stackyard.resources.stack import StackSpec
+
+from . import manifests
+from .conditions import FALSE, TRUE, ConditionIntent, not_ready, ready
+
+
+@dataclass(frozen=True)
+class MemberKind:
+    kind: str
+    config_field: str
+    spec_model: type[BaseModel]
+
+
+MEMBER_KINDS = {
+    k.kind: k
+    for k in (
+        MemberKind("EmailProvider", "email_providers", EmailProviderSpec),
+        MemberKind("RateLimitPolicy", "rate_limit_policies", RateLimitPolicySpec),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Observed:
+    stack: dict[str, Any]
+    members: list[dict[str, Any]] = field(default_factory=list)
+    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Decoded data of the referenced Secrets that exist, by Secret name."""
+    previous_config: RuntimeConfig | None = None
+    previous_credentials: Mapping[str, str] = field(default_factory=dict)
+    previous_credentials_revision: int = 0
+    workloads: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Status of the Stack's Deployments, by component."""
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    conditions: list[ConditionIntent]
+    generation: int
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Desired:
+    config: RuntimeConfig | None
+    credentials: dict[str, str]
+    credentials_revision: int
+    objects: list[dict[str, Any]]
+    statuses: dict[tuple[str, str], StatusUpdate]
+
+    @property
+    def stack_status(self) -> StatusUpdate:
+        return next(s for (kind, _), s in self.statuses.items() if kind == "Stack")
+
+
+class Unresolved(Exception):
+    """A reference that cannot be resolved; the message is safe to show (no values)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def resolve_secret(ref: SecretKeyRef, secrets: Mapping[str, Mapping[str, str]]) -> str:
+    if ref.name not in secrets:
+        raise Unresolved("SecretNotFound", f"Secret {ref.name} not found")
+    data = secrets[ref.name]
+    if ref.key not in data:
+        raise Unresolved("SecretKeyNotFound", f"Secret {ref.name} has no key {ref.key!r}")
+    return data[ref.key]
+
+
+def validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "spec"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"spec.{where}: {first['msg']}{more}"
+
+
+def referenced_secrets(body: dict[str, Any]) -> set[str]:
+    """Names of the Secrets a Stack or member resource refers to (for the watch index)."""
+    names: set[str] = set()
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            if key.endswith("SecretRef") and isinstance(node.get("name"), str):
+                names.add(node["name"])
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, key)
+
+    walk(body.get("spec", {}))
+    return names
+
+
+def _stack_credentials(spec: StackSpec, secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    return {
+        REDIS_URL: resolve_secret(spec.redis.url_secret_ref, secrets),
+        MONGODB_URI: resolve_secret(spec.mongodb.uri_secret_ref, secrets),
+    }
+
+
+def _member_credentials(kind: str, name: str, spec: BaseModel, secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    refs: dict[str, SecretKeyRef] = spec.secret_refs() if hasattr(spec, "secret_refs") else {}
+    return {credential_key(kind, name, cred): resolve_secret(ref, secrets) for cred, ref in sorted(refs.items())}
+
+
+def _previous_entry(observed: Observed, member_kind: MemberKind, name: str) -> tuple[Any, dict[str, str]] | None:
+    """The member's version in the config in force, with its credentials, if any."""
+    if observed.previous_config is None:
+        return None
+    entry = getattr(observed.previous_config, member_kind.config_field).get(name)
+    if entry is None:
+        return None
+    prefix = credential_key(member_kind.kind, name, "")
+    return entry, {k: v for k, v in observed.previous_credentials.items() if k.startswith(prefix)}
+
+
+def _availability(workloads: Mapping[str, Mapping[str, Any]], spec: StackSpec) -> ConditionIntent:
+    parts, available = [], True
+    for component in manifests.COMPONENTS:
+        wanted = getattr(spec, component).replicas
+        have = int(workloads.get(component, {}).get("readyReplicas") or 0)
+        parts.append(f"{component} {have}/{wanted} ready")
+        available &= have >= min(wanted, 1)
+    return ConditionIntent("Available", TRUE if available else FALSE,
+                           "PodsReady" if available else "PodsNotReady", ", ".join(parts))
+
+
+def render(observed: Observed) -> Desired:
+    stack_body = observed.stack
+    stack_name = stack_body["metadata"]["name"]
+    generation = int(stack_body["metadata"].get("generation", 0))
+    statuses: dict[tuple[str, str], StatusUpdate] = {}
+    members = sorted(observed.members, key=lambda m: (m["kind"], m["metadata"]["name"]))
+
+    def keep_previous(reason: str, message: str) -> Desired:
+        for member in members:
+            statuses[(member["kind"], member["metadata"]["name"])] = StatusUpdate(
+                [not_ready("StackNotReady", f"Stack {stack_name} is not ready: {message}")],
+                int(member["metadata"].get("generation", 0)),
+            )
+        statuses[("Stack", stack_name)] = StatusUpdate(
+            [not_ready(reason, message + _in_force_suffix(observed))], generation
+        )
+        return Desired(None, dict(observed.previous_credentials), observed.previous_credentials_revision, [], statuses)
+
+    try:
+        spec = StackSpec.model_validate(stack_body.get("spec", {}))
+    except ValidationError as exc:
+        return keep_previous("Invalid", validation_message(exc))
+    try:
+        credentials = _stack_credentials(spec, observed.secrets)
+    except Unresolved as exc:
+        return keep_previous(exc.reason, exc.message)
+
+    folded: dict[str, dict[str, Any]] = {k.config_field: {} for k in MEMBER_KINDS.values()}
+    member_problems = []
+    for member in members:
+        kind, name = member["kind"], member["metadata"]["name"]
+        member_kind = MEMBER_KINDS[kind]
+        member_generation = int(member["metadata"].get("generation", 0))
+        intents: list[ConditionIntent]
+        try:
+            member_spec = member_kind.spec_model.model_validate(member.get("spec", {}))
+            member_credentials = _member_credentials(kind, name, member_spec, observed.secrets)
+        except (ValidationError, Unresolved) as exc:
+            reason, message = (
+                ("Invalid", validation_message(exc)) if isinstance(exc, ValidationError) else (exc.reason, exc.message)
+            )
+            previous = _previous_entry(observed, member_kind, name)
+            if previous is not None:
+                folded[member_kind.config_field][name], previous_credentials = previous
+                credentials.update(previous_credentials)
+                message += "; the last good version stays in force"
+            intents = [not_ready(reason, message)]
+            if kind == "EmailProvider":
+                intents.append(ConditionIntent("CredentialsResolved", FALSE, reason, message))
+            member_problems.append(f"{kind} {name}: {reason}")
+        else:
+            folded[member_kind.config_field][name] = member_spec
+            credentials.update(member_credentials)
+            if getattr(member_spec, "enabled", True):
+                intents = [ready("InForce", f"in force in Stack {stack_name}")]
+            else:
+                intents = [ready("Disabled", "in the config, but not used while spec.enabled is false")]
+            if kind == "EmailProvider":
+                intents.append(ConditionIntent("CredentialsResolved", TRUE, "SecretsFound",
+                                               "every referenced Secret key is present"))
+        statuses[(kind, name)] = StatusUpdate(intents, member_generation)
+
+    revision = observed.previous_credentials_revision
+    if credentials != dict(observed.previous_credentials):
+        revision += 1
+    config = RuntimeConfig(
+        stack=stack_name,
+        namespace=stack_body["metadata"]["namespace"],
+        generation=generation,
+        credentials_revision=revision,
+        spec=spec,
+        **folded,
+    )
+    counts = {k.kind: len(folded[k.config_field]) for k in MEMBER_KINDS.values()}
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    stack_intents = [ready("ConfigApplied", f"config {config.hash} in force ({summary})")]
+    stack_intents.append(
+        ConditionIntent("MembersReady", FALSE, "MembersInvalid", "; ".join(member_problems))
+        if member_problems
+        else ConditionIntent("MembersReady", TRUE, "AllMembersReady", "every resource of the Stack is in force")
+    )
+    stack_intents.append(_availability(observed.workloads, spec))
+    statuses[("Stack", stack_name)] = StatusUpdate(
+        stack_intents, generation, {"configHash": config.hash, "members": counts}
+    )
+    objects = [
+        manifests.service_account(stack_body),
+        manifests.config_reader_role(stack_body),
+        manifests.config_reader_binding(stack_body),
+        manifests.credentials_secret(stack_body, credentials, revision),
+        manifests.config_map(stack_body, config),
+        *(manifests.deployment(stack_body, spec, c) for c in manifests.COMPONENTS),
+        manifests.api_service(stack_body),
+    ]
+    return Desired(config, credentials, revision, objects, statuses)
+
+
+def _in_force_suffix(observed: Observed) -> str:
+    if observed.previous_config is None:
+        return "; no config is in force yet"
+    return f"; config {observed.previous_config.hash} stays in force"
+
+
+def orphan_status(member: dict[str, Any]) -> StatusUpdate:
+    """The status of a member resource whose Stack does not exist."""
+    stack = member.get("spec", {}).get("stackRef", {}).get("name", "?")
+    return StatusUpdate(
+        [not_ready("StackNotFound", f"Stack {stack} not found in namespace {member['metadata'].get('namespace')}")],
+        int(member["metadata"].get("generation", 0)),
+    )

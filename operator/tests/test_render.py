@@ -1,0 +1,140 @@
+"""render() as a pure function: the decisions of the operator, without a cluster."""
+
+from __future__ import annotations
+
+import json
+
+from stackyard.config import RuntimeConfig
+from stackyard_operator.render import Observed, referenced_secrets, render
+
+STACK = {
+    "apiVersion": "stackyard.dev/v1alpha1",
+    "kind": "Stack",
+    "metadata": {"name": "demo", "namespace": "shop", "uid": "u-1", "generation": 3},
+    "spec": {
+        "redis": {"urlSecretRef": {"name": "backends", "key": "redis"}},
+        "mongodb": {"uriSecretRef": {"name": "backends", "key": "mongodb"}},
+    },
+}
+BACKENDS = {"redis": "redis://:pw@redis:6379/0", "mongodb": "mongodb://mongo/"}
+
+
+def provider(name: str, secret: str = "resend", priority: int = 10, generation: int = 1) -> dict:
+    return {
+        "apiVersion": "stackyard.dev/v1alpha1", "kind": "EmailProvider",
+        "metadata": {"name": name, "namespace": "shop", "generation": generation},
+        "spec": {"stackRef": {"name": "demo"}, "type": "resend", "priority": priority,
+                 "resend": {"apiKeySecretRef": {"name": secret, "key": "apiKey"}}},
+    }
+
+
+def conditions(desired, kind, name):
+    return {c.type: c for c in desired.statuses[(kind, name)].conditions}
+
+
+def test_same_state_renders_the_same_objects_and_hash():
+    observed = Observed(STACK, [provider("resend")], {"backends": BACKENDS, "resend": {"apiKey": "k"}})
+    first, second = render(observed), render(observed)
+    assert first.objects == second.objects
+    assert first.config is not None and first.config.hash == second.config.hash
+
+
+def test_config_holds_references_and_the_secret_holds_values():
+    desired = render(Observed(STACK, [provider("resend")], {"backends": BACKENDS, "resend": {"apiKey": "re_123"}}))
+    config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
+    text = json.dumps(config_map)
+    assert "re_123" not in text and "redis://" not in text
+    assert desired.credentials["emailprovider.resend.apiKey"] == "re_123"
+    assert desired.credentials["stack.redis.url"] == BACKENDS["redis"]
+    assert config_map["metadata"]["annotations"]["stackyard.dev/config-hash"] == desired.config.hash
+
+
+def test_missing_stack_secret_applies_nothing_and_keeps_the_config_in_force():
+    previous = render(Observed(STACK, [], {"backends": BACKENDS})).config
+    desired = render(Observed(STACK, [provider("resend")], {}, previous_config=previous))
+    assert desired.config is None and desired.objects == []
+    ready = conditions(desired, "Stack", "demo")["Ready"]
+    assert (ready.status, ready.reason) == ("False", "SecretNotFound")
+    assert previous.hash in ready.message
+    assert conditions(desired, "EmailProvider", "resend")["Ready"].reason == "StackNotReady"
+
+
+def test_invalid_member_without_a_previous_version_is_left_out():
+    desired = render(Observed(STACK, [provider("resend")], {"backends": BACKENDS}))
+    assert desired.config.email_providers == {}
+    ready = conditions(desired, "EmailProvider", "resend")["Ready"]
+    assert (ready.status, ready.reason, ready.message) == ("False", "SecretNotFound", "Secret resend not found")
+    assert conditions(desired, "Stack", "demo")["MembersReady"].status == "False"
+    assert conditions(desired, "Stack", "demo")["Ready"].status == "True"
+
+
+def test_invalid_member_keeps_its_last_good_version_and_credentials():
+    good = render(Observed(STACK, [provider("resend", priority=10)], {"backends": BACKENDS, "resend": {"apiKey": "k1"}}))
+    broken = provider("resend", secret="gone", priority=1, generation=2)
+    desired = render(Observed(STACK, [broken], {"backends": BACKENDS}, previous_config=good.config,
+                              previous_credentials=good.credentials, previous_credentials_revision=good.credentials_revision))
+    assert desired.config.email_providers["resend"].priority == 10
+    assert desired.credentials["emailprovider.resend.apiKey"] == "k1"
+    ready = conditions(desired, "EmailProvider", "resend")["Ready"]
+    assert ready.status == "False" and "last good version stays in force" in ready.message
+    assert desired.statuses[("EmailProvider", "resend")].generation == 2
+
+
+def test_credentials_revision_moves_only_when_the_credentials_change():
+    secrets = {"backends": BACKENDS, "resend": {"apiKey": "k1"}}
+    first = render(Observed(STACK, [provider("resend")], secrets))
+    assert first.credentials_revision == 1
+    same = render(Observed(STACK, [provider("resend", priority=3)], secrets, previous_config=first.config,
+                           previous_credentials=first.credentials, previous_credentials_revision=1))
+    assert same.credentials_revision == 1
+    changed = render(Observed(STACK, [provider("resend")], {**secrets, "resend": {"apiKey": "k2"}},
+                              previous_config=first.config, previous_credentials=first.credentials,
+                              previous_credentials_revision=1))
+    assert changed.credentials_revision == 2
+    assert changed.config.hash != first.config.hash
+
+
+def test_owned_objects_carry_owner_reference_and_restricted_security():
+    desired = render(Observed(STACK, [], {"backends": BACKENDS}))
+    for obj in desired.objects:
+        (owner,) = obj["metadata"]["ownerReferences"]
+        assert owner == {"apiVersion": "stackyard.dev/v1alpha1", "kind": "Stack", "name": "demo", "uid": "u-1",
+                         "controller": True, "blockOwnerDeletion": True}
+    deployments = [o for o in desired.objects if o["kind"] == "Deployment"]
+    assert [d["metadata"]["name"] for d in deployments] == ["demo-api", "demo-worker"]
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]
+        assert "stackyard.dev/config-hash" not in json.dumps(pod), "a config change must not restart pods"
+        container = pod["spec"]["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_disabled_provider_is_in_the_config_but_says_so():
+    disabled = provider("resend")
+    disabled["spec"]["enabled"] = False
+    desired = render(Observed(STACK, [disabled], {"backends": BACKENDS, "resend": {"apiKey": "k"}}))
+    assert "resend" in desired.config.email_providers
+    assert conditions(desired, "EmailProvider", "resend")["Ready"].reason == "Disabled"
+
+
+def test_availability_follows_ready_replicas():
+    observed = Observed(STACK, [], {"backends": BACKENDS}, workloads={"api": {"readyReplicas": 1}})
+    available = conditions(render(observed), "Stack", "demo")["Available"]
+    assert (available.status, available.message) == ("False", "api 1/2 ready, worker 0/1 ready")
+    observed = Observed(STACK, [], {"backends": BACKENDS},
+                        workloads={"api": {"readyReplicas": 2}, "worker": {"readyReplicas": 1}})
+    assert conditions(render(observed), "Stack", "demo")["Available"].status == "True"
+
+
+def test_referenced_secrets_are_found_anywhere_in_the_spec():
+    assert referenced_secrets(STACK) == {"backends"}
+    assert referenced_secrets(provider("resend", secret="s1")) == {"s1"}
+
+
+def test_runtime_config_round_trips_through_the_config_map():
+    desired = render(Observed(STACK, [provider("resend")], {"backends": BACKENDS, "resend": {"apiKey": "k"}}))
+    config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
+    parsed = RuntimeConfig.model_validate_json(config_map["data"]["config.json"])
+    assert parsed == desired.config
