@@ -1,0 +1,1 @@
+"""stackyard-api: the HTTP API over the core library."""

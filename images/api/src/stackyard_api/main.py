@@ -1,0 +1,31 @@
+"""stackyard-api: serve the HTTP API.
+
+Config comes from the Stack's ConfigMap and Secret (STACKYARD_STACK, STACKYARD_NAMESPACE,
+in-cluster or KUBECONFIG credentials) or from files (STACKYARD_CONFIG_DIR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import uvicorn
+
+from stackyard.logs import configure_logging
+from stackyard.runtime import Runtime
+
+from .app import create_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="stackyard-api", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default=os.environ.get("STACKYARD_HOST", "0.0.0.0"))  # noqa: S104 - a server
+    parser.add_argument("--port", type=int, default=int(os.environ.get("STACKYARD_PORT", "8080")))
+    args = parser.parse_args(argv)
+    configure_logging("stackyard-api")
+    app = create_app(Runtime.from_environment("stackyard-api"))
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, proxy_headers=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""GET /v1/config: which configuration this process applies (hash and generation, no secret)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from ..deps import RuntimeDep
+from ..errors import problem_responses
+
+router = APIRouter(prefix="/v1/config", tags=["config"])
+
+
+class AppliedConfigInfo(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        json_schema_extra={"examples": [{
+            "hash": "3f9a0c1d2b4e5f60", "stack": "demo", "namespace": "default", "generation": 3,
+            "credentialsRevision": 2, "appliedAt": 1764050000.0,
+            "capabilities": {"auth": True, "email": True, "jobs": True, "rateLimit": True},
+            "emailProviders": ["resend", "smtp"], "rateLimitPolicies": ["login"], "lastError": None,
+        }]},
+    )
+
+    hash: str = Field(description="Content hash of the RuntimeConfig in force.")
+    stack: str
+    namespace: str
+    generation: int = Field(description="metadata.generation of the Stack the config was rendered from.")
+    credentials_revision: int
+    applied_at: float = Field(description="Unix time at which this process applied it.")
+    capabilities: dict[str, Any]
+    email_providers: list[str]
+    rate_limit_policies: list[str]
+    last_error: str | None = Field(description="Why the last offered config was refused, if it was.")
+
+
+@router.get(
+    "",
+    response_model=AppliedConfigInfo,
+    response_model_by_alias=True,
+    summary="The configuration this process applies",
+    responses=problem_responses(503),
+)
+async def get_config(runtime: RuntimeDep) -> AppliedConfigInfo:
+    return AppliedConfigInfo.model_validate(runtime.describe_config())

@@ -1,0 +1,1 @@
+"""stackyard-worker: queue consumers and the scheduler."""

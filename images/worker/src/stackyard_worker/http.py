@@ -1,0 +1,33 @@
+"""The worker's small HTTP surface: probes and the applied config, like the api's."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from stackyard.problems import NotConfigured
+from stackyard.runtime import Runtime
+
+
+def create_http_app(runtime: Runtime) -> Starlette:
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        readiness = await runtime.readiness()
+        body = {"status": "ok" if readiness.ready else "not ready", "checks": readiness.checks}
+        return JSONResponse(body, status_code=200 if readiness.ready else 503)
+
+    async def config(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(runtime.describe_config())
+        except NotConfigured as exc:
+            return JSONResponse(exc.body(request.url.path), status_code=exc.status, media_type="application/problem+json")
+
+    return Starlette(routes=[
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/v1/config", config),
+    ])
