@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from stackyard.resources import KINDS, duration_seconds
 from stackyard.resources.crdgen import crd, render_files
 

@@ -7,10 +7,12 @@ from stackyard.config import LiveConfig, RuntimeConfig
 from stackyard.resources.ratelimit import RateLimitPolicySpec
 from stackyard.resources.stack import StackSpec
 
-SPEC = StackSpec.model_validate({
-    "redis": {"urlSecretRef": {"name": "b", "key": "redis"}},
-    "mongodb": {"uriSecretRef": {"name": "b", "key": "mongodb"}},
-})
+SPEC = StackSpec.model_validate(
+    {
+        "redis": {"urlSecretRef": {"name": "b", "key": "redis"}},
+        "mongodb": {"uriSecretRef": {"name": "b", "key": "mongodb"}},
+    }
+)
 
 
 def config(generation: int = 1, revision: int = 1) -> RuntimeConfig:

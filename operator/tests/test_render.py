@@ -21,10 +21,15 @@ BACKENDS = {"redis": "redis://:pw@redis:6379/0", "mongodb": "mongodb://mongo/"}
 
 def provider(name: str, secret: str = "resend", priority: int = 10, generation: int = 1) -> dict:
     return {
-        "apiVersion": "stackyard.dev/v1alpha1", "kind": "EmailProvider",
+        "apiVersion": "stackyard.dev/v1alpha1",
+        "kind": "EmailProvider",
         "metadata": {"name": name, "namespace": "shop", "generation": generation},
-        "spec": {"stackRef": {"name": "demo"}, "type": "resend", "priority": priority,
-                 "resend": {"apiKeySecretRef": {"name": secret, "key": "apiKey"}}},
+        "spec": {
+            "stackRef": {"name": "demo"},
+            "type": "resend",
+            "priority": priority,
+            "resend": {"apiKeySecretRef": {"name": secret, "key": "apiKey"}},
+        },
     }
 
 
@@ -69,10 +74,20 @@ def test_invalid_member_without_a_previous_version_is_left_out():
 
 
 def test_invalid_member_keeps_its_last_good_version_and_credentials():
-    good = render(Observed(STACK, [provider("resend", priority=10)], {"backends": BACKENDS, "resend": {"apiKey": "k1"}}))
+    good = render(
+        Observed(STACK, [provider("resend", priority=10)], {"backends": BACKENDS, "resend": {"apiKey": "k1"}})
+    )
     broken = provider("resend", secret="gone", priority=1, generation=2)
-    desired = render(Observed(STACK, [broken], {"backends": BACKENDS}, previous_config=good.config,
-                              previous_credentials=good.credentials, previous_credentials_revision=good.credentials_revision))
+    desired = render(
+        Observed(
+            STACK,
+            [broken],
+            {"backends": BACKENDS},
+            previous_config=good.config,
+            previous_credentials=good.credentials,
+            previous_credentials_revision=good.credentials_revision,
+        )
+    )
     assert desired.config.email_providers["resend"].priority == 10
     assert desired.credentials["emailprovider.resend.apiKey"] == "k1"
     ready = conditions(desired, "EmailProvider", "resend")["Ready"]
@@ -84,12 +99,27 @@ def test_credentials_revision_moves_only_when_the_credentials_change():
     secrets = {"backends": BACKENDS, "resend": {"apiKey": "k1"}}
     first = render(Observed(STACK, [provider("resend")], secrets))
     assert first.credentials_revision == 1
-    same = render(Observed(STACK, [provider("resend", priority=3)], secrets, previous_config=first.config,
-                           previous_credentials=first.credentials, previous_credentials_revision=1))
+    same = render(
+        Observed(
+            STACK,
+            [provider("resend", priority=3)],
+            secrets,
+            previous_config=first.config,
+            previous_credentials=first.credentials,
+            previous_credentials_revision=1,
+        )
+    )
     assert same.credentials_revision == 1
-    changed = render(Observed(STACK, [provider("resend")], {**secrets, "resend": {"apiKey": "k2"}},
-                              previous_config=first.config, previous_credentials=first.credentials,
-                              previous_credentials_revision=1))
+    changed = render(
+        Observed(
+            STACK,
+            [provider("resend")],
+            {**secrets, "resend": {"apiKey": "k2"}},
+            previous_config=first.config,
+            previous_credentials=first.credentials,
+            previous_credentials_revision=1,
+        )
+    )
     assert changed.credentials_revision == 2
     assert changed.config.hash != first.config.hash
 
@@ -98,8 +128,14 @@ def test_owned_objects_carry_owner_reference_and_restricted_security():
     desired = render(Observed(STACK, [], {"backends": BACKENDS}))
     for obj in desired.objects:
         (owner,) = obj["metadata"]["ownerReferences"]
-        assert owner == {"apiVersion": "stackyard.dev/v1alpha1", "kind": "Stack", "name": "demo", "uid": "u-1",
-                         "controller": True, "blockOwnerDeletion": True}
+        assert owner == {
+            "apiVersion": "stackyard.dev/v1alpha1",
+            "kind": "Stack",
+            "name": "demo",
+            "uid": "u-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
     deployments = [o for o in desired.objects if o["kind"] == "Deployment"]
     assert [d["metadata"]["name"] for d in deployments] == ["demo-api", "demo-worker"]
     for deployment in deployments:
@@ -123,8 +159,9 @@ def test_availability_follows_ready_replicas():
     observed = Observed(STACK, [], {"backends": BACKENDS}, workloads={"api": {"readyReplicas": 1}})
     available = conditions(render(observed), "Stack", "demo")["Available"]
     assert (available.status, available.message) == ("False", "api 1/2 ready, worker 0/1 ready")
-    observed = Observed(STACK, [], {"backends": BACKENDS},
-                        workloads={"api": {"readyReplicas": 2}, "worker": {"readyReplicas": 1}})
+    observed = Observed(
+        STACK, [], {"backends": BACKENDS}, workloads={"api": {"readyReplicas": 2}, "worker": {"readyReplicas": 1}}
+    )
     assert conditions(render(observed), "Stack", "demo")["Available"].status == "True"
 
 

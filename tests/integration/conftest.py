@@ -32,10 +32,12 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 
             result = check()
             if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - keep polling; report the last one
+        except Exception as exc:
             last_error = exc
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+    pytest.fail(
+        f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +61,11 @@ class Namespace:
         self.name = name
 
     def apply(self, manifest: str | dict[str, Any] | list[dict[str, Any]]) -> None:
-        text = manifest if isinstance(manifest, str) else yaml.safe_dump_all(
-            manifest if isinstance(manifest, list) else [manifest])
+        text = (
+            manifest
+            if isinstance(manifest, str)
+            else yaml.safe_dump_all(manifest if isinstance(manifest, list) else [manifest])
+        )
         self.kube.kubectl("apply", "-n", self.name, "-f", "-", input=text)
 
     def try_apply(self, manifest: dict[str, Any]):  # type: ignore[no-untyped-def]

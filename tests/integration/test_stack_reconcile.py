@@ -17,8 +17,12 @@ RESEND = {
     "apiVersion": "stackyard.dev/v1alpha1",
     "kind": "EmailProvider",
     "metadata": {"name": "resend"},
-    "spec": {"stackRef": {"name": "demo"}, "type": "resend", "priority": 10,
-             "resend": {"apiKeySecretRef": {"name": "resend", "key": "apiKey"}}},
+    "spec": {
+        "stackRef": {"name": "demo"},
+        "type": "resend",
+        "priority": 10,
+        "resend": {"apiKeySecretRef": {"name": "resend", "key": "apiKey"}},
+    },
 }
 
 
@@ -33,15 +37,24 @@ def test_stack_renders_owned_objects_with_owner_references_and_labels(namespace,
 
     stack = namespace.get("stack", "demo")
     owned = {
-        "serviceaccount": "demo-stackyard", "configmap": "demo-config", "secret": "demo-credentials",
-        "deployment": "demo-api", "role": "demo-config-reader", "rolebinding": "demo-config-reader",
+        "serviceaccount": "demo-stackyard",
+        "configmap": "demo-config",
+        "secret": "demo-credentials",
+        "deployment": "demo-api",
+        "role": "demo-config-reader",
+        "rolebinding": "demo-config-reader",
         "service": "demo-api",
     }
     for kind, name in owned.items():
         obj = namespace.get(kind, name)
         assert obj is not None, f"{kind}/{name} missing"
         (owner,) = obj["metadata"]["ownerReferences"]
-        assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("Stack", "demo", stack["metadata"]["uid"], True)
+        assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+            "Stack",
+            "demo",
+            stack["metadata"]["uid"],
+            True,
+        )
         assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == "demo"
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "stackyard-operator"
     worker = namespace.get("deployment", "demo-worker")
@@ -54,7 +67,9 @@ def test_stack_renders_owned_objects_with_owner_references_and_labels(namespace,
 def test_provider_change_reaches_api_and_worker_without_restart(namespace, backends, services):
     namespace.secret("resend", apiKey="re_test_123")
     namespace.apply([stack_manifest(), RESEND])
-    wait_for(lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready")
+    wait_for(
+        lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready"
+    )
     api, worker = services("api", namespace), services("worker", namespace)
     first = config_hash(namespace)
     wait_for(lambda: httpx.get(f"{api.url}/v1/config").json().get("hash") == first, what="api applies the config")
@@ -63,8 +78,9 @@ def test_provider_change_reaches_api_and_worker_without_restart(namespace, backe
     namespace.apply({**RESEND, "spec": {**RESEND["spec"], "priority": 5}})
     second = wait_for(lambda: (h := config_hash(namespace)) != first and h, what="a new config hash")
     for service in (api, worker):
-        wait_for(lambda s=service: httpx.get(f"{s.url}/v1/config").json()["hash"] == second,
-                 what="the new hash applied")
+        wait_for(
+            lambda s=service: httpx.get(f"{s.url}/v1/config").json()["hash"] == second, what="the new hash applied"
+        )
     assert api.process.proc.pid == api_pid and api.process.running, "the api must not restart"
     deployment = namespace.get("deployment", "demo-api")
     assert deployment["metadata"]["generation"] == 1, "a config change must not roll the pods"
@@ -74,7 +90,9 @@ def test_provider_change_reaches_api_and_worker_without_restart(namespace, backe
 
 def test_schema_and_cel_rules_reject_bad_resources_with_their_message(namespace):
     bad_burst = {
-        "apiVersion": "stackyard.dev/v1alpha1", "kind": "RateLimitPolicy", "metadata": {"name": "login"},
+        "apiVersion": "stackyard.dev/v1alpha1",
+        "kind": "RateLimitPolicy",
+        "metadata": {"name": "login"},
         "spec": {"stackRef": {"name": "demo"}, "algorithm": "fixedWindow", "limit": 10, "window": "1m", "burst": 20},
     }
     result = namespace.try_apply(bad_burst)
@@ -94,19 +112,27 @@ def test_schema_and_cel_rules_reject_bad_resources_with_their_message(namespace)
 
 def test_missing_secret_gives_ready_false_with_reason_until_it_appears(namespace, backends):
     namespace.apply([stack_manifest(), RESEND])
-    condition = wait_for(lambda: (c := namespace.condition("emailprovider", "resend")) and c["status"] == "False" and c,
-                         what="provider Ready=False")
+    condition = wait_for(
+        lambda: (c := namespace.condition("emailprovider", "resend")) and c["status"] == "False" and c,
+        what="provider Ready=False",
+    )
     assert condition["reason"] == "SecretNotFound"
     assert condition["message"] == "Secret resend not found"
-    assert "resend" not in json.loads(namespace.get("configmap", "demo-config")["data"]["config.json"])["emailProviders"]
+    assert (
+        "resend" not in json.loads(namespace.get("configmap", "demo-config")["data"]["config.json"])["emailProviders"]
+    )
 
     namespace.secret("resend", wrongKey="x")
-    wait_for(lambda: (namespace.condition("emailprovider", "resend") or {}).get("reason") == "SecretKeyNotFound",
-             what="reason SecretKeyNotFound")
+    wait_for(
+        lambda: (namespace.condition("emailprovider", "resend") or {}).get("reason") == "SecretKeyNotFound",
+        what="reason SecretKeyNotFound",
+    )
     assert namespace.condition("emailprovider", "resend")["message"] == "Secret resend has no key 'apiKey'"
 
     namespace.secret("resend", apiKey="re_live_abc")
-    wait_for(lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready")
+    wait_for(
+        lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready"
+    )
     stack_members = namespace.condition("stack", "demo", "MembersReady")
     assert stack_members["status"] == "True"
 
@@ -128,13 +154,19 @@ def test_member_of_missing_stack_reports_stack_not_found(namespace):
 def test_invalid_member_keeps_its_last_good_version_in_force(namespace, backends):
     namespace.secret("resend", apiKey="re_first")
     namespace.apply([stack_manifest(), RESEND])
-    wait_for(lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready")
+    wait_for(
+        lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready"
+    )
 
-    moved = {**RESEND, "spec": {**RESEND["spec"], "priority": 1,
-                                "resend": {"apiKeySecretRef": {"name": "gone", "key": "apiKey"}}}}
+    moved = {
+        **RESEND,
+        "spec": {**RESEND["spec"], "priority": 1, "resend": {"apiKeySecretRef": {"name": "gone", "key": "apiKey"}}},
+    }
     namespace.apply(moved)
-    condition = wait_for(lambda: (c := namespace.condition("emailprovider", "resend")) and c["status"] == "False" and c,
-                         what="provider Ready=False")
+    condition = wait_for(
+        lambda: (c := namespace.condition("emailprovider", "resend")) and c["status"] == "False" and c,
+        what="provider Ready=False",
+    )
     assert condition["reason"] == "SecretNotFound"
     assert "last good version stays in force" in condition["message"]
     config = json.loads(namespace.get("configmap", "demo-config")["data"]["config.json"])
@@ -147,22 +179,30 @@ def test_invalid_member_keeps_its_last_good_version_in_force(namespace, backends
 def test_changed_secret_is_picked_up_by_the_api(namespace, backends, services):
     namespace.secret("resend", apiKey="re_old")
     namespace.apply([stack_manifest(), RESEND])
-    wait_for(lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready")
+    wait_for(
+        lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready"
+    )
     api = services("api", namespace)
     before = wait_for(lambda: httpx.get(f"{api.url}/v1/config").json().get("credentialsRevision"), what="api config")
 
     namespace.secret("resend", apiKey="re_new")
-    wait_for(lambda: httpx.get(f"{api.url}/v1/config").json()["credentialsRevision"] == before + 1,
-             what="the api to apply the new credentials")
+    wait_for(
+        lambda: httpx.get(f"{api.url}/v1/config").json()["credentialsRevision"] == before + 1,
+        what="the api to apply the new credentials",
+    )
     credentials = namespace.get("secret", "demo-credentials")["data"]
     assert base64.b64decode(credentials["emailprovider.resend.apiKey"]).decode() == "re_new"
 
 
-def test_credentials_never_appear_in_configmap_status_logs_or_api(namespace, backends, services, operator, redis_server):
+def test_credentials_never_appear_in_configmap_status_logs_or_api(
+    namespace, backends, services, operator, redis_server
+):
     secret_value = "re_sekrit_9f8e7d6c5b4a"
     namespace.secret("resend", apiKey=secret_value)
     namespace.apply([stack_manifest(), RESEND])
-    wait_for(lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready")
+    wait_for(
+        lambda: (namespace.condition("emailprovider", "resend") or {}).get("status") == "True", what="provider Ready"
+    )
     api = services("api", namespace)
     body = wait_for(lambda: (r := httpx.get(f"{api.url}/v1/config")).status_code == 200 and r.text, what="api config")
 
@@ -184,7 +224,13 @@ def test_deleting_the_stack_removes_what_it_owns(namespace, backends):
     namespace.apply(stack_manifest())
     wait_for(lambda: namespace.get("deployment", "demo-api"), what="the api Deployment")
     namespace.kubectl("delete", "stack", "demo")
-    for kind, name in [("deployment", "demo-api"), ("deployment", "demo-worker"), ("configmap", "demo-config"),
-                       ("secret", "demo-credentials"), ("service", "demo-api"), ("serviceaccount", "demo-stackyard")]:
+    for kind, name in [
+        ("deployment", "demo-api"),
+        ("deployment", "demo-worker"),
+        ("configmap", "demo-config"),
+        ("secret", "demo-credentials"),
+        ("service", "demo-api"),
+        ("serviceaccount", "demo-stackyard"),
+    ]:
         wait_for(lambda k=kind, n=name: namespace.get(k, n) is None, timeout=30, what=f"{kind}/{name} to be collected")
     assert namespace.get("secret", "backends") is not None, "the user's own Secret stays"

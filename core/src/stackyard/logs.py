@@ -28,10 +28,13 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         # Fields passed with `extra=` (and trace ids set by telemetry) go in as they are.
-        entry.update({
-            k: v for k, v in record.__dict__.items()
-            if k not in _STANDARD and k not in _IGNORED_EXTRA and not k.startswith("_")
-        })
+        entry.update(
+            {
+                k: v
+                for k, v in record.__dict__.items()
+                if k not in _STANDARD and k not in _IGNORED_EXTRA and not k.startswith("_")
+            }
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

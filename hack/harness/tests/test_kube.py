@@ -42,7 +42,10 @@ WIDGET_CRD = textwrap.dedent(
 
 
 def widget(name: str, low: int, high: int) -> str:
-    return f"apiVersion: harness.stackyard.dev/v1\nkind: Widget\nmetadata: {{name: {name}}}\nspec: {{min: {low}, max: {high}}}\n"
+    return (
+        "apiVersion: harness.stackyard.dev/v1\nkind: Widget\n"
+        f"metadata: {{name: {name}}}\nspec: {{min: {low}, max: {high}}}\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +76,13 @@ async def test_watch_sees_a_change(kube, widget_crd):
         api = client.CustomObjectsApi(api_client)
         current = await api.get_namespaced_custom_object("harness.stackyard.dev", "v1", "default", "widgets", "watched")
         stream = watch.Watch().stream(
-            api.list_namespaced_custom_object, "harness.stackyard.dev", "v1", "default", "widgets",
-            field_selector="metadata.name=watched", resource_version=current["metadata"]["resourceVersion"],
+            api.list_namespaced_custom_object,
+            "harness.stackyard.dev",
+            "v1",
+            "default",
+            "widgets",
+            field_selector="metadata.name=watched",
+            resource_version=current["metadata"]["resourceVersion"],
             timeout_seconds=20,
         )
         await asyncio.to_thread(kube.kubectl, "patch", "widget", "watched", "--type=merge", "-p", '{"spec":{"max":7}}')
@@ -109,6 +117,8 @@ def test_unauthorised_service_account_is_forbidden(kube):
 def test_anonymous_requests_are_refused(kube):
     result = subprocess.run(
         ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", f"{kube.server}/api/v1/namespaces"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert result.stdout == "401"

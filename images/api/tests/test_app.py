@@ -7,16 +7,17 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-
 from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig
 from stackyard.resources.stack import StackSpec
 from stackyard.runtime import Runtime
 from stackyard_api.app import create_app
 
-SPEC = StackSpec.model_validate({
-    "redis": {"urlSecretRef": {"name": "b", "key": "redis"}},
-    "mongodb": {"uriSecretRef": {"name": "b", "key": "mongodb"}},
-})
+SPEC = StackSpec.model_validate(
+    {
+        "redis": {"urlSecretRef": {"name": "b", "key": "redis"}},
+        "mongodb": {"uriSecretRef": {"name": "b", "key": "mongodb"}},
+    }
+)
 
 
 @pytest.fixture
@@ -76,8 +77,13 @@ def test_unknown_route_is_problem_json(client):
     response = client.get("/v1/nope")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {"type": "https://stackyard.dev/problems/not-found", "title": "Not found",
-                               "status": 404, "detail": "Not Found", "instance": "/v1/nope"}
+    assert response.json() == {
+        "type": "https://stackyard.dev/problems/not-found",
+        "title": "Not found",
+        "status": 404,
+        "detail": "Not Found",
+        "instance": "/v1/nope",
+    }
 
 
 def test_openapi_and_swagger_ui_are_served(client):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from starlette.testclient import TestClient
-
 from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig
 from stackyard.resources.stack import StackSpec
 from stackyard.runtime import Runtime
 from stackyard_worker.http import create_http_app
+from starlette.testclient import TestClient
 
 
 def test_probes_and_config(tmp_path):
@@ -18,8 +17,9 @@ def test_probes_and_config(tmp_path):
     assert client.get("/readyz").status_code == 503
     assert client.get("/v1/config").status_code == 503
 
-    spec = StackSpec.model_validate({"redis": {"urlSecretRef": {"name": "b", "key": "r"}},
-                                     "mongodb": {"uriSecretRef": {"name": "b", "key": "m"}}})
+    spec = StackSpec.model_validate(
+        {"redis": {"urlSecretRef": {"name": "b", "key": "r"}}, "mongodb": {"uriSecretRef": {"name": "b", "key": "m"}}}
+    )
     config = RuntimeConfig(stack="demo", namespace="ns", generation=4, spec=spec)
     live.offer(config.canonical_json(), {"stack.redis.url": "redis://127.0.0.1:1"}, None)
     body = client.get("/v1/config").json()

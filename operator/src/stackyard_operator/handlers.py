@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 import kopf
-
 from stackyard.resources import GROUP, VERSION
 
 from .manifests import MANAGER

@@ -12,7 +12,6 @@ from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
-
 from stackyard.resources import GROUP, VERSION
 
 from .manifests import MANAGER
@@ -43,14 +42,25 @@ class Kube:
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
 
-    async def _call(self, method: str, path: str, body: Any = None, content_type: str | None = None,
-                    query: list[tuple[str, Any]] | None = None) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str | None = None,
+        query: list[tuple[str, Any]] | None = None,
+    ) -> Any:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         return await self.api_client.call_api(
-            path, method, query_params=query or [], header_params=headers, body=body,
-            auth_settings=["BearerToken"], response_types_map={200: "object", 201: "object"},
+            path,
+            method,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+            response_types_map={200: "object", 201: "object"},
             _return_http_data_only=True,
         )
 
@@ -67,7 +77,9 @@ class Kube:
     async def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
             await self._call(
-                "PATCH", object_path(kind, namespace, name, "status"), body={"status": status},
+                "PATCH",
+                object_path(kind, namespace, name, "status"),
+                body={"status": status},
                 content_type="application/merge-patch+json",
             )
         except ApiException as exc:

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import kopf
-
 from stackyard.config.sources import kube_api_client
 from stackyard.logs import configure_logging
 
@@ -42,12 +41,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stackyard-operator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--namespace", "-n", action="append", default=[], help="namespace to watch (repeatable)")
     parser.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
-    parser.add_argument("--leader-election", action="store_true",
-                        help="hold a Lease so that only one of several replicas reconciles")
+    parser.add_argument(
+        "--leader-election", action="store_true", help="hold a Lease so that only one of several replicas reconciles"
+    )
     parser.add_argument("--lease-namespace", default=None, help="namespace of the Lease (default: the first watched)")
     parser.add_argument("--lease-name", default="stackyard-operator")
-    parser.add_argument("--health-port", type=int, default=int(os.environ.get("STACKYARD_HEALTH_PORT", "0")),
-                        help="serve kopf's liveness probe on this port (0: off)")
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=int(os.environ.get("STACKYARD_HEALTH_PORT", "0")),
+        help="serve kopf's liveness probe on this port (0: off)",
+    )
     return parser.parse_args(argv)
 
 

@@ -91,10 +91,18 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
         "kind": "Role",
         "metadata": _metadata(stack_body, f"{name}-config-reader", "runtime"),
         "rules": [
-            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [config_map_name(name)],
-             "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [credentials_secret_name(name)],
-             "verbs": ["get", "list", "watch"]},
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [config_map_name(name)],
+                "verbs": ["get", "list", "watch"],
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": [credentials_secret_name(name)],
+                "verbs": ["get", "list", "watch"],
+            },
         ],
     }
 
@@ -106,8 +114,13 @@ def config_reader_binding(stack_body: dict[str, Any]) -> dict[str, Any]:
         "kind": "RoleBinding",
         "metadata": _metadata(stack_body, f"{name}-config-reader", "runtime"),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{name}-config-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": service_account_name(name),
-                      "namespace": stack_body["metadata"]["namespace"]}],
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": service_account_name(name),
+                "namespace": stack_body["metadata"]["namespace"],
+            }
+        ],
     }
 
 
@@ -116,8 +129,7 @@ def config_map(stack_body: dict[str, Any], config: RuntimeConfig) -> dict[str, A
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(stack_body, config_map_name(name), "config",
-                              annotations={HASH_ANNOTATION: config.hash}),
+        "metadata": _metadata(stack_body, config_map_name(name), "config", annotations={HASH_ANNOTATION: config.hash}),
         "data": {CONFIG_KEY: config.canonical_json()},
     }
 
@@ -128,8 +140,12 @@ def credentials_secret(stack_body: dict[str, Any], credentials: dict[str, str], 
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(stack_body, credentials_secret_name(name), "config",
-                              annotations={CREDENTIALS_REVISION_ANNOTATION: str(revision)}),
+        "metadata": _metadata(
+            stack_body,
+            credentials_secret_name(name),
+            "config",
+            annotations={CREDENTIALS_REVISION_ANNOTATION: str(revision)},
+        ),
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(credentials.items())},
     }
 
@@ -161,7 +177,7 @@ def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> d
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir for the read-only root),
     }
     pod_spec: dict[str, Any] = {
         "serviceAccountName": service_account_name(name),

@@ -18,7 +18,6 @@ from typing import Any
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
-
 from stackyard.config import (
     CONFIG_KEY,
     CREDENTIALS_REVISION_ANNOTATION,
@@ -102,8 +101,7 @@ class StackReconciler:
                 except Exception as exc:
                     failures = self._failures[key] = self._failures.get(key, 0) + 1
                     delay = min(2.0**failures, 60.0)
-                    log.warning("reconcile of Stack %s/%s failed (%s); retrying in %.0fs",
-                                *key, _describe(exc), delay)
+                    log.warning("reconcile of Stack %s/%s failed (%s); retrying in %.0fs", *key, _describe(exc), delay)
                     await self._report_failure(key, exc)
                     await asyncio.sleep(delay)
                     self._pending.add(key)
@@ -138,9 +136,7 @@ class StackReconciler:
             if data is not None:
                 secrets[secret] = data
         previous_config, previous_credentials, revision = await self._in_force(namespace, name)
-        workloads = {
-            w["component"]: w["status"] for w in (self.indices.workloads.get(key) or [])
-        }
+        workloads = {w["component"]: w["status"] for w in (self.indices.workloads.get(key) or [])}
         return Observed(stack, members, secrets, previous_config, previous_credentials, revision, workloads)
 
     async def _in_force(self, namespace: str, stack: str) -> tuple[RuntimeConfig | None, dict[str, str], int]:
@@ -150,7 +146,9 @@ class StackReconciler:
             try:
                 config = RuntimeConfig.model_validate_json(data[CONFIG_KEY])
             except ValidationError:
-                log.warning("ConfigMap %s/%s holds no valid config; rendering afresh", namespace, config_map_name(stack))
+                log.warning(
+                    "ConfigMap %s/%s holds no valid config; rendering afresh", namespace, config_map_name(stack)
+                )
         found = await self.kube.secret_with_annotations(namespace, credentials_secret_name(stack))
         if found is None:
             return config, {}, 0
@@ -170,8 +168,12 @@ class StackReconciler:
         if new == existing:
             return
         for intent in transitions(existing.get("conditions", []), update.conditions):
-            kopf.event(body, type="Warning" if intent.status == FALSE else "Normal",
-                       reason=intent.reason, message=f"{intent.type}={intent.status}: {intent.message}"[:1024])
+            kopf.event(
+                body,
+                type="Warning" if intent.status == FALSE else "Normal",
+                reason=intent.reason,
+                message=f"{intent.type}={intent.status}: {intent.message}"[:1024],
+            )
         meta = body["metadata"]
         await self.kube.patch_status(body["kind"], meta["namespace"], meta["name"], new)
 
@@ -186,7 +188,7 @@ class StackReconciler:
         update = StatusUpdate([not_ready("ApplyFailed", _describe(exc))], int(stack["metadata"].get("generation", 0)))
         try:
             await self.write_status(stack, update)
-        except Exception as status_exc:  # noqa: BLE001 - the API is failing already; the log says so
+        except Exception as status_exc:
             log.warning("cannot report the failure on Stack %s/%s: %s", *key, _describe(status_exc))
 
 
@@ -195,4 +197,3 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, ApiException):
         return f"Kubernetes API answered {exc.status} {exc.reason}"
     return type(exc).__name__ + (f": {exc}" if not isinstance(exc, (KeyError, ValueError)) else "")
-

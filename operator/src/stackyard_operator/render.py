@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-
 from stackyard.config import MONGODB_URI, REDIS_URL, RuntimeConfig, credential_key
 from stackyard.resources import SecretKeyRef
 from stackyard.resources.email import EmailProviderSpec
@@ -131,7 +130,9 @@ def _stack_credentials(spec: StackSpec, secrets: Mapping[str, Mapping[str, str]]
     }
 
 
-def _member_credentials(kind: str, name: str, spec: BaseModel, secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+def _member_credentials(
+    kind: str, name: str, spec: BaseModel, secrets: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
     refs: dict[str, SecretKeyRef] = spec.secret_refs() if hasattr(spec, "secret_refs") else {}
     return {credential_key(kind, name, cred): resolve_secret(ref, secrets) for cred, ref in sorted(refs.items())}
 
@@ -154,8 +155,9 @@ def _availability(workloads: Mapping[str, Mapping[str, Any]], spec: StackSpec) -
         have = int(workloads.get(component, {}).get("readyReplicas") or 0)
         parts.append(f"{component} {have}/{wanted} ready")
         available &= have >= min(wanted, 1)
-    return ConditionIntent("Available", TRUE if available else FALSE,
-                           "PodsReady" if available else "PodsNotReady", ", ".join(parts))
+    return ConditionIntent(
+        "Available", TRUE if available else FALSE, "PodsReady" if available else "PodsNotReady", ", ".join(parts)
+    )
 
 
 def render(observed: Observed) -> Desired:
@@ -216,8 +218,11 @@ def render(observed: Observed) -> Desired:
             else:
                 intents = [ready("Disabled", "in the config, but not used while spec.enabled is false")]
             if kind == "EmailProvider":
-                intents.append(ConditionIntent("CredentialsResolved", TRUE, "SecretsFound",
-                                               "every referenced Secret key is present"))
+                intents.append(
+                    ConditionIntent(
+                        "CredentialsResolved", TRUE, "SecretsFound", "every referenced Secret key is present"
+                    )
+                )
         statuses[(kind, name)] = StatusUpdate(intents, member_generation)
 
     revision = observed.previous_credentials_revision

@@ -69,11 +69,19 @@ class LiveConfig:
         try:
             config = RuntimeConfig.model_validate_json(config_json)
         except ValidationError as exc:
-            self.last_error = f"config {digest} is invalid, keeping {self.hash}: {exc.error_count()} errors, first: {exc.errors()[0]['msg']}"
+            first = exc.errors()[0]["msg"]
+            self.last_error = (
+                f"config {digest} is invalid, keeping {self.hash}: {exc.error_count()} errors, first: {first}"
+            )
             log.error(self.last_error)
             return False
         if credentials_revision is not None and credentials_revision != config.credentials_revision:
-            log.info("config %s waits for credentials revision %s (have %s)", digest, config.credentials_revision, credentials_revision)
+            log.info(
+                "config %s waits for credentials revision %s (have %s)",
+                digest,
+                config.credentials_revision,
+                credentials_revision,
+            )
             return False
         applied = AppliedConfig(config=config, credentials=dict(credentials), hash=digest, applied_at=time.time())
         self._current = applied

@@ -32,7 +32,7 @@ def credentials_secret_name(stack: str) -> str:
 async def kube_api_client() -> client.ApiClient:
     """An API client from the pod's service account, or else from KUBECONFIG."""
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
         return client.ApiClient()
     configuration = client.Configuration()
     await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
@@ -70,8 +70,11 @@ class KubernetesConfigSource:
                 self.connected = True
                 backoff = 0.5
                 stream = watch.Watch().stream(
-                    list_fn, self.namespace, field_selector=f"metadata.name={name}",
-                    resource_version=listing.metadata.resource_version, timeout_seconds=300,
+                    list_fn,
+                    self.namespace,
+                    field_selector=f"metadata.name={name}",
+                    resource_version=listing.metadata.resource_version,
+                    timeout_seconds=300,
                 )
                 async for event in stream:
                     if event["type"] in ("ADDED", "MODIFIED"):
@@ -81,11 +84,20 @@ class KubernetesConfigSource:
             except asyncio.CancelledError:
                 raise
             except ApiException as exc:
-                log.warning("watching %s/%s failed: %s %s; retrying in %.1fs", self.namespace, name, exc.status, exc.reason, backoff)
+                log.warning(
+                    "watching %s/%s failed: %s %s; retrying in %.1fs",
+                    self.namespace,
+                    name,
+                    exc.status,
+                    exc.reason,
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
-            except Exception as exc:  # noqa: BLE001 - connection errors of any kind: retry
-                log.warning("watching %s/%s failed: %s; retrying in %.1fs", self.namespace, name, type(exc).__name__, backoff)
+            except Exception as exc:
+                log.warning(
+                    "watching %s/%s failed: %s; retrying in %.1fs", self.namespace, name, type(exc).__name__, backoff
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
 

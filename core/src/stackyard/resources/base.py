@@ -95,7 +95,9 @@ class PrinterColumn:
     priority: int = 0
 
 
-READY_COLUMN = PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status', description="Whether it is in force")
+READY_COLUMN = PrinterColumn(
+    "Ready", '.status.conditions[?(@.type=="Ready")].status', description="Whether it is in force"
+)
 REASON_COLUMN = PrinterColumn("Reason", '.status.conditions[?(@.type=="Ready")].reason', priority=1)
 AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
 
@@ -121,7 +123,7 @@ class CustomResource(CamelModel):
     """A whole custom resource: kinds subclass this with their spec and status types."""
 
     info: ClassVar[KindInfo]
-    api_version: Literal["stackyard.dev/v1alpha1"] = API_VERSION
+    api_version: Literal["stackyard.dev/v1alpha1"] = "stackyard.dev/v1alpha1"
     kind: str
     metadata: dict[str, Any] = Field(default_factory=dict)
 

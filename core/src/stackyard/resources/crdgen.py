@@ -60,7 +60,7 @@ def _finish(node: Any) -> Any:
     props = node.get("properties")
     if isinstance(props, dict):
         props = node["properties"] = {name: _finish(child) for name, child in props.items()}
-        for name, child in props.items():
+        for child in props.values():
             # A nested object whose fields all have defaults gets `default: {}` so that
             # the API server fills them in; optional (nullable) blocks stay absent,
             # because rules such as has(self.smtp) depend on it.
@@ -102,7 +102,7 @@ def _key_order(item: tuple[str, Any]) -> tuple[int, int, str]:
 def structural_schema(model: type[Any]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
-    schema = _finish(_resolve(raw, defs))
+    schema: dict[str, Any] = _finish(_resolve(raw, defs))
     schema.pop("x-stackyard-nullable", None)
     return schema
 

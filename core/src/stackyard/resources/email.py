@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, JsonValue, StringConstraints
 
 from .base import (
     AGE_COLUMN,
@@ -33,8 +33,12 @@ class SmtpSettings(CamelModel):
     password_secret_ref: SecretKeyRef | None = Field(default=None, description="SMTP AUTH password.")
 
 
-SMTP_RULES = [{"rule": "has(self.username) == has(self.passwordSecretRef)",
-               "message": "username and passwordSecretRef must be set together"}]
+SMTP_RULES: list[JsonValue] = [
+    {
+        "rule": "has(self.username) == has(self.passwordSecretRef)",
+        "message": "username and passwordSecretRef must be set together",
+    }
+]
 
 
 class ApiKeySettings(CamelModel):
@@ -78,8 +82,11 @@ class EmailProviderSpec(CamelModel):
     circuit_breaker: CircuitBreakerSettings = Field(
         default=CircuitBreakerSettings(), description="When to stop trying this provider for a while."
     )
-    smtp: SmtpSettings | None = Field(default=None, description="Settings when type is smtp.",
-                                      json_schema_extra={"x-kubernetes-validations": SMTP_RULES})
+    smtp: SmtpSettings | None = Field(
+        default=None,
+        description="Settings when type is smtp.",
+        json_schema_extra={"x-kubernetes-validations": SMTP_RULES},
+    )
     resend: ApiKeySettings | None = Field(default=None, description="Settings when type is resend.")
     sendgrid: ApiKeySettings | None = Field(default=None, description="Settings when type is sendgrid.")
     postmark: PostmarkSettings | None = Field(default=None, description="Settings when type is postmark.")
@@ -88,8 +95,10 @@ class EmailProviderSpec(CamelModel):
     model_config = CamelModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                {"rule": f"(self.type == '{t}') == has(self.{t})",
-                 "message": f"spec.{t} must be set when type is {t}, and only then"}
+                {
+                    "rule": f"(self.type == '{t}') == has(self.{t})",
+                    "message": f"spec.{t} must be set when type is {t}, and only then",
+                }
                 for t in EMAIL_PROVIDER_TYPES
             ]
         }
@@ -114,7 +123,9 @@ class EmailProvider(CustomResource):
         kind="EmailProvider",
         plural="emailproviders",
         short_names=["esp"],
-        description="A way of sending transactional email (SMTP, Resend, SendGrid, Postmark, SES), tried in priority order.",
+        description=(
+            "A way of sending transactional email (SMTP, Resend, SendGrid, Postmark, SES), tried in priority order."
+        ),
         columns=[
             PrinterColumn("Type", ".spec.type"),
             PrinterColumn("Priority", ".spec.priority", "integer"),

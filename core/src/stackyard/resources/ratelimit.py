@@ -26,7 +26,8 @@ HostPattern = Annotated[str, StringConstraints(pattern=r"^(\*\.)?[a-z0-9.-]+(:[0
 
 class RateLimitMatch(CamelModel):
     paths: list[PathPattern] = Field(
-        default_factory=list, max_length=50,
+        default_factory=list,
+        max_length=50,
         description="Path patterns: * matches one segment, ** any number, e.g. /v1/auth/**. Empty matches every path.",
     )
     methods: list[HttpMethod] = Field(default_factory=list, description="HTTP methods; empty matches every method.")
@@ -37,10 +38,15 @@ class RateLimitMatch(CamelModel):
 
 class RateLimitKey(CamelModel):
     type: Literal["ip", "user", "apiKey", "header", "global"] = Field(
-        default="ip", description="What is counted separately: the client IP, the token's subject, the API key, a header, or everything together."
+        default="ip",
+        description=(
+            "What is counted separately: the client IP, the token's subject, the API key, a "
+            "header, or everything together."
+        ),
     )
-    header: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9-]+$",
-                               description="Header name when type is header.")
+    header: str | None = Field(
+        default=None, max_length=100, pattern=r"^[A-Za-z0-9-]+$", description="Header name when type is header."
+    )
 
 
 class RateLimitPolicySpec(CamelModel):
@@ -49,29 +55,47 @@ class RateLimitPolicySpec(CamelModel):
     key: RateLimitKey = Field(
         default=RateLimitKey(),
         description="How requests are grouped.",
-        json_schema_extra={"x-kubernetes-validations": [
-            {"rule": "(self.type == 'header') == has(self.header)",
-             "message": "key.header must be set when key.type is header, and only then"}]},
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(self.type == 'header') == has(self.header)",
+                    "message": "key.header must be set when key.type is header, and only then",
+                }
+            ]
+        },
     )
     algorithm: Literal["fixedWindow", "slidingWindow", "tokenBucket", "gcra"] = Field(
         default="slidingWindow", description="Counting algorithm."
     )
     limit: int = Field(ge=1, le=1_000_000_000, description="Requests (cost units) allowed per window.")
-    window: Duration = Field(description="The window, e.g. 1s, 1m, 1h; for tokenBucket and gcra the refill period of limit.")
-    burst: int | None = Field(default=None, ge=1, le=1_000_000_000,
-                              description="tokenBucket and gcra: the most that may pass at once (default: limit).")
+    window: Duration = Field(
+        description="The window, e.g. 1s, 1m, 1h; for tokenBucket and gcra the refill period of limit."
+    )
+    burst: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description="tokenBucket and gcra: the most that may pass at once (default: limit).",
+    )
     mode: Literal["enforce", "dryRun"] = Field(default="enforce", description="dryRun only logs and counts.")
     failure_mode: Literal["open", "closed"] = Field(
-        default="open", description="When Redis fails or is slower than the budget: let requests through (open) or refuse them (closed)."
+        default="open",
+        description=(
+            "When Redis fails or is slower than the budget: let requests through (open) or refuse them (closed)."
+        ),
     )
 
     model_config = CamelModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                {"rule": "!has(self.burst) || self.algorithm == 'tokenBucket' || self.algorithm == 'gcra'",
-                 "message": "burst applies only to the tokenBucket and gcra algorithms"},
-                {"rule": "self.algorithm != 'tokenBucket' || !has(self.burst) || self.burst >= self.limit",
-                 "message": "burst must be at least limit for tokenBucket"},
+                {
+                    "rule": "!has(self.burst) || self.algorithm == 'tokenBucket' || self.algorithm == 'gcra'",
+                    "message": "burst applies only to the tokenBucket and gcra algorithms",
+                },
+                {
+                    "rule": "self.algorithm != 'tokenBucket' || !has(self.burst) || self.burst >= self.limit",
+                    "message": "burst must be at least limit for tokenBucket",
+                },
                 {"rule": "duration(self.window) >= duration('1ms')", "message": "window must be at least 1ms"},
             ]
         }
@@ -83,7 +107,10 @@ class RateLimitPolicy(CustomResource):
         kind="RateLimitPolicy",
         plural="ratelimitpolicies",
         short_names=["rlp"],
-        description="A rate limit the api enforces on matching requests and offers to other services through /v1/ratelimit/check.",
+        description=(
+            "A rate limit the api enforces on matching requests and offers to other services "
+            "through /v1/ratelimit/check."
+        ),
         columns=[
             PrinterColumn("Algorithm", ".spec.algorithm"),
             PrinterColumn("Limit", ".spec.limit", "integer"),

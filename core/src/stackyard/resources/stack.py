@@ -26,17 +26,25 @@ class ImageSettings(CamelModel):
     registry: str = Field(
         default="ghcr.io/stackyard",
         max_length=200,
-        description="Registry and path prefix; images are <registry>/stackyard-api:<tag> and <registry>/stackyard-worker:<tag>.",
+        description=(
+            "Registry and path prefix; images are <registry>/stackyard-api:<tag> and <registry>/stackyard-worker:<tag>."
+        ),
     )
-    tag: str = Field(default="0.1.0", max_length=128, pattern=r"^[\w][\w.-]*$", description="Image tag for api and worker.")
-    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(default="IfNotPresent", description="imagePullPolicy.")
+    tag: str = Field(
+        default="0.1.0", max_length=128, pattern=r"^[\w][\w.-]*$", description="Image tag for api and worker."
+    )
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="imagePullPolicy."
+    )
     pull_secrets: list[Annotated[str, StringConstraints(max_length=253)]] = Field(
         default_factory=list, max_length=8, description="Names of image pull Secrets."
     )
 
 
 class ComputeResources(CamelModel):
-    requests: dict[str, Quantity] = Field(default_factory=dict, description="Requests, e.g. {cpu: 100m, memory: 128Mi}.")
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict, description="Requests, e.g. {cpu: 100m, memory: 128Mi}."
+    )
     limits: dict[str, Quantity] = Field(default_factory=dict, description="Limits, e.g. {memory: 256Mi}.")
 
 
@@ -50,18 +58,25 @@ class WorkloadSettings(CamelModel):
 
 
 class RedisConnection(CamelModel):
-    url_secret_ref: SecretKeyRef = Field(description="Secret key holding the Redis URL (redis:// or rediss://, password included).")
+    url_secret_ref: SecretKeyRef = Field(
+        description="Secret key holding the Redis URL (redis:// or rediss://, password included)."
+    )
 
 
 class MongoConnection(CamelModel):
     uri_secret_ref: SecretKeyRef = Field(description="Secret key holding the MongoDB connection string.")
-    database: str = Field(default="stackyard", min_length=1, max_length=63, pattern=r"^[^/\\. \"$]+$", description="Database name.")
+    database: str = Field(
+        default="stackyard", min_length=1, max_length=63, pattern=r"^[^/\\. \"$]+$", description="Database name."
+    )
 
 
 class TelemetrySettings(CamelModel):
     enabled: bool = Field(default=True, description="Export traces, metrics and logs over OTLP.")
     endpoint: str | None = Field(
-        default=None, max_length=500, pattern=r"^https?://", description="OTLP endpoint, e.g. http://otel-collector:4318."
+        default=None,
+        max_length=500,
+        pattern=r"^https?://",
+        description="OTLP endpoint, e.g. http://otel-collector:4318.",
     )
     protocol: Literal["http/protobuf", "grpc"] = Field(default="http/protobuf", description="OTLP transport.")
     sampling_ratio: float = Field(default=1.0, ge=0.0, le=1.0, description="Share of traces sampled (parent-based).")
@@ -69,16 +84,25 @@ class TelemetrySettings(CamelModel):
 
 class PasswordPolicy(CamelModel):
     min_length: int = Field(default=12, ge=8, le=128, description="Minimum password length.")
-    reject_common: bool = Field(default=True, description="Refuse passwords from the offline list of common and breached ones.")
+    reject_common: bool = Field(
+        default=True, description="Refuse passwords from the offline list of common and breached ones."
+    )
 
 
 class AuthSettings(CamelModel):
     issuer: str | None = Field(
-        default=None, max_length=500, pattern=r"^https?://", description="Token issuer URL; defaults to the api's Service URL."
+        default=None,
+        max_length=500,
+        pattern=r"^https?://",
+        description="Token issuer URL; defaults to the api's Service URL.",
     )
     access_token_lifetime: Duration = Field(default="15m", description="Lifetime of access tokens (JWT).")
-    refresh_token_lifetime: Duration = Field(default="720h", description="Absolute lifetime of a session's refresh tokens.")
-    signing_key_rotation: Duration = Field(default="720h", description="How often the operator rotates the signing key.")
+    refresh_token_lifetime: Duration = Field(
+        default="720h", description="Absolute lifetime of a session's refresh tokens."
+    )
+    signing_key_rotation: Duration = Field(
+        default="720h", description="How often the operator rotates the signing key."
+    )
     password_policy: PasswordPolicy = Field(default=PasswordPolicy(), description="Rules for new passwords.")
 
 
@@ -92,9 +116,7 @@ class Capabilities(CamelModel):
 class StackSpec(CamelModel):
     image: ImageSettings = Field(default=ImageSettings(), description="Container images of api and worker.")
     api: WorkloadSettings = Field(default=WorkloadSettings(), description="The api Deployment.")
-    worker: WorkloadSettings = Field(
-        default=WorkloadSettings(replicas=1), description="The worker Deployment."
-    )
+    worker: WorkloadSettings = Field(default=WorkloadSettings(replicas=1), description="The worker Deployment.")
     redis: RedisConnection = Field(description="Redis: queues, limits, sessions, tokens, breaker state.")
     mongodb: MongoConnection = Field(description="MongoDB: users, delivery log, notifications, file metadata.")
     telemetry: TelemetrySettings = Field(default=TelemetrySettings(), description="OpenTelemetry export.")
@@ -105,7 +127,9 @@ class StackSpec(CamelModel):
             "x-kubernetes-validations": [
                 {
                     "rule": "duration(self.accessTokenLifetime) <= duration('24h')",
-                    "message": "accessTokenLifetime must be at most 24h: access tokens cannot be revoked before they expire",
+                    "message": (
+                        "accessTokenLifetime must be at most 24h: access tokens cannot be revoked before they expire"
+                    ),
                 },
                 {
                     "rule": "duration(self.signingKeyRotation) > duration(self.accessTokenLifetime)",
@@ -128,8 +152,12 @@ class Stack(CustomResource):
         plural="stacks",
         short_names=["stk"],
         description="One deployment of the stackyard platform: api and worker workloads and their live configuration.",
-        columns=[READY_COLUMN, PrinterColumn("Config", ".status.configHash", description="RuntimeConfig hash in force"),
-                 REASON_COLUMN, AGE_COLUMN],
+        columns=[
+            READY_COLUMN,
+            PrinterColumn("Config", ".status.configHash", description="RuntimeConfig hash in force"),
+            REASON_COLUMN,
+            AGE_COLUMN,
+        ],
     )
     kind: Literal["Stack"] = "Stack"
     spec: StackSpec

@@ -99,7 +99,7 @@ class ManagedProcess:
             try:
                 if check():
                     return
-            except Exception:  # noqa: BLE001 - any failure of a probe means "not yet"
+            except Exception:  # noqa: S110 (not ready yet: the check raises until the server answers)
                 pass
             time.sleep(0.1)
         self.stop()

@@ -83,8 +83,9 @@ def start_service(
     }
     env.pop("STACKYARD_CONFIG_DIR", None)
     process = ManagedProcess(name, [_program(f"stackyard-{component}")], run_dir / f"{name}.log", env=env).start()
-    process.wait_ready(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200, 30,
-                       "answering /healthz")
+    process.wait_ready(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200, 30, "answering /healthz"
+    )
     return ServiceProcess(process, port)
 
 
@@ -93,4 +94,3 @@ def service_account_kubeconfig(kube: KubeCluster, namespace: str, service_accoun
     exactly the rights its RBAC grants."""
     token = kube.kubectl("create", "token", service_account, "-n", namespace, "--duration=24h").stdout.strip()
     return kube.write_token_kubeconfig(f"sa-{namespace}-{service_account}", token)
-

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-
 from stackyard.runtime import Runtime
 
 from .errors import install_error_handlers

@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from stackyard.problems import PROBLEM_BASE, Problem
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -28,18 +27,21 @@ async def _problem(request: Request, exc: Exception) -> JSONResponse:
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
-        for e in exc.errors()
+        {"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()
     ]
     first = errors[0] if errors else {"location": "body", "message": "invalid"}
-    return problem_response(422, {
-        "type": PROBLEM_BASE + "validation",
-        "title": "Invalid request",
-        "status": 422,
-        "detail": f"{first['location']}: {first['message']}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
-        "instance": request.url.path,
-        "errors": errors,
-    })
+    return problem_response(
+        422,
+        {
+            "type": PROBLEM_BASE + "validation",
+            "title": "Invalid request",
+            "status": 422,
+            "detail": f"{first['location']}: {first['message']}"
+            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+            "instance": request.url.path,
+            "errors": errors,
+        },
+    )
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
@@ -47,18 +49,31 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, f"http-{exc.status_code}")
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
     detail = exc.detail if isinstance(exc.detail, str) else title
-    return problem_response(exc.status_code, {
-        "type": PROBLEM_BASE + slug, "title": title, "status": exc.status_code,
-        "detail": detail, "instance": request.url.path,
-    }, dict(exc.headers or {}))
+    return problem_response(
+        exc.status_code,
+        {
+            "type": PROBLEM_BASE + slug,
+            "title": title,
+            "status": exc.status_code,
+            "detail": detail,
+            "instance": request.url.path,
+        },
+        dict(exc.headers or {}),
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(500, {
-        "type": PROBLEM_BASE + "internal", "title": "Internal error", "status": 500,
-        "detail": "the server failed; the error is in its log", "instance": request.url.path,
-    })
+    return problem_response(
+        500,
+        {
+            "type": PROBLEM_BASE + "internal",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "the server failed; the error is in its log",
+            "instance": request.url.path,
+        },
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -66,7 +81,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
-
 
 
 PROBLEM_SCHEMA = {
@@ -84,8 +98,16 @@ PROBLEM_SCHEMA = {
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for problem+json answers."""
-    descriptions = {400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
-                    409: "Conflict", 422: "Invalid request", 429: "Too many requests", 503: "Not ready"}
+    descriptions = {
+        400: "Bad request",
+        401: "Not authenticated",
+        403: "Forbidden",
+        404: "Not found",
+        409: "Conflict",
+        422: "Invalid request",
+        429: "Too many requests",
+        503: "Not ready",
+    }
     return {
         s: {"description": descriptions.get(s, "Error"), "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
         for s in statuses

@@ -10,7 +10,6 @@ import argparse
 import os
 
 import uvicorn
-
 from stackyard.logs import configure_logging
 from stackyard.runtime import Runtime
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from stackyard.problems import NotConfigured
+from stackyard.runtime import Runtime
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-from stackyard.problems import NotConfigured
-from stackyard.runtime import Runtime
 
 
 def create_http_app(runtime: Runtime) -> Starlette:
@@ -24,10 +23,14 @@ def create_http_app(runtime: Runtime) -> Starlette:
         try:
             return JSONResponse(runtime.describe_config())
         except NotConfigured as exc:
-            return JSONResponse(exc.body(request.url.path), status_code=exc.status, media_type="application/problem+json")
+            return JSONResponse(
+                exc.body(request.url.path), status_code=exc.status, media_type="application/problem+json"
+            )
 
-    return Starlette(routes=[
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/v1/config", config),
-    ])
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/v1/config", config),
+        ]
+    )

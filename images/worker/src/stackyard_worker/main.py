@@ -13,7 +13,6 @@ import os
 import signal
 
 import uvicorn
-
 from stackyard.logs import configure_logging
 from stackyard.runtime import Runtime
 
@@ -25,8 +24,11 @@ log = logging.getLogger("stackyard_worker")
 async def run(host: str, port: int) -> None:
     runtime = Runtime.from_environment("stackyard-worker")
     await runtime.start()
-    server = uvicorn.Server(uvicorn.Config(create_http_app(runtime), host=host, port=port, log_config=None,
-                                           access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_http_app(runtime), host=host, port=port, log_config=None, access_log=False, lifespan="off"
+        )
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

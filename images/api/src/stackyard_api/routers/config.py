@@ -18,12 +18,22 @@ class AppliedConfigInfo(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
-        json_schema_extra={"examples": [{
-            "hash": "3f9a0c1d2b4e5f60", "stack": "demo", "namespace": "default", "generation": 3,
-            "credentialsRevision": 2, "appliedAt": 1764050000.0,
-            "capabilities": {"auth": True, "email": True, "jobs": True, "rateLimit": True},
-            "emailProviders": ["resend", "smtp"], "rateLimitPolicies": ["login"], "lastError": None,
-        }]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "hash": "3f9a0c1d2b4e5f60",
+                    "stack": "demo",
+                    "namespace": "default",
+                    "generation": 3,
+                    "credentialsRevision": 2,
+                    "appliedAt": 1764050000.0,
+                    "capabilities": {"auth": True, "email": True, "jobs": True, "rateLimit": True},
+                    "emailProviders": ["resend", "smtp"],
+                    "rateLimitPolicies": ["login"],
+                    "lastError": None,
+                }
+            ]
+        },
     )
 
     hash: str = Field(description="Content hash of the RuntimeConfig in force.")
