@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 PACKAGES := core operator images/api images/worker hack/harness
 PYTEST_ARGS ?=
 
-.PHONY: help install constraints tools crds lint typecheck test test-unit test-integration bench up clean
+.PHONY: help install constraints tools crds lint test bench up servers clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench: $(VENV)/.installed tools ## benchmarks against their peers (bench/), each
 
 up: $(VENV)/.installed tools ## run the whole stack locally (no cluster needed); Ctrl-C stops it
 	$(PY) -m stackyard_harness up
+
+servers: $(VENV)/.installed tools ## only the servers (kube-apiserver, Redis, FerretDB, collector); Ctrl-C stops them
+	$(PY) -m stackyard_harness servers
 
 clean: ## remove the venv, caches and run directories (not the tools cache)
 	rm -rf $(VENV) .stackyard .pytest_cache .mypy_cache .ruff_cache

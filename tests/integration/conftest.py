@@ -16,6 +16,7 @@ from stackyard_harness.kube import KubeCluster
 from stackyard_harness.process import ManagedProcess
 from stackyard_harness.programs import (
     ServiceProcess,
+    create_backends_secret,
     install_crds,
     service_account_kubeconfig,
     start_operator,
@@ -46,11 +47,51 @@ def cluster(kube: KubeCluster) -> KubeCluster:
     return kube
 
 
+class SessionOperator:
+    """The operator watching every namespace, shared by the tests; it can be stopped
+    for a test that runs its own operators, and restarted."""
+
+    def __init__(self, cluster: KubeCluster, harness: Harness) -> None:
+        self.cluster, self.harness = cluster, harness
+        self.process: ManagedProcess | None = None
+        self.starts = 0
+
+    def start(self) -> ManagedProcess:
+        self.starts += 1
+        self.process = start_operator(
+            self.cluster, self.harness.run_dir, "--all-namespaces", name=f"operator-{self.starts}"
+        )
+        return self.process
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+            self.process = None
+
+    def log(self) -> str:
+        return self.process.log_path.read_text() if self.process else ""
+
+
 @pytest.fixture(scope="session")
-def operator(cluster: KubeCluster, harness: Harness) -> Iterator[ManagedProcess]:
-    process = start_operator(cluster, harness.run_dir, "--all-namespaces")
-    yield process
-    process.stop()
+def session_operator(cluster: KubeCluster, harness: Harness) -> Iterator[SessionOperator]:
+    operator = SessionOperator(cluster, harness)
+    yield operator
+    operator.stop()
+
+
+@pytest.fixture
+def operator(session_operator: SessionOperator) -> SessionOperator:
+    """The shared operator, running."""
+    if session_operator.process is None:
+        session_operator.start()
+    return session_operator
+
+
+@pytest.fixture
+def without_shared_operator(session_operator: SessionOperator) -> None:
+    """No shared operator during the test (for tests that run their own); the next test
+    that asks for `operator` starts it again."""
+    session_operator.stop()
 
 
 class Namespace:
@@ -104,7 +145,7 @@ def namespace(cluster: KubeCluster) -> Iterator[Namespace]:
 @pytest.fixture
 def backends(namespace: Namespace, redis_server, mongo_server) -> str:  # type: ignore[no-untyped-def]
     """A Secret `backends` with the harness's Redis URL and MongoDB URI; returns its name."""
-    namespace.secret("backends", redis=redis_server.url, mongodb=mongo_server.url)
+    create_backends_secret(namespace.kube, namespace.name, redis_server.url, mongo_server.url)
     return "backends"
 
 

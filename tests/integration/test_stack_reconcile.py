@@ -211,7 +211,7 @@ def test_credentials_never_appear_in_configmap_status_logs_or_api(
         "stack status": json.dumps(namespace.get("stack", "demo")["status"]),
         "provider status": json.dumps(namespace.get("emailprovider", "resend")["status"]),
         "events": namespace.kubectl("get", "events", "-o", "json").stdout,
-        "operator log": operator.log_path.read_text(),
+        "operator log": operator.log(),
         "api log": api.process.log_path.read_text(),
         "api /v1/config": body,
     }

@@ -109,3 +109,16 @@ class LeaderElection:
                 log.warning("cannot renew Lease %s/%s: %s", self.namespace, self.name, exc)
             if _now() - last_renewed > timedelta(seconds=self.lease_seconds):
                 raise LeaseLost(f"Lease {self.namespace}/{self.name} expired before it could be renewed")
+
+    async def release(self) -> None:
+        """Give the Lease up on a clean stop, so that a follower takes over at once."""
+        try:
+            lease = await self.api.read_namespaced_lease(self.name, self.namespace)
+            if lease.spec.holder_identity != self.identity:
+                return
+            lease.spec.holder_identity = None
+            lease.spec.lease_duration_seconds = 1
+            await self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            log.info("released Lease %s/%s", self.namespace, self.name)
+        except (ApiException, OSError) as exc:  # it expires on its own anyway
+            log.warning("cannot release Lease %s/%s: %s", self.namespace, self.name, exc)

@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lease-namespace", default=None, help="namespace of the Lease (default: the first watched)")
     parser.add_argument("--lease-name", default="stackyard-operator")
     parser.add_argument(
+        "--lease-seconds",
+        type=int,
+        default=15,
+        help="how long a silent leader keeps the Lease before a follower takes it",
+    )
+    parser.add_argument(
         "--health-port",
         type=int,
         default=int(os.environ.get("STACKYARD_HEALTH_PORT", "0")),
@@ -64,7 +70,14 @@ async def run(args: argparse.Namespace) -> int:
         if args.leader_election:
             identity = os.environ.get("STACKYARD_POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
             lease_ns = args.lease_namespace or (namespaces[0] if namespaces else default_namespace())
-            election = LeaderElection(api_client, lease_ns, args.lease_name, identity)
+            election = LeaderElection(
+                api_client,
+                lease_ns,
+                args.lease_name,
+                identity,
+                args.lease_seconds,
+                renew_seconds=args.lease_seconds / 3,
+            )
             await election.acquire()
         log.info("watching %s", ", ".join(namespaces) if namespaces else "all namespaces")
         operator = asyncio.create_task(
@@ -88,6 +101,7 @@ async def run(args: argparse.Namespace) -> int:
             await operator
             return 1
         keeper.cancel()
+        await election.release()
         return 0
 
 

@@ -209,6 +209,10 @@ class KubeCluster:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.server + path, verify=self._ssl_context(), timeout=5)
 
+    def http_client(self) -> httpx.Client:
+        """An HTTP client for the API server, authenticated as the admin."""
+        return httpx.Client(base_url=self.server, verify=self._ssl_context(), timeout=5)
+
     def write_client_kubeconfig(self, stem: str, user: str, group: str | None = None) -> Path:
         """A kubeconfig that authenticates as `user` (in `group`) by a client certificate."""
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -94,3 +96,31 @@ def service_account_kubeconfig(kube: KubeCluster, namespace: str, service_accoun
     exactly the rights its RBAC grants."""
     token = kube.kubectl("create", "token", service_account, "-n", namespace, "--duration=24h").stdout.strip()
     return kube.write_token_kubeconfig(f"sa-{namespace}-{service_account}", token)
+
+
+def create_backends_secret(kube: KubeCluster, namespace: str, redis_url: str, mongodb_uri: str) -> None:
+    """The Secret `backends` that the example Stack and the tests' Stacks reference."""
+    manifest = kube.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "backends",
+        "-n",
+        namespace,
+        "--dry-run=client",
+        "-o",
+        "yaml",
+        f"--from-literal=redis={redis_url}",
+        f"--from-literal=mongodb={mongodb_uri}",
+    ).stdout
+    kube.kubectl("apply", "-f", "-", input=manifest)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` until it holds; raise HarnessError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise HarnessError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -1,0 +1,164 @@
+"""How long from `kubectl apply` of a changed RateLimitPolicy until the api applies it.
+
+Starts the harness servers, the operator and an api for one Stack, then changes the
+policy's limit N times (default 60), each time timing from the start of `kubectl apply`
+until the api's GET /v1/config reports a new config hash. Target: p99 under 2 s.
+
+Peer: the floor any config pipeline on Kubernetes pays, measured in the same run: a
+direct `kubectl apply` of a changed ConfigMap until a GET of that ConfigMap returns the
+new data. The ratio says how much the operator, the config render and the api's watch
+add on top of kubectl and the API server themselves.
+
+    python bench/config_propagation.py [--changes 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import httpx
+from stackyard_harness.harness import Harness, progress
+from stackyard_harness.kube import KubeCluster
+from stackyard_harness.programs import (
+    create_backends_secret,
+    install_crds,
+    service_account_kubeconfig,
+    start_operator,
+    start_service,
+    wait_until,
+)
+
+NAMESPACE = "bench"
+TARGET_P99 = 2.0
+
+
+def policy(limit: int) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "stackyard.dev/v1alpha1",
+            "kind": "RateLimitPolicy",
+            "metadata": {"name": "login", "namespace": NAMESPACE},
+            "spec": {"stackRef": {"name": "demo"}, "limit": limit, "window": "1m", "match": {"paths": ["/v1/auth/**"]}},
+        }
+    )
+
+
+def config_map(value: int) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "floor", "namespace": NAMESPACE},
+            "data": {"limit": str(value)},
+        }
+    )
+
+
+def time_until(apply: Callable[[], None], seen: Callable[[], bool], timeout: float = 30.0) -> float:
+    t0 = time.perf_counter()
+    apply()
+    while not seen():
+        if time.perf_counter() - t0 > timeout:
+            raise SystemExit(f"no change seen within {timeout:.0f} s")
+        time.sleep(0.005)
+    return time.perf_counter() - t0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def summary(name: str, values: list[float]) -> str:
+    return (
+        f"{name:<34} p50 {percentile(values, 50) * 1000:7.0f} ms   p99 {percentile(values, 99) * 1000:7.0f} ms   "
+        f"mean {statistics.fmean(values) * 1000:7.0f} ms"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--changes", type=int, default=60)
+    args = parser.parse_args()
+
+    with Harness() as harness:
+        harness.start(["kube", "redis", "mongo"])
+        kube = harness.started["kube"]
+        assert isinstance(kube, KubeCluster)
+        install_crds(kube)
+        kube.kubectl("create", "namespace", NAMESPACE)
+        progress("starting the operator and the api")
+        operator = start_operator(kube, harness.run_dir, "--namespace", NAMESPACE)
+        create_backends_secret(kube, NAMESPACE, harness.started["redis"].url, harness.started["mongo"].url)  # type: ignore[attr-defined]
+        stack = {
+            "apiVersion": "stackyard.dev/v1alpha1",
+            "kind": "Stack",
+            "metadata": {"name": "demo"},
+            "spec": {
+                "redis": {"urlSecretRef": {"name": "backends", "key": "redis"}},
+                "mongodb": {"uriSecretRef": {"name": "backends", "key": "mongodb"}},
+            },
+        }
+        kube.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(stack) + "\n---\n" + policy(1))
+        wait_until(
+            lambda: (
+                kube.kubectl("get", "serviceaccount", "demo-stackyard", "-n", NAMESPACE, check=False).returncode == 0
+            ),
+            30,
+            "the Stack's ServiceAccount",
+        )
+        kubeconfig = service_account_kubeconfig(kube, NAMESPACE, "demo-stackyard")
+        api = start_service("api", kube, harness.run_dir, NAMESPACE, "demo", kubeconfig=kubeconfig, name="api")
+        http = httpx.Client(base_url=api.url, timeout=5)
+        admin = kube.http_client()
+
+        def api_hash() -> str | None:
+            response = http.get("/v1/config")
+            return response.json()["hash"] if response.status_code == 200 else None
+
+        wait_until(lambda: api_hash() is not None, 30, "the api to load its config")
+
+        def change_policy(limit: int) -> float:
+            before = api_hash()
+            return time_until(
+                lambda: kube.kubectl("apply", "-f", "-", input=policy(limit)),
+                lambda: api_hash() not in (before, None),
+            )
+
+        def change_config_map(value: int) -> float:
+            url = f"/api/v1/namespaces/{NAMESPACE}/configmaps/floor"
+            return time_until(
+                lambda: kube.kubectl("apply", "-f", "-", input=config_map(value)),
+                lambda: admin.get(url).json().get("data", {}).get("limit") == str(value),
+            )
+
+        stackyard: list[float] = []
+        floor: list[float] = []
+        progress(f"{args.changes} policy changes and {args.changes} ConfigMap changes, interleaved")
+        for i in range(2, args.changes + 2):
+            stackyard.append(change_policy(i))
+            floor.append(change_config_map(i))
+            if (i - 1) % 10 == 0:
+                progress(f"{i - 1}/{args.changes}")
+        api.stop()
+        operator.stop()
+
+    p99 = percentile(stackyard, 99)
+    print()
+    print(summary("stackyard: apply → api applies", stackyard))
+    print(summary("peer: apply → ConfigMap readable", floor))
+    print(
+        f"ratio (stackyard / peer): p50 {percentile(stackyard, 50) / percentile(floor, 50):.2f}x, "
+        f"p99 {p99 / percentile(floor, 99):.2f}x over {len(stackyard)} changes"
+    )
+    print(f"target p99 < {TARGET_P99:.0f} s: {'met' if p99 < TARGET_P99 else 'MISSED'} ({p99:.3f} s)")
+    return 0 if p99 < TARGET_P99 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

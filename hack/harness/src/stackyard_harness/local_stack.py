@@ -1,0 +1,99 @@
+"""The whole of stackyard as local processes: what `make up` runs.
+
+The harness servers (kube-apiserver with etcd, Redis, FerretDB, the OTel collector),
+stackyard's CRDs, the operator, and an api and a worker for the example Stack. The
+API server has no kubelet, so the Deployments the operator renders stay at zero
+ready pods; the api and worker run here instead, with the Stack's own
+ServiceAccount token, reading their config through the API server exactly as the
+pods would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .harness import SERVICES, Harness, progress
+from .kube import KubeCluster
+from .process import ManagedProcess
+from .programs import (
+    ServiceProcess,
+    create_backends_secret,
+    install_crds,
+    service_account_kubeconfig,
+    start_operator,
+    start_service,
+    wait_until,
+)
+from .tools import REPO_ROOT
+
+EXAMPLES_DIR = REPO_ROOT / "examples"
+NAMESPACE = "default"
+STACK = "demo"
+
+
+@dataclass
+class LocalStack:
+    harness: Harness
+    operator: ManagedProcess | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def kube(self) -> KubeCluster:
+        kube = self.harness.started["kube"]
+        assert isinstance(kube, KubeCluster)
+        return kube
+
+    def start(self, examples: Path = EXAMPLES_DIR) -> LocalStack:
+        self.harness.start(list(SERVICES))
+        redis, mongo = self.harness.started["redis"], self.harness.started["mongo"]
+        progress("installing the CRDs")
+        install_crds(self.kube)
+        progress("starting the operator")
+        self.operator = start_operator(self.kube, self.harness.run_dir, "--namespace", NAMESPACE)
+        progress(f"creating Secret {NAMESPACE}/backends and applying {examples.relative_to(REPO_ROOT)}/")
+        create_backends_secret(self.kube, NAMESPACE, redis.url, mongo.url)  # type: ignore[attr-defined]
+        self.kube.kubectl("apply", "-n", NAMESPACE, "-f", str(examples))
+        progress(f"waiting for Stack {STACK} to be Ready")
+        wait_until(lambda: self._stack_ready(), 60, f"Stack {STACK} Ready (see {self.harness.run_dir}/operator.log)")
+        kubeconfig = service_account_kubeconfig(self.kube, NAMESPACE, f"{STACK}-stackyard")
+        for component in ("api", "worker"):
+            progress(f"starting the {component}")
+            self.services[component] = start_service(
+                component, self.kube, self.harness.run_dir, NAMESPACE, STACK, kubeconfig=kubeconfig, name=component
+            )
+        return self
+
+    def _stack_ready(self) -> bool:
+        stack = self.kube.kubectl_json("get", "stack", STACK, "-n", NAMESPACE)
+        conditions = stack.get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            service.stop()
+        if self.operator:
+            self.operator.stop()
+        self.harness.stop()
+
+    def summary(self) -> str:
+        kube = self.kube
+        lines = ["", "stackyard is running:"]
+        if "api" in self.services:
+            api = self.services["api"].url
+            lines += [f"  api        {api}   (Swagger UI {api}/docs, config {api}/v1/config)"]
+        if "worker" in self.services:
+            lines += [f"  worker     {self.services['worker'].url}   (health {self.services['worker'].url}/readyz)"]
+        lines += ["  operator   watching namespace default", ""]
+        lines += [f"  {service.describe()}" for service in self.harness.started.values()]
+        lines += [
+            "",
+            "Try:",
+            f"  export KUBECONFIG={kube.kubeconfig}",
+            "  kubectl get stackyard",
+            "  kubectl edit ratelimitpolicy auth-per-ip     # the api's /v1/config hash changes within a second",
+            "",
+            f"Logs: {self.harness.run_dir}",
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
