@@ -8,8 +8,11 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 PACKAGES := core operator images/api images/worker hack/harness
 PYTEST_ARGS ?=
+# Images: <REGISTRY>/stackyard-{operator,api,worker}:<VERSION> (the Stack's and the chart's default registry).
+REGISTRY ?= ghcr.io/stackyard
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' core/pyproject.toml)
 
-.PHONY: help install constraints tools crds lint test bench up servers clean
+.PHONY: help install constraints tools images crds lint test bench up servers clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -36,6 +39,9 @@ constraints: $(PY) ## re-pin every dependency into constraints.txt (no index URL
 tools: ## build the real servers used by tests and `make up` (cached under ~/.cache/stackyard)
 	@bash hack/tools.sh all
 
+images: $(VENV)/.installed ## build the operator, api and worker images (starts the engine, makes the base image)
+	@REGISTRY=$(REGISTRY) VERSION=$(VERSION) bash hack/images.sh
+
 crds: $(VENV)/.installed ## generate crds/ and the chart's CRDs from the pydantic models
 	$(VENV)/bin/stackyard-crds --out crds --out charts/stack/crds
 
@@ -44,7 +50,7 @@ lint: $(VENV)/.installed ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.installed tools lint ## lint, then every test against real servers
+test: $(VENV)/.installed tools images lint ## lint, then every test against real servers
 	$(VENV)/bin/stackyard-crds --check --out crds --out charts/stack/crds
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   redis-server   # Redis for queues, limits, sessions
   curl           # probes in tests and scripts
+  docker.io      # dockerd and the docker CLI for building and testing the images (hack/docker.sh)
+  debootstrap    # the local Debian base image (hack/base-image.sh)
 )
 
 missing=()

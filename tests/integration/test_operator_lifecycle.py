@@ -66,7 +66,7 @@ def test_one_leader_reconciles_and_a_follower_takes_over_when_it_dies(
     args = ("--namespace", namespace.name, "--leader-election", "--lease-seconds", "3")
     first = start_operator(cluster, harness.run_dir, *args, name=f"leader-a-{namespace.name}")
     wait_for(lambda: "leading" in first.log_path.read_text(), what="the first replica to lead")
-    second = start_operator(cluster, harness.run_dir, *args, name=f"leader-b-{namespace.name}")
+    second = start_operator(cluster, harness.run_dir, *args, name=f"leader-b-{namespace.name}", ready_log="Lease")
     try:
         wait_for(lambda: "waiting to lead" in second.log_path.read_text(), what="the second replica to wait")
         namespace.apply(stack_manifest())
@@ -92,13 +92,13 @@ def test_a_stopped_leader_hands_over_at_once(namespace, without_shared_operator,
     args = ("--namespace", namespace.name, "--leader-election", "--lease-seconds", "60")
     first = start_operator(cluster, harness.run_dir, *args, name=f"handover-a-{namespace.name}")
     wait_for(lambda: "leading" in first.log_path.read_text(), what="the first replica to lead")
-    second = start_operator(cluster, harness.run_dir, *args, name=f"handover-b-{namespace.name}")
+    second = start_operator(cluster, harness.run_dir, *args, name=f"handover-b-{namespace.name}", ready_log="Lease")
     try:
         wait_for(lambda: "waiting to lead" in second.log_path.read_text(), what="the second replica to wait")
         first.stop()  # SIGTERM: a clean stop releases the Lease
         assert "released Lease" in first.log_path.read_text()
-        # Well inside the 60 s lease: the follower polls every lease/3 s = 20 s at most.
-        wait_for(lambda: "leading" in second.log_path.read_text(), timeout=25, what="the follower to take over")
+        # Well inside the 60 s lease: a follower looks at the Lease every 2 s.
+        wait_for(lambda: "leading" in second.log_path.read_text(), timeout=10, what="the follower to take over")
     finally:
         first.stop()
         second.stop()

@@ -78,16 +78,20 @@ def workloads(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any
 
 
 def reconciler(memo: kopf.Memo, indices: dict[str, Any]) -> StackReconciler:
-    """The one reconciler of this operator, made on first use from kopf's live indices."""
-    if "reconciler" not in memo:
+    """The one reconciler of this operator, made on first use from kopf's live indices.
+
+    kopf hands each resource object its own shallow copy of the memo, so the reconciler
+    lives in `memo.shared`, a dict that every copy shares (made in main.py)."""
+    shared: dict[str, StackReconciler] = memo["shared"]
+    if "reconciler" not in shared:
         live = Indices(
             stacks=indices["stacks"],
             members={kind: indices[plural] for kind, plural in MEMBER_PLURALS.items()},
             workloads=indices["workloads"],
         )
-        memo["reconciler"] = StackReconciler(memo["kube"], live)
-        memo["reconciler"].start_resync()
-    return memo["reconciler"]  # type: ignore[no-any-return]
+        shared["reconciler"] = StackReconciler(memo["kube"], live)
+        shared["reconciler"].start_resync()
+    return shared["reconciler"]
 
 
 def _indices(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -35,10 +35,12 @@ class LeaderElection:
         identity: str,
         lease_seconds: int = 15,
         renew_seconds: float = 5.0,
+        retry_seconds: float = 2.0,
     ) -> None:
         self.api = client.CoordinationV1Api(api_client)
         self.namespace, self.name, self.identity = namespace, name, identity
         self.lease_seconds, self.renew_seconds = lease_seconds, renew_seconds
+        self.retry_seconds = retry_seconds  # how often a follower looks at the Lease
 
     async def _try_acquire(self) -> bool:
         now = _now()
@@ -90,7 +92,7 @@ class LeaderElection:
             if not announced:
                 log.info("waiting to lead: Lease %s/%s is held by another replica", self.namespace, self.name)
                 announced = True
-            await asyncio.sleep(self.renew_seconds)
+            await asyncio.sleep(self.retry_seconds)
         log.info("leading: holding Lease %s/%s as %s", self.namespace, self.name, self.identity)
 
     async def keep(self) -> None:

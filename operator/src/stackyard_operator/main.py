@@ -85,7 +85,7 @@ async def run(args: argparse.Namespace) -> int:
                 standalone=True,
                 namespaces=namespaces,
                 clusterwide=not namespaces,
-                memo=kopf.Memo(kube=Kube(api_client)),
+                memo=kopf.Memo(kube=Kube(api_client), shared={}),
                 stop_flag=stop,
                 liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
             )

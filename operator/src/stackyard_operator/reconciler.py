@@ -126,7 +126,7 @@ class StackReconciler:
             for manifest in desired.objects:
                 await self.kube.apply(manifest)
         await self.write_statuses(stack, observed.members, desired)
-        config = f"config {desired.config.hash()}" if desired.config is not None else "no config applied"
+        config = f"config {desired.config.hash}" if desired.config is not None else "no config applied"
         log.info("reconciled Stack %s/%s: %s, %d members", *key, config, len(observed.members))
 
     async def observe(self, key: Key, stack: dict[str, Any]) -> Observed:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pymongo import MongoClient
+
 from .process import ManagedProcess, free_port, tcp_open
 from .tools import Tools
 
@@ -38,8 +40,14 @@ class MongoServer:
             ],
             self.dir.parent / "ferretdb.log",
         ).start()
-        self.process.wait_ready(lambda: tcp_open(self.port), 30, "accepting connections")
+        self.process.wait_ready(self._answers_ping, 30, "answering a MongoDB ping")
         return self
+
+    def _answers_ping(self) -> bool:
+        if not tcp_open(self.port):
+            return False
+        with MongoClient(self.url, serverSelectionTimeoutMS=1000) as client:
+            return bool(client.admin.command("ping").get("ok"))
 
     def stop(self) -> None:
         if self.process:

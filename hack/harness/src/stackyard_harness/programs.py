@@ -38,11 +38,13 @@ def start_operator(
     *args: str,
     name: str = "operator",
     kubeconfig: Path | None = None,
+    ready_log: str = "watching",
 ) -> ManagedProcess:
-    """stackyard-operator with `args` (e.g. "--all-namespaces"), logging to <run_dir>/<name>.log."""
+    """stackyard-operator with `args` (e.g. "--all-namespaces"), logging to <run_dir>/<name>.log,
+    once its log shows `ready_log` (a follower under leader election logs "Lease" instead)."""
     env = {"KUBECONFIG": str(kubeconfig or kube.kubeconfig), "STACKYARD_LOG_LEVEL": "info"}
     process = ManagedProcess(name, [_program("stackyard-operator"), *args], run_dir / f"{name}.log", env=env).start()
-    process.wait_ready(lambda: "watching" in process.log_path.read_text(), 30, "watching")
+    process.wait_ready(lambda: ready_log in process.log_path.read_text(), 30, f"logging {ready_log!r}")
     return process
 
 

@@ -1,0 +1,230 @@
+{{/*
+Names and labels shared by every template.
+
+Object names are "<fullname>-<component>". The full name is capped at 40 characters so
+that the longest suffix ("-otel-collector") and a StatefulSet's pod revision label still
+fit the 63-character limit of names and label values.
+*/}}
+
+{{- define "stack.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "stack.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<fullname>-<component>"; call with (dict "ctx" $ "component" "redis"). */}}
+{{- define "stack.componentName" -}}
+{{- printf "%s-%s" (include "stack.fullname" .ctx) .component -}}
+{{- end -}}
+
+{{- define "stack.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Selector labels of a component: stable for the life of a release (a Deployment's or a
+StatefulSet's selector cannot change). Call with (dict "ctx" $ "component" "operator").
+*/}}
+{{- define "stack.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "stack.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/*
+Every label of an object of a component: the selector labels plus version, part-of and
+managed-by. Call with (dict "ctx" $ "component" "redis"); "version" (an image tag) is
+optional and defaults to the chart's appVersion.
+*/}}
+{{- define "stack.labels" -}}
+{{ include "stack.selectorLabels" . }}
+app.kubernetes.io/version: {{ (default .ctx.Chart.AppVersion .version) | replace "+" "_" | trunc 63 | quote }}
+app.kubernetes.io/part-of: stackyard
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+helm.sh/chart: {{ include "stack.chart" .ctx }}
+{{- end -}}
+
+{{/*
+An image reference from {registry, repository, tag, digest}; an empty tag means the
+chart's appVersion. Call with (dict "ctx" $ "image" .Values.operator.image).
+*/}}
+{{- define "stack.image" -}}
+{{- $tag := default .ctx.Chart.AppVersion .image.tag -}}
+{{- $repository := .image.repository -}}
+{{- if .image.registry -}}
+{{- $repository = printf "%s/%s" .image.registry .image.repository -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The version label of a component: its image tag, or the appVersion. */}}
+{{- define "stack.imageVersion" -}}
+{{- default .ctx.Chart.AppVersion .image.tag -}}
+{{- end -}}
+
+{{- define "stack.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The pod-level scheduling fields of a component's values: nodeSelector, tolerations, affinity, priorityClassName. */}}
+{{- define "stack.scheduling" -}}
+{{- with .priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The name of the default Stack. */}}
+{{- define "stack.stackName" -}}
+{{- default (include "stack.fullname" .) .Values.stack.name -}}
+{{- end -}}
+
+{{/* The Secret holding the backends' URLs for Stacks: Redis URL and MongoDB URI. */}}
+{{- define "stack.backendsSecretName" -}}
+{{- include "stack.componentName" (dict "ctx" . "component" "backends") -}}
+{{- end -}}
+
+{{- define "stack.redisSecretName" -}}
+{{- default (include "stack.componentName" (dict "ctx" . "component" "redis")) .Values.redis.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "stack.mongodbSecretName" -}}
+{{- default (include "stack.componentName" (dict "ctx" . "component" "mongodb")) .Values.mongodb.auth.existingSecret -}}
+{{- end -}}
+
+{{/* The password key in the Redis/MongoDB Secret: "password" in the chart's own Secret. */}}
+{{- define "stack.redisSecretKey" -}}
+{{- if .Values.redis.auth.existingSecret -}}{{ .Values.redis.auth.existingSecretPasswordKey }}{{- else -}}password{{- end -}}
+{{- end -}}
+
+{{- define "stack.mongodbSecretKey" -}}
+{{- if .Values.mongodb.auth.existingSecret -}}{{ .Values.mongodb.auth.existingSecretPasswordKey }}{{- else -}}password{{- end -}}
+{{- end -}}
+
+{{/*
+A value of an existing Secret in the release namespace, decoded; empty when the Secret or
+the key does not exist, or when there is no cluster to ask (helm template, --dry-run).
+Call with (dict "ctx" $ "name" "x" "key" "password").
+*/}}
+{{- define "stack.lookupSecretValue" -}}
+{{- $secret := lookup "v1" "Secret" .ctx.Release.Namespace .name -}}
+{{- if and $secret $secret.data (hasKey $secret.data .key) -}}
+{{- index $secret.data .key | b64dec -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A password for a URL's userinfo: percent-encoded, space as %20 rather than "+". */}}
+{{- define "stack.urlPassword" -}}
+{{- urlquery . | replace "+" "%20" -}}
+{{- end -}}
+
+{{/*
+Peers that may reach a backend (Redis, MongoDB): this release's pods, and the api and
+worker pods that the operator renders for Stacks in this namespace (they carry
+part-of=stackyard and managed-by=stackyard-operator, whatever their Stack is called).
+*/}}
+{{- define "stack.backendPeers" -}}
+- podSelector:
+    matchLabels:
+      app.kubernetes.io/instance: {{ .Release.Name }}
+      app.kubernetes.io/part-of: stackyard
+- podSelector:
+    matchLabels:
+      app.kubernetes.io/part-of: stackyard
+      app.kubernetes.io/managed-by: stackyard-operator
+{{- end -}}
+
+{{/* Whether the operator holds a Lease: asked for, or needed because there are several replicas. */}}
+{{- define "stack.leaderElection" -}}
+{{- if or .Values.operator.leaderElection.enabled (gt (int .Values.operator.replicas) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "stack.leaseName" -}}
+{{- include "stack.componentName" (dict "ctx" . "component" "operator") -}}
+{{- end -}}
+
+{{/* redis.conf of the chart's Redis: no secrets (the password is a command-line argument). */}}
+{{- define "stack.redisConf" -}}
+# redis.conf written by the stackyard chart; the password is passed as --requirepass.
+bind * -::*
+port 6379
+dir /data
+daemonize no
+# Durable queues and tokens: every write goes to the append-only file.
+appendonly yes
+appendfsync {{ .Values.redis.config.appendfsync }}
+# Evicting a job or a session silently would lose it: refuse writes instead when full.
+maxmemory-policy {{ .Values.redis.config.maxmemoryPolicy }}
+{{- with .Values.redis.config.maxmemory }}
+maxmemory {{ . }}
+{{- end }}
+{{- with .Values.redis.config.extra }}
+{{ . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The collector's config, as a dict: OTLP in (gRPC and HTTP), memory_limiter then batch,
+the debug exporter and/or an OTLP exporter out, health_check for the probes; then
+otelCollector.configOverrides deep-merged over it.
+*/}}
+{{- define "stack.otelConfig" -}}
+{{- $values := .Values.otelCollector -}}
+{{- $exporters := dict -}}
+{{- if $values.debugExporter.enabled -}}
+{{- $_ := set $exporters "debug" (dict "verbosity" $values.debugExporter.verbosity) -}}
+{{- end -}}
+{{- with $values.otlpExporter.endpoint -}}
+{{- $exporter := dict "endpoint" . -}}
+{{- if $values.otlpExporter.insecure -}}
+{{- $_ := set $exporter "tls" (dict "insecure" true) -}}
+{{- end -}}
+{{- $_ := set $exporters (ternary "otlp" "otlphttp" (eq $values.otlpExporter.protocol "grpc")) $exporter -}}
+{{- end -}}
+{{- $pipeline := dict "receivers" (list "otlp") "processors" (list "memory_limiter" "batch") "exporters" (keys $exporters | sortAlpha) -}}
+{{- $config := dict
+  "receivers" (dict "otlp" (dict "protocols" (dict
+    "grpc" (dict "endpoint" (printf "0.0.0.0:%d" (int $values.service.grpcPort)))
+    "http" (dict "endpoint" (printf "0.0.0.0:%d" (int $values.service.httpPort))))))
+  "processors" (dict
+    "memory_limiter" (dict "check_interval" "1s" "limit_percentage" $values.memoryLimiter.limitPercentage "spike_limit_percentage" $values.memoryLimiter.spikeLimitPercentage)
+    "batch" (dict))
+  "exporters" $exporters
+  "extensions" (dict "health_check" (dict "endpoint" (printf "0.0.0.0:%d" (int $values.healthPort))))
+  "service" (dict
+    "extensions" (list "health_check")
+    "pipelines" (dict "traces" $pipeline "metrics" $pipeline "logs" $pipeline))
+-}}
+{{- mergeOverwrite $config (deepCopy $values.configOverrides) | toYaml -}}
+{{- end -}}
