@@ -11,13 +11,14 @@
 #               locally by hack/base-image.sh); any image with python3 and its venv module
 #   DOCKER_HOST an engine to use; unset, the project's own engine (hack/docker.sh) is started
 #   STACKYARD_WHEELHOUSE=0  let pip in the build use its package index (needs network in
-#               the build) instead of the wheelhouse build/wheels made here
+#               the build) instead of the wheelhouse .wheelhouse/ made here
 #
-# The wheelhouse holds a wheel of every dependency, resolved with uv for the exact Python
-# of the base image and pinned by constraints.txt, plus the build backend (hatchling); it
-# is made on this machine, with this machine's pip configuration, and rebuilt when the
-# pins, the packages' pyproject.toml or the base image's Python change. The images are
-# then built with no network at all (`--network none`).
+# The wheelhouse (.wheelhouse/, ignored by git through its own .gitignore) holds each
+# image's dependencies resolved with uv for the exact Python of the base image and pinned
+# by constraints.txt (requirements-<name>.txt), a wheel of each, and the build backend
+# (hatchling). It is made on this machine, with this machine's pip configuration, and
+# remade when the pins, the packages' pyproject.toml or the base image's Python change.
+# The images are then built with no network at all (`--network none`).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,7 +28,7 @@ REGISTRY=${REGISTRY:-ghcr.io/stackyard}
 VERSION=${VERSION:-$(sed -n 's/^version = "\(.*\)"$/\1/p' core/pyproject.toml)}
 LOCAL_BASE=stackyard/python-base:bookworm
 BASE_IMAGE=${BASE_IMAGE:-$LOCAL_BASE}
-WHEELS=build/wheels
+WHEELS=.wheelhouse
 LOGS=${STACKYARD_CACHE:-$HOME/.cache/stackyard}/logs
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -35,7 +36,8 @@ trap 'rm -rf "$TMP"' EXIT
 say() { printf '==> [images] %s\n' "$*"; }
 die() { printf 'hack/images.sh: %s\n' "$*" >&2; exit 1; }
 
-declare -A DOCKERFILE=([operator]=operator/Dockerfile [api]=images/api/Dockerfile [worker]=images/worker/Dockerfile)
+# Each image's package directory, which holds its Dockerfile; every image also installs core/.
+declare -A PACKAGE=([operator]=operator [api]=images/api [worker]=images/worker)
 
 engine() {
   if [ -n "${DOCKER_HOST:-}" ]; then
@@ -73,14 +75,17 @@ wheelhouse() {
     return 0
   fi
   [ -x "$VENV/bin/uv" ] || die "$VENV has no uv: run \`make install\`"
-  printf '%s\n' "$PWD/core" "$PWD/operator" "$PWD/images/api" "$PWD/images/worker" >"$TMP/packages.in"
-  run "resolve the dependencies for Python $python (uv, pinned by constraints.txt)" \
+  rm -rf "$WHEELS" && mkdir -p "$WHEELS" && printf '*\n' >"$WHEELS/.gitignore"
+  say "resolve each image's dependencies for Python $python (uv, pinned by constraints.txt)"
+  for name in "${!PACKAGE[@]}"; do
+    printf '%s\n' "$PWD/core" "$PWD/${PACKAGE[$name]}" >"$TMP/$name.in"
     "$VENV/bin/uv" pip compile -q --python-version "$python" --no-header --no-annotate \
-    -c constraints.txt -o "$TMP/resolved.txt" "$TMP/packages.in"
-  grep -E '^[A-Za-z0-9._-]+==' "$TMP/resolved.txt" >"$TMP/pins.txt"
-  rm -rf "$WHEELS" && mkdir -p "$WHEELS"
-  run "download $(wc -l <"$TMP/pins.txt") wheels and the build backend into $WHEELS" \
-    "$VENV/bin/python" -m pip wheel -q --no-deps --wheel-dir "$WHEELS" -r "$TMP/pins.txt"
+      -c constraints.txt -o "$TMP/$name.txt" "$TMP/$name.in" || die "could not resolve the dependencies of $name"
+    grep -E '^[A-Za-z0-9._-]+==' "$TMP/$name.txt" >"$WHEELS/requirements-$name.txt"
+  done
+  sort -u "$WHEELS"/requirements-*.txt >"$TMP/all.txt"
+  run "download $(wc -l <"$TMP/all.txt") wheels and the build backend into $WHEELS" \
+    "$VENV/bin/python" -m pip wheel -q --no-deps --wheel-dir "$WHEELS" -r "$TMP/all.txt"
   "$VENV/bin/python" -m pip wheel -q --wheel-dir "$WHEELS" -c constraints.txt hatchling \
     || die "could not fetch the build backend hatchling"
   printf '%s\n' "$stamp" >"$WHEELS/.stamp"
@@ -90,7 +95,7 @@ wheelhouse() {
 build() {
   local name=$1 tag=$REGISTRY/stackyard-$1:$VERSION t0=$SECONDS
   local args=(
-    --file "${DOCKERFILE[$name]}" --tag "$tag"
+    --file "${PACKAGE[$name]}/Dockerfile" --tag "$tag"
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$VERSION"
     --build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || true)"
   )
@@ -114,7 +119,7 @@ build() {
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(operator api worker)
 for name in "${names[@]}"; do
-  [ -n "${DOCKERFILE[$name]:-}" ] || die "no image named '$name' (operator, api, worker)"
+  [ -n "${PACKAGE[$name]:-}" ] || die "no image named '$name' (operator, api, worker)"
 done
 t_all=$SECONDS
 engine

@@ -50,7 +50,13 @@ run() {
 
 complete() { [ -f "$1/.complete" ]; }
 mark_complete() { date -Is >"$1/.complete"; }
-timed() { local t0=$SECONDS; "$@"; say "${1#build_}" "ready in $((SECONDS - t0)) s"; }
+# timed build_TOOL: run the build and say how long it took (nothing to do: "cached").
+timed() {
+  local t0=$SECONDS tool=${1#build_} took
+  "$@"
+  took=$((SECONDS - t0))
+  if [ "$took" -eq 0 ]; then say "$tool" "cached"; else say "$tool" "ready in $took s"; fi
+}
 
 # A throw-away Go module for building a main package of a module that has
 # replace directives (which `go install pkg@version` refuses).

@@ -89,7 +89,7 @@ class LocalStack:
         lines += [
             "",
             "Try:",
-            f"  export KUBECONFIG={kube.kubeconfig}",
+            f"  export KUBECONFIG={kube.kubeconfig} PATH={kube.tools.kube_binary('kubectl').parent}:$PATH",
             "  kubectl get stackyard",
             "  kubectl edit ratelimitpolicy auth-per-ip     # the api's /v1/config hash changes within a second",
             "",
