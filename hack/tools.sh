@@ -23,7 +23,8 @@ LOGS=$CACHE/logs
 GOARCH=$(go env GOARCH 2>/dev/null || echo amd64)
 K8S_DIR=$CACHE/k8s/$KUBERNETES_VERSION-linux-$GOARCH
 ETCD_DIR=$CACHE/etcd/$ETCD_VERSION
-HELM_DIR=$CACHE/helm/$HELM_VERSION
+# -rN: the revision of our recipe for that tool; bump it when the build itself changes.
+HELM_DIR=$CACHE/helm/$HELM_VERSION-r2
 KIND_DIR=$CACHE/kind/$KIND_VERSION
 FERRETDB_DIR=$CACHE/ferretdb/$FERRETDB_VERSION
 OTELCOL_DIR=$CACHE/otelcol/$OTELCOL_VERSION
@@ -112,9 +113,18 @@ build_etcd() {
 build_helm() {
   complete "$HELM_DIR" && return 0
   mkdir -p "$HELM_DIR"
-  run helm "compile helm v$HELM_VERSION" env GOBIN="$HELM_DIR" \
-    go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+  # Like helm's own Makefile: the Kubernetes version that `helm template` and `helm lint`
+  # assume is the minor of the client-go that helm is built with (else it says 1.20).
+  local gomod client_go major minor pkg ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+  run helm "resolve helm.sh/helm/v3 v$HELM_VERSION" go mod download -json "helm.sh/helm/v3@v$HELM_VERSION"
+  gomod=$(go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  client_go=$(sed -n 's#^\s*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod" | head -n1)
+  major=1 minor=${client_go:?cannot read the client-go version in the go.mod of helm}
+  for pkg in pkg/lint/rules pkg/chartutil; do
+    ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=$major -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$minor"
+  done
+  run helm "compile helm v$HELM_VERSION (for Kubernetes $major.$minor)" env GOBIN="$HELM_DIR" \
+    go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
   mark_complete "$HELM_DIR"
 }
 
@@ -165,10 +175,10 @@ print_env() {
   cat <<EOF
 STACKYARD_CACHE=$CACHE
 KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$K8S_DIR}
-STACKYARD_HELM=$HELM_DIR/helm
-STACKYARD_KIND=$KIND_DIR/kind
-STACKYARD_FERRETDB=$FERRETDB_DIR/ferretdb
-STACKYARD_OTELCOL=$OTELCOL_DIR/otelcol-stackyard
+STACKYARD_HELM=${STACKYARD_HELM:-$HELM_DIR/helm}
+STACKYARD_KIND=${STACKYARD_KIND:-$KIND_DIR/kind}
+STACKYARD_FERRETDB=${STACKYARD_FERRETDB:-$FERRETDB_DIR/ferretdb}
+STACKYARD_OTELCOL=${STACKYARD_OTELCOL:-$OTELCOL_DIR/otelcol-stackyard}
 EOF
 }
 

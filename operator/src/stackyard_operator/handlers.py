@@ -46,7 +46,7 @@ def stack_ref(body: kopf.Body) -> str:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    configure(settings)
+    configure(settings, explicit_namespaces=bool(memo.get("namespaces")))
 
 
 # -- indices -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from stackyard.config.sources import kube_api_client
 from stackyard.logs import configure_logging
 
 from . import handlers  # noqa: F401 - registers the kopf handlers
+from .health import serve_health
 from .kube import Kube
 from .leader import LeaderElection, LeaseLost
 
@@ -56,12 +57,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--health-port",
         type=int,
         default=int(os.environ.get("STACKYARD_HEALTH_PORT", "0")),
-        help="serve kopf's liveness probe on this port (0: off)",
+        help="serve GET /healthz on this port, also while waiting for the Lease (0: off)",
     )
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> int:
+    health = await serve_health(args.health_port) if args.health_port else None
+    try:
+        return await operate(args)
+    finally:
+        if health is not None:
+            health.close()
+
+
+async def operate(args: argparse.Namespace) -> int:
+    """Wait for the Lease if asked to, then run kopf until stopped or the Lease is lost."""
     namespaces = [] if args.all_namespaces else (args.namespace or [default_namespace()])
     api_client = await kube_api_client()
     async with api_client:
@@ -85,9 +96,8 @@ async def run(args: argparse.Namespace) -> int:
                 standalone=True,
                 namespaces=namespaces,
                 clusterwide=not namespaces,
-                memo=kopf.Memo(kube=Kube(api_client), shared={}),
+                memo=kopf.Memo(kube=Kube(api_client), shared={}, namespaces=namespaces),
                 stop_flag=stop,
-                liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
             )
         )
         if election is None:

@@ -1,16 +1,16 @@
 """Where the binaries built by `make tools` live.
 
-The layout mirrors hack/tools.sh: one directory per tool and pinned version under
-$STACKYARD_CACHE (default ~/.cache/stackyard). Each path can be overridden by an
-environment variable, and the Kubernetes binaries by KUBEBUILDER_ASSETS (an envtest
-asset folder with kube-apiserver, etcd and kubectl).
+hack/tools.sh decides the layout (one directory per tool and pinned version under
+$STACKYARD_CACHE, default ~/.cache/stackyard) and prints it (`hack/tools.sh env`). Each
+path can be overridden by an environment variable, and the Kubernetes binaries by
+KUBEBUILDER_ASSETS (an envtest asset folder with kube-apiserver, etcd and kubectl).
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +18,11 @@ from .process import HarnessError
 
 HACK_DIR = Path(__file__).resolve().parents[3]
 REPO_ROOT = HACK_DIR.parent
+TOOLS_SCRIPT = HACK_DIR / "tools.sh"
 
 
 def pinned_versions() -> dict[str, str]:
+    """hack/versions.env as a dict (KUBERNETES_VERSION, HELM_VERSION, …)."""
     versions = {}
     for line in (HACK_DIR / "versions.env").read_text().splitlines():
         line = line.strip()
@@ -28,14 +30,6 @@ def pinned_versions() -> dict[str, str]:
             key, value = line.split("=", 1)
             versions[key] = value
     return versions
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("STACKYARD_CACHE", Path.home() / ".cache" / "stackyard"))
-
-
-def _goarch() -> str:
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
 class ToolMissing(HarnessError):
@@ -57,16 +51,18 @@ class Tools:
 
     @classmethod
     def locate(cls) -> Tools:
-        v = pinned_versions()
-        cache = cache_dir()
-        env = os.environ.get
-        assets = env("KUBEBUILDER_ASSETS") or cache / "k8s" / f"{v['KUBERNETES_VERSION']}-linux-{_goarch()}"
+        """Where `make tools` puts each tool, as `hack/tools.sh env` says (it honours
+        KUBEBUILDER_ASSETS and the STACKYARD_<TOOL> overrides): one source of truth."""
+        out = subprocess.run(
+            ["bash", str(TOOLS_SCRIPT), "env"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+        paths = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         return cls(
-            kubebuilder_assets=Path(assets),
-            helm=Path(env("STACKYARD_HELM") or cache / "helm" / v["HELM_VERSION"] / "helm"),
-            kind=Path(env("STACKYARD_KIND") or cache / "kind" / v["KIND_VERSION"] / "kind"),
-            ferretdb=Path(env("STACKYARD_FERRETDB") or cache / "ferretdb" / v["FERRETDB_VERSION"] / "ferretdb"),
-            otelcol=Path(env("STACKYARD_OTELCOL") or cache / "otelcol" / v["OTELCOL_VERSION"] / "otelcol-stackyard"),
+            kubebuilder_assets=Path(paths["KUBEBUILDER_ASSETS"]),
+            helm=Path(paths["STACKYARD_HELM"]),
+            kind=Path(paths["STACKYARD_KIND"]),
+            ferretdb=Path(paths["STACKYARD_FERRETDB"]),
+            otelcol=Path(paths["STACKYARD_OTELCOL"]),
         )
 
     def kube_binary(self, name: str) -> Path:
