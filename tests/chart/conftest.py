@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from stack_chart import ChartNamespace, Helm, make_namespace
+from stack_chart import CHART, ChartNamespace, Helm, make_namespace
 from stackyard_harness.kube import KubeCluster
 
 
@@ -26,3 +26,11 @@ def chart_namespace(kube: KubeCluster) -> Iterator[ChartNamespace]:
     namespace = make_namespace(kube, "chart")
     yield namespace
     kube.kubectl("delete", "namespace", namespace.name, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def chart_crds(kube: KubeCluster) -> KubeCluster:
+    """The chart's CRDs in the cluster already (as after a first install): a dry run does not install them."""
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CHART / "crds"))
+    return kube

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
@@ -38,6 +39,7 @@ class Release:
         self.values: dict[str, Any] = {}
 
     def install(self, values: dict[str, Any], *args: str, check: bool = True) -> Any:
+        self.values = values
         result = self.helm.run(
             "install",
             self.name,
@@ -117,7 +119,7 @@ class ChartOperator:
         self.process.stop()
 
 
-# -- one release with every optional part on, shared by the tests of this module -------
+# -- one release (MongoDB, the default Stack, two operator replicas, an extra namespace) for the module --
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +134,14 @@ def team(kube: KubeCluster) -> Iterator[ChartNamespace]:
 def release(kube: KubeCluster, cluster_helm: Helm, team: ChartNamespace) -> Iterator[Release]:
     namespace = make_namespace(kube, "chart")
     installed = Release(cluster_helm, namespace)
-    installed.values = {
-        "operator": {"replicas": 2, "watch": {"extraNamespaces": [team.name]}},
-        "redis": {"podDisruptionBudget": {"enabled": True}},
-        "mongodb": {"enabled": True},
-        "stack": {"enabled": True},
-    }
-    installed.install(installed.values)
+    installed.install(
+        {
+            "operator": {"replicas": 2, "watch": {"extraNamespaces": [team.name]}},
+            "redis": {"podDisruptionBudget": {"enabled": True}},
+            "mongodb": {"enabled": True},
+            "stack": {"enabled": True},
+        }
+    )
     yield installed
     kube.kubectl("delete", "namespace", namespace.name, "--wait=false")
 
@@ -352,6 +355,7 @@ def test_values_that_break_the_schema_are_refused_by_install_and_nothing_is_made
     assert chart_namespace.get("statefulset", "broken-stack-redis") is None
 
 
+@pytest.mark.usefixtures("chart_crds")
 def test_install_notes_say_what_was_installed_and_what_to_apply(cluster_helm, chart_namespace):
     release = Release(cluster_helm, chart_namespace, name="notes")
     out = release.install({}, "--dry-run=server").stdout
@@ -405,3 +409,22 @@ def test_cluster_scope_operator_reconciles_stacks_in_any_namespace(kube, harness
         release.uninstall()
         kube.kubectl("delete", "namespace", elsewhere.name, "--wait=false")
     wait_until(lambda: kube.kubectl("get", "clusterrole", role, check=False).returncode != 0, 30, "ClusterRole removed")
+
+
+def test_existing_redis_secret_is_read_into_the_backends_url(cluster_helm, chart_namespace):
+    password = "p@ss word/+:%"
+    chart_namespace.kubectl("create", "secret", "generic", "my-redis", f"--from-literal=pw={password}")
+    release = Release(cluster_helm, chart_namespace, name="own")
+    release.install({"redis": {"auth": {"existingSecret": "my-redis", "existingSecretPasswordKey": "pw"}}})
+    assert chart_namespace.get("secret", "own-stack-redis") is None  # no generated password
+    url = urlsplit(release.secret("own-stack-backends")["redis"])
+    assert (url.scheme, url.hostname, url.port, url.path) == (
+        "redis",
+        f"own-stack-redis.{chart_namespace.name}.svc",
+        6379,
+        "/0",
+    )
+    assert unquote(url.password or "") == password  # as redis-py reads it
+    statefulset = chart_namespace.get("statefulset", "own-stack-redis")
+    env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env} == {"my-redis"}

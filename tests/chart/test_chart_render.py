@@ -483,3 +483,23 @@ def test_helm_test_pod_checks_the_api_readyz_only_with_a_default_stack(chart_hel
     assert env["READYZ_URL"] == "http://demo-stack-api.apps.svc/readyz"
     assert pod["spec"]["restartPolicy"] == "Never"
     compile(container["command"][2], "helm-test", "exec")  # the probe script is valid Python
+
+
+@pytest.mark.parametrize("release", ["on", "n", "true"])
+def test_release_names_that_yaml_reads_as_booleans_stay_strings(chart_helm, release):
+    objects = chart_helm.template(ALL_ON, release=release, namespace="no")
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == release
+        assert obj["metadata"]["namespace"] in ("no", "team-a")
+    for policy in (o for o in objects if o["kind"] == "NetworkPolicy" and o["spec"]["ingress"]):
+        for peer in policy["spec"]["ingress"][0]["from"]:
+            assert all(isinstance(v, str) for v in peer.get("podSelector", {}).get("matchLabels", {}).values())
+
+
+def test_helm_test_pod_uses_the_stack_image_even_when_set_through_the_spec(chart_helm):
+    values = {**ALL_ON, "stack": {"enabled": True, "spec": {"image": {"registry": "mirror.example/stackyard"}}}}
+    objects = chart_helm.template(values)
+    assert find(objects, "Stack")["spec"]["image"]["registry"] == "mirror.example/stackyard"
+    (container,) = find(objects, "Pod")["spec"]["containers"]
+    assert container["image"] == "mirror.example/stackyard/stackyard-api:0.1.0"

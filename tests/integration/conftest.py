@@ -149,6 +149,20 @@ def backends(namespace: Namespace, redis_server, mongo_server) -> str:  # type: 
     return "backends"
 
 
+# An EmailProvider for the Stack `demo`, with its API key in the Secret `resend`.
+RESEND = {
+    "apiVersion": "stackyard.dev/v1alpha1",
+    "kind": "EmailProvider",
+    "metadata": {"name": "resend"},
+    "spec": {
+        "stackRef": {"name": "demo"},
+        "type": "resend",
+        "priority": 10,
+        "resend": {"apiKeySecretRef": {"name": "resend", "key": "apiKey"}},
+    },
+}
+
+
 def stack_manifest(name: str = "demo", **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "stackyard.dev/v1alpha1",

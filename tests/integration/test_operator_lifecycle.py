@@ -4,9 +4,10 @@ and another takes over when it dies."""
 
 from __future__ import annotations
 
+import pytest
 from stackyard_harness.programs import start_operator
 
-from .conftest import stack_manifest, wait_for
+from .conftest import RESEND, stack_manifest, wait_for
 
 OWNED = [
     ("serviceaccount", "demo-stackyard"),
@@ -20,17 +21,6 @@ OWNED = [
     ("stack", "demo"),
     ("emailprovider", "resend"),
 ]
-
-RESEND = {
-    "apiVersion": "stackyard.dev/v1alpha1",
-    "kind": "EmailProvider",
-    "metadata": {"name": "resend"},
-    "spec": {
-        "stackRef": {"name": "demo"},
-        "type": "resend",
-        "resend": {"apiKeySecretRef": {"name": "resend", "key": "apiKey"}},
-    },
-}
 
 
 def resource_versions(namespace):
@@ -60,45 +50,49 @@ def test_operator_restart_updates_nothing_that_is_already_right(namespace, backe
     assert len(namespace.kubectl("get", "events", "-o", "name").stdout.split()) == events_before
 
 
-def test_one_leader_reconciles_and_a_follower_takes_over_when_it_dies(
-    namespace, backends, without_shared_operator, cluster, harness
-):
-    args = ("--namespace", namespace.name, "--leader-election", "--lease-seconds", "3")
-    first = start_operator(cluster, harness.run_dir, *args, name=f"leader-a-{namespace.name}")
-    wait_for(lambda: "leading" in first.log_path.read_text(), what="the first replica to lead")
-    second = start_operator(cluster, harness.run_dir, *args, name=f"leader-b-{namespace.name}", ready_log="Lease")
-    try:
-        wait_for(lambda: "waiting to lead" in second.log_path.read_text(), what="the second replica to wait")
-        namespace.apply(stack_manifest())
-        wait_for(lambda: ready(namespace, "stack", "demo"), what="Stack Ready")
-        assert f"reconciled Stack {namespace.name}/demo" in first.log_path.read_text()
-        assert "reconciled Stack" not in second.log_path.read_text()
+@pytest.fixture
+def replicas(namespace, without_shared_operator, cluster, harness):
+    """start(lease_seconds) -> (leader, follower): two operator replicas under leader election."""
+    started = []
 
-        first.kill()  # SIGKILL: no chance to release the Lease
-        wait_for(lambda: "leading" in second.log_path.read_text(), timeout=15, what="the follower to take over")
-        namespace.apply(stack_manifest(worker={"replicas": 3}))
-        wait_for(
-            lambda: namespace.get("deployment", "demo-worker")["spec"]["replicas"] == 3,
-            what="the new leader to reconcile",
+    def start(lease_seconds: int):
+        args = ("--namespace", namespace.name, "--leader-election", "--lease-seconds", str(lease_seconds))
+        leader = start_operator(cluster, harness.run_dir, *args, name=f"replica-a-{namespace.name}")
+        started.append(leader)
+        wait_for(lambda: "leading" in leader.log_path.read_text(), what="the first replica to lead")
+        follower = start_operator(
+            cluster, harness.run_dir, *args, name=f"replica-b-{namespace.name}", ready_log="Lease"
         )
-        lease = namespace.get("lease", "stackyard-operator")
-        assert lease["spec"]["leaseTransitions"] == 1
-    finally:
-        first.stop()
-        second.stop()
+        started.append(follower)
+        wait_for(lambda: "waiting to lead" in follower.log_path.read_text(), what="the second replica to wait")
+        return leader, follower
+
+    yield start
+    for process in started:
+        process.stop()
 
 
-def test_a_stopped_leader_hands_over_at_once(namespace, without_shared_operator, cluster, harness):
-    args = ("--namespace", namespace.name, "--leader-election", "--lease-seconds", "60")
-    first = start_operator(cluster, harness.run_dir, *args, name=f"handover-a-{namespace.name}")
-    wait_for(lambda: "leading" in first.log_path.read_text(), what="the first replica to lead")
-    second = start_operator(cluster, harness.run_dir, *args, name=f"handover-b-{namespace.name}", ready_log="Lease")
-    try:
-        wait_for(lambda: "waiting to lead" in second.log_path.read_text(), what="the second replica to wait")
-        first.stop()  # SIGTERM: a clean stop releases the Lease
-        assert "released Lease" in first.log_path.read_text()
-        # Well inside the 60 s lease: a follower looks at the Lease every 2 s.
-        wait_for(lambda: "leading" in second.log_path.read_text(), timeout=10, what="the follower to take over")
-    finally:
-        first.stop()
-        second.stop()
+def test_one_leader_reconciles_and_a_follower_takes_over_when_it_dies(namespace, backends, replicas):
+    first, second = replicas(lease_seconds=3)
+    namespace.apply(stack_manifest())
+    wait_for(lambda: ready(namespace, "stack", "demo"), what="Stack Ready")
+    assert f"reconciled Stack {namespace.name}/demo" in first.log_path.read_text()
+    assert "reconciled Stack" not in second.log_path.read_text()
+
+    first.kill()  # SIGKILL: no chance to release the Lease
+    wait_for(lambda: "leading" in second.log_path.read_text(), timeout=15, what="the follower to take over")
+    namespace.apply(stack_manifest(worker={"replicas": 3}))
+    wait_for(
+        lambda: namespace.get("deployment", "demo-worker")["spec"]["replicas"] == 3,
+        what="the new leader to reconcile",
+    )
+    lease = namespace.get("lease", "stackyard-operator")
+    assert lease["spec"]["leaseTransitions"] == 1
+
+
+def test_a_stopped_leader_hands_over_at_once(replicas):
+    first, second = replicas(lease_seconds=60)
+    first.stop()  # SIGTERM: a clean stop releases the Lease
+    assert "released Lease" in first.log_path.read_text()
+    # Well inside the 60 s lease: a follower looks at the Lease every 2 s.
+    wait_for(lambda: "leading" in second.log_path.read_text(), timeout=10, what="the follower to take over")

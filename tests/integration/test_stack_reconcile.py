@@ -9,21 +9,9 @@ import json
 import httpx
 import pytest
 
-from .conftest import stack_manifest, wait_for
+from .conftest import RESEND, stack_manifest, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-RESEND = {
-    "apiVersion": "stackyard.dev/v1alpha1",
-    "kind": "EmailProvider",
-    "metadata": {"name": "resend"},
-    "spec": {
-        "stackRef": {"name": "demo"},
-        "type": "resend",
-        "priority": 10,
-        "resend": {"apiKeySecretRef": {"name": "resend", "key": "apiKey"}},
-    },
-}
 
 
 def config_hash(namespace, stack="demo"):

@@ -37,9 +37,9 @@ Selector labels of a component: stable for the life of a release (a Deployment's
 StatefulSet's selector cannot change). Call with (dict "ctx" $ "component" "operator").
 */}}
 {{- define "stack.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "stack.name" .ctx }}
-app.kubernetes.io/instance: {{ .ctx.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/name: {{ include "stack.name" .ctx | quote }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name | quote }}
+app.kubernetes.io/component: {{ .component | quote }}
 {{- end -}}
 
 {{/*
@@ -51,8 +51,8 @@ optional and defaults to the chart's appVersion.
 {{ include "stack.selectorLabels" . }}
 app.kubernetes.io/version: {{ (default .ctx.Chart.AppVersion .version) | replace "+" "_" | trunc 63 | quote }}
 app.kubernetes.io/part-of: stackyard
-app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
-helm.sh/chart: {{ include "stack.chart" .ctx }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service | quote }}
+helm.sh/chart: {{ include "stack.chart" .ctx | quote }}
 {{- end -}}
 
 {{/*
@@ -157,7 +157,7 @@ part-of=stackyard and managed-by=stackyard-operator, whatever their Stack is cal
 {{- define "stack.backendPeers" -}}
 - podSelector:
     matchLabels:
-      app.kubernetes.io/instance: {{ .Release.Name }}
+      app.kubernetes.io/instance: {{ .Release.Name | quote }}
       app.kubernetes.io/part-of: stackyard
 - podSelector:
     matchLabels:
@@ -227,4 +227,44 @@ otelCollector.configOverrides deep-merged over it.
     "pipelines" (dict "traces" $pipeline "metrics" $pipeline "logs" $pipeline))
 -}}
 {{- mergeOverwrite $config (deepCopy $values.configOverrides) | toYaml -}}
+{{- end -}}
+
+{{/*
+The spec of the default Stack, as YAML: image, Redis and MongoDB refs (the release's
+backends Secret or the external ones) and telemetry (the release's collector), with
+stack.spec merged over it. Fails when a backend is missing.
+*/}}
+{{- define "stack.stackSpec" -}}
+{{- $backends := include "stack.backendsSecretName" . }}
+{{- $spec := dict "image" (dict
+    "registry" .Values.stack.image.registry
+    "tag" (default .Chart.AppVersion .Values.stack.image.tag)
+    "pullPolicy" .Values.stack.image.pullPolicy) }}
+{{- with .Values.imagePullSecrets }}
+{{- $_ := set $spec.image "pullSecrets" . }}
+{{- end }}
+{{- /* Redis: the chart's (URL in the backends Secret) or the external one. */}}
+{{- if .Values.redis.enabled }}
+{{- $_ := set $spec "redis" (dict "urlSecretRef" (dict "name" $backends "key" "redis")) }}
+{{- else if .Values.redis.external.urlSecretRef.name }}
+{{- $_ := set $spec "redis" (dict "urlSecretRef" (deepCopy .Values.redis.external.urlSecretRef)) }}
+{{- end }}
+{{- /* MongoDB: the chart's (URI in the backends Secret) or the external one. */}}
+{{- if .Values.mongodb.enabled }}
+{{- $_ := set $spec "mongodb" (dict "uriSecretRef" (dict "name" $backends "key" "mongodb")) }}
+{{- else if .Values.mongodb.external.uriSecretRef.name }}
+{{- $_ := set $spec "mongodb" (dict "uriSecretRef" (deepCopy .Values.mongodb.external.uriSecretRef)) }}
+{{- end }}
+{{- if .Values.otelCollector.enabled }}
+{{- $collector := printf "http://%s.%s.svc:%d" (include "stack.componentName" (dict "ctx" . "component" "otel-collector")) .Release.Namespace (int .Values.otelCollector.service.httpPort) }}
+{{- $_ := set $spec "telemetry" (dict "enabled" true "endpoint" $collector "protocol" "http/protobuf") }}
+{{- end }}
+{{- $spec = mergeOverwrite $spec (deepCopy .Values.stack.spec) }}
+{{- if not (and $spec.redis $spec.redis.urlSecretRef $spec.redis.urlSecretRef.name $spec.redis.urlSecretRef.key) }}
+{{- fail "stack: the default Stack needs Redis: keep redis.enabled, or set redis.external.urlSecretRef {name, key}" }}
+{{- end }}
+{{- if not (and $spec.mongodb $spec.mongodb.uriSecretRef $spec.mongodb.uriSecretRef.name $spec.mongodb.uriSecretRef.key) }}
+{{- fail "stack: the default Stack needs MongoDB: set mongodb.enabled, or mongodb.external.uriSecretRef {name, key}" }}
+{{- end }}
+{{- toYaml $spec }}
 {{- end -}}
