@@ -124,6 +124,16 @@ def test_missing_secret_gives_ready_false_with_reason_until_it_appears(namespace
     stack_members = namespace.condition("stack", "demo", "MembersReady")
     assert stack_members["status"] == "True"
 
+    # Each transition of Ready was told as an Event on the provider (Events have one-second
+    # timestamps, so their order is not asserted).
+    def ready_events():
+        events = json.loads(namespace.kubectl("get", "events", "-o", "json").stdout)["items"]
+        items = [e for e in events if e["involvedObject"]["name"] == "resend" and e["message"].startswith("Ready=")]
+        return sorted((e["type"], e["reason"]) for e in items)
+
+    wait_for(lambda: len(ready_events()) >= 3, what="three Ready Events on the provider")
+    assert ready_events() == [("Normal", "InForce"), ("Warning", "SecretKeyNotFound"), ("Warning", "SecretNotFound")]
+
 
 def test_stack_without_its_secret_keeps_nothing_half_applied(namespace):
     namespace.apply(stack_manifest())
