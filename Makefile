@@ -64,5 +64,5 @@ servers: $(VENV)/.installed tools ## only the servers (kube-apiserver, Redis, Fe
 	$(PY) -m stackyard_harness servers
 
 clean: ## remove the venv, caches and run directories (not the tools cache)
-	rm -rf $(VENV) .stackyard .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .stackyard .wheelhouse .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -55,7 +55,7 @@ launch() {
     --ip-masq=false
     --bridge=none
   )
-  [ -n "${1:-}" ] && args+=(--storage-driver "$1")
+  if [ -n "${1:-}" ]; then args+=(--storage-driver "$1"); fi
   printf '\n### %s: dockerd %s\n' "$(date -Is)" "${args[*]}" >>"$LOG"
   # A background job of a script is no process group leader, so setsid execs dockerd in place: $! is its pid.
   setsid dockerd "${args[@]}" </dev/null >>"$LOG" 2>&1 &
@@ -81,6 +81,7 @@ start() {
   command -v dockerd >/dev/null || die "dockerd is not installed: run \`sudo hack/apt-packages.sh\` (Debian's docker.io)"
   command -v "$DOCKER" >/dev/null || die "the docker CLI ($DOCKER) is not installed: run \`sudo hack/apt-packages.sh\`"
   [ "$(id -u)" -eq 0 ] || die "dockerd needs root; run as root, or set DOCKER_HOST to an engine you can use"
+  local pid
   if pid=$(running_pid); then
     die "dockerd (pid $pid) is running but does not answer on $SOCKET; see $LOG, or stop it: hack/docker.sh stop"
   fi
@@ -120,6 +121,10 @@ stop() {
   while kill -0 "$pid" 2>/dev/null; do
     [ "$SECONDS" -lt "$deadline" ] || die "dockerd (pid $pid) did not stop within 30 s; see $LOG"
     sleep 0.5
+  done
+  # dockerd leaves its default network namespace mounted under the exec root.
+  awk -v dir="$DIR/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mnt; do
+    umount "$mnt"
   done
   say "stopped"
 }

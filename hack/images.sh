@@ -9,6 +9,7 @@
 #   VERSION     the tag and the version label (default: core's version in its pyproject.toml)
 #   BASE_IMAGE  the base of both stages (default stackyard/python-base:bookworm, made
 #               locally by hack/base-image.sh); any image with python3 and its venv module
+#   SOURCE      the repository URL for the org.opencontainers.image.source label
 #   DOCKER_HOST an engine to use; unset, the project's own engine (hack/docker.sh) is started
 #   STACKYARD_WHEELHOUSE=0  let pip in the build use its package index (needs network in
 #               the build) instead of the wheelhouse .wheelhouse/ made here
@@ -95,7 +96,7 @@ wheelhouse() {
 build() {
   local name=$1 tag=$REGISTRY/stackyard-$1:$VERSION t0=$SECONDS
   local args=(
-    --file "${PACKAGE[$name]}/Dockerfile" --tag "$tag"
+    --file "${PACKAGE[$name]}/Dockerfile" --tag "$tag" --force-rm
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$VERSION"
     --build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || true)"
   )

@@ -276,6 +276,8 @@ def test_operator_image_reconciles_a_stack_that_the_api_image_then_serves(
             else None
         )
 
+    # The log line proves that this container did the work (another operator may watch the namespace too).
+    operator.wait_for(lambda: f"reconciled Stack {namespace}/{name}" in operator.logs(), "the Stack reconciled")
     expected = operator.wait_for(config_hash, f"ConfigMap {name}-config from the operator image")
 
     # The api image, with the Stack's own ServiceAccount as a pod would have it, applies that config.
