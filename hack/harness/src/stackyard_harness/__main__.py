@@ -2,7 +2,8 @@
 
   stackyard-harness up                 the whole stack: servers, CRDs, operator, api,
                                        worker and examples/ (what `make up` runs)
-  stackyard-harness servers [names…]   only the servers (kube, redis, mongo, otel)
+  stackyard-harness servers [names…]   only the servers (kube, redis, mongo, otel;
+                                       also redis-cluster on request)
 
 Both print where everything listens and write the connection settings as shell
 exports (default .stackyard/harness.env) for other terminals to `source`.
@@ -17,7 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .harness import SERVICES, Harness, progress
+from .harness import DEFAULT_SERVERS, SERVICES, Harness, progress
 from .local_stack import LocalStack
 from .process import HarnessError
 from .tools import REPO_ROOT
@@ -49,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="the whole stack, as local processes")
     servers = sub.add_parser("servers", help="only the servers")
-    servers.add_argument("services", nargs="*", default=list(SERVICES), help=f"any of {', '.join(SERVICES)}")
+    servers.add_argument(
+        "services",
+        nargs="*",
+        default=DEFAULT_SERVERS,
+        help=f"any of {', '.join(SERVICES)} (default: {' '.join(DEFAULT_SERVERS)})",
+    )
     args = parser.parse_args(argv)
 
     harness = Harness()

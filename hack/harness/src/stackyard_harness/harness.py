@@ -14,6 +14,7 @@ from .mongo import MongoServer
 from .otel import OtelCollector
 from .process import HarnessError
 from .redis import RedisServer
+from .redis_cluster import RedisCluster
 from .tools import REPO_ROOT, Tools
 
 
@@ -29,9 +30,12 @@ class Service(Protocol):
 SERVICES = {
     "kube": KubeCluster,
     "redis": RedisServer,
+    "redis-cluster": RedisCluster,
     "mongo": MongoServer,
     "otel": OtelCollector,
 }
+# What `stackyard-harness servers` starts when no names are given (the cluster only on request).
+DEFAULT_SERVERS = ["kube", "redis", "mongo", "otel"]
 RUNS_KEPT = 5
 
 

@@ -17,6 +17,7 @@ from .kube import KubeCluster
 from .mongo import MongoServer
 from .otel import OtelCollector
 from .redis import RedisServer
+from .redis_cluster import RedisCluster
 from .tools import ToolMissing, Tools
 
 
@@ -57,6 +58,12 @@ def kube(harness: Harness) -> KubeCluster:
 @pytest.fixture(scope="session")
 def redis_server(harness: Harness) -> RedisServer:
     return _service(harness, "redis")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(harness: Harness) -> RedisCluster:
+    """Three Redis masters in one cluster (hash slots split in three)."""
+    return _service(harness, "redis-cluster")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,129 @@
+"""A Redis Cluster of three masters (no replicas), each Debian's redis-server on free
+loopback ports, its 16384 slots split in three and joined by hand (CLUSTER ADDSLOTSRANGE
+and CLUSTER MEET: no redis-cli needed), ready once every node reports cluster_state:ok
+and knows all three."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from .process import HarnessError, ManagedProcess, free_port
+from .tools import Tools
+
+SLOTS = 16384
+
+
+def command(port: int, *args: str | int) -> bytes:
+    """One command over RESP; the reply's payload (simple, integer or bulk string)."""
+    payload = f"*{len(args)}\r\n".encode() + b"".join(
+        f"${len(str(a).encode())}\r\n".encode() + str(a).encode() + b"\r\n" for a in args
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(payload)
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise HarnessError(f"redis on {port} closed the connection")
+            reply += chunk
+        head, _, rest = reply.partition(b"\r\n")
+        if head[:1] == b"-":
+            raise HarnessError(f"redis on {port}: {' '.join(map(str, args))}: {head[1:].decode()}")
+        if head[:1] != b"$":
+            return head[1:]
+        length = int(head[1:])
+        while len(rest) < length + 2:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return rest[:length]
+
+
+class RedisCluster:
+    name = "redis-cluster"
+    masters = 3
+
+    def __init__(self, tools: Tools, run_dir: Path) -> None:
+        self.binary = tools.require("redis-server")
+        self.dir = run_dir / "redis-cluster"
+        self.ports = [free_port() for _ in range(self.masters)]
+        self.bus_ports = [free_port() for _ in range(self.masters)]
+        self.processes: list[ManagedProcess] = []
+
+    @property
+    def url(self) -> str:
+        """One node as a plain URL: what a cluster client starts from (it finds the rest)."""
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    @property
+    def stackyard_url(self) -> str:
+        """The URL a Stack's Redis Secret holds for a cluster."""
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> RedisCluster:
+        for i, (port, bus) in enumerate(zip(self.ports, self.bus_ports, strict=True)):
+            node_dir = self.dir / f"node-{i}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            process = ManagedProcess(
+                f"redis-cluster-{i}",
+                [
+                    self.binary,
+                    "--port",
+                    str(port),
+                    "--cluster-port",
+                    str(bus),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    node_dir / "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--dir",
+                    node_dir,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                ],
+                self.dir / f"node-{i}.log",
+            ).start()
+            self.processes.append(process)
+        for process, port in zip(self.processes, self.ports, strict=True):
+            process.wait_ready(lambda port=port: command(port, "PING") == b"PONG", 15, "answering PING")
+        share = SLOTS // self.masters
+        for i, port in enumerate(self.ports):
+            first, last = i * share, SLOTS - 1 if i == self.masters - 1 else (i + 1) * share - 1
+            command(port, "CLUSTER", "ADDSLOTSRANGE", first, last)
+        for port in self.ports[1:]:
+            command(port, "CLUSTER", "MEET", "127.0.0.1", self.ports[0], self.bus_ports[0])
+        self.processes[0].wait_ready(self._formed, 30, "a cluster with every slot served (cluster_state:ok)")
+        return self
+
+    def _formed(self) -> bool:
+        for port in self.ports:
+            info = command(port, "CLUSTER", "INFO").decode()
+            if "cluster_state:ok" not in info or f"cluster_known_nodes:{self.masters}" not in info:
+                return False
+        return True
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+    def kill(self) -> None:
+        for process in self.processes:
+            process.kill()
+
+    def env(self) -> dict[str, str]:
+        return {"STACKYARD_REDIS_CLUSTER_URL": self.stackyard_url}
+
+    def describe(self) -> str:
+        return f"redis-cluster   {self.stackyard_url} (masters on {', '.join(map(str, self.ports))})"
