@@ -96,3 +96,12 @@ def test_the_check_route_answers_for_a_policy_only_other_services_use(namespace,
     results = [http.post("/v1/ratelimit/check", json={"policy": "exports", "key": "u1"}).json() for _ in range(4)]
     assert [r["allowed"] for r in results] == [True, True, True, False]
     assert results[-1]["retryAfter"] > 0
+
+
+def test_the_api_server_rejects_bad_timeouts_and_trusted_proxies(namespace):
+    result = namespace.try_apply(policy(limit=1, timeout="20s"))
+    assert result.returncode != 0 and "timeout must be between 1ms and 10s" in result.stderr
+    result = namespace.try_apply(stack_manifest(api={"trustedProxies": ["10.0.0.0/8", "300.1.2.3/8"]}))
+    assert result.returncode != 0 and "trustedProxies must be CIDRs" in result.stderr
+    result = namespace.try_apply(stack_manifest(api={"trustedProxies": ["10.0.0.0/8", "2001:db8::/32"]}))
+    assert result.returncode == 0, result.stderr

@@ -50,3 +50,19 @@ class ServiceUnavailable(Problem):
 
 class NotConfigured(ServiceUnavailable):
     slug, title = "not-configured", "Not configured yet"
+
+
+class TooManyRequests(Problem):
+    """A rate limit refused the request; `Retry-After` says when to try again."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
+class RateLimitUnavailable(ServiceUnavailable):
+    """A policy that fails closed could not be decided (Redis failed or was too slow)."""
+
+    slug, title = "rate-limit-unavailable", "Rate limit unavailable"
+
+
+class UnprocessableContent(Problem):
+    status, slug, title = 422, "unprocessable", "Unprocessable request"

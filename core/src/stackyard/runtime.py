@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as redis
 from pymongo import AsyncMongoClient
 
-from .clients import mongo_client, redis_client
+from .clients import AnyRedis, mongo_client, redis_client
 from .config import MONGODB_URI, REDIS_URL, AppliedConfig, FileConfigSource, KubernetesConfigSource, LiveConfig
 from .problems import NotConfigured
 
@@ -32,7 +31,7 @@ class Runtime:
         self.service = service
         self.live = live
         self.source = source
-        self._redis: tuple[str, redis.Redis] | None = None
+        self._redis: tuple[str, AnyRedis] | None = None
         self._mongo: tuple[str, AsyncMongoClient[Any]] | None = None
         self._source_task: asyncio.Task[None] | None = None
         self._retired: list[Any] = []
@@ -77,7 +76,7 @@ class Runtime:
         return applied
 
     @property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> AnyRedis:
         url = self.config.credential(REDIS_URL)
         if self._redis is None or self._redis[0] != url:
             self._redis = (url, redis_client(url))

@@ -77,11 +77,27 @@ class RateLimitPolicySpec(CamelModel):
         le=1_000_000_000,
         description="tokenBucket and gcra: the most that may pass at once (default: limit).",
     )
-    mode: Literal["enforce", "dryRun"] = Field(default="enforce", description="dryRun only logs and counts.")
+    mode: Literal["enforce", "dryRun"] = Field(
+        default="enforce",
+        description="enforce refuses what is over the limit; dryRun counts and logs it but lets it through.",
+    )
     failure_mode: Literal["open", "closed"] = Field(
         default="open",
         description=(
-            "When Redis fails or is slower than the budget: let requests through (open) or refuse them (closed)."
+            "When Redis fails or is slower than the timeout: let requests through (open) or refuse them (closed)."
+        ),
+    )
+    timeout: Duration = Field(
+        default="10ms",
+        description=(
+            "Time budget of one decision (the Redis round trip); beyond it the failure mode decides, e.g. 10ms, 50ms."
+        ),
+    )
+    enforce_in_api: bool = Field(
+        default=True,
+        description=(
+            "Whether the stackyard api enforces this policy on its own matching requests; false for a policy "
+            "that only other services use (POST /v1/ratelimit/check, the client, the ASGI middleware)."
         ),
     )
 
@@ -97,6 +113,10 @@ class RateLimitPolicySpec(CamelModel):
                     "message": "burst must be at least limit for tokenBucket",
                 },
                 {"rule": "duration(self.window) >= duration('1ms')", "message": "window must be at least 1ms"},
+                {
+                    "rule": "duration(self.timeout) >= duration('1ms') && duration(self.timeout) <= duration('10s')",
+                    "message": "timeout must be between 1ms and 10s",
+                },
             ]
         }
     }

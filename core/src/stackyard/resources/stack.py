@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from .base import (
     AGE_COLUMN,
@@ -57,9 +58,40 @@ class WorkloadSettings(CamelModel):
     node_selector: dict[str, str] = Field(default_factory=dict, description="nodeSelector of the pods.")
 
 
+def _check_cidrs(values: list[str]) -> list[str]:
+    for value in values:
+        if "/" not in value:
+            raise ValueError(f"{value!r} is not a CIDR (write e.g. 10.0.0.0/8 or 203.0.113.7/32)")
+        ipaddress.ip_network(value, strict=False)  # ValueError names the bad value
+    return values
+
+
+Cidr = Annotated[str, StringConstraints(max_length=49, pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]
+
+
+class ApiSettings(WorkloadSettings):
+    trusted_proxies: Annotated[list[Cidr], AfterValidator(_check_cidrs)] = Field(
+        default_factory=list,
+        max_length=50,
+        description=(
+            "CIDRs of the proxies and load balancers in front of the api. Only when the connecting peer is in "
+            "one of them are X-Forwarded-For and Forwarded read for the client IP (walking right to left past "
+            "trusted hops); otherwise the peer's own address is the client. Empty: headers are never trusted."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.all(c, isCIDR(c))", "message": "trustedProxies must be CIDRs, e.g. 10.0.0.0/8"}
+            ]
+        },
+    )
+
+
 class RedisConnection(CamelModel):
     url_secret_ref: SecretKeyRef = Field(
-        description="Secret key holding the Redis URL (redis:// or rediss://, password included)."
+        description=(
+            "Secret key holding the Redis URL (redis:// or rediss://, password included; "
+            "redis+cluster:// or rediss+cluster:// for one node of a Redis Cluster)."
+        )
     )
 
 
@@ -115,7 +147,7 @@ class Capabilities(CamelModel):
 
 class StackSpec(CamelModel):
     image: ImageSettings = Field(default=ImageSettings(), description="Container images of api and worker.")
-    api: WorkloadSettings = Field(default=WorkloadSettings(), description="The api Deployment.")
+    api: ApiSettings = Field(default=ApiSettings(), description="The api Deployment and how it sees clients.")
     worker: WorkloadSettings = Field(default=WorkloadSettings(replicas=1), description="The worker Deployment.")
     redis: RedisConnection = Field(description="Redis: queues, limits, sessions, tokens, breaker state.")
     mongodb: MongoConnection = Field(description="MongoDB: users, delivery log, notifications, file metadata.")

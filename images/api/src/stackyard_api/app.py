@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from stackyard.ratelimit import LivePolicies, RateLimiter, RateLimitMiddleware
 from stackyard.runtime import Runtime
 
 from .errors import install_error_handlers
-from .routers import config, health
+from .routers import config, health, ratelimit
 
 DESCRIPTION = """\
 The stackyard API: authentication and sessions, transactional email, durable jobs,
@@ -28,7 +29,15 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = FastAPI(title="stackyard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
+    # Rate limits: the live policies (compiled once per config hash) on every request but
+    # the probes, decided against the Redis client of the config in force.
+    app.state.rate_limiter = RateLimiter(lambda: runtime.redis)
+    app.state.rate_limit_policies = LivePolicies(runtime.live)
+    app.add_middleware(
+        RateLimitMiddleware, policies=app.state.rate_limit_policies, limiter=app.state.rate_limiter, api=True
+    )
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(config.router)
+    app.include_router(ratelimit.router)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from stackyard.ratelimit import LivePolicies, RateLimiter
 from stackyard.runtime import Runtime
 
 
@@ -13,4 +14,16 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+def get_policy_source(request: Request) -> LivePolicies:
+    source: LivePolicies = request.app.state.rate_limit_policies
+    return source
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+LimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+PolicySourceDep = Annotated[LivePolicies, Depends(get_policy_source)]

@@ -108,7 +108,35 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: "Too many requests",
         503: "Not ready",
     }
-    return {
-        s: {"description": descriptions.get(s, "Error"), "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
-        for s in statuses
-    }
+    responses: dict[int | str, dict[str, Any]] = {}
+    for s in statuses:
+        responses[s] = {
+            "description": descriptions.get(s, "Error"),
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+        }
+        if s == 429:
+            responses[s]["description"] = "Too many requests: a RateLimitPolicy refused this request"
+            responses[s]["headers"] = RATE_LIMITED_HEADERS
+            responses[s]["content"][PROBLEM_JSON]["example"] = {
+                "type": PROBLEM_BASE + "too-many-requests",
+                "title": "Too many requests",
+                "status": 429,
+                "detail": "rate limit login exceeded; retry in 12 s",
+                "instance": "/v1/auth/login",
+                "policy": "login",
+                "retryAfter": 12,
+            }
+    return responses
+
+
+RATE_LIMITED_HEADERS = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "RateLimit-Policy": {
+        "description": 'The quota policies that apply (draft-ietf-httpapi-ratelimit-headers), e.g. "login";q=10;w=60',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What remains of each and when it is whole again, e.g. "login";r=0;t=12',
+        "schema": {"type": "string"},
+    },
+}

@@ -53,7 +53,7 @@ class AppliedConfigInfo(BaseModel):
     response_model=AppliedConfigInfo,
     response_model_by_alias=True,
     summary="The configuration this process applies",
-    responses=problem_responses(503),
+    responses=problem_responses(429, 503),
 )
 async def get_config(runtime: RuntimeDep) -> AppliedConfigInfo:
     return AppliedConfigInfo.model_validate(runtime.describe_config())
