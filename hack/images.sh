@@ -128,5 +128,8 @@ base_image
 [ "${STACKYARD_WHEELHOUSE:-1}" = 0 ] || wheelhouse
 for name in "${names[@]}"; do
   build "$name"
+  # A rebuild leaves the previous image untagged: drop those of this image (and only
+  # those), so that the engine's data does not grow with every change.
+  "$DOCKER" image prune --force --filter "label=org.opencontainers.image.title=stackyard-$name" >/dev/null || true
 done
 say "done in $((SECONDS - t_all)) s: ${names[*]} as $REGISTRY/stackyard-<name>:$VERSION"
