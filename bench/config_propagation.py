@@ -1,8 +1,9 @@
 """How long from `kubectl apply` of a changed RateLimitPolicy until the api applies it.
 
-Starts the harness servers, the operator and an api for one Stack, then changes the
-policy's limit N times (default 60), each time timing from the start of `kubectl apply`
-until the api's GET /v1/config reports a new config hash. Target: p99 under 2 s.
+Starts the whole local stack as `make up` does (servers, operator, examples/, api and
+worker), adds a policy `login`, then changes its limit N times (default 60), each time
+timing from the start of `kubectl apply` until the api's GET /v1/config reports a new
+config hash. Target: p99 under 2 s.
 
 Peer: the floor any config pipeline on Kubernetes pays, measured on the same changes: a
 client reading the RateLimitPolicy straight from the API server, polled from the same
@@ -24,17 +25,9 @@ from collections.abc import Callable
 
 import httpx
 from stackyard_harness.harness import Harness, progress
-from stackyard_harness.kube import KubeCluster
-from stackyard_harness.programs import (
-    create_backends_secret,
-    install_crds,
-    service_account_kubeconfig,
-    start_operator,
-    start_service,
-    wait_until,
-)
+from stackyard_harness.local_stack import NAMESPACE, STACK, LocalStack
+from stackyard_harness.programs import wait_until
 
-NAMESPACE = "bench"
 TARGET_P99 = 2.0
 
 
@@ -44,7 +37,7 @@ def policy(limit: int) -> str:
             "apiVersion": "stackyard.dev/v1alpha1",
             "kind": "RateLimitPolicy",
             "metadata": {"name": "login", "namespace": NAMESPACE},
-            "spec": {"stackRef": {"name": "demo"}, "limit": limit, "window": "1m", "match": {"paths": ["/v1/auth/**"]}},
+            "spec": {"stackRef": {"name": STACK}, "limit": limit, "window": "1m", "match": {"paths": ["/v1/auth/**"]}},
         }
     )
 
@@ -81,34 +74,11 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=60)
     args = parser.parse_args()
 
-    with Harness() as harness:
-        harness.start(["kube", "redis", "mongo"])
-        kube = harness.started["kube"]
-        assert isinstance(kube, KubeCluster)
-        install_crds(kube)
-        kube.kubectl("create", "namespace", NAMESPACE)
-        progress("starting the operator and the api")
-        operator = start_operator(kube, harness.run_dir, "--namespace", NAMESPACE)
-        create_backends_secret(kube, NAMESPACE, harness.started["redis"].url, harness.started["mongo"].url)  # type: ignore[attr-defined]
-        stack = {
-            "apiVersion": "stackyard.dev/v1alpha1",
-            "kind": "Stack",
-            "metadata": {"name": "demo"},
-            "spec": {
-                "redis": {"urlSecretRef": {"name": "backends", "key": "redis"}},
-                "mongodb": {"uriSecretRef": {"name": "backends", "key": "mongodb"}},
-            },
-        }
-        kube.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(stack) + "\n---\n" + policy(1))
-        wait_until(
-            lambda: (
-                kube.kubectl("get", "serviceaccount", "demo-stackyard", "-n", NAMESPACE, check=False).returncode == 0
-            ),
-            30,
-            "the Stack's ServiceAccount",
-        )
-        kubeconfig = service_account_kubeconfig(kube, NAMESPACE, "demo-stackyard")
-        api = start_service("api", kube, harness.run_dir, NAMESPACE, "demo", kubeconfig=kubeconfig, name="api")
+    # The whole local stack (as `make up`): servers, operator, examples/, api and worker.
+    stack = LocalStack(Harness()).start()
+    try:
+        kube, api = stack.kube, stack.services["api"]
+        kube.kubectl("apply", "--server-side", "-f", "-", input=policy(1))
         http = httpx.Client(base_url=api.url, timeout=5)
         admin = kube.http_client()
 
@@ -116,7 +86,11 @@ def main() -> int:
             response = http.get("/v1/config")
             return response.json()["hash"] if response.status_code == 200 else None
 
-        wait_until(lambda: api_hash() is not None, 30, "the api to load its config")
+        wait_until(
+            lambda: "login" in http.get("/v1/config").json().get("rateLimitPolicies", []),
+            30,
+            "the api to apply `login`",
+        )
 
         policy_url = f"/apis/stackyard.dev/v1alpha1/namespaces/{NAMESPACE}/ratelimitpolicies/login"
         stackyard: list[float] = []
@@ -135,8 +109,8 @@ def main() -> int:
             floor.append(times["api server"])
             if (limit - 1) % 10 == 0:
                 progress(f"{limit - 1}/{args.changes}")
-        api.stop()
-        operator.stop()
+    finally:
+        stack.stop()
 
     p99 = percentile(stackyard, 99)
     print()

@@ -188,6 +188,15 @@ async def run(limiter, p: Policy, start: int, steps):
     return trace
 
 
+def assert_window_bound(p: Policy, trace) -> None:
+    """What passed within each aligned window is at most the limit."""
+    per_window: dict[int, int] = {}
+    for now, cost, allowed in trace:
+        if allowed:
+            per_window[now // p.window_us] = per_window.get(now // p.window_us, 0) + cost
+    assert all(total <= p.limit for total in per_window.values())
+
+
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -195,24 +204,14 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 @given(scenarios("fixedWindow"))
 async def test_fixed_window_matches_model_and_never_exceeds_limit_per_window(limiter, scenario):
     p, start, steps = scenario
-    trace = await run(limiter, p, start, steps)
-    per_window: dict[int, int] = {}
-    for now, cost, allowed in trace:
-        if allowed:
-            per_window[now // p.window_us] = per_window.get(now // p.window_us, 0) + cost
-    assert all(total <= p.limit for total in per_window.values())
+    assert_window_bound(p, await run(limiter, p, start, steps))
 
 
 @PROPERTY
 @given(scenarios("slidingWindow"))
 async def test_sliding_window_matches_model_and_never_exceeds_limit_per_window(limiter, scenario):
     p, start, steps = scenario
-    trace = await run(limiter, p, start, steps)
-    per_window: dict[int, int] = {}
-    for now, cost, allowed in trace:
-        if allowed:
-            per_window[now // p.window_us] = per_window.get(now // p.window_us, 0) + cost
-    assert all(total <= p.limit for total in per_window.values())
+    assert_window_bound(p, await run(limiter, p, start, steps))
 
 
 def assert_rate_bound(p: Policy, trace, slack_us: float = 0.0):

@@ -31,7 +31,7 @@ from stackyard.resources.stack import StackSpec
 from stackyard_harness.kube import KubeCluster
 from stackyard_harness.process import free_port
 from stackyard_harness.programs import create_backends_secret, install_crds, service_account_kubeconfig
-from stackyard_harness.pytest_plugin import in_ci
+from stackyard_harness.pytest_plugin import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_SH = REPO / "hack" / "docker.sh"
@@ -43,12 +43,6 @@ COMPILERS = ("gcc", "cc", "c++", "g++", "clang", "tcc")
 # no privilege escalation, a read-only root with an emptyDir on /tmp.
 HARDENED = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
 CONFIG_HASH_ANNOTATION = "stackyard.dev/config-hash"
-
-
-def unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"{reason} (CI is set: a missing engine or image is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
 
 
 class Docker:

@@ -17,9 +17,7 @@ class _Wire(BaseModel):
 
 
 class CheckRequest(_Wire):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
+    model_config = ConfigDict(  # merged with _Wire's (camelCase aliases)
         json_schema_extra={
             "examples": [
                 {"policy": "exports-per-user", "key": "user-42", "cost": 5},
@@ -44,9 +42,7 @@ class CheckRequest(_Wire):
 
 
 class CheckResult(_Wire):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
+    model_config = ConfigDict(  # merged with _Wire's (camelCase aliases)
         json_schema_extra={
             "examples": [
                 {
@@ -114,9 +110,7 @@ class PolicyInfo(_Wire):
 
 
 class PolicyList(_Wire):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
+    model_config = ConfigDict(  # merged with _Wire's (camelCase aliases)
         json_schema_extra={
             "examples": [
                 {

@@ -25,10 +25,12 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
-def unavailable(exc: ToolMissing) -> None:
+def unavailable(reason: str | Exception) -> None:
+    """A server, tool or image a test needs is missing: fail in CI, else skip saying
+    what to run (the reason names the make target)."""
     if in_ci():
-        pytest.fail(f"{exc} (CI is set: a missing server is a failure, not a skip)", pytrace=False)
-    pytest.skip(f"{exc}")
+        pytest.fail(f"{reason} (CI is set: a missing server is a failure, not a skip)", pytrace=False)
+    pytest.skip(str(reason))
 
 
 @pytest.fixture(scope="session")

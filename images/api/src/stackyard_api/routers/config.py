@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field
+from stackyard.resources.base import CamelModel
 
 from ..deps import RuntimeDep
 from ..errors import problem_responses
@@ -14,10 +14,8 @@ from ..errors import problem_responses
 router = APIRouter(prefix="/v1/config", tags=["config"])
 
 
-class AppliedConfigInfo(BaseModel):
+class AppliedConfigInfo(CamelModel):
     model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
         json_schema_extra={
             "examples": [
                 {
