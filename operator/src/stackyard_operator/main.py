@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace) -> int:
         return await operate(args)
     finally:
         if health is not None:
-            health.close()
+            await health.cleanup()
 
 
 async def operate(args: argparse.Namespace) -> int:

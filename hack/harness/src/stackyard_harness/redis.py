@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
+
+import redis
 
 from .process import ManagedProcess, free_port
 from .tools import Tools
 
 
 def _ping(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-        sock.sendall(b"PING\r\n")
-        return sock.recv(16).startswith(b"+PONG")
+    with redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1) as client:
+        return bool(client.ping())
 
 
 class RedisServer:

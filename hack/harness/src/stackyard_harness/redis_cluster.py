@@ -1,12 +1,13 @@
 """A Redis Cluster of three masters (no replicas), each Debian's redis-server on free
 loopback ports, its 16384 slots split in three and joined by hand (CLUSTER ADDSLOTSRANGE
-and CLUSTER MEET: no redis-cli needed), ready once every node reports cluster_state:ok
+and CLUSTER MEET through redis-py: no redis-cli needed), ready once every node reports cluster_state:ok
 and knows all three."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
+
+import redis
 
 from .process import HarnessError, ManagedProcess, free_port
 from .tools import Tools
@@ -14,31 +15,13 @@ from .tools import Tools
 SLOTS = 16384
 
 
-def command(port: int, *args: str | int) -> bytes:
-    """One command over RESP; the reply's payload (simple, integer or bulk string)."""
-    payload = f"*{len(args)}\r\n".encode() + b"".join(
-        f"${len(str(a).encode())}\r\n".encode() + str(a).encode() + b"\r\n" for a in args
-    )
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-        sock.sendall(payload)
-        reply = b""
-        while b"\r\n" not in reply:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise HarnessError(f"redis on {port} closed the connection")
-            reply += chunk
-        head, _, rest = reply.partition(b"\r\n")
-        if head[:1] == b"-":
-            raise HarnessError(f"redis on {port}: {' '.join(map(str, args))}: {head[1:].decode()}")
-        if head[:1] != b"$":
-            return head[1:]
-        length = int(head[1:])
-        while len(rest) < length + 2:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        return rest[:length]
+def command(port: int, *args: str | int) -> bytes | str | int:
+    """One command to the node on `port` (redis-py, a fresh connection each time)."""
+    with redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2) as node:
+        try:
+            return node.execute_command(*args)  # type: ignore[no-any-return]
+        except redis.RedisError as exc:
+            raise HarnessError(f"redis on {port}: {' '.join(map(str, args))}: {exc}") from exc
 
 
 class RedisCluster:
@@ -97,7 +80,7 @@ class RedisCluster:
             ).start()
             self.processes.append(process)
         for process, port in zip(self.processes, self.ports, strict=True):
-            process.wait_ready(lambda port=port: command(port, "PING") == b"PONG", 15, "answering PING")
+            process.wait_ready(lambda port=port: command(port, "PING") is True, 15, "answering PING")
         share = SLOTS // self.masters
         for i, port in enumerate(self.ports):
             first, last = i * share, SLOTS - 1 if i == self.masters - 1 else (i + 1) * share - 1
@@ -109,7 +92,8 @@ class RedisCluster:
 
     def _formed(self) -> bool:
         for port in self.ports:
-            info = command(port, "CLUSTER", "INFO").decode()
+            info = command(port, "CLUSTER", "INFO")
+            info = info.decode() if isinstance(info, bytes) else str(info)
             if "cluster_state:ok" not in info or f"cluster_known_nodes:{self.masters}" not in info:
                 return False
         return True
