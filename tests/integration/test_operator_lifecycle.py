@@ -76,7 +76,10 @@ def test_one_leader_reconciles_and_a_follower_takes_over_when_it_dies(namespace,
     first, second = replicas(lease_seconds=3)
     namespace.apply(stack_manifest())
     wait_for(lambda: ready(namespace, "stack", "demo"), what="Stack Ready")
-    assert f"reconciled Stack {namespace.name}/demo" in first.log_path.read_text()
+    # The status is written before the reconcile's closing log line: wait for that line.
+    wait_for(
+        lambda: f"reconciled Stack {namespace.name}/demo" in first.log_path.read_text(), what="the leader's reconcile"
+    )
     assert "reconciled Stack" not in second.log_path.read_text()
 
     first.kill()  # SIGKILL: no chance to release the Lease
