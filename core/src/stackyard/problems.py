@@ -66,3 +66,7 @@ class RateLimitUnavailable(ServiceUnavailable):
 
 class UnprocessableContent(Problem):
     status, slug, title = 422, "unprocessable", "Unprocessable request"
+
+
+class PayloadTooLarge(Problem):
+    status, slug, title = 413, "payload-too-large", "Payload too large"

@@ -16,7 +16,7 @@ from ..clients import AnyRedis
 from ..problems import UnprocessableContent
 from .decision import Decision, Verdict
 from .policy import Policy
-from .scripts import SCRIPTS, ScriptBatch
+from .scripts import SCRIPTS, ScriptBatch, parse_reply
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class RateLimiter:
                 )
             else:
                 async with asyncio.timeout(policy.timeout):
-                    allowed, remaining, reset_us, retry_us = await script(client, keys, args)
+                    allowed, remaining, reset_us, retry_us = parse_reply(await script(client, keys, args))
         except Exception as exc:
             return self._failed(policy, key, exc, counts)
         retry = (retry_us if retry_us >= 0 else policy.window_us) / 1_000_000

@@ -1,0 +1,28 @@
+"""Job ids: `<queue>.<26 characters>`: the queue (so a job is found from its id alone) and a
+ULID-shaped part (48 bits of milliseconds, 80 random bits, Crockford base32), so ids sort by
+creation time."""
+
+from __future__ import annotations
+
+import os
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_job_id(queue: str, now_ms: int | None = None) -> str:
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return f"{queue}.{''.join(reversed(chars))}"
+
+
+def queue_of(job_id: str) -> str | None:
+    """The queue named in a job id, or None if it is not one."""
+    queue, dot, rest = job_id.rpartition(".")
+    if not dot or not queue or len(rest) != 26 or any(c not in _ALPHABET for c in rest):
+        return None
+    return queue
