@@ -168,7 +168,7 @@ class JobClient:
             )
         fields: dict[str, str | int | bytes] = {"payload": payload}
         if request.http is not None:
-            from .http_target import url_allowed
+            from .http_target import forbidden_headers, url_allowed
 
             url = str(request.http.url)
             if not queue.http_allowed_urls:
@@ -179,6 +179,10 @@ class JobClient:
                 raise UnprocessableContent(
                     f"{url} is not under the allowed URLs of queue {queue.name}",
                     allowedUrls=list(queue.http_allowed_urls),
+                )
+            if refused := forbidden_headers(request.http.headers):
+                raise UnprocessableContent(
+                    f"an HTTP-target job may not set these headers: {', '.join(refused)}", headers=refused
                 )
             if queue.signing_secret_key is None:
                 raise UnprocessableContent(

@@ -268,14 +268,16 @@ class Worker:
         return result
 
     async def _call_http(self, job: Claimed) -> Any:
-        from .http_target import call_http_target
+        from .http_target import call_http_target, url_allowed
 
+        assert self._http is not None and job.http is not None
         settings = self.settings(job.queue)
-        key = settings.signing_secret_key if settings else None
+        if settings is None or not url_allowed(str(job.http.url), settings.http_allowed_urls):
+            raise NonRetryable(f"{job.http.url} is no longer under the allowed URLs of queue {job.queue}")
+        key = settings.signing_secret_key
         secret = self._secrets(key) if key else None
         if not secret:
             raise NonRetryable(f"queue {job.queue} has no signing secret for HTTP-target jobs")
-        assert self._http is not None and job.http is not None
         return await call_http_target(
             self._http,
             job.http,

@@ -10,7 +10,7 @@ from stackyard.ratelimit import LivePolicies, RateLimiter, RateLimitMiddleware
 from stackyard.runtime import Runtime
 
 from .errors import install_error_handlers
-from .routers import config, health, ratelimit
+from .routers import config, health, jobs, ratelimit
 
 DESCRIPTION = """\
 The stackyard API: authentication and sessions, transactional email, durable jobs,
@@ -40,4 +40,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.include_router(config.router)
     app.include_router(ratelimit.router)
+    app.include_router(jobs.router)
     return app

@@ -104,6 +104,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Forbidden",
         404: "Not found",
         409: "Conflict",
+        413: "Payload too large",
         422: "Invalid request",
         429: "Too many requests",
         503: "Not ready",

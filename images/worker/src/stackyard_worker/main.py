@@ -1,5 +1,8 @@
 """stackyard-worker: consume the queues and run the schedules.
 
+SIGTERM stops taking jobs and gives running ones STACKYARD_SHUTDOWN_GRACE seconds (25) to
+finish before they go back to their queue; keep it below the pod's termination grace period.
+
 Config comes from the Stack's ConfigMap and Secret, or from files, exactly as for the
 api. It serves /healthz, /readyz and /v1/config on STACKYARD_PORT (default 8081).
 """
@@ -17,12 +20,14 @@ from stackyard.logs import configure_logging
 from stackyard.runtime import Runtime
 
 from .http import create_http_app
+from .jobs import StackJobs, functions_from_environment
 
 log = logging.getLogger("stackyard_worker")
 
 
 async def run(host: str, port: int) -> None:
     runtime = Runtime.from_environment("stackyard-worker")
+    jobs = StackJobs(runtime, functions_from_environment())
     await runtime.start()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -35,9 +40,11 @@ async def run(host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     serving = asyncio.create_task(server.serve())
+    working = asyncio.create_task(jobs.run(stop))
     log.info("worker started")
     await stop.wait()
     log.info("worker stopping")
+    await working
     server.should_exit = True
     await serving
     await runtime.stop()
