@@ -30,7 +30,7 @@ from stackyard.jobs.contract import (
     QueueList,
 )
 from stackyard.jobs.ids import queue_of
-from stackyard.problems import NotFound, ServiceUnavailable, UnprocessableContent
+from stackyard.problems import NotFound, Problem, ServiceUnavailable, UnprocessableContent
 
 from ..deps import RuntimeDep
 from ..errors import problem_responses
@@ -49,10 +49,10 @@ def _queues(runtime: RuntimeDep) -> dict[str, QueueSettings]:
     return queues_from_config(config.job_queues)
 
 
-def _queue(runtime: RuntimeDep, name: str) -> QueueSettings:
+def _queue(runtime: RuntimeDep, name: str, missing: type[Problem] = NotFound) -> QueueSettings:
     queues = _queues(runtime)
     if name not in queues:
-        raise NotFound(f"no JobQueue {name!r} in this Stack; queues: {', '.join(sorted(queues))}", queue=name)
+        raise missing(f"no JobQueue {name!r} in this Stack; queues: {', '.join(sorted(queues))}", queue=name)
     return queues[name]
 
 
@@ -88,7 +88,7 @@ async def enqueue(
         raise UnprocessableContent("the Idempotency-Key header and idempotencyKey in the body differ")
     if idempotency_key:
         body = body.model_copy(update={"idempotency_key": idempotency_key})
-    queue = _queue(runtime, body.queue)
+    queue = _queue(runtime, body.queue, missing=UnprocessableContent)
     job, created = await JobClient(runtime.redis).enqueue(queue, body)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
