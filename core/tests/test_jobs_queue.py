@@ -416,3 +416,43 @@ async def test_wait_for_event_resumes_on_a_matching_event_or_times_out(jobs):
         assert await jobs.client.send_event("order.approved", {"order": 7, "by": "ana"}) == 1
         assert (await jobs.wait(waiting.id)).result == {"order": 7, "by": "ana"}
         assert (await jobs.wait(timing_out.id)).result is None
+
+
+async def test_workers_report_opentelemetry_metrics_per_queue_function_and_outcome(jobs):
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from stackyard.jobs.metrics import JobMetrics
+
+    reader = InMemoryMetricReader()
+    metrics = JobMetrics(MeterProvider(metric_readers=[reader]).get_meter("test"))
+
+    @register(jobs, "good")
+    async def good(ctx: JobContext, payload: Any) -> None:
+        return None
+
+    @register(jobs, "bad")
+    async def bad(ctx: JobContext, payload: Any) -> None:
+        raise NonRetryable("no")
+
+    async with jobs.worker(metrics=metrics):
+        for job_id in [(await jobs.enqueue(f)).id for f in ("good", "good", "bad")]:
+            await jobs.wait(job_id)
+    metrics.sizes(jobs.queue.name, (await jobs.client.counts(jobs.queue)).counts)
+    points: dict[str, list[Any]] = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points[metric.name] = list(metric.data.data_points)
+    outcomes = {
+        (p.attributes["stackyard.job.function"], p.attributes["stackyard.job.outcome"]): p.value
+        for p in points["stackyard.jobs.outcomes"]
+    }
+    assert outcomes == {("good", "completed"): 2, ("bad", "dead"): 1}
+    durations = {p.attributes["stackyard.job.function"]: p.count for p in points["messaging.process.duration"]}
+    assert durations == {"good": 2, "bad": 1}
+    assert all(
+        p.attributes["messaging.destination.name"] == jobs.queue.name for p in points["messaging.process.duration"]
+    )
+    assert sum(p.value for p in points["messaging.client.consumed.messages"]) == 3
+    sizes = {p.attributes["stackyard.job.state"]: p.value for p in points["stackyard.jobs.queue.size"]}
+    assert sizes == {"queued": 0, "scheduled": 0, "active": 0, "dead": 1}

@@ -36,6 +36,7 @@ from ..clients import AnyRedis
 from .backoff import after_failure
 from .context import JobContext, Suspend
 from .errors import NonRetryable, RetryAfter
+from .metrics import JobMetrics
 from .registry import FunctionRegistry
 from .settings import QueueSettings
 from .store import HTTP_KIND, Claimed, JobClient
@@ -43,6 +44,7 @@ from .store import HTTP_KIND, Claimed, JobClient
 log = logging.getLogger(__name__)
 
 REGISTER_EVERY = 60.0
+SIZES_EVERY = 15.0
 CONFIG_POLL = 1.0
 
 
@@ -78,6 +80,7 @@ class Worker:
         secrets: Callable[[str], str | None] = lambda key: None,
         only: set[str] | None = None,
         shutdown_grace: float = 25.0,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self._redis = redis
         self.functions = functions
@@ -89,6 +92,7 @@ class Worker:
         self._lanes: dict[str, _Lane] = {}
         self._stopping = False
         self._http: httpx.AsyncClient | None = None
+        self.metrics = metrics or JobMetrics()
 
     @property
     def client(self) -> JobClient:
@@ -108,6 +112,7 @@ class Worker:
         background = [
             asyncio.create_task(self._heartbeats(), name="heartbeat"),
             asyncio.create_task(self._registrations(), name="register functions"),
+            asyncio.create_task(self._queue_sizes(), name="queue sizes"),
         ]
         log.info("worker %s runs %d functions", self.name, len(self.functions))
         try:
@@ -190,6 +195,7 @@ class Worker:
                 log.warning("queue %s: cannot take jobs (%s); trying again in %.1fs", lane.name, _describe(exc), delay)
                 await asyncio.sleep(delay)
                 continue
+            self.metrics.taken(lane.name, len(taken.jobs))
             for job in taken.jobs:
                 task = asyncio.create_task(self._execute(lane, settings, job), name=job.id)
                 lane.inflight[job.id] = _Running(job, task)
@@ -239,19 +245,25 @@ class Worker:
                 raise
         except Suspend as suspend:
             await self._give_back(settings, job, delay=suspend.delay, step=suspend.step)
+            outcome, error = "suspended", None
         except asyncio.CancelledError:
             if running is not None and running.cancel_requested and not self._stopping:
                 await self.client.cancelled(settings, self.name, job.id)
                 log.info("job %s cancelled while running", job.id)
+                outcome, error = "cancelled", None
             else:
                 await self._give_back(settings, job, delay=0.0, step="")
+                outcome, error = "returned", None
         except Exception as exc:
-            await self._failed(settings, job, exc)
+            outcome = await self._failed(settings, job, exc)
+            error = type(exc).__name__
         else:
             lane.done.append((job.id, body, time.monotonic() - started))
             lane.flush.set()
+            outcome, error = "completed", None
         finally:
             self._finished(lane, job.id)
+        self.metrics.finished(job.queue, job.function, outcome, time.monotonic() - started, error)
 
     async def _call(self, job: Claimed) -> Any:
         if job.function == HTTP_KIND and job.http is not None:
@@ -289,7 +301,7 @@ class Worker:
             timeout=job.timeout,
         )
 
-    async def _failed(self, settings: QueueSettings, job: Claimed, exc: Exception) -> None:
+    async def _failed(self, settings: QueueSettings, job: Claimed, exc: Exception) -> str:
         decision = after_failure(
             job.attempt,
             job.max_attempts,
@@ -303,7 +315,8 @@ class Worker:
         )
         if outcome == 2:
             log.warning("job %s (%s) dead-lettered after attempt %d: %s", job.id, job.function, job.attempt, message)
-        elif outcome == 1:
+            return "dead"
+        if outcome == 1:
             log.info(
                 "job %s (%s) attempt %d failed, retry in %.1fs: %s",
                 job.id,
@@ -312,6 +325,8 @@ class Worker:
                 decision.retry_in or 0,
                 message,
             )
+            return "retried"
+        return "lost"
 
     async def _give_back(self, settings: QueueSettings, job: Claimed, *, delay: float, step: str) -> None:
         await self._with_retries(self.client.requeue, settings, self.name, job.id, delay=delay, refund=True, step=step)
@@ -353,6 +368,15 @@ class Worker:
                     if running is not None and not running.cancel_requested:
                         running.cancel_requested = True
                         running.task.cancel()
+
+    async def _queue_sizes(self) -> None:
+        while True:
+            for name in list(self._lanes):
+                settings = self.settings(name)
+                if settings is not None:
+                    with contextlib.suppress(Exception):
+                        self.metrics.sizes(name, (await self.client.counts(settings)).counts)
+            await asyncio.sleep(SIZES_EVERY)
 
     async def _registrations(self) -> None:
         while True:
