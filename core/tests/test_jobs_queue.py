@@ -456,3 +456,43 @@ async def test_workers_report_opentelemetry_metrics_per_queue_function_and_outco
     assert sum(p.value for p in points["messaging.client.consumed.messages"]) == 3
     sizes = {p.attributes["stackyard.job.state"]: p.value for p in points["stackyard.jobs.queue.size"]}
     assert sizes == {"queued": 0, "scheduled": 0, "active": 0, "dead": 1}
+
+
+async def test_a_queue_runs_on_a_redis_cluster(redis_cluster):
+    """Each queue's keys share one hash slot, so its scripts run atomically on one node."""
+    cluster = redis_client(redis_cluster.stackyard_url)
+    queues = [QueueSettings(name=f"c{n}-{uuid.uuid4().hex[:6]}", retry=FAST_RETRY) for n in range(3)]
+    functions = FunctionRegistry()
+
+    @functions.register("double")
+    async def double(ctx: JobContext, payload: int) -> int:
+        if ctx.attempt == 1 and payload == 0:
+            raise RuntimeError("first time fails")
+        return payload * 2
+
+    client = JobClient(cluster)
+    for queue in queues:
+        await client.register_functions(queue.name, functions)
+    worker = Worker(lambda: cluster, functions, lambda: {q.name: q for q in queues})
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        jobs = [
+            (await client.enqueue(q, EnqueueRequest(queue=q.name, function="double", payload=n)))[0]
+            for q in queues
+            for n in range(5)
+        ]
+        deadline = time.monotonic() + 10
+        results = {}
+        while len(results) < len(jobs):
+            assert time.monotonic() < deadline, "jobs did not finish on the cluster"
+            for job in jobs:
+                found = await client.get(job.id)
+                if found is not None and found.state == "completed":
+                    results[job.id] = found.result
+            await asyncio.sleep(0.05)
+        assert sorted(results.values()) == sorted(2 * n for _ in queues for n in range(5))
+    finally:
+        stop.set()
+        await running
+        await cluster.aclose()
