@@ -386,3 +386,25 @@ async def test_http_target_jobs_follow_the_answers_of_the_target(workers, redis)
             )
     finally:
         await runner.cleanup()
+
+
+async def test_queue_settings_apply_live_pause_and_resume(workers, redis):
+    queue, runs = unique("live"), unique("runs")
+    workers.apply({queue: job_queue()})
+    workers.start("live")
+    client = JobClient(redis)
+    await registered(client, queue, "tests.record")
+    workers.apply({queue: job_queue(paused=True)})
+    await asyncio.sleep(1.5)  # the worker reads the new config within a second
+    job, _ = await client.enqueue(
+        workers.settings(queue), EnqueueRequest(queue=queue, function="tests.record", payload={"key": runs})
+    )
+    await asyncio.sleep(1.5)
+    assert (await client.get(job.id)).state == "queued", "a paused queue's job waits"
+    workers.apply({queue: job_queue(paused=False)})
+
+    async def completed() -> bool:
+        found = await client.get(job.id)
+        return found is not None and found.state == "completed"
+
+    await until(completed, 10, "the job to run once the queue is resumed")
