@@ -38,10 +38,12 @@ def _walk(node: Any, path: str = ""):
 def test_schema_is_structural(kind):
     schema = crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     for path, node in _walk(schema):
-        assert "type" in node, f"{path} has no type"
+        # Only a field of any JSON value may go without a type, and says so.
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields") is True, f"{path} has no type"
+        assert node.get("default", ...) is not None, f"{path} has a null default"
         for forbidden in ("$ref", "anyOf", "allOf", "oneOf", "const", "title", "$defs"):
             assert forbidden not in node, f"{path} has {forbidden}"
-        if node["type"] == "array":
+        if node.get("type") == "array":
             assert "items" in node, f"{path} is an array without items"
 
 

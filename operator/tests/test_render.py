@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from stackyard.config import RuntimeConfig
 from stackyard_operator.render import Observed, referenced_secrets, render
 
@@ -175,3 +176,113 @@ def test_runtime_config_round_trips_through_the_config_map():
     config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
     parsed = RuntimeConfig.model_validate_json(config_map["data"]["config.json"])
     assert parsed == desired.config
+
+
+def job_queue(name: str = "webhooks", generation: int = 1, **spec) -> dict:
+    return {
+        "apiVersion": "stackyard.dev/v1alpha1",
+        "kind": "JobQueue",
+        "metadata": {"name": name, "namespace": "shop", "generation": generation},
+        "spec": {"stackRef": {"name": "demo"}, **spec},
+    }
+
+
+def schedule(name: str = "nightly", generation: int = 1, **spec) -> dict:
+    clock = {} if "interval" in spec else {"cron": "0 3 * * *"}
+    return {
+        "apiVersion": "stackyard.dev/v1alpha1",
+        "kind": "Schedule",
+        "metadata": {"name": name, "namespace": "shop", "generation": generation},
+        "spec": {"stackRef": {"name": "demo"}, **clock, "job": {"function": "reports.nightly"}, **spec},
+    }
+
+
+SIGNED = {"allowedUrls": ["https://app.example.com/jobs/"], "signingSecretRef": {"name": "jobs", "key": "hmac"}}
+
+
+def test_job_queues_and_schedules_are_folded_into_the_config():
+    members = [job_queue(concurrency=4), job_queue("default", priority=5), schedule(), schedule("tick", interval="30s")]
+    desired = render(Observed(STACK, members, {"backends": BACKENDS}))
+    assert set(desired.config.job_queues) == {"default", "webhooks"}
+    assert desired.config.job_queues["webhooks"].concurrency == 4
+    assert desired.config.job_queues["default"].priority == 5
+    assert desired.config.schedules["nightly"].cron == "0 3 * * *"
+    assert desired.config.schedules["tick"].interval == "30s"
+    for kind, name in [("JobQueue", "webhooks"), ("Schedule", "nightly"), ("Schedule", "tick")]:
+        ready = conditions(desired, kind, name)["Ready"]
+        assert (ready.status, ready.reason) == ("True", "InForce")
+    assert desired.stack_status.fields["members"] == {
+        "EmailProvider": 0,
+        "RateLimitPolicy": 0,
+        "JobQueue": 2,
+        "Schedule": 2,
+    }
+    config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
+    data = json.loads(config_map["data"]["config.json"])
+    assert data["schedules"]["nightly"]["job"]["function"] == "reports.nightly"
+    assert data["jobQueues"]["webhooks"]["retry"]["maxAttempts"] == 5
+
+
+def test_signing_secret_goes_to_the_credentials_and_only_its_key_to_the_config():
+    secrets = {"backends": BACKENDS, "jobs": {"hmac": "whsec_0123456789"}}
+    desired = render(Observed(STACK, [job_queue(httpTarget=SIGNED)], secrets))
+    assert desired.credentials["jobqueue.webhooks.signingSecret"] == "whsec_0123456789"
+    config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
+    assert "whsec_0123456789" not in json.dumps(config_map)
+    assert desired.config.job_queues["webhooks"].http_target.signing_secret_ref.name == "jobs"
+    assert referenced_secrets(job_queue(httpTarget=SIGNED)) == {"jobs"}
+
+
+def test_queue_with_a_missing_signing_secret_is_not_ready_and_the_rest_stays():
+    desired = render(Observed(STACK, [job_queue(httpTarget=SIGNED), job_queue("emails")], {"backends": BACKENDS}))
+    ready = conditions(desired, "JobQueue", "webhooks")["Ready"]
+    assert (ready.status, ready.reason, ready.message) == ("False", "SecretNotFound", "Secret jobs not found")
+    assert set(desired.config.job_queues) == {"emails"}
+    assert conditions(desired, "Stack", "demo")["MembersReady"].message == "JobQueue webhooks: SecretNotFound"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"cron": "0 25 * * *"}, "spec.cron: invalid cron expression '0 25 * * *'"),
+        ({"cron": "0 0 * * * *"}, "spec.cron: cron expression '0 0 * * * *' has 6 fields, not 5"),
+        ({"timeZone": "Mars/Olympus_Mons"}, "spec.timeZone: unknown time zone 'Mars/Olympus_Mons'"),
+    ],
+)
+def test_invalid_schedule_is_not_ready_with_the_reason_and_the_rest_stays_in_force(spec, message):
+    members = [schedule("broken", **spec), schedule("nightly"), job_queue()]
+    desired = render(Observed(STACK, members, {"backends": BACKENDS}))
+    ready = conditions(desired, "Schedule", "broken")["Ready"]
+    assert (ready.status, ready.reason) == ("False", "Invalid")
+    assert ready.message.startswith(message), ready.message
+    assert set(desired.config.schedules) == {"nightly"} and set(desired.config.job_queues) == {"webhooks"}
+    assert conditions(desired, "Stack", "demo")["Ready"].status == "True"
+
+
+def test_broken_schedule_edit_keeps_the_last_good_version():
+    good = render(Observed(STACK, [schedule()], {"backends": BACKENDS}))
+    desired = render(
+        Observed(
+            STACK, [schedule(cron="@sometimes", generation=2)], {"backends": BACKENDS}, previous_config=good.config
+        )
+    )
+    assert desired.config.schedules["nightly"].cron == "0 3 * * *"
+    ready = conditions(desired, "Schedule", "nightly")["Ready"]
+    assert "unknown cron alias '@sometimes'" in ready.message and "last good version stays in force" in ready.message
+
+
+def test_paused_queue_and_schedule_are_in_force_and_say_so():
+    desired = render(Observed(STACK, [job_queue(paused=True), schedule(paused=True)], {"backends": BACKENDS}))
+    for kind, name in [("JobQueue", "webhooks"), ("Schedule", "nightly")]:
+        ready = conditions(desired, kind, name)["Ready"]
+        assert (ready.status, ready.reason) == ("True", "Paused")
+    assert desired.config.job_queues["webhooks"].paused and desired.config.schedules["nightly"].paused
+
+
+def test_runtime_role_lets_the_worker_record_schedule_runs_and_nothing_more():
+    desired = render(Observed(STACK, [], {"backends": BACKENDS}))
+    role = next(o for o in desired.objects if o["kind"] == "Role")
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
+    assert rules[(("stackyard.dev",), ("schedules/status",))]["verbs"] == ["get", "patch"]
+    assert all("resourceNames" in r for r in role["rules"] if r["apiGroups"] == [""])
+    assert {v for r in role["rules"] for v in r["verbs"]} == {"get", "list", "watch", "patch"}

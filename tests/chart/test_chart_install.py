@@ -164,7 +164,13 @@ def test_crds_are_installed_and_established(release, kube):
     assert crds
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CHART / "crds"))
     names = {yaml.safe_load((CHART / "crds" / c).read_text())["metadata"]["name"] for c in crds}
-    assert names == {"stacks.stackyard.dev", "emailproviders.stackyard.dev", "ratelimitpolicies.stackyard.dev"}
+    assert names == {
+        "stacks.stackyard.dev",
+        "emailproviders.stackyard.dev",
+        "ratelimitpolicies.stackyard.dev",
+        "jobqueues.stackyard.dev",
+        "schedules.stackyard.dev",
+    }
 
 
 def test_every_object_of_the_release_is_stored(release):

@@ -116,6 +116,8 @@ class Runtime:
             "capabilities": config.spec.capabilities.model_dump(by_alias=True),
             "emailProviders": sorted(config.email_providers),
             "rateLimitPolicies": sorted(config.rate_limit_policies),
+            "jobQueues": sorted(config.job_queues),
+            "schedules": sorted(config.schedules),
             "lastError": self.live.last_error,
         }
 

@@ -3,8 +3,9 @@
 Every handler is a few lines; the decisions are in render.py, the mechanics in
 reconciler.py. Nothing here is edge-triggered: any event on a Stack, a member
 resource, a referenced Secret or an owned Deployment leads to the same reconcile
-of the whole Stack. (No kopf timers: they would put finalizers on users' Stacks; the
-reconciler runs its own periodic resync.)
+of the whole Stack, except a Schedule's status writes by the worker, which change
+nothing the operator renders. (No kopf timers: they would put finalizers on users'
+Stacks; the reconciler runs its own periodic resync.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from .settings import configure
 
 log = logging.getLogger(__name__)
 
-MEMBER_PLURALS = {"EmailProvider": "emailproviders", "RateLimitPolicy": "ratelimitpolicies"}
+MEMBER_PLURALS = {
+    "EmailProvider": "emailproviders",
+    "RateLimitPolicy": "ratelimitpolicies",
+    "JobQueue": "jobqueues",
+    "Schedule": "schedules",
+}
 assert set(MEMBER_PLURALS) == set(MEMBER_KINDS), "every member kind needs a plural here"
 
 
@@ -67,6 +73,16 @@ def ratelimitpolicies(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, An
     return {(namespace, stack_ref(body)): snapshot(body)}
 
 
+@kopf.index(GROUP, VERSION, "jobqueues")
+def jobqueues(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
+@kopf.index(GROUP, VERSION, "schedules")
+def schedules(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
 @kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})
 def workloads(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict[Any, Any]:
     return {
@@ -108,10 +124,32 @@ async def stack_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any)
 
 @kopf.on.event(GROUP, VERSION, "emailproviders")
 @kopf.on.event(GROUP, VERSION, "ratelimitpolicies")
+@kopf.on.event(GROUP, VERSION, "jobqueues")
 async def member_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     # Ask for the Stack named now; one it named before (if stackRef changed) is
     # reconciled by its own next resync.
     reconciler(memo, _indices(kwargs)).request(namespace, stack_ref(body))
+
+
+@kopf.on.event(GROUP, VERSION, "schedules")
+async def schedule_event(namespace: str, body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    # The worker records every run in the Schedule's status; those writes change nothing
+    # the operator renders, so only a new generation (or a new or deleted Schedule)
+    # asks for a reconcile, not every tick.
+    seen: dict[str, int] = memo["shared"].setdefault("schedule_generations", {})
+    if generation_changed(seen, type, body.metadata.get("uid", ""), int(body.metadata.get("generation") or 0)):
+        reconciler(memo, _indices(kwargs)).request(namespace, stack_ref(body))
+
+
+def generation_changed(seen: dict[str, int], event_type: str | None, uid: str, generation: int) -> bool:
+    """Whether an event on an object is more than a status write: it is new, deleted,
+    or has a generation not seen before. Keeps `seen` (uid -> generation) up to date."""
+    if event_type == "DELETED":
+        seen.pop(uid, None)
+        return True
+    changed = seen.get(uid) != generation
+    seen[uid] = generation
+    return changed
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})

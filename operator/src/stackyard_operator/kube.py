@@ -28,6 +28,8 @@ _PATHS = {
     "Stack": (f"/apis/{GROUP}/{VERSION}", "stacks"),
     "EmailProvider": (f"/apis/{GROUP}/{VERSION}", "emailproviders"),
     "RateLimitPolicy": (f"/apis/{GROUP}/{VERSION}", "ratelimitpolicies"),
+    "JobQueue": (f"/apis/{GROUP}/{VERSION}", "jobqueues"),
+    "Schedule": (f"/apis/{GROUP}/{VERSION}", "schedules"),
 }
 
 

@@ -18,6 +18,7 @@ from stackyard.config import (
     config_map_name,
     credentials_secret_name,
 )
+from stackyard.resources import GROUP
 from stackyard.resources.stack import StackSpec, WorkloadSettings
 
 MANAGER = "stackyard-operator"
@@ -84,7 +85,9 @@ def service_account(stack_body: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
-    """Read access to exactly the Stack's ConfigMap and credentials Secret, nothing else."""
+    """What the Stack's api and worker may do: read exactly the Stack's ConfigMap and
+    credentials Secret, and record the runs of Schedules in their status (the worker
+    writes lastRunTime, nextRunTime and the last job there), nothing else."""
     name = stack_body["metadata"]["name"]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -102,6 +105,11 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
                 "resources": ["secrets"],
                 "resourceNames": [credentials_secret_name(name)],
                 "verbs": ["get", "list", "watch"],
+            },
+            {
+                "apiGroups": [GROUP],
+                "resources": ["schedules/status"],
+                "verbs": ["get", "patch"],
             },
         ],
     }

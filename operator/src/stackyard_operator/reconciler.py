@@ -55,8 +55,10 @@ def now() -> str:
 
 
 def status_body(existing: dict[str, Any], update: StatusUpdate, timestamp: str) -> dict[str, Any]:
+    """The status fields the operator owns, as a merge patch. Fields it does not own (a
+    Schedule's run times, written by the worker) are left out, so that the patch keeps
+    them as they are on the server, never as they were in an older snapshot."""
     return {
-        **existing,
         "observedGeneration": update.generation,
         "conditions": merge_conditions(existing.get("conditions", []), update.conditions, update.generation, timestamp),
         **update.fields,
@@ -167,7 +169,7 @@ class StackReconciler:
     async def write_status(self, body: dict[str, Any], update: StatusUpdate) -> None:
         existing = dict(body.get("status") or {})
         new = status_body(existing, update, self.clock())
-        if new == existing:
+        if all(existing.get(key) == value for key, value in new.items()):
             return
         for intent in transitions(existing.get("conditions", []), update.conditions):
             kopf.event(

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from stackyard.config import MONGODB_URI, REDIS_URL, RuntimeConfig, credential_key
 from stackyard.resources import SecretKeyRef
 from stackyard.resources.email import EmailProviderSpec
+from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
 from stackyard.resources.ratelimit import RateLimitPolicySpec
 from stackyard.resources.stack import StackSpec
 
@@ -43,6 +44,8 @@ MEMBER_KINDS = {
     for k in (
         MemberKind("EmailProvider", "email_providers", EmailProviderSpec),
         MemberKind("RateLimitPolicy", "rate_limit_policies", RateLimitPolicySpec),
+        MemberKind("JobQueue", "job_queues", JobQueueSpec),
+        MemberKind("Schedule", "schedules", ScheduleSpec),
     )
 }
 
@@ -100,9 +103,12 @@ def resolve_secret(ref: SecretKeyRef, secrets: Mapping[str, Mapping[str, str]]) 
 
 def validation_message(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "spec"
+    where = "".join(f".{p}" for p in first["loc"])
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"spec.{where}: {first['msg']}{more}"
+    # A model's own check (an unknown time zone, a bad cron expression) says its message
+    # without pydantic's "Value error, " prefix.
+    error = first.get("ctx", {}).get("error") if first["type"] == "value_error" else None
+    return f"spec{where}: {error if error is not None else first['msg']}{more}"
 
 
 def referenced_secrets(body: dict[str, Any]) -> set[str]:
@@ -213,10 +219,12 @@ def render(observed: Observed) -> Desired:
         else:
             folded[member_kind.config_field][name] = member_spec
             credentials.update(member_credentials)
-            if getattr(member_spec, "enabled", True):
-                intents = [ready("InForce", f"in force in Stack {stack_name}")]
-            else:
+            if not getattr(member_spec, "enabled", True):
                 intents = [ready("Disabled", "in the config, but not used while spec.enabled is false")]
+            elif getattr(member_spec, "paused", False):
+                intents = [ready("Paused", f"in force in Stack {stack_name}, paused while spec.paused is true")]
+            else:
+                intents = [ready("InForce", f"in force in Stack {stack_name}")]
             if kind == "EmailProvider":
                 intents.append(
                     ConditionIntent(

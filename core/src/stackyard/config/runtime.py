@@ -12,6 +12,7 @@ from pydantic import Field
 
 from ..resources.base import CamelModel
 from ..resources.email import EmailProviderSpec
+from ..resources.jobs import JobQueueSpec, ScheduleSpec
 from ..resources.ratelimit import RateLimitPolicySpec
 from ..resources.stack import StackSpec
 
@@ -39,6 +40,10 @@ class RuntimeConfig(CamelModel):
     spec: StackSpec
     email_providers: dict[str, EmailProviderSpec] = Field(default_factory=dict)
     rate_limit_policies: dict[str, RateLimitPolicySpec] = Field(default_factory=dict)
+    job_queues: dict[str, JobQueueSpec] = Field(
+        default_factory=dict, description="JobQueues by name; a queue named default exists even when absent."
+    )
+    schedules: dict[str, ScheduleSpec] = Field(default_factory=dict)
 
     def canonical_json(self) -> str:
         """Deterministic JSON: sorted keys, no whitespace; what the ConfigMap holds."""

@@ -12,6 +12,7 @@ from .base import (
     duration_seconds,
 )
 from .email import EmailProvider, EmailProviderSpec
+from .jobs import JobQueue, JobQueueSpec, Schedule, ScheduleSpec, ScheduleStatus
 from .ratelimit import RateLimitPolicy, RateLimitPolicySpec
 from .registry import BY_KIND, KINDS
 from .stack import Stack, StackSpec
@@ -26,9 +27,14 @@ __all__ = [
     "CustomResource",
     "EmailProvider",
     "EmailProviderSpec",
+    "JobQueue",
+    "JobQueueSpec",
     "RateLimitPolicy",
     "RateLimitPolicySpec",
     "ResourceStatus",
+    "Schedule",
+    "ScheduleSpec",
+    "ScheduleStatus",
     "SecretKeyRef",
     "Stack",
     "StackRef",

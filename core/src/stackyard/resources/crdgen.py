@@ -2,9 +2,10 @@
 
 Pydantic writes JSON Schema 2020-12 (with $defs, $ref and anyOf-null for optional
 fields); Kubernetes wants a structural OpenAPI v3 schema (everything inline, a type on
-every node, no null). `structural_schema` converts one into the other, keeping
-descriptions, defaults, enums, bounds, patterns and the `x-kubernetes-*` extensions
-(CEL rules among them) that the models declare.
+every node, no null; a field of any JSON value, `Any` in a model, has no type and
+declares `x-kubernetes-preserve-unknown-fields` instead). `structural_schema` converts
+one into the other, keeping descriptions, defaults, enums, bounds, patterns and the
+`x-kubernetes-*` extensions (CEL rules among them) that the models declare.
 
 `stackyard-crds --out crds --out charts/stack/crds` writes one file per kind;
 `--check` exits non-zero when the files on disk differ (CI and the tests use it).
@@ -44,6 +45,8 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         node = {**_resolve(options[0], defs), **rest, "x-stackyard-optional": True}
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    if "default" in node and node["default"] is None:
+        del node["default"]  # absent means the same, and null is not a value of a non-nullable field
     return {k: _resolve(v, defs) for k, v in node.items()}
 
 
@@ -60,12 +63,13 @@ def _finish(node: Any) -> Any:
     props = node.get("properties")
     if isinstance(props, dict):
         props = node["properties"] = {name: _finish(child) for name, child in props.items()}
-        for child in props.values():
+        for name, child in props.items():
             # A nested object whose fields all have defaults gets `default: {}` so that
             # the API server fills them in; optional (nullable) blocks stay absent,
-            # because rules such as has(self.smtp) depend on it.
+            # because rules such as has(self.smtp) depend on it, and so do required ones.
             if (
-                child.get("type") == "object"
+                name not in node.get("required", [])
+                and child.get("type") == "object"
                 and "properties" in child
                 and "default" not in child
                 and not child.get("required")

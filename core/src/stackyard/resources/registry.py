@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .base import CustomResource
 from .email import EmailProvider
+from .jobs import JobQueue, Schedule
 from .ratelimit import RateLimitPolicy
 from .stack import Stack
 
-KINDS: list[type[CustomResource]] = [Stack, EmailProvider, RateLimitPolicy]
+KINDS: list[type[CustomResource]] = [Stack, EmailProvider, RateLimitPolicy, JobQueue, Schedule]
 BY_KIND: dict[str, type[CustomResource]] = {k.info.kind: k for k in KINDS}
