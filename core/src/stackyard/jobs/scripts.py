@@ -77,8 +77,8 @@ end
 """
 
 # ARGV: prefix, id, delay ms, run-at ms (0: none), idempotency key ('': none), its window ms,
-# then the job's fields as name, value pairs. Answers {1, id} when enqueued, {0, first id}
-# when the idempotency key was already used within its window.
+# then the job's fields as name, value pairs. Answers {1, id, created ms, run-at ms} when
+# enqueued, {0, first id} when the idempotency key was already used within its window.
 ENQUEUE = (
     _PRELUDE
     + """
@@ -95,7 +95,7 @@ if run_at > 0 then at = run_at end
 if at > now then schedule(id, at) else make_ready(id) end
 if idem ~= '' then redis.call('SET', P .. 'idem:' .. idem, id, 'PX', idem_ms) end
 redis.call('HINCRBY', P .. 'stats', 'enqueued', 1)
-return {1, id}
+return {1, id, now, at}
 """
 )
 

@@ -37,6 +37,9 @@ FUNCTIONS_KEY = ROOT + "functions"
 FUNCTION_MEMORY = 30 * 86400.0
 """A function registered within this many seconds is accepted at enqueue."""
 HTTP_KIND = "http"
+FUNCTION_CACHE = 10.0
+"""Seconds a process remembers that a function is registered (saves a round trip per enqueue)."""
+_known_functions: dict[str, float] = {}
 
 FIELDS = [
     "fn",
@@ -151,11 +154,35 @@ class JobClient:
         ]
         for name, value in fields.items():
             args += [name, value]
-        created, found_id = await scripts.ENQUEUE_SCRIPT(self.redis, [prefix(queue.name) + "ready"], args)
-        job = await self.get(found_id.decode())
+        reply = await scripts.ENQUEUE_SCRIPT(self.redis, [prefix(queue.name) + "ready"], args)
+        if reply[0] == 1:
+            created_ms, run_at_ms = int(reply[2]), int(reply[3])
+            return self._new_job(job_id, queue.name, request, fields, created_ms, run_at_ms), True
+        job = await self.get(reply[1].decode())
         if job is None:  # finished and expired between the two calls
             raise Conflict("the job was removed while it was enqueued; try again")
-        return job, bool(created)
+        return job, False
+
+    @staticmethod
+    def _new_job(
+        job_id: str, queue: str, request: EnqueueRequest, fields: dict[str, Any], created_ms: int, run_at_ms: int
+    ) -> Job:
+        """The job as it was just written (what `get` would read back, without the round trip)."""
+        return Job(
+            id=job_id,
+            queue=queue,
+            function=request.function,
+            http=request.http,
+            payload=request.payload,
+            state="scheduled" if run_at_ms > created_ms else "queued",
+            priority=int(fields["pri"]),
+            attempts=0,
+            max_attempts=int(fields["max"]),
+            timeout=float(fields["timeout"]),
+            created_at=datetime.fromtimestamp(created_ms / 1000, UTC),
+            run_at=datetime.fromtimestamp(max(run_at_ms, created_ms) / 1000, UTC),
+            idempotency_key=request.idempotency_key,
+        )
 
     async def _validated(
         self, queue: QueueSettings, request: EnqueueRequest
@@ -203,8 +230,12 @@ class JobClient:
         return fields, request.delay or 0.0, run_at
 
     async def _check_function(self, queue: str, function: str) -> None:
-        seen = await self.redis.hget(FUNCTIONS_KEY, f"{queue}/{function}")
+        key = f"{queue}/{function}"
+        if _known_functions.get(key, 0.0) > time.monotonic():
+            return
+        seen = await self.redis.hget(FUNCTIONS_KEY, key)
         if seen is not None and time.time() - int(seen) / 1000 < FUNCTION_MEMORY:
+            _known_functions[key] = time.monotonic() + FUNCTION_CACHE
             return
         known = sorted(await self.functions(queue))
         raise UnprocessableContent(

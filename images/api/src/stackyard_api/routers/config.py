@@ -28,6 +28,8 @@ class AppliedConfigInfo(CamelModel):
                     "capabilities": {"auth": True, "email": True, "jobs": True, "rateLimit": True},
                     "emailProviders": ["resend", "smtp"],
                     "rateLimitPolicies": ["login"],
+                    "jobQueues": ["default", "reports"],
+                    "schedules": ["nightly-report"],
                     "lastError": None,
                 }
             ]
@@ -43,6 +45,8 @@ class AppliedConfigInfo(CamelModel):
     capabilities: dict[str, Any]
     email_providers: list[str]
     rate_limit_policies: list[str]
+    job_queues: list[str] = Field(default_factory=list)
+    schedules: list[str] = Field(default_factory=list)
     last_error: str | None = Field(description="Why the last offered config was refused, if it was.")
 
 
