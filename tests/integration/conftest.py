@@ -181,9 +181,13 @@ def services(cluster: KubeCluster, harness: Harness) -> Iterator[Callable[..., S
     """Start api or worker processes for a Stack, as its own ServiceAccount."""
     started: list[ServiceProcess] = []
 
-    def start(component: str, namespace: Namespace, stack: str = "demo") -> ServiceProcess:
+    def start(
+        component: str, namespace: Namespace, stack: str = "demo", env: dict[str, str] | None = None
+    ) -> ServiceProcess:
         kubeconfig = service_account_kubeconfig(cluster, namespace.name, f"{stack}-stackyard")
-        service = start_service(component, cluster, harness.run_dir, namespace.name, stack, kubeconfig=kubeconfig)
+        service = start_service(
+            component, cluster, harness.run_dir, namespace.name, stack, kubeconfig=kubeconfig, extra_env=env
+        )
         started.append(service)
         return service
 

@@ -196,3 +196,31 @@ def test_the_examples_apply_and_become_ready(namespace, backends):
     wait_for(lambda: ready(namespace, "schedule", "nightly-report"), what="the example Schedule Ready")
     applied = config(namespace)
     assert "webhooks" in applied["jobQueues"] and "nightly-report" in applied["schedules"]
+
+
+def test_the_worker_records_each_run_in_the_schedule_status(namespace, backends, services):
+    namespace.apply(
+        [
+            stack_manifest(),
+            schedule(
+                "every-second",
+                interval="1s",
+                job={"function": "tests.record", "payload": {"key": "live-schedule-runs"}},
+            ),
+        ]
+    )
+    wait_for(lambda: ready(namespace, "schedule", "every-second"), what="the Schedule Ready")
+    services(
+        "worker",
+        namespace,
+        env={"STACKYARD_JOB_MODULES": "tests.integration.jobfns", "PYTHONPATH": str(EXAMPLES.parent)},
+    )
+
+    def recorded():
+        status = (namespace.get("schedule", "every-second") or {}).get("status", {})
+        return status if status.get("lastJobId") and status.get("lastResult") == "completed" else None
+
+    status = wait_for(recorded, timeout=30, what="a run, after a completed one, in the Schedule's status")
+    assert status["lastJobId"].startswith("default.")
+    assert status["nextRunTime"] > status["lastRunTime"]
+    assert ready(namespace, "schedule", "every-second"), "the worker's writes leave the operator's conditions alone"

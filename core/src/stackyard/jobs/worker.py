@@ -169,6 +169,8 @@ class Worker:
     # -- one queue ---------------------------------------------------------------------
 
     async def _take_loop(self, lane: _Lane) -> None:
+        with contextlib.suppress(Exception):  # else the periodic registration tries again
+            await self.client.register_functions(lane.name, self.functions)
         failures = 0
         while not self._stopping:
             settings = self.settings(lane.name)
