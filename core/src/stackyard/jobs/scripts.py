@@ -103,8 +103,9 @@ return {1, id, now, at}
 # (0: none), rate interval ms, dead-letter retention ms.
 # First moves due scheduled jobs to ready and reclaims jobs whose lease ran out (their
 # worker died), then takes up to the wanted number within the global cap and the rate limit.
-# Answers {wait ms until something is due (-1: nothing), then per job: id, attempt,
-# function, http, payload, max attempts, timeout s, trace}.
+# Answers {wait ms until something is due (-1: nothing), then per job one string: id, attempt,
+# function, http, payload, max attempts, timeout s and trace joined by NUL (none of them holds
+# one: JSON escapes control characters), which is much cheaper to parse than eight replies.
 DEQUEUE = (
     _PRELUDE
     + """
@@ -153,9 +154,8 @@ if want > 0 then
       redis.call('ZADD', P .. 'active', now + lease, id)
       waited = waited + now - tonumber(f[7] or now)
       taken = taken + 1
-      out[#out + 1] = id
-      out[#out + 1] = att
-      for j = 1, 6 do out[#out + 1] = f[j] end
+      for j = 1, 6 do f[j] = f[j] or '' end
+      out[#out + 1] = table.concat({id, att, f[1], f[2], f[3], f[4], f[5], f[6]}, '\0')
     end
   end
   if taken > 0 then

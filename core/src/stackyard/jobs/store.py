@@ -104,8 +104,8 @@ class Taken:
     """Seconds until a scheduled job or a lease falls due (or the rate limit frees up)."""
 
 
-def _claimed(queue: str, row: Sequence[Any]) -> Claimed:
-    id_, attempt, fn, http, payload, max_attempts, timeout, trace = row
+def _claimed(queue: str, row: bytes) -> Claimed:
+    id_, attempt, fn, http, payload, max_attempts, timeout, trace = row.split(b"\0")
     return Claimed(
         id=id_.decode(),
         queue=queue,
@@ -115,7 +115,7 @@ def _claimed(queue: str, row: Sequence[Any]) -> Claimed:
         payload=_json(payload),
         max_attempts=int(max_attempts),
         timeout=float(timeout),
-        trace=_text(trace),
+        trace=trace.decode() or None,
     )
 
 
@@ -463,8 +463,7 @@ class JobClient:
             ],
         )
         wait_ms = int(reply[0])
-        rows = reply[1:]
-        jobs = [_claimed(queue.name, rows[i : i + 8]) for i in range(0, len(rows), 8)]
+        jobs = [_claimed(queue.name, row) for row in reply[1:]]
         return Taken(jobs, wait_ms / 1000 if wait_ms >= 0 else None)
 
     async def complete(self, queue: QueueSettings, token: str, done: Sequence[tuple[str, bytes, float]]) -> list[bool]:
