@@ -1,0 +1,65 @@
+"""What every command shares: the global options, the exit codes, and how to fail."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from .output import Output
+
+if TYPE_CHECKING:
+    from stackyard.client import Stackyard
+
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+
+@dataclass
+class Cli:
+    """The global options, handed to every command as `ctx.obj`."""
+
+    api: str | None
+    output: Output
+
+    def client(self) -> Stackyard:
+        from stackyard.client import Stackyard  # here, so that --help and completion start fast
+
+        try:
+            return Stackyard(self.api)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--api") from exc
+
+
+def cli(ctx: typer.Context) -> Cli:
+    obj = ctx.find_object(Cli)
+    assert obj is not None, "the global options set ctx.obj"
+    return obj
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr, `error: ...`, and the exit code; no traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        problems.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(problems)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question: stdin is a terminal and CI is not set."""
+    return sys.stdin is not None and sys.stdin.isatty() and not in_ci()

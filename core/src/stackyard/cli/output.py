@@ -1,0 +1,199 @@
+"""How the CLI prints: json and yaml are the api's bodies (camelCase, as on the wire);
+table is for people, drawn with rich when it is installed, else as plain aligned text."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from stackyard.jobs.contract import Job, QueueInfo
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+@dataclass
+class Table:
+    """Rows of text under upper-case column names; `header=False` for a name/value list."""
+
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    title: str | None = None
+    header: bool = True
+
+
+def emit(output: Output, data: BaseModel | dict[str, Any], tables: Sequence[Table] = (), text: str = "") -> None:
+    """Print `data` as json or yaml, or, for a table, `text` then `tables`."""
+    body = data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else data
+    if output is Output.json:
+        sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+    elif output is Output.yaml:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    else:
+        if text:
+            sys.stdout.write(text + "\n")
+        print_tables(tables)
+
+
+def print_tables(tables: Sequence[Table]) -> None:
+    """With rich on a terminal; as plain aligned text when piped (for grep and awk) or
+    when rich is missing."""
+    console = _terminal()
+    if console is None:
+        sys.stdout.write("\n".join(plain(table) for table in tables))
+        return
+    for i, table in enumerate(tables):
+        if i:
+            console.print()
+        console.print(_rich(table))
+
+
+def _terminal() -> Any:
+    """A rich Console on stdout when stdout is a terminal and rich is installed, else None."""
+    try:
+        from rich.console import Console
+    except ImportError:  # pragma: no cover - typer brings rich; typer-slim does not
+        return None
+    console = Console(highlight=False)
+    return console if console.is_terminal else None
+
+
+def _rich(table: Table) -> Any:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    drawn = RichTable(
+        title=table.title,
+        title_justify="left",
+        title_style="bold",
+        show_header=table.header,
+        header_style="bold",
+        box=box.SIMPLE_HEAD if table.header else None,
+        pad_edge=False,
+    )
+    for i, column in enumerate(table.columns):
+        drawn.add_column(column, style="bold" if i == 0 and not table.header else None, overflow="fold")
+    for row in table.rows:
+        drawn.add_row(*(escape(cell) for cell in row))
+    return drawn
+
+
+def plain(table: Table) -> str:
+    """The table as aligned text, columns two spaces apart, as kubectl prints; a line
+    break inside a cell shows as \\n, so that every row stays one line."""
+    lines = [table.columns] if table.header else []
+    lines += [[cell.replace("\r", "").replace("\n", "\\n") for cell in row] for row in table.rows]
+    widths = [max((len(line[i]) for line in lines), default=0) for i in range(len(table.columns))]
+    text = [table.title.upper() + ":"] if table.title else []
+    text += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
+    return "\n".join(text) + "\n"
+
+
+# What a job, a queue and a list of them look like in a table.
+
+
+def when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "-"
+
+
+def millis(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}ms" if value < 1000 else f"{value / 1000:.1f}s"
+
+
+def compact(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def target(job: Job) -> str:
+    if job.http is not None:
+        return f"{job.http.method} {job.http.url}"
+    return job.function or "-"
+
+
+def job_state(job: Job) -> str:
+    return job.state + (" (cancel requested)" if job.cancel_requested else "")
+
+
+def job_table(job: Job) -> Table:
+    rows = [
+        ["ID", job.id],
+        ["QUEUE", job.queue],
+        ["TARGET", target(job)],
+        ["STATE", job_state(job)],
+        ["ATTEMPTS", f"{job.attempts}/{job.max_attempts}"],
+        ["PRIORITY", str(job.priority)],
+        ["TIMEOUT", f"{job.timeout:g}s"],
+        ["CREATED", when(job.created_at)],
+        ["RUN AT", when(job.run_at)],
+        ["STARTED", when(job.started_at)],
+        ["FINISHED", when(job.finished_at)],
+    ]
+    if job.idempotency_key:
+        rows.append(["IDEMPOTENCY KEY", job.idempotency_key])
+    if job.payload is not None:
+        rows.append(["PAYLOAD", compact(job.payload)])
+    if job.result is not None:
+        rows.append(["RESULT", compact(job.result)])
+    if job.last_error:
+        rows.append(["LAST ERROR", job.last_error])
+    return Table(["FIELD", "VALUE"], rows, header=False)
+
+
+def errors_table(job: Job) -> Table:
+    rows = [[str(e.attempt), when(e.at), e.worker or "-", e.error] for e in job.errors]
+    return Table(["ATTEMPT", "AT", "WORKER", "ERROR"], rows, title="Errors")
+
+
+def jobs_table(jobs: Sequence[Job]) -> Table:
+    rows = [
+        [job.id, target(job), f"{job.attempts}/{job.max_attempts}", when(job.finished_at), _line(job.last_error)]
+        for job in jobs
+    ]
+    return Table(["ID", "TARGET", "ATTEMPTS", "FINISHED", "LAST ERROR"], rows)
+
+
+def queues_table(queues: Sequence[QueueInfo]) -> Table:
+    columns = [
+        "NAME",
+        "PAUSED",
+        "QUEUED",
+        "SCHEDULED",
+        "ACTIVE",
+        "DEAD",
+        "COMPLETED",
+        "FAILED",
+        "MEAN WAIT",
+        "MEAN RUN",
+    ]
+    rows = []
+    for q in queues:
+        c = q.counts
+        counts = [c.queued, c.scheduled, c.active, c.dead, c.completed, c.failed]
+        rows.append(
+            [q.name, "yes" if q.paused else "no", *map(str, counts), millis(c.mean_wait_ms), millis(c.mean_run_ms)]
+        )
+    return Table(columns, rows)
+
+
+def _line(text: str | None, limit: int = 80) -> str:
+    if not text:
+        return "-"
+    first = text.strip().splitlines()[0] if text.strip() else "-"
+    return first if len(first) <= limit else first[: limit - 1] + "…"

@@ -1,0 +1,226 @@
+"""`Stackyard`: the stackyard api from blocking code (scripts, the CLI, WSGI apps)."""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from stackyard.jobs.contract import (
+    FINISHED_STATES,
+    DeadLetterResult,
+    EventResult,
+    Job,
+    JobPage,
+    QueueInfo,
+)
+
+from . import calls
+from .calls import Answer, Call, HttpTargetLike, Seconds
+from .errors import ApiUnreachable, WaitTimeout
+from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
+
+log = logging.getLogger("stackyard.client")
+
+
+class Stackyard:
+    """with Stackyard() as stackyard:
+        job = stackyard.jobs.enqueue("reports.send", payload={"userId": "u_42"})
+        job = stackyard.jobs.wait(job.id)
+
+    base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
+    as a bearer token (default $STACKYARD_API_TOKEN); timeout: seconds for one request;
+    retry: how 429/503 answers and failed connections are retried.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = calls.base_url(base_url)
+        self.retry = retry or RetryPolicy()
+        self.http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, headers=calls.default_headers(token), transport=transport
+        )
+        self.jobs = Jobs(self)
+        self.queues = Queues(self)
+        self.events = Events(self)
+
+    def __repr__(self) -> str:
+        return f"Stackyard({self.base_url!r})"
+
+    def send(self, call: Call[Answer]) -> Answer:
+        """Send `call`, again while the retry policy allows, and read its answer."""
+        request = self.http.build_request(
+            call.method, call.path, json=call.json, params=call.params, headers=call.headers
+        )
+        attempts = self.retry.start()
+        while True:
+            try:
+                response = self.http.send(request)
+            except httpx.TransportError as exc:
+                sent = request_was_sent(exc)
+                retryable = is_retryable_failure(exc) and (call.repeatable or not sent)
+                delay = attempts.next_delay() if retryable else None
+                if delay is None:
+                    reason = str(exc) or type(exc).__name__
+                    raise ApiUnreachable(self.base_url, reason, maybe_applied=sent and not call.repeatable) from exc
+                log.info("%s %s failed (%s); retrying in %.2f s", call.method, call.path, type(exc).__name__, delay)
+                time.sleep(delay)
+                continue
+            if response.status_code in self.retry.statuses:
+                delay = attempts.next_delay(retry_after(response))
+                if delay is not None:
+                    status = response.status_code
+                    log.info("%s %s answered %d; retrying in %.2f s", call.method, call.path, status, delay)
+                    time.sleep(delay)
+                    continue
+            return call.read(response)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Stackyard:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Jobs:
+    def __init__(self, client: Stackyard) -> None:
+        self._client = client
+
+    def enqueue(
+        self,
+        function: str | None = None,
+        *,
+        http: HttpTargetLike | None = None,
+        payload: Any = None,
+        queue: str = "default",
+        priority: int | None = None,
+        delay: Seconds | None = None,
+        run_at: datetime | None = None,
+        timeout: Seconds | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Put a job on `queue`: a worker's `function`, or an `http` target (a URL, a dict or
+        an HttpTarget). Returns the new job, or the first one of the same idempotency key.
+        Raises pydantic's ValidationError before sending anything the contract refuses."""
+        call = calls.enqueue(
+            function,
+            http=http,
+            payload=payload,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+        )
+        return self._client.send(call)
+
+    def get(self, job_id: str) -> Job:
+        return self._client.send(calls.get_job(job_id))
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a job: a waiting one is cancelled at once, a running one gets
+        `cancel_requested`. Conflict when it has already finished."""
+        return self._client.send(calls.cancel_job(job_id))
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = 60.0,
+        poll: float = 0.5,
+        on_update: Callable[[Job], object] | None = None,
+    ) -> Job:
+        """Read the job every `poll` seconds until it is completed, cancelled or dead, and
+        return it; WaitTimeout after `timeout` seconds (None: no limit). `on_update` sees
+        every state read, the first and the last included."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if on_update is not None:
+                on_update(job)
+            if job.state in FINISHED_STATES:
+                return job
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(job, timeout or 0.0)
+                time.sleep(min(poll, left))
+            else:
+                time.sleep(poll)
+
+
+class Queues:
+    def __init__(self, client: Stackyard) -> None:
+        self._client = client
+
+    def list(self) -> builtins.list[QueueInfo]:
+        return (self._client.send(calls.list_queues())).items
+
+    def get(self, name: str) -> QueueInfo:
+        return self._client.send(calls.get_queue(name))
+
+    def dead(self, name: str, limit: int = 50, cursor: str | None = None) -> JobPage:
+        """One page of the queue's dead letters, newest first."""
+        return self._client.send(calls.dead_letters(name, limit, cursor))
+
+    def iter_dead(self, name: str, page_size: int = 100) -> Iterator[Job]:
+        """Every dead letter of the queue, newest first, a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.dead(name, page_size, cursor)
+            yield from page.items
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def replay(
+        self,
+        name: str,
+        *,
+        ids: Sequence[str] | None = None,
+        function: str | None = None,
+        all: bool = False,
+    ) -> DeadLetterResult:
+        """Enqueue dead letters again: those of `ids`, of `function`, or `all=True`."""
+        return self._client.send(calls.dead_letter_action("replay", name, ids, function, all))
+
+    def purge(
+        self,
+        name: str,
+        *,
+        ids: Sequence[str] | None = None,
+        function: str | None = None,
+        all: bool = False,
+    ) -> DeadLetterResult:
+        """Delete dead letters for good: those of `ids`, of `function`, or `all=True`."""
+        return self._client.send(calls.dead_letter_action("purge", name, ids, function, all))
+
+
+class Events:
+    def __init__(self, client: Stackyard) -> None:
+        self._client = client
+
+    def send(self, name: str, data: Any = None) -> EventResult:
+        """Resume the steps waiting for event `name`; they receive `data`."""
+        return self._client.send(calls.send_event(name, data))
