@@ -90,6 +90,7 @@ class Worker:
         self._only = only
         self.shutdown_grace = shutdown_grace
         self._lanes: dict[str, _Lane] = {}
+        self._registered: set[str] = set()
         self._stopping = False
         self._http: httpx.AsyncClient | None = None
         self.metrics = metrics or JobMetrics()
@@ -168,9 +169,21 @@ class Worker:
 
     # -- one queue ---------------------------------------------------------------------
 
+    def consuming(self) -> tuple[bool, str]:
+        """Whether the worker takes jobs from every queue it should (and has said which
+        functions it runs there), with a line saying so for /readyz."""
+        wanted = self._wanted_queues()
+        waiting = sorted(wanted - self._registered)
+        if not wanted:
+            return False, "no queue in the config yet"
+        if waiting:
+            return False, f"starting on {', '.join(waiting)}"
+        return True, f"ok ({len(wanted)} queues, {len(self.functions)} functions)"
+
     async def _take_loop(self, lane: _Lane) -> None:
         with contextlib.suppress(Exception):  # else the periodic registration tries again
             await self.client.register_functions(lane.name, self.functions)
+            self._registered.add(lane.name)
         failures = 0
         while not self._stopping:
             settings = self.settings(lane.name)
@@ -385,6 +398,7 @@ class Worker:
             try:
                 for queue in self._wanted_queues():
                     await self.client.register_functions(queue, self.functions)
+                    self._registered.add(queue)
             except Exception as exc:
                 log.warning("cannot register functions (%s)", _describe(exc))
             await asyncio.sleep(REGISTER_EVERY)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from .harness import SERVICES, Harness, progress
 from .kube import KubeCluster
 from .process import ManagedProcess
@@ -28,6 +30,8 @@ from .programs import (
 from .tools import REPO_ROOT
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
+EXAMPLE_FUNCTIONS = {"STACKYARD_JOB_MODULES": "reports", "PYTHONPATH": str(EXAMPLES_DIR / "functions")}
+"""The example job functions the worker of `make up` runs (examples/functions/)."""
 NAMESPACE = "default"
 STACK = "demo"
 
@@ -60,8 +64,22 @@ class LocalStack:
         for component in ("api", "worker"):
             progress(f"starting the {component}")
             self.services[component] = start_service(
-                component, self.kube, self.harness.run_dir, NAMESPACE, STACK, kubeconfig=kubeconfig, name=component
+                component,
+                self.kube,
+                self.harness.run_dir,
+                NAMESPACE,
+                STACK,
+                kubeconfig=kubeconfig,
+                name=component,
+                extra_env=EXAMPLE_FUNCTIONS if component == "worker" else None,
             )
+        worker = self.services["worker"]
+        progress("waiting for the worker to consume its queues")
+        wait_until(
+            lambda: httpx.get(f"{worker.url}/readyz", timeout=1).status_code == 200,
+            30,
+            f"the worker ready (see {self.harness.run_dir}/worker.log)",
+        )
         return self
 
     def _stack_ready(self) -> bool:
@@ -85,6 +103,7 @@ class LocalStack:
         if "worker" in self.services:
             lines += [f"  worker     {self.services['worker'].url}   (health {self.services['worker'].url}/readyz)"]
         lines += ["  operator   watching namespace default", ""]
+        api_url = self.services["api"].url if "api" in self.services else "<api>"
         lines += [f"  {service.describe()}" for service in self.harness.started.values()]
         lines += [
             "",
@@ -92,6 +111,8 @@ class LocalStack:
             f"  export KUBECONFIG={kube.kubeconfig} PATH={kube.tools.kube_binary('kubectl').parent}:$PATH",
             "  kubectl get stackyard",
             "  kubectl edit ratelimitpolicy auth-per-ip     # the api's /v1/config hash changes within a second",
+            f"  curl -s {api_url}/v1/jobs -H 'content-type: application/json' \\",
+            '    -d \'{"function": "reports.send", "payload": {"userId": "u_42"}}\'   # then GET /v1/jobs/<id>',
             "",
             f"Logs: {self.harness.run_dir}",
             "Ctrl-C stops everything.",

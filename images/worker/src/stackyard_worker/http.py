@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from stackyard.problems import NotConfigured
 from stackyard.runtime import Runtime
 from starlette.applications import Starlette
@@ -10,14 +12,20 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 
-def create_http_app(runtime: Runtime) -> Starlette:
+def create_http_app(runtime: Runtime, jobs: Callable[[], tuple[bool, str]] | None = None) -> Starlette:
+    """`jobs` says whether the worker consumes its queues (ready, why not): /readyz waits for it."""
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
         readiness = await runtime.readiness()
-        body = {"status": "ok" if readiness.ready else "not ready", "checks": readiness.checks}
-        return JSONResponse(body, status_code=200 if readiness.ready else 503)
+        ready, checks = readiness.ready, dict(readiness.checks)
+        if jobs is not None and ready:
+            consuming, checks["jobs"] = jobs()
+            ready = ready and consuming
+        body = {"status": "ok" if ready else "not ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def config(request: Request) -> JSONResponse:
         try:

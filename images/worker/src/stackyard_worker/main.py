@@ -31,7 +31,12 @@ async def run(host: str, port: int) -> None:
     await runtime.start()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_http_app(runtime), host=host, port=port, log_config=None, access_log=False, lifespan="off"
+            create_http_app(runtime, jobs.worker.consuming),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
     )
     stop = asyncio.Event()
