@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -187,3 +190,62 @@ def test_an_event_resumes_the_waiting_step(api):
     api.job(job["id"], "scheduled")
     assert api.client.post("/v1/events", json={"name": "api.go", "data": {"ok": True}}).json() == {"delivered": 1}
     assert api.job(job["id"], "completed")["result"] == {"ok": True}
+
+
+@pytest.fixture
+def served(api, tmp_path):
+    """Another api process' worth (own Runtime on the same config) on a real port, for
+    programs that speak HTTP (the CLI)."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    live = LiveConfig()
+    app = create_app(Runtime("stackyard-api", FileConfigSource(live, tmp_path, interval=0.02), live))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started or live.current is None:
+        assert time.monotonic() < deadline, "the served api did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(5)
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    program = str(Path(sys.executable).parent / "stackyard")
+    return subprocess.run(
+        [program, "--api", url, "-o", "json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_the_cli_enqueues_and_repairs_dead_letters_on_the_real_api(api, served):
+    enqueued = cli(served, "jobs", "enqueue", "api.echo", "--queue", api.queue, "--payload", '"fail"')
+    assert enqueued.returncode == 0, enqueued.stderr
+    job_id = json.loads(enqueued.stdout)["id"]
+    assert api.job(job_id, "dead")["lastError"] == "NonRetryable: asked to fail"
+
+    listed = cli(served, "jobs", "dead", "list", api.queue)
+    assert [j["id"] for j in json.loads(listed.stdout)["items"]] == [job_id]
+    shown = json.loads(cli(served, "jobs", "dead", "show", job_id).stdout)
+    assert shown["errors"][0]["error"] == "NonRetryable: asked to fail"
+    refused = cli(served, "jobs", "dead", "replay", api.queue, "--all")
+    assert refused.returncode != 0, "replaying everything needs --yes when nobody can confirm"
+    replayed = cli(served, "jobs", "dead", "replay", api.queue, "--all", "--yes")
+    assert replayed.returncode == 0 and json.loads(replayed.stdout)["ids"] == [job_id]
+    api.job(job_id, "dead")
+    assert json.loads(cli(served, "jobs", "dead", "purge", api.queue, "--all", "--yes").stdout)["count"] == 1
+    queues = json.loads(cli(served, "jobs", "queues").stdout)
+    mine = next(q for q in queues["items"] if q["name"] == api.queue)
+    assert mine["counts"]["dead"] == 0 and mine["counts"]["failed"] == 2
+    missing = cli(served, "jobs", "get", f"{api.queue}.00000000000000000000000000")
+    assert missing.returncode == 1 and "404" in missing.stderr
