@@ -6,13 +6,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
+# The peers of bench/jobs.py (arq, saq, rq, Celery, Dramatiq) live apart: arq pins redis<6.
+BENCH_VENV ?= .venv-bench
 PACKAGES := core operator images/api images/worker hack/harness
 PYTEST_ARGS ?=
 # Images: <REGISTRY>/stackyard-{operator,api,worker}:<VERSION> (the Stack's and the chart's default registry).
 REGISTRY ?= ghcr.io/stackyard
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' core/pyproject.toml)
 
-.PHONY: help install constraints tools images crds lint test bench up servers clean
+.PHONY: help install constraints tools images crds lint test bench bench-constraints up servers clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,8 +56,20 @@ test: $(VENV)/.installed tools images lint ## lint, then every test against real
 	$(VENV)/bin/stackyard-crds --check --out crds --out charts/stack/crds
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed tools ## benchmarks against their peers (bench/), each printing its ratio
+bench: $(VENV)/.installed $(BENCH_VENV)/.installed tools ## benchmarks against their peers (bench/), each printing its ratio
 	@for b in bench/*.py; do echo "==> $$b"; $(PY) $$b || exit 1; done
+
+$(BENCH_VENV)/.installed: bench/peers/constraints.txt bench/peers/requirements.in | $(PY)
+	@echo "==> installing the bench peers into $(BENCH_VENV) (pinned by bench/peers/constraints.txt)"
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv --without-pip $(BENCH_VENV)
+	$(UV) pip install --python $(BENCH_VENV)/bin/python -q -c bench/peers/constraints.txt -r bench/peers/requirements.in
+	@touch $@
+
+bench-constraints: $(PY) ## re-pin the bench peers into bench/peers/constraints.txt (no index URLs are written)
+	$(UV) pip compile --python $(PY) --python-version 3.11 -q --no-header --no-annotate \
+	  bench/peers/requirements.in > bench/peers/constraints.txt.new
+	{ echo "# Pins for the peers of bench/jobs.py (.venv-bench). Regenerate: make bench-constraints"; cat bench/peers/constraints.txt.new; } > bench/peers/constraints.txt
+	rm -f bench/peers/constraints.txt.new
 
 up: $(VENV)/.installed tools ## run the whole stack locally (no cluster needed); Ctrl-C stops it
 	$(PY) -m stackyard_harness up
@@ -64,5 +78,5 @@ servers: $(VENV)/.installed tools ## only the servers (kube-apiserver, Redis, Fe
 	$(PY) -m stackyard_harness servers
 
 clean: ## remove the venv, caches and run directories (not the tools cache)
-	rm -rf $(VENV) .stackyard .wheelhouse .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .stackyard .wheelhouse .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
