@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..clients import AnyRedis
+from ..luascript import ScriptBatch
 from ..problems import Conflict, NotFound, PayloadTooLarge, UnprocessableContent
 from . import scripts
 from .contract import (
@@ -40,6 +41,8 @@ HTTP_KIND = "http"
 FUNCTION_CACHE = 10.0
 """Seconds a process remembers that a function is registered (saves a round trip per enqueue)."""
 _known_functions: dict[str, float] = {}
+_ENQUEUES = ScriptBatch()
+"""Enqueues made in the same event-loop turn go to Redis in one write and one read."""
 
 FIELDS = [
     "fn",
@@ -154,7 +157,7 @@ class JobClient:
         ]
         for name, value in fields.items():
             args += [name, value]
-        reply = await scripts.ENQUEUE_SCRIPT(self.redis, [prefix(queue.name) + "ready"], args)
+        reply = await _ENQUEUES.run(self.redis, scripts.ENQUEUE_SCRIPT, [prefix(queue.name) + "ready"], args, 10.0)
         if reply[0] == 1:
             created_ms, run_at_ms = int(reply[2]), int(reply[3])
             return self._new_job(job_id, queue.name, request, fields, created_ms, run_at_ms), True

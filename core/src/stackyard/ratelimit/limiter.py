@@ -138,8 +138,8 @@ class RateLimiter:
         try:
             client, keys = self._redis(), self.redis_keys(policy, key)
             if self._batch is not None:
-                allowed, remaining, reset_us, retry_us = await self._batch.run(
-                    client, script, keys, args, policy.timeout
+                allowed, remaining, reset_us, retry_us = parse_reply(
+                    await self._batch.run(client, script, keys, args, policy.timeout)
                 )
             else:
                 async with asyncio.timeout(policy.timeout):
