@@ -496,3 +496,12 @@ async def test_a_queue_runs_on_a_redis_cluster(redis_cluster):
         stop.set()
         await running
         await cluster.aclose()
+
+
+@pytest.mark.parametrize("after", [0.0, 0.05, 0.5])
+async def test_a_worker_stopped_right_after_it_started_stops_at_once(jobs, after):
+    stop = asyncio.Event()
+    running = asyncio.create_task(Worker(lambda: jobs.redis, jobs.functions, jobs.settings).run(stop))
+    await asyncio.sleep(after)
+    stop.set()
+    await asyncio.wait_for(running, 3)

@@ -91,6 +91,8 @@ class Worker:
         self.shutdown_grace = shutdown_grace
         self._lanes: dict[str, _Lane] = {}
         self._registered: set[str] = set()
+        self._stopped = asyncio.Event()
+        self._done = asyncio.Event()
         self._stopping = False
         self._http: httpx.AsyncClient | None = None
         self.metrics = metrics or JobMetrics()
@@ -123,6 +125,7 @@ class Worker:
                     await asyncio.wait_for(stop.wait(), CONFIG_POLL)
         finally:
             await self._shutdown()
+            self._done.set()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -148,6 +151,7 @@ class Worker:
 
     async def _shutdown(self) -> None:
         self._stopping = True
+        self._stopped.set()
         for lane in self._lanes.values():
             lane.slot.set()
         running = [r.task for lane in self._lanes.values() for r in lane.inflight.values()]
@@ -190,7 +194,7 @@ class Worker:
             if settings is None:
                 return
             if settings.paused:
-                await asyncio.sleep(CONFIG_POLL)
+                await self._pause(CONFIG_POLL)
                 continue
             free = settings.concurrency - len(lane.inflight)
             if free <= 0:
@@ -208,7 +212,7 @@ class Worker:
                 failures += 1
                 delay = min(5.0, 0.1 * 2**failures)
                 log.warning("queue %s: cannot take jobs (%s); trying again in %.1fs", lane.name, _describe(exc), delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 continue
             self.metrics.taken(lane.name, len(taken.jobs))
             for job in taken.jobs:
@@ -362,10 +366,17 @@ class Worker:
 
     # -- background --------------------------------------------------------------------
 
+    async def _pause(self, seconds: float, until: asyncio.Event | None = None) -> None:
+        """Sleep, but no longer than until the worker stops. (Background loops end by
+        themselves: a cancel that lands inside a Redis call can come out of redis-py as
+        another error, which the loops' error handling would otherwise take in its stride.)"""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for((until or self._stopped).wait(), seconds)
+
     async def _heartbeats(self) -> None:
-        while True:
+        while not self._done.is_set():  # running jobs keep their leases through the grace period
             interval = min([s.visibility_timeout / 3 for s in self._queues().values()] or [10.0])
-            await asyncio.sleep(max(0.05, interval))
+            await self._pause(max(0.05, interval), self._done)
             for lane in list(self._lanes.values()):
                 settings = self.settings(lane.name)
                 if settings is None or not lane.inflight:
@@ -385,23 +396,23 @@ class Worker:
                         running.task.cancel()
 
     async def _queue_sizes(self) -> None:
-        while True:
+        while not self._stopping:
             for name in list(self._lanes):
                 settings = self.settings(name)
                 if settings is not None:
                     with contextlib.suppress(Exception):
                         self.metrics.sizes(name, (await self.client.counts(settings)).counts)
-            await asyncio.sleep(SIZES_EVERY)
+            await self._pause(SIZES_EVERY)
 
     async def _registrations(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 for queue in self._wanted_queues():
                     await self.client.register_functions(queue, self.functions)
                     self._registered.add(queue)
             except Exception as exc:
                 log.warning("cannot register functions (%s)", _describe(exc))
-            await asyncio.sleep(REGISTER_EVERY)
+            await self._pause(REGISTER_EVERY)
 
 
 def _describe(exc: BaseException) -> str:
