@@ -158,12 +158,17 @@ def credentials_secret(stack_body: dict[str, Any], credentials: dict[str, str], 
     }
 
 
+WORKER_GRACE_SECONDS = 60
+"""The worker pod's termination grace period: SIGTERM gives running jobs 50 s of it."""
+
+
 def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> dict[str, Any]:
     name = stack_body["metadata"]["name"]
     settings: WorkloadSettings = getattr(spec, component)
     port = API_PORT if component == "api" else WORKER_PORT
     image = f"{spec.image.registry}/stackyard-{component}:{spec.image.tag}"
     pod_labels = labels(name, component, spec.image.tag)
+    grace = 30 if component == "api" else WORKER_GRACE_SECONDS
     container: dict[str, Any] = {
         "name": component,
         "image": image,
@@ -187,6 +192,9 @@ def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> d
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir for the read-only root),
     }
+    if component == "worker":
+        # Running jobs get the pod's grace period less a margin to give the rest back.
+        container["env"].append({"name": "STACKYARD_SHUTDOWN_GRACE", "value": str(grace - 10)})
     pod_spec: dict[str, Any] = {
         "serviceAccountName": service_account_name(name),
         "securityContext": {
@@ -196,7 +204,7 @@ def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> d
             "fsGroup": 10001,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "terminationGracePeriodSeconds": 30 if component == "api" else 60,
+        "terminationGracePeriodSeconds": grace,
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
     }
