@@ -286,3 +286,11 @@ def test_runtime_role_lets_the_worker_record_schedule_runs_and_nothing_more():
     assert rules[(("stackyard.dev",), ("schedules/status",))]["verbs"] == ["get", "patch"]
     assert all("resourceNames" in r for r in role["rules"] if r["apiGroups"] == [""])
     assert {v for r in role["rules"] for v in r["verbs"]} == {"get", "list", "watch", "patch"}
+
+
+def test_the_worker_gives_running_jobs_most_of_its_termination_grace_period():
+    desired = render(Observed(STACK, [], {"backends": BACKENDS}))
+    worker = next(o for o in desired.objects if o["metadata"]["name"] == "demo-worker")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
+    grace = worker["terminationGracePeriodSeconds"]
+    assert 0 < grace - int(env["STACKYARD_SHUTDOWN_GRACE"]) <= 15, "jobs still running are given back before SIGKILL"
