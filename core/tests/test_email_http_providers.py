@@ -15,7 +15,6 @@ from stackyard.email.http_providers import (
     ResendSender,
     SendGridSender,
     SesSender,
-    build_mime,
 )
 from stackyard.email.message import (
     Attachment,
@@ -26,6 +25,7 @@ from stackyard.email.message import (
     Retryable,
     Sent,
 )
+from stackyard.email.mime import build_mime
 from stackyard_harness.fake_email_providers import (
     POSTMARK_SERVER_TOKEN,
     RESEND_API_KEY,

@@ -1,4 +1,12 @@
-"""Transactional email (in progress: the issue "Transactional email" builds it out).
+"""Transactional email (being built: the issue "Transactional email" lists what remains,
+chiefly the sending pipeline with failover, the EmailTemplate CR, the delivery log,
+webhooks and the API).
 
 - `message`: `OutgoingEmail`, `Sent` and the `SendFailure` kinds every provider speaks
+- `addresses`: parsing, validation and normalisation of addresses
+- `mime`: the MIME form of a message (SMTP, SES raw)
+- `smtp`: `SmtpSender`, pooled and reused connections
+- `http_providers`: `ResendSender`, `SendGridSender`, `PostmarkSender`, `SesSender`
+- `breaker`: `CircuitBreaker`, one per provider, shared by every replica in Redis
+- `templates`: the sandboxed template engine (compile checks, locales, CSS inlining)
 """

@@ -20,8 +20,6 @@ import asyncio
 import base64
 import email.policy
 import email.utils
-import re
-from email.message import EmailMessage
 from typing import Any, ClassVar
 
 import httpx
@@ -40,6 +38,7 @@ from .message import (
     SendFailure,
     Sent,
 )
+from .mime import build_mime
 
 __all__ = [
     "HttpSender",
@@ -47,7 +46,6 @@ __all__ = [
     "ResendSender",
     "SendGridSender",
     "SesSender",
-    "build_mime",
 ]
 
 ERROR_MESSAGE_LIMIT = 300
@@ -512,58 +510,3 @@ class SesSender(HttpSender):
         if code in self.REJECTED_CODES and status < 500:
             return Rejected
         return None
-
-
-RESERVED_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "mime-version"})
-_MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
-
-
-def build_mime(message: OutgoingEmail) -> EmailMessage:
-    """The message as MIME (for SES Raw): text and HTML as multipart/alternative, inline
-    attachments (with a Content-ID) related to the HTML, the rest attached. No Bcc header:
-    the envelope (SES's Destination) carries those recipients."""
-    mime = EmailMessage(policy=email.policy.SMTP)
-    mime["From"] = message.sender
-    mime["To"] = ", ".join(message.to)
-    if message.cc:
-        mime["Cc"] = ", ".join(message.cc)
-    if message.reply_to:
-        mime["Reply-To"] = ", ".join(message.reply_to)
-    mime["Subject"] = message.subject
-    mime["Date"] = email.utils.formatdate(usegmt=True)
-    domain = _address(message.sender)[1].rpartition("@")[2] or "stackyard.invalid"
-    mime["Message-ID"] = f"<{_MSGID_UNSAFE.sub('_', message.id)}@{domain}>"  # stable across retries
-    for name, value in message.headers.items():
-        if name.lower() in RESERVED_HEADERS or name.lower().startswith("content-"):
-            raise Rejected(f"ses: custom header {name!r} would replace one stackyard sets", code="ReservedHeader")
-        if "\r" in value or "\n" in value:
-            raise Rejected(f"ses: custom header {name!r} has a line break", code="InvalidHeader")
-        mime[name] = value
-    if message.text is not None:
-        mime.set_content(message.text)
-    if message.html is not None:
-        if message.text is not None:
-            mime.add_alternative(message.html, subtype="html")
-        else:
-            mime.set_content(message.html, subtype="html")
-    if message.text is None and message.html is None:
-        mime.set_content("")
-    html_part = _html_part(mime)
-    for a in message.attachments:
-        maintype, _, subtype = a.content_type.partition("/")
-        if not subtype:
-            maintype, subtype = "application", "octet-stream"
-        if a.content_id and html_part is not None:
-            html_part.add_related(
-                a.content, maintype=maintype, subtype=subtype, cid=f"<{a.content_id}>", filename=a.filename
-            )
-            continue  # the HTML part became multipart/related in place: it stays the one to add to
-        mime.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
-    return mime
-
-
-def _html_part(mime: EmailMessage) -> EmailMessage | None:
-    for part in mime.walk():
-        if isinstance(part, EmailMessage) and part.get_content_type() in ("text/html", "multipart/related"):
-            return part
-    return None

@@ -25,13 +25,11 @@ to the recipient. With `tag_headers=True` each becomes an `X-Stackyard-Tag-<name
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import re
 import ssl
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage, MIMEPart
-from email.utils import format_datetime, getaddresses, parseaddr
+from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
 from typing import Literal
 
 import aiosmtplib
@@ -44,31 +42,14 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
-from .message import Attachment, OutgoingEmail, ProviderMisconfigured, Rejected, Retryable, SendFailure, Sent
+from .message import OutgoingEmail, ProviderMisconfigured, Rejected, Retryable, SendFailure, Sent
+from .mime import MIME_POLICY as _POLICY
+from .mime import build_mime
 
 Security = Literal["starttls", "tls", "none"]
 
 _AUTH_CODES = frozenset({530, 534, 535, 538})
-_RESERVED_HEADERS = frozenset(
-    {
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "reply-to",
-        "subject",
-        "date",
-        "message-id",
-        "mime-version",
-        "content-type",
-        "content-transfer-encoding",
-        "content-disposition",
-    }
-)
 _QUEUE_ID = re.compile(r"queued as\s+<?([^\s>]+)>?", re.IGNORECASE)
-_MSG_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]")
-# 7bit: non-ASCII bodies get quoted-printable or base64, so no relay needs 8BITMIME
-_POLICY = policy.SMTP.clone(cte_type="7bit")
 
 
 @dataclass(frozen=True)
@@ -171,56 +152,7 @@ class SmtpSender:
     def build(self, message: OutgoingEmail) -> EmailMessage:
         """The MIME message as sent (bcc only in the envelope): text and html as
         multipart/alternative, inline attachments next to the html, others attached."""
-        try:
-            return self._build(message)
-        except (ValueError, TypeError, IndexError) as exc:  # bad header value, address, content type
-            raise Rejected(f"the message cannot be written as MIME: {exc}") from None
-
-    def _build(self, message: OutgoingEmail) -> EmailMessage:
-        msg = EmailMessage(policy=_POLICY)
-        msg["From"] = message.sender
-        if message.to:
-            msg["To"] = ", ".join(message.to)
-        if message.cc:
-            msg["Cc"] = ", ".join(message.cc)
-        if message.reply_to:
-            msg["Reply-To"] = ", ".join(message.reply_to)
-        msg["Subject"] = message.subject
-        msg["Date"] = format_datetime(dt.datetime.now(dt.UTC), usegmt=True)
-        msg["Message-ID"] = _message_id(message)
-        for name, value in message.headers.items():
-            if name.strip().lower() in _RESERVED_HEADERS:
-                raise ValueError(f"header {name!r} is set by the sender, not by custom headers")
-            msg[name] = value
-        if self.tag_headers:
-            for tag, value in message.tags.items():
-                msg[f"X-Stackyard-Tag-{_header_token(tag)}"] = value
-
-        inline = [a for a in message.attachments if a.content_id is not None and message.html is not None]
-        attached = [a for a in message.attachments if a not in inline]
-        if message.text is not None or message.html is None:
-            msg.set_content(message.text or "", subtype="plain", charset="utf-8")
-            if message.html is not None:
-                msg.add_alternative(message.html, subtype="html", charset="utf-8")
-        else:
-            msg.set_content(message.html, subtype="html", charset="utf-8")
-        if inline:
-            html_part = _html_part(msg)
-            for attachment in inline:
-                maintype, subtype = _content_type(attachment)
-                html_part.add_related(
-                    attachment.content,
-                    maintype,
-                    subtype,
-                    cid=f"<{attachment.content_id}>",
-                    disposition="inline",
-                    filename=attachment.filename,
-                )
-        for attachment in attached:
-            maintype, subtype = _content_type(attachment)
-            cid = f"<{attachment.content_id}>" if attachment.content_id else None
-            msg.add_attachment(attachment.content, maintype, subtype, filename=attachment.filename, cid=cid)
-        return msg
+        return build_mime(message, tag_headers=self.tag_headers)
 
     def _envelope(self, message: OutgoingEmail) -> _Envelope:
         mime = self.build(message)
@@ -380,25 +312,3 @@ def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | N
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
-
-
-def _message_id(message: OutgoingEmail) -> str:
-    domain = parseaddr(message.sender)[1].rpartition("@")[2] or "stackyard.invalid"
-    return f"<{_MSG_ID_UNSAFE.sub('-', message.id)}@{domain}>"
-
-
-def _header_token(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", name)
-
-
-def _content_type(attachment: Attachment) -> tuple[str, str]:
-    maintype, _, subtype = attachment.content_type.partition("/")
-    if not maintype or not subtype or "/" in subtype:
-        return "application", "octet-stream"
-    return maintype.strip().lower(), subtype.strip().lower()
-
-
-def _html_part(msg: EmailMessage) -> MIMEPart:
-    if msg.get_content_type() == "text/html":
-        return msg
-    return next(p for p in msg.iter_parts() if p.get_content_type() == "text/html")
