@@ -213,6 +213,7 @@ def test_job_queues_and_schedules_are_folded_into_the_config():
         assert (ready.status, ready.reason) == ("True", "InForce")
     assert desired.stack_status.fields["members"] == {
         "EmailProvider": 0,
+        "EmailTemplate": 0,
         "RateLimitPolicy": 0,
         "JobQueue": 2,
         "Schedule": 2,
@@ -294,3 +295,51 @@ def test_the_worker_gives_running_jobs_most_of_its_termination_grace_period():
     env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
     grace = worker["terminationGracePeriodSeconds"]
     assert 0 < grace - int(env["STACKYARD_SHUTDOWN_GRACE"]) <= 15, "jobs still running are given back before SIGKILL"
+
+
+def email_template(name: str = "welcome", generation: int = 1, **spec) -> dict:
+    return {
+        "apiVersion": "stackyard.dev/v1alpha1",
+        "kind": "EmailTemplate",
+        "metadata": {"name": name, "namespace": "shop", "generation": generation},
+        "spec": {
+            "stackRef": {"name": "demo"},
+            "subject": "Welcome, {{ name }}",
+            "html": "<p>Hello {{ name }}</p>",
+            "variables": {"name": {}},
+            **spec,
+        },
+    }
+
+
+def test_email_templates_are_folded_into_the_config():
+    french = {"fr": {"subject": "Bienvenue, {{ name }}"}}
+    desired = render(Observed(STACK, [email_template(locales=french)], {"backends": BACKENDS}))
+    assert desired.config.email_templates["welcome"].locales["fr"].subject == "Bienvenue, {{ name }}"
+    ready = conditions(desired, "EmailTemplate", "welcome")["Ready"]
+    assert (ready.status, ready.reason) == ("True", "InForce")
+    assert desired.stack_status.fields["members"]["EmailTemplate"] == 1
+    config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
+    assert json.loads(config_map["data"]["config.json"])["emailTemplates"]["welcome"]["defaultLocale"] == "en"
+
+
+def test_broken_email_template_is_not_ready_with_the_line_and_the_rest_stays_in_force():
+    broken = email_template("receipt", locales={"fr": {"html": "<p>Bonjour</p>\n<p>\n{{ name ) }}"}})
+    desired = render(Observed(STACK, [broken, email_template(), job_queue()], {"backends": BACKENDS}))
+    ready = conditions(desired, "EmailTemplate", "receipt")["Ready"]
+    assert (ready.status, ready.reason) == ("False", "Invalid")
+    assert ready.message.startswith("spec: html (fr), line 3: "), ready.message
+    assert set(desired.config.email_templates) == {"welcome"} and set(desired.config.job_queues) == {"webhooks"}
+    assert conditions(desired, "Stack", "demo")["Ready"].status == "True"
+    assert conditions(desired, "Stack", "demo")["MembersReady"].message == "EmailTemplate receipt: Invalid"
+
+
+def test_broken_email_template_edit_keeps_the_last_good_version():
+    good = render(Observed(STACK, [email_template()], {"backends": BACKENDS}))
+    edit = email_template(generation=2, subject="Welcome, {{ nmae }}")
+    desired = render(Observed(STACK, [edit], {"backends": BACKENDS}, previous_config=good.config))
+    assert desired.config.email_templates["welcome"].subject == "Welcome, {{ name }}"
+    ready = conditions(desired, "EmailTemplate", "welcome")["Ready"]
+    assert ready.status == "False" and ready.message == (
+        "spec: subject, line 1: variable 'nmae' is not declared (declared: name); the last good version stays in force"
+    )

@@ -167,6 +167,7 @@ def test_crds_are_installed_and_established(release, kube):
     assert names == {
         "stacks.stackyard.dev",
         "emailproviders.stackyard.dev",
+        "emailtemplates.stackyard.dev",
         "ratelimitpolicies.stackyard.dev",
         "jobqueues.stackyard.dev",
         "schedules.stackyard.dev",

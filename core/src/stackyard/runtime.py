@@ -115,6 +115,7 @@ class Runtime:
             "appliedAt": applied.applied_at,
             "capabilities": config.spec.capabilities.model_dump(by_alias=True),
             "emailProviders": sorted(config.email_providers),
+            "emailTemplates": sorted(config.email_templates),
             "rateLimitPolicies": sorted(config.rate_limit_policies),
             "jobQueues": sorted(config.job_queues),
             "schedules": sorted(config.schedules),

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MEMBER_PLURALS = {
     "EmailProvider": "emailproviders",
+    "EmailTemplate": "emailtemplates",
     "RateLimitPolicy": "ratelimitpolicies",
     "JobQueue": "jobqueues",
     "Schedule": "schedules",
@@ -65,6 +66,11 @@ def stacks(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, An
 
 @kopf.index(GROUP, VERSION, "emailproviders")
 def emailproviders(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
+@kopf.index(GROUP, VERSION, "emailtemplates")
+def emailtemplates(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, stack_ref(body)): snapshot(body)}
 
 
@@ -123,6 +129,7 @@ async def stack_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any)
 
 
 @kopf.on.event(GROUP, VERSION, "emailproviders")
+@kopf.on.event(GROUP, VERSION, "emailtemplates")
 @kopf.on.event(GROUP, VERSION, "ratelimitpolicies")
 @kopf.on.event(GROUP, VERSION, "jobqueues")
 async def member_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:

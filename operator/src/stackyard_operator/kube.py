@@ -27,6 +27,7 @@ _PATHS = {
     "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
     "Stack": (f"/apis/{GROUP}/{VERSION}", "stacks"),
     "EmailProvider": (f"/apis/{GROUP}/{VERSION}", "emailproviders"),
+    "EmailTemplate": (f"/apis/{GROUP}/{VERSION}", "emailtemplates"),
     "RateLimitPolicy": (f"/apis/{GROUP}/{VERSION}", "ratelimitpolicies"),
     "JobQueue": (f"/apis/{GROUP}/{VERSION}", "jobqueues"),
     "Schedule": (f"/apis/{GROUP}/{VERSION}", "schedules"),

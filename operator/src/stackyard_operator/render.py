@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from stackyard.config import MONGODB_URI, REDIS_URL, RuntimeConfig, credential_key
 from stackyard.resources import SecretKeyRef
-from stackyard.resources.email import EmailProviderSpec
+from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
 from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
 from stackyard.resources.ratelimit import RateLimitPolicySpec
 from stackyard.resources.stack import StackSpec
@@ -43,6 +43,7 @@ MEMBER_KINDS = {
     k.kind: k
     for k in (
         MemberKind("EmailProvider", "email_providers", EmailProviderSpec),
+        MemberKind("EmailTemplate", "email_templates", EmailTemplateSpec),
         MemberKind("RateLimitPolicy", "rate_limit_policies", RateLimitPolicySpec),
         MemberKind("JobQueue", "job_queues", JobQueueSpec),
         MemberKind("Schedule", "schedules", ScheduleSpec),

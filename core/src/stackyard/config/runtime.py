@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from ..resources.base import CamelModel
-from ..resources.email import EmailProviderSpec
+from ..resources.email import EmailProviderSpec, EmailTemplateSpec
 from ..resources.jobs import JobQueueSpec, ScheduleSpec
 from ..resources.ratelimit import RateLimitPolicySpec
 from ..resources.stack import StackSpec
@@ -39,6 +39,7 @@ class RuntimeConfig(CamelModel):
     )
     spec: StackSpec
     email_providers: dict[str, EmailProviderSpec] = Field(default_factory=dict)
+    email_templates: dict[str, EmailTemplateSpec] = Field(default_factory=dict)
     rate_limit_policies: dict[str, RateLimitPolicySpec] = Field(default_factory=dict)
     job_queues: dict[str, JobQueueSpec] = Field(
         default_factory=dict, description="JobQueues by name; a queue named default exists even when absent."

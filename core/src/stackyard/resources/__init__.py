@@ -11,7 +11,7 @@ from .base import (
     StackRef,
     duration_seconds,
 )
-from .email import EmailProvider, EmailProviderSpec
+from .email import EmailProvider, EmailProviderSpec, EmailTemplate, EmailTemplateSpec
 from .jobs import JobQueue, JobQueueSpec, Schedule, ScheduleSpec, ScheduleStatus
 from .ratelimit import RateLimitPolicy, RateLimitPolicySpec
 from .registry import BY_KIND, KINDS
@@ -27,6 +27,8 @@ __all__ = [
     "CustomResource",
     "EmailProvider",
     "EmailProviderSpec",
+    "EmailTemplate",
+    "EmailTemplateSpec",
     "JobQueue",
     "JobQueueSpec",
     "RateLimitPolicy",

@@ -1,11 +1,13 @@
-"""EmailProvider: one way of sending mail, tried in priority order."""
+"""EmailProvider: one way of sending mail, tried in priority order; EmailTemplate: what is sent."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue, StringConstraints
+from pydantic import Field, JsonValue, StringConstraints, field_validator, model_validator
 
+from ..email.templates import LocaleVariant, TemplateInvalid, TemplateSource, VariableSpec, compile_template
 from .base import (
     AGE_COLUMN,
     READY_COLUMN,
@@ -137,4 +139,150 @@ class EmailProvider(CustomResource):
     )
     kind: Literal["EmailProvider"] = "EmailProvider"
     spec: EmailProviderSpec
+    status: ResourceStatus = Field(default_factory=ResourceStatus)
+
+
+# -- EmailTemplate ----------------------------------------------------------------------
+
+MAX_BODY_CHARS = 512 * 1024
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+LOCALE_TAG = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=998)]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS)]
+
+
+def _keys_match(pattern: str, what: str, example: str) -> dict[str, JsonValue]:
+    """A CEL rule on a map's keys (a structural schema has no propertyNames)."""
+    return {
+        "x-kubernetes-validations": [
+            {"rule": f"self.all(k, k.matches('{pattern}'))", "message": f"every {what} must look like {example}"}
+        ]
+    }
+
+
+def _check_keys(keys: dict[str, Any], pattern: str, what: str, example: str) -> None:
+    for key in keys:
+        if not re.fullmatch(pattern, key):
+            raise ValueError(f"{what} {key!r} must look like {example}")
+
+
+class TemplateVariable(CamelModel):
+    required: bool = Field(default=True, description="A send without this variable is refused.")
+    default: Any = Field(
+        default=None,
+        description="Any JSON value, used when an optional variable is not given (a required one has none).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    description: str = Field(default="", max_length=1000, description="What the variable holds, for people.")
+    # "A required variable has no default" is the engine's check (Ready=False): CEL cannot
+    # see a field of any JSON value, so no rule on the API server can say it.
+
+
+class TemplateLocale(CamelModel):
+    subject: Subject | None = Field(default=None, description="The subject in this locale; the base subject if absent.")
+    html: Body | None = Field(
+        default=None,
+        description="The HTML body in this locale. Setting html or text replaces the whole body for this locale.",
+    )
+    text: Body | None = Field(
+        default=None, description="The text body in this locale; derived from its html when absent."
+    )
+
+
+class EmailTemplateSpec(CamelModel):
+    stack_ref: StackRef = Field(description="The Stack whose api sends with this template.")
+    subject: Subject = Field(description="The subject line, a template (e.g. 'Welcome, {{ name }}').")
+    html: Body | None = Field(
+        default=None, description="The HTML body, a template, autoescaped; at least one of html and text."
+    )
+    text: Body | None = Field(
+        default=None,
+        description="The text body, a template; derived from the HTML when absent; at least one of html and text.",
+    )
+    variables: dict[str, TemplateVariable] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="The variables the parts may use, by name; a part using any other name is refused.",
+        json_schema_extra=_keys_match(VARIABLE_NAME, "variable name", "first_name (letters, digits, '_')"),
+    )
+    locales: dict[str, TemplateLocale] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Translations by locale tag (fr, pt-BR); the base parts are in defaultLocale.",
+        json_schema_extra=_keys_match(LOCALE_TAG, "locale tag", "fr or pt-BR"),
+    )
+    default_locale: str = Field(
+        default="en", max_length=35, pattern=LOCALE_TAG, description="The locale of the base subject and bodies."
+    )
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "has(self.html) || has(self.text)", "message": "at least one of html and text must be set"}
+            ]
+        }
+    }
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, TemplateVariable]) -> dict[str, TemplateVariable]:
+        _check_keys(value, VARIABLE_NAME, "variable name", "first_name (letters, digits, '_')")
+        return value
+
+    @field_validator("locales")
+    @classmethod
+    def _locale_tags(cls, value: dict[str, TemplateLocale]) -> dict[str, TemplateLocale]:
+        _check_keys(value, LOCALE_TAG, "locale tag", "fr or pt-BR")
+        return value
+
+    @model_validator(mode="after")
+    def _compiles(self) -> EmailTemplateSpec:
+        # The engine's message names the part, the locale and the line:
+        # "html (fr), line 3: unexpected '}'".
+        if self.html is None and self.text is None:
+            raise ValueError("at least one of html and text must be set")
+        try:
+            compile_template(self.template_source())
+        except TemplateInvalid as exc:
+            raise ValueError(exc.message) from None
+        return self
+
+    def template_source(self) -> TemplateSource:
+        """What the template engine compiles."""
+        return TemplateSource(
+            subject=self.subject,
+            html=self.html,
+            text=self.text,
+            variables={
+                name: VariableSpec(required=v.required, default=v.default, description=v.description)
+                for name, v in self.variables.items()
+            },
+            locales={
+                tag: LocaleVariant(subject=loc.subject, html=loc.html, text=loc.text)
+                for tag, loc in self.locales.items()
+            },
+            default_locale=self.default_locale,
+        )
+
+
+class EmailTemplate(CustomResource):
+    info = KindInfo(
+        kind="EmailTemplate",
+        plural="emailtemplates",
+        short_names=["etpl"],
+        description=(
+            "A transactional email: subject, HTML and text bodies (sandboxed Jinja templates), the variables "
+            "they use and translations; checked when applied."
+        ),
+        columns=[
+            PrinterColumn("Default Locale", ".spec.defaultLocale"),
+            PrinterColumn("Subject", ".spec.subject", priority=1),
+            READY_COLUMN,
+            REASON_COLUMN,
+            AGE_COLUMN,
+        ],
+    )
+    kind: Literal["EmailTemplate"] = "EmailTemplate"
+    spec: EmailTemplateSpec
     status: ResourceStatus = Field(default_factory=ResourceStatus)

@@ -27,6 +27,7 @@ class AppliedConfigInfo(CamelModel):
                     "appliedAt": 1764050000.0,
                     "capabilities": {"auth": True, "email": True, "jobs": True, "rateLimit": True},
                     "emailProviders": ["resend", "smtp"],
+                    "emailTemplates": ["welcome"],
                     "rateLimitPolicies": ["login"],
                     "jobQueues": ["default", "reports"],
                     "schedules": ["nightly-report"],
@@ -44,6 +45,7 @@ class AppliedConfigInfo(CamelModel):
     applied_at: float = Field(description="Unix time at which this process applied it.")
     capabilities: dict[str, Any]
     email_providers: list[str]
+    email_templates: list[str] = Field(default_factory=list)
     rate_limit_policies: list[str]
     job_queues: list[str] = Field(default_factory=list)
     schedules: list[str] = Field(default_factory=list)
