@@ -1,6 +1,5 @@
 """Transactional email (being built: the issue "Transactional email" lists what remains,
-chiefly the sending pipeline with failover, the EmailTemplate CR, the delivery log,
-webhooks and the API).
+chiefly sending as a job, the delivery log, webhooks, suppressions and the API).
 
 - `message`: `OutgoingEmail`, `Sent` and the `SendFailure` kinds every provider speaks
 - `addresses`: parsing, validation and normalisation of addresses
@@ -9,4 +8,5 @@ webhooks and the API).
 - `http_providers`: `ResendSender`, `SendGridSender`, `PostmarkSender`, `SesSender`
 - `breaker`: `CircuitBreaker`, one per provider, shared by every replica in Redis
 - `templates`: the sandboxed template engine (compile checks, locales, CSS inlining)
+- `delivery`: `deliver`, providers in priority order with failover, breakers and send rates
 """
