@@ -168,13 +168,10 @@ class HttpSender:
         return text
 
 
-class ResendSender(HttpSender):
-    """Resend: POST /emails with a Bearer API key; `Idempotency-Key` is the message id, so a
-    retried send of the same message is not sent twice."""
+class ApiKeySender(HttpSender):
+    """A provider whose one credential is an API key (or server token)."""
 
-    provider_type = "resend"
-    DEFAULT_BASE_URL = "https://api.resend.com"
-    path = "/emails"
+    DEFAULT_BASE_URL = ""
 
     def __init__(
         self,
@@ -190,6 +187,15 @@ class ResendSender(HttpSender):
 
     def credentials(self) -> tuple[str, ...]:
         return (self._api_key,)
+
+
+class ResendSender(ApiKeySender):
+    """Resend: POST /emails with a Bearer API key; `Idempotency-Key` is the message id, so a
+    retried send of the same message is not sent twice."""
+
+    provider_type = "resend"
+    DEFAULT_BASE_URL = "https://api.resend.com"
+    path = "/emails"
 
     def auth_headers(self, message: OutgoingEmail, body: bytes) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": message.id}
@@ -234,7 +240,7 @@ class ResendSender(HttpSender):
         return None
 
 
-class SendGridSender(HttpSender):
+class SendGridSender(ApiKeySender):
     """SendGrid v3: POST /v3/mail/send with a Bearer API key; 202 and the id in X-Message-Id."""
 
     provider_type = "sendgrid"
@@ -242,21 +248,6 @@ class SendGridSender(HttpSender):
     path = "/v3/mail/send"
     MAX_CATEGORIES = 10
     CATEGORY_LIMIT = 255
-
-    def __init__(
-        self,
-        name: str,
-        api_key: str,
-        *,
-        client: httpx.AsyncClient,
-        base_url: str | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        super().__init__(name, client=client, base_url=base_url or self.DEFAULT_BASE_URL, timeout=timeout)
-        self._api_key = api_key
-
-    def credentials(self) -> tuple[str, ...]:
-        return (self._api_key,)
 
     def auth_headers(self, message: OutgoingEmail, body: bytes) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
@@ -323,7 +314,7 @@ class SendGridSender(HttpSender):
         return None, response.text
 
 
-class PostmarkSender(HttpSender):
+class PostmarkSender(ApiKeySender):
     """Postmark: POST /email with X-Postmark-Server-Token; the answer's ErrorCode says more
     than the status (422 covers most faults)."""
 
@@ -345,15 +336,11 @@ class PostmarkSender(HttpSender):
         timeout: float = 10.0,
         message_stream: str = "outbound",
     ) -> None:
-        super().__init__(name, client=client, base_url=base_url or self.DEFAULT_BASE_URL, timeout=timeout)
-        self._server_token = server_token
+        super().__init__(name, server_token, client=client, base_url=base_url, timeout=timeout)
         self.message_stream = message_stream
 
-    def credentials(self) -> tuple[str, ...]:
-        return (self._server_token,)
-
     def auth_headers(self, message: OutgoingEmail, body: bytes) -> dict[str, str]:
-        return {"X-Postmark-Server-Token": self._server_token}
+        return {"X-Postmark-Server-Token": self._api_key}
 
     def body(self, message: OutgoingEmail) -> dict[str, Any]:
         body: dict[str, Any] = {
