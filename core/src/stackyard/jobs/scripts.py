@@ -303,11 +303,11 @@ return 1
 )
 
 # ARGV: prefix, then dead-letter ids. Each goes back to ready with its attempts reset; its
-# error history and completed steps stay. Answers how many were replayed.
+# error history and completed steps stay. Answers the ids replayed.
 REPLAY = (
     _PRELUDE
     + """
-local count = 0
+local done = {}
 for i = 2, #ARGV do
   local id = ARGV[i]
   if redis.call('ZREM', P .. 'dead', id) == 1 and redis.call('EXISTS', jkey(id)) == 1 then
@@ -316,27 +316,27 @@ for i = 2, #ARGV do
     redis.call('HSET', jkey(id), 'att', 0)
     redis.call('HDEL', jkey(id), 'finished', 'cancel')
     make_ready(id)
-    count = count + 1
+    done[#done + 1] = id
   end
 end
-redis.call('HINCRBY', P .. 'stats', 'replayed', count)
-return count
+redis.call('HINCRBY', P .. 'stats', 'replayed', #done)
+return done
 """
 )
 
-# ARGV: prefix, then dead-letter ids. Deletes them. Answers how many.
+# ARGV: prefix, then dead-letter ids. Deletes them. Answers the ids deleted.
 PURGE = (
     _PRELUDE
     + """
-local count = 0
+local done = {}
 for i = 2, #ARGV do
   local id = ARGV[i]
   if redis.call('ZREM', P .. 'dead', id) == 1 then
     redis.call('DEL', jkey(id), skey(id))
-    count = count + 1
+    done[#done + 1] = id
   end
 end
-return count
+return done
 """
 )
 

@@ -270,12 +270,17 @@ class JobClient:
         queue = queue_of(job_id)
         if queue is None:
             return None
+        return (await self._get_many(queue, [job_id]))[0]
+
+    async def _get_many(self, queue: str, ids: Sequence[str]) -> list[Job | None]:
+        """Jobs of one queue in one round trip (None for those that are gone)."""
         p = prefix(queue)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(p + "job:" + job_id, FIELDS)
-            pipe.hgetall(p + "steps:" + job_id)
-            values, steps = await pipe.execute()
-        return self._job(job_id, queue, values, steps)
+            for job_id in ids:
+                pipe.hmget(p + "job:" + job_id, FIELDS)
+                pipe.hgetall(p + "steps:" + job_id)
+            replies = await pipe.execute()
+        return [self._job(i, queue, replies[2 * n], replies[2 * n + 1]) for n, i in enumerate(ids)]
 
     @staticmethod
     def _job(job_id: str, queue: str, values: list[bytes | None], steps: dict[bytes, bytes]) -> Job | None:
@@ -385,7 +390,7 @@ class JobClient:
                 break
         more = len(picked) > limit
         picked = picked[:limit]
-        jobs = [job for job in [await self.get(i) for i, _ in picked] if job is not None]
+        jobs = [job for job in await self._get_many(queue, [i for i, _ in picked]) if job is not None]
         next_cursor = f"{int(picked[-1][1])}:{picked[-1][0]}" if more and picked else None
         return JobPage(items=jobs, next_cursor=next_cursor)
 
@@ -416,12 +421,8 @@ class JobClient:
         done: list[str] = []
         p = prefix(queue)
         for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            dead_before = {
-                i for i, s in zip(chunk, await self.redis.zmscore(p + "dead", chunk), strict=True) if s is not None
-            }
-            await script(self.redis, [p + "ready"], [p, *chunk])
-            done += [i for i in chunk if i in dead_before]
+            reply = await script(self.redis, [p + "ready"], [p, *ids[start : start + 500]])
+            done += [i.decode() for i in reply]
         return done
 
     # -- events ----------------------------------------------------------------------

@@ -182,8 +182,7 @@ async def dead_letters(
 )
 async def replay(name: str, body: DeadLetterFilter, runtime: RuntimeDep) -> DeadLetterResult:
     _queue(runtime, name)
-    ids = await JobClient(runtime.redis).replay(name, body)
-    return DeadLetterResult(count=len(ids), ids=ids)
+    return _dead_letter_result(await JobClient(runtime.redis).replay(name, body))
 
 
 @router.post(
@@ -195,7 +194,10 @@ async def replay(name: str, body: DeadLetterFilter, runtime: RuntimeDep) -> Dead
 )
 async def purge(name: str, body: DeadLetterFilter, runtime: RuntimeDep) -> DeadLetterResult:
     _queue(runtime, name)
-    ids = await JobClient(runtime.redis).purge(name, body)
+    return _dead_letter_result(await JobClient(runtime.redis).purge(name, body))
+
+
+def _dead_letter_result(ids: list[str]) -> DeadLetterResult:
     return DeadLetterResult(count=len(ids), ids=ids)
 
 
