@@ -19,3 +19,11 @@ def test_transitions_are_status_or_reason_changes():
     assert transitions(current, [READY]) == []
     changed = ConditionIntent("Ready", "True", "Disabled", "off")
     assert transitions(current, [changed]) == [changed]
+
+
+def test_conditions_written_by_workers_are_kept_and_others_dropped():
+    reachable = {"type": "Reachable", "status": "False", "reason": "InvalidCredentials", "lastTransitionTime": "T0"}
+    stale = {"type": "CredentialsResolved", "status": "True", "reason": "Resolved", "lastTransitionTime": "T0"}
+    merged = merge_conditions([reachable, stale], [READY], 1, "T1")
+    assert [c["type"] for c in merged] == ["Ready", "Reachable"]
+    assert merged[1] == reachable

@@ -7,6 +7,9 @@ from typing import Any
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
+WORKER_CONDITIONS = frozenset({"Reachable"})
+"""Condition types that workers write (an EmailProvider's Reachable); the operator keeps them."""
+
 
 @dataclass(frozen=True)
 class ConditionIntent:
@@ -30,7 +33,8 @@ def merge_conditions(
     existing: list[dict[str, Any]], intents: list[ConditionIntent], generation: int, now: str
 ) -> list[dict[str, Any]]:
     """The object's new conditions: lastTransitionTime moves only when a status changes;
-    conditions no longer decided are dropped; the order follows `intents`."""
+    conditions no longer decided are dropped, but those workers write are kept (after the
+    decided ones); the order follows `intents`."""
     by_type = {c.get("type"): c for c in existing}
     merged = []
     for intent in intents:
@@ -46,6 +50,8 @@ def merge_conditions(
                 "lastTransitionTime": now if changed or old is None else old.get("lastTransitionTime", now),
             }
         )
+    decided = {intent.type for intent in intents}
+    merged += [c for c in existing if c.get("type") in WORKER_CONDITIONS and c.get("type") not in decided]
     return merged
 
 

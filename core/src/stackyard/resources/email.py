@@ -48,8 +48,47 @@ class ApiKeySettings(CamelModel):
     base_url: HttpUrl | None = Field(default=None, description="API base URL, to use a regional endpoint or a proxy.")
 
 
+class ResendSettings(ApiKeySettings):
+    webhook_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Secret key holding the webhook signing secret (whsec_...) that Resend shows for the endpoint "
+            "/v1/emails/webhooks/<provider name>; events are refused without it."
+        ),
+    )
+
+
+class SendGridSettings(ApiKeySettings):
+    webhook_public_key: str | None = Field(
+        default=None,
+        max_length=1000,
+        description=(
+            "The Event Webhook's signature verification key (the base64 ECDSA public key SendGrid shows once "
+            "signing is on); events are refused without it. A public key, so not a secret."
+        ),
+    )
+
+
 class PostmarkSettings(ApiKeySettings):
     message_stream: str = Field(default="outbound", max_length=100, description="Postmark message stream.")
+    webhook_username: str | None = Field(
+        default=None,
+        max_length=256,
+        description="HTTP basic auth user name that the Postmark webhook URL carries; events are refused without it.",
+    )
+    webhook_password_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding the webhook's basic auth password."
+    )
+
+
+POSTMARK_RULES: list[JsonValue] = [
+    {
+        "rule": "has(self.webhookUsername) == has(self.webhookPasswordSecretRef)",
+        "message": "webhookUsername and webhookPasswordSecretRef must be set together",
+    }
+]
+
+SNS_CERTIFICATE_URL = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
 
 
 class SesSettings(CamelModel):
@@ -58,6 +97,24 @@ class SesSettings(CamelModel):
     secret_access_key_secret_ref: SecretKeyRef = Field(description="Secret key holding the AWS secret access key.")
     configuration_set: str | None = Field(default=None, max_length=64, description="SES configuration set name.")
     base_url: HttpUrl | None = Field(default=None, description="Endpoint override (VPC endpoint, tests).")
+    webhook_topic_arns: list[Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sns:", max_length=256)]] = (
+        Field(
+            default_factory=list,
+            max_length=20,
+            description=(
+                "SNS topics whose notifications (SES bounces, complaints, deliveries) "
+                "/v1/emails/webhooks/<provider name> accepts; none when empty."
+            ),
+        )
+    )
+    sns_certificate_url_pattern: str = Field(
+        default=SNS_CERTIFICATE_URL,
+        max_length=300,
+        description=(
+            "Regular expression an SNS message's SigningCertURL (and SubscribeURL) must match before it is "
+            "fetched; the default admits only AWS's own SNS endpoints."
+        ),
+    )
 
 
 class CircuitBreakerSettings(CamelModel):
@@ -89,9 +146,13 @@ class EmailProviderSpec(CamelModel):
         description="Settings when type is smtp.",
         json_schema_extra={"x-kubernetes-validations": SMTP_RULES},
     )
-    resend: ApiKeySettings | None = Field(default=None, description="Settings when type is resend.")
-    sendgrid: ApiKeySettings | None = Field(default=None, description="Settings when type is sendgrid.")
-    postmark: PostmarkSettings | None = Field(default=None, description="Settings when type is postmark.")
+    resend: ResendSettings | None = Field(default=None, description="Settings when type is resend.")
+    sendgrid: SendGridSettings | None = Field(default=None, description="Settings when type is sendgrid.")
+    postmark: PostmarkSettings | None = Field(
+        default=None,
+        description="Settings when type is postmark.",
+        json_schema_extra={"x-kubernetes-validations": POSTMARK_RULES},
+    )
     ses: SesSettings | None = Field(default=None, description="Settings when type is ses.")
 
     model_config = CamelModel.model_config | {
@@ -114,10 +175,42 @@ class EmailProviderSpec(CamelModel):
         for settings in (self.resend, self.sendgrid, self.postmark):
             if settings:
                 refs["apiKey"] = settings.api_key_secret_ref
+        if self.resend:
+            refs["webhookSecret"] = self.resend.webhook_secret_ref
+        if self.postmark:
+            refs["webhookPassword"] = self.postmark.webhook_password_secret_ref
         if self.ses:
             refs["accessKeyId"] = self.ses.access_key_id_secret_ref
             refs["secretAccessKey"] = self.ses.secret_access_key_secret_ref
         return {k: v for k, v in refs.items() if v is not None}
+
+
+BreakerStateName = Literal["closed", "open", "half_open"]
+
+
+class BreakerStatus(CamelModel):
+    """The provider's circuit breaker, as the workers share it in Redis."""
+
+    state: BreakerStateName = Field(description="closed (sending), open (skipped) or half_open (probing).")
+    consecutive_failures: int = Field(default=0, ge=0, description="Failures since the last success.")
+    times_opened: int = Field(default=0, ge=0, description="How often it has opened since it was created.")
+    opened_at: str | None = Field(
+        default=None, description="When it last opened.", json_schema_extra={"format": "date-time"}
+    )
+
+
+class LastAttempt(CamelModel):
+    """The latest send or probe a worker made through this provider."""
+
+    at: str = Field(description="When it ended.", json_schema_extra={"format": "date-time"})
+    kind: Literal["send", "probe"] = Field(description="A message sent, or a probe (no message).")
+    outcome: str = Field(max_length=64, description="sent, rejected, retryable, rate_limited, misconfigured, ok.")
+    error: str | None = Field(default=None, max_length=1024, description="What went wrong (never a credential).")
+
+
+class EmailProviderStatus(ResourceStatus):
+    breaker: BreakerStatus | None = Field(default=None, description="The shared circuit breaker (written by workers).")
+    last_attempt: LastAttempt | None = Field(default=None, description="The latest send or probe (written by workers).")
 
 
 class EmailProvider(CustomResource):
@@ -133,13 +226,17 @@ class EmailProvider(CustomResource):
             PrinterColumn("Priority", ".spec.priority", "integer"),
             PrinterColumn("Enabled", ".spec.enabled", "boolean", priority=1),
             READY_COLUMN,
+            PrinterColumn(
+                "Reachable", '.status.conditions[?(@.type=="Reachable")].status', description="Answered the last try"
+            ),
+            PrinterColumn("Breaker", ".status.breaker.state", description="Shared circuit breaker state"),
             REASON_COLUMN,
             AGE_COLUMN,
         ],
     )
     kind: Literal["EmailProvider"] = "EmailProvider"
     spec: EmailProviderSpec
-    status: ResourceStatus = Field(default_factory=ResourceStatus)
+    status: EmailProviderStatus = Field(default_factory=EmailProviderStatus)
 
 
 # -- EmailTemplate ----------------------------------------------------------------------
