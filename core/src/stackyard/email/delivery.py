@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -347,6 +347,8 @@ class Breakers:
 
 AttemptOutcome = Literal[
     "sent",
+    "already_sent",
+    "skipped_unknown",
     "rejected",
     "retryable",
     "rate_limited",
@@ -395,19 +397,37 @@ class DeliveryReport:
         return datetime.fromtimestamp(self.finished_at.timestamp() + self.retry_after, UTC)
 
 
+Claim = Literal["go", "already_sent", "unknown"]
+
+
+class Ledger(Protocol):
+    """What a message's earlier attempts did on each provider, kept where a retry after a
+    crash finds it (the email job's steps): `claim` before a send, `settle` after it."""
+
+    async def claim(self, provider: Provider) -> tuple[Claim, str | None]:
+        """ "go" (and the send is now recorded as in flight), "already_sent" (with the
+        provider's message id), or "unknown": a send through this provider was cut off
+        and the provider takes no idempotency key, so it must not be asked again."""
+        ...
+
+    async def settle(self, provider: Provider, sent: Sent | None) -> None: ...
+
+
 async def deliver(
     message: OutgoingEmail,
     providers: Providers,
     breakers: Breakers,
     rate_limiter: RateLimiter | None = None,
+    ledger: Ledger | None = None,
 ) -> DeliveryReport:
     """Send `message` through the first provider that takes it (see the module's table).
     Never raises a `SendFailure`: every outcome is in the report. Without a `rate_limiter`
-    the providers' send rates are not enforced."""
+    the providers' send rates are not enforced; without a `ledger` nothing guards against
+    sending twice after a crash."""
     attempts: list[AttemptRecord] = []
     candidates = providers.candidates(message)
     for provider in candidates:
-        attempt, sent = await _attempt(message, provider, breakers.of(provider), rate_limiter)
+        attempt, sent = await _attempt(message, provider, breakers.of(provider), rate_limiter, ledger)
         attempts.append(attempt)
         if sent is not None:
             return DeliveryReport(
@@ -436,9 +456,14 @@ async def deliver(
 
 
 async def _attempt(
-    message: OutgoingEmail, provider: Provider, breaker: CircuitBreaker, rate_limiter: RateLimiter | None
+    message: OutgoingEmail,
+    provider: Provider,
+    breaker: CircuitBreaker,
+    rate_limiter: RateLimiter | None,
+    ledger: Ledger | None,
 ) -> tuple[AttemptRecord, Sent | None]:
-    """One provider's try: its breaker, its send rate, then the send within its timeout."""
+    """One provider's try: its breaker, its send rate, then the send within its timeout,
+    recorded in the ledger before and after."""
     started_at, start = datetime.now(UTC), time.monotonic()
 
     def record(
@@ -446,6 +471,29 @@ async def _attempt(
     ) -> AttemptRecord:
         return AttemptRecord(provider.name, started_at, time.monotonic() - start, outcome, error, status, retry_after)
 
+    if ledger is not None:
+        claim, earlier_id = await ledger.claim(provider)
+        if claim == "already_sent":
+            return record("already_sent", "sent by an earlier attempt"), Sent(provider.name, earlier_id)
+        if claim == "unknown":
+            why = (
+                f"an earlier send through {provider.name} was cut off (its worker stopped) and {provider.spec.type} "
+                "takes no idempotency key: it may have been sent, so it is not sent through it again"
+            )
+            return record("skipped_unknown", why), None
+    attempt, sent = await _guarded_send(message, provider, breaker, rate_limiter, record)
+    if ledger is not None:  # not on a cancellation: a send cut off stays "in flight"
+        await ledger.settle(provider, sent)
+    return attempt, sent
+
+
+async def _guarded_send(
+    message: OutgoingEmail,
+    provider: Provider,
+    breaker: CircuitBreaker,
+    rate_limiter: RateLimiter | None,
+    record: Callable[..., AttemptRecord],
+) -> tuple[AttemptRecord, Sent | None]:
     permit = await breaker.allow()
     if not permit.allowed:
         why = "breaker open" if permit.state == "open" else "breaker half-open, a probe is in flight"
@@ -455,6 +503,12 @@ async def _attempt(
         if decision.blocks:
             why = f"over its send rate of {provider.rate.limit} per {provider.rate.window:g}s"
             return record("skipped_rate_limit", why, None, decision.retry_after), None
+    return await _send(message, provider, breaker, record)
+
+
+async def _send(
+    message: OutgoingEmail, provider: Provider, breaker: CircuitBreaker, record: Callable[..., AttemptRecord]
+) -> tuple[AttemptRecord, Sent | None]:
     try:
         async with asyncio.timeout(provider.timeout):
             sent = await provider.sender.send(message)

@@ -10,14 +10,19 @@ import time
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
-def new_job_id(queue: str, now_ms: int | None = None) -> str:
+def sortable_id(now_ms: int | None = None) -> str:
+    """26 characters: milliseconds then randomness, Crockford base32 (lower case)."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])
         value >>= 5
-    return f"{queue}.{''.join(reversed(chars))}"
+    return "".join(reversed(chars))
+
+
+def new_job_id(queue: str, now_ms: int | None = None) -> str:
+    return f"{queue}.{sortable_id(now_ms)}"
 
 
 def queue_of(job_id: str) -> str | None:

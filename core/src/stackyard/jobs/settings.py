@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..config.runtime import credential_key
 from ..resources.base import duration_seconds
 
 DEFAULT_QUEUE = "default"
+EMAIL_QUEUE = "email"
+"""The queue that email sends run on (a JobQueue of that name tunes it)."""
+EMAIL_PAYLOAD_BYTES = 20 * 1024 * 1024
+"""The email queue's smallest payload limit: a message with 10 MiB of attachments (base64)
+and its bodies."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,23 @@ class QueueSettings:
         )
 
 
+EMAIL_QUEUE_DEFAULTS = QueueSettings(
+    name=EMAIL_QUEUE,
+    concurrency=20,
+    retry=RetryPolicy(max_attempts=8, initial_backoff=5.0, max_backoff=1800.0),
+    timeout=120.0,
+    max_payload_bytes=EMAIL_PAYLOAD_BYTES,
+)
+"""Eight attempts over about an hour and a half, each allowed two minutes (every provider's
+timeout in turn)."""
+
+
 def queues_from_config(job_queues: dict[str, Any]) -> dict[str, QueueSettings]:
-    """Every queue of a Stack: its JobQueues, and `default` unless one of them is named so."""
+    """Every queue of a Stack: its JobQueues, and `default` and `email` unless JobQueues are
+    named so (the email queue always takes a whole message, whatever its JobQueue says)."""
     queues = {name: QueueSettings.from_spec(name, spec) for name, spec in sorted(job_queues.items())}
     queues.setdefault(DEFAULT_QUEUE, QueueSettings())
+    email = queues.setdefault(EMAIL_QUEUE, EMAIL_QUEUE_DEFAULTS)
+    if email.max_payload_bytes < EMAIL_PAYLOAD_BYTES:
+        queues[EMAIL_QUEUE] = replace(email, max_payload_bytes=EMAIL_PAYLOAD_BYTES)
     return queues

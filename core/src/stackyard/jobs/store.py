@@ -139,12 +139,21 @@ class JobClient:
     # -- enqueue ---------------------------------------------------------------------
 
     async def enqueue(
-        self, queue: QueueSettings, request: EnqueueRequest, *, trace: str | None = None
+        self,
+        queue: QueueSettings,
+        request: EnqueueRequest,
+        *,
+        trace: str | None = None,
+        job_id: str | None = None,
+        builtin: bool = False,
     ) -> tuple[Job, bool]:
         """Put a job on a queue. Answers the job and whether it was created (False: the
-        idempotency key was used within the queue's window, and this is the first job)."""
-        fields, delay, run_at = await self._validated(queue, request)
-        job_id = new_job_id(queue.name)
+        idempotency key was used within the queue's window, and this is the first job).
+        `job_id` gives the new job its id (made with `new_job_id(queue)`) when the caller
+        must record it first; `builtin` skips the check that a worker registered the
+        function (stackyard's own functions, which every worker runs)."""
+        fields, delay, run_at = await self._validated(queue, request, check_function=not builtin)
+        job_id = job_id or new_job_id(queue.name)
         if trace:
             fields["trace"] = trace
         args: list[str | int | bytes] = [
@@ -188,7 +197,7 @@ class JobClient:
         )
 
     async def _validated(
-        self, queue: QueueSettings, request: EnqueueRequest
+        self, queue: QueueSettings, request: EnqueueRequest, *, check_function: bool = True
     ) -> tuple[dict[str, str | int | bytes], float, float | None]:
         payload = orjson.dumps(request.payload)
         if len(payload) > queue.max_payload_bytes:
@@ -222,7 +231,8 @@ class JobClient:
             fields["http"] = request.http.model_dump_json(by_alias=True)
         else:
             assert request.function is not None
-            await self._check_function(queue.name, request.function)
+            if check_function:
+                await self._check_function(queue.name, request.function)
             fields["fn"] = request.function
         fields["pri"] = request.priority if request.priority is not None else queue.priority
         fields["max"] = request.max_attempts or queue.retry.max_attempts
@@ -536,6 +546,13 @@ class JobClient:
         if result is not None:
             return True, orjson.loads(result), waiting
         return False, None, waiting
+
+    async def step_results(self, job_id: str, prefix_: str = "") -> dict[str, Any]:
+        """The results of the job's completed steps whose names start with `prefix_`."""
+        queue = queue_of(job_id) or ""
+        entries = await self.redis.hgetall(prefix(queue) + "steps:" + job_id)
+        marker = ("r:" + prefix_).encode()
+        return {k[2:].decode(): orjson.loads(v) for k, v in entries.items() if k.startswith(marker)}
 
     async def save_step(self, job_id: str, name: str, result: Any) -> None:
         queue = queue_of(job_id) or ""

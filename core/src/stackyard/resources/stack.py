@@ -138,6 +138,15 @@ class AuthSettings(CamelModel):
     password_policy: PasswordPolicy = Field(default=PasswordPolicy(), description="Rules for new passwords.")
 
 
+class EmailSettings(CamelModel):
+    log_retention: Duration = Field(
+        default="720h", description="How long the delivery log keeps a message (720h: 30 days)."
+    )
+    idempotency_window: Duration = Field(
+        default="24h", description="How long an idempotency key answers its first message."
+    )
+
+
 class Capabilities(CamelModel):
     auth: bool = Field(default=True, description="Authentication and sessions.")
     email: bool = Field(default=True, description="Transactional email.")
@@ -170,6 +179,7 @@ class StackSpec(CamelModel):
             ]
         },
     )
+    email: EmailSettings = Field(default=EmailSettings(), description="Transactional email: log and idempotency.")
     capabilities: Capabilities = Field(default=Capabilities(), description="Which capabilities are on.")
 
 
