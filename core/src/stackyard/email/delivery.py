@@ -86,6 +86,10 @@ class Sender(Protocol):
 
     async def send(self, message: OutgoingEmail) -> Sent: ...
 
+    async def probe(self) -> None:
+        """Check the provider without sending (raises a `SendFailure` kind as `send` does)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -111,6 +115,8 @@ class _HttpProvider(Protocol):
 
     async def send(self, message: OutgoingEmail) -> Sent: ...
 
+    async def probe(self) -> None: ...
+
 
 class _SharedClientSender:
     """An HTTP sender: the client is shared, so closing the sender closes nothing."""
@@ -127,6 +133,9 @@ class _SharedClientSender:
 
     async def send(self, message: OutgoingEmail) -> Sent:
         return await self._sender.send(message)
+
+    async def probe(self) -> None:
+        await self._sender.probe()
 
     async def aclose(self) -> None:
         return None

@@ -12,6 +12,13 @@ the answer into `Sent` or one of the `SendFailure` kinds (see `message`):
 
 One `send` never takes longer than the sender's `timeout`: connecting, sending and reading
 the answer all count. Failure messages carry the provider's words, never a credential.
+
+`probe()` makes one authenticated request that sends nothing (Resend `GET /domains`, SendGrid
+`GET /v3/scopes`, Postmark `GET /server`, SES `GET /v2/email/account`) and raises the same
+kinds for the same answers, except that a 4xx other than 401, 403, 408 and 429 is
+`ProviderMisconfigured` (there is no message to reject: the base URL is not the API). A key
+allowed to send but not to read (Resend's sending-access keys, an IAM policy without
+`ses:GetAccount`) passes the probe: the provider has authenticated it.
 """
 
 from __future__ import annotations
@@ -75,6 +82,8 @@ class HttpSender:
 
     provider_type: ClassVar[str]
     path: ClassVar[str]
+    probe_path: ClassVar[str]
+    """What `probe` GETs: an authenticated read that sends nothing."""
 
     def __init__(self, name: str, *, client: httpx.AsyncClient, base_url: str, timeout: float) -> None:
         self.name = name
@@ -93,19 +102,36 @@ class HttpSender:
         body = orjson.dumps(self.body(message))
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         headers.update(self.auth_headers(message, body))
-        request = self.client.build_request(
-            "POST", self.url, content=body, headers=headers, timeout=httpx.Timeout(self.timeout)
-        )
-        try:
-            async with asyncio.timeout(self.timeout):
-                response = await self.client.send(request)
-        except (TimeoutError, httpx.TimeoutException):
-            raise Retryable(f"{self.provider_type}: no answer within {self.timeout:g}s") from None
-        except httpx.TransportError as exc:
-            raise Retryable(f"{self.provider_type}: {type(exc).__name__}: {self._safe(str(exc))}") from None
+        response = await self._exchange("POST", self.url, body, headers)
         if response.is_success:
             return Sent(self.name, self.message_id(response))
         raise self.failure(response)
+
+    async def probe(self) -> None:
+        """One authenticated GET of `probe_path` that sends nothing: returns when the provider
+        takes our credentials, else raises the `SendFailure` kind a send would."""
+        url = self.base_url + self.probe_path
+        headers = {"Accept": "application/json"}
+        headers.update(self.probe_headers(url))
+        response = await self._exchange("GET", url, b"", headers)
+        if response.is_success or self.probe_passes(response):
+            return
+        failure = self.failure(response)
+        if isinstance(failure, Rejected):  # nothing to reject: the URL or the account is wrong
+            raise ProviderMisconfigured(str(failure), status=failure.status, code=failure.code)
+        raise failure
+
+    async def _exchange(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        request = self.client.build_request(
+            method, url, content=body or None, headers=headers, timeout=httpx.Timeout(self.timeout)
+        )
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self.client.send(request)
+        except (TimeoutError, httpx.TimeoutException):
+            raise Retryable(f"{self.provider_type}: no answer within {self.timeout:g}s", code="timeout") from None
+        except httpx.TransportError as exc:
+            raise Retryable(f"{self.provider_type}: {type(exc).__name__}: {self._safe(str(exc))}") from None
 
     # --- what each provider says differently ------------------------------------------------
 
@@ -114,6 +140,14 @@ class HttpSender:
 
     def auth_headers(self, message: OutgoingEmail, body: bytes) -> dict[str, str]:
         raise NotImplementedError
+
+    def probe_headers(self, url: str) -> dict[str, str]:
+        """The credentials of a probe (a GET of `url` without a body)."""
+        raise NotImplementedError
+
+    def probe_passes(self, response: httpx.Response) -> bool:
+        """An error answer to the probe that still says the credentials are good."""
+        return False
 
     def message_id(self, response: httpx.Response) -> str | None:
         answer = _json(response)
@@ -196,9 +230,17 @@ class ResendSender(ApiKeySender):
     provider_type = "resend"
     DEFAULT_BASE_URL = "https://api.resend.com"
     path = "/emails"
+    probe_path = "/domains"
 
     def auth_headers(self, message: OutgoingEmail, body: bytes) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": message.id}
+
+    def probe_headers(self, url: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def probe_passes(self, response: httpx.Response) -> bool:
+        # a key with sending access only may not list domains, but Resend knew it
+        return self.error(response)[0] == "restricted_api_key"
 
     def body(self, message: OutgoingEmail) -> dict[str, Any]:
         body: dict[str, Any] = {"from": message.sender, "to": list(message.to), "subject": message.subject}
@@ -246,10 +288,14 @@ class SendGridSender(ApiKeySender):
     provider_type = "sendgrid"
     DEFAULT_BASE_URL = "https://api.sendgrid.com"
     path = "/v3/mail/send"
+    probe_path = "/v3/scopes"
     MAX_CATEGORIES = 10
     CATEGORY_LIMIT = 255
 
     def auth_headers(self, message: OutgoingEmail, body: bytes) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def probe_headers(self, url: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
 
     @staticmethod
@@ -321,6 +367,7 @@ class PostmarkSender(ApiKeySender):
     provider_type = "postmark"
     DEFAULT_BASE_URL = "https://api.postmarkapp.com"
     path = "/email"
+    probe_path = "/server"
     MISCONFIGURED_CODES = frozenset({10, 405, 412})
     """Bad server token; account not allowed to send (no credits); account pending approval."""
     RETRYABLE_CODES = frozenset({100})
@@ -340,6 +387,9 @@ class PostmarkSender(ApiKeySender):
         self.message_stream = message_stream
 
     def auth_headers(self, message: OutgoingEmail, body: bytes) -> dict[str, str]:
+        return {"X-Postmark-Server-Token": self._api_key}
+
+    def probe_headers(self, url: str) -> dict[str, str]:
         return {"X-Postmark-Server-Token": self._api_key}
 
     def body(self, message: OutgoingEmail) -> dict[str, Any]:
@@ -403,6 +453,7 @@ class SesSender(HttpSender):
 
     provider_type = "ses"
     path = "/v2/email/outbound-emails"
+    probe_path = "/v2/email/account"
     REJECTED_CODES = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException", "BadRequestException"})
     RATE_LIMITED_CODES = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling"})
     MISCONFIGURED_CODES = frozenset(
@@ -444,7 +495,18 @@ class SesSender(HttpSender):
         return tuple(s for s in (self._credentials.secret_key, self._credentials.token) if s)
 
     def auth_headers(self, message: OutgoingEmail, body: bytes) -> dict[str, str]:
-        request = AWSRequest(method="POST", url=self.url, data=body, headers={"Content-Type": "application/json"})
+        return self._signed("POST", self.url, body, {"Content-Type": "application/json"})
+
+    def probe_headers(self, url: str) -> dict[str, str]:
+        return self._signed("GET", url, b"", {})
+
+    def probe_passes(self, response: httpx.Response) -> bool:
+        # signed correctly, but the policy does not allow ses:GetAccount (sending needs only ses:SendEmail)
+        return self.error(response)[0] == "AccessDeniedException"
+
+    def _signed(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+        """The SigV4 headers (Authorization, X-Amz-Date, X-Amz-Security-Token) for this request."""
+        request = AWSRequest(method=method, url=url, data=body, headers=headers)
         SigV4Auth(self._credentials, "ses", self.region).add_auth(request)
         return {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
 

@@ -18,6 +18,10 @@ How an outcome is classified (see `message` for what each kind means to the pipe
   refused recipient refuses the whole message: nothing is delivered to the others.
 - refused or dropped connections, TLS errors, timeouts: `Retryable`.
 
+`probe()` checks the relay without sending: a fresh connection (outside the pool), EHLO,
+STARTTLS or TLS as configured, AUTH when a username is set, then QUIT. It raises the kinds a
+send raises for the same faults.
+
 Tags are not sent by default: SMTP has no provider-side tags, and a header would show them
 to the recipient. With `tag_headers=True` each becomes an `X-Stackyard-Tag-<name>` header.
 """
@@ -135,9 +139,36 @@ class SmtpSender:
             async with asyncio.timeout(self.timeout):
                 reply = await self._deliver(envelope)
         except TimeoutError:
-            raise Retryable(f"{self._where}: no answer within {self.timeout:g}s") from None
+            raise Retryable(f"{self._where}: no answer within {self.timeout:g}s", code="timeout") from None
         found = _QUEUE_ID.search(reply)
         return Sent(provider=self.provider, provider_message_id=found.group(1) if found else envelope.message_id)
+
+    async def probe(self) -> None:
+        """Connect, EHLO, STARTTLS or TLS, AUTH (as configured), then QUIT: the relay is
+        reachable and takes our credentials. Raises a `SendFailure` kind as `send` does
+        (`ProviderMisconfigured` for a refused AUTH or a bad certificate, `Retryable` for a
+        refused connection or no answer within `timeout`). Uses one connection of its own,
+        not one of the pool's."""
+        if self._closed:
+            raise RuntimeError("SmtpSender is closed")
+        conn: aiosmtplib.SMTP | None = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                conn = await self._connect()
+                if conn.is_ehlo_or_helo_needed:  # connect says EHLO only for STARTTLS or AUTH
+                    try:
+                        await conn.ehlo()
+                    except (SMTPException, OSError) as exc:
+                        raise self._classify(exc, "EHLO") from None
+        except TimeoutError:
+            if conn is not None:
+                await self._discard(conn)
+            raise Retryable(f"{self._where}: no answer within {self.timeout:g}s", code="timeout") from None
+        except BaseException:
+            if conn is not None:
+                await self._discard(conn)
+            raise
+        await self._discard(conn, polite=True)  # QUIT
 
     async def aclose(self) -> None:
         """Close every connection (QUIT where the server still listens)."""
@@ -294,7 +325,7 @@ class SmtpSender:
         if isinstance(error, ssl.SSLError):
             return Retryable(f"{where}: TLS failed during {step}: {self._safe(str(error))}")
         if isinstance(error, TimeoutError):
-            return Retryable(f"{where}: timed out during {step}")
+            return Retryable(f"{where}: timed out during {step}", code="timeout")
         return Retryable(f"{where}: {step} failed: {self._safe(str(error))}")
 
     def _safe(self, text: str) -> str:
