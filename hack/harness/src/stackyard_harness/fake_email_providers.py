@@ -13,6 +13,12 @@ Each checks its credentials and required fields and answers with the service's o
 body shape, records what it accepted (`received(provider)`), and takes injected faults:
 `fail_next(provider, status, ...)` answers the next requests with an error, `hang_next` holds
 the next request for a while before answering it.
+
+The read each service documents for checking a key, which the senders' `probe()` calls,
+answers under the same prefix with the same credential checks and faults, and counts in
+`probed(provider)` (never in `received`):
+
+    /resend/domains  /sendgrid/v3/scopes  /postmark/server  /ses/v2/email/account (GET)
 """
 
 from __future__ import annotations
@@ -83,6 +89,8 @@ class _State:
     hangs: dict[str, list[float]] = field(default_factory=lambda: {p: [] for p in PROVIDERS})
     idempotency: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Resend: Idempotency-Key -> (payload digest, email id)."""
+    probes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROVIDERS, 0))
+    """Probes answered 2xx, per provider."""
 
 
 class FakeEmailProviders:
@@ -101,6 +109,12 @@ class FakeEmailProviders:
         """Access key id -> secret access key."""
         self.postmark_inactive_recipients: set[str] = set()
         """Addresses Postmark answers 406 (inactive recipient) for."""
+        self.resend_sending_only_keys: set[str] = set()
+        """Further Resend keys with sending access only: they send, GET /domains answers 401
+        restricted_api_key."""
+        self.ses_send_only_keys: set[str] = set()
+        """Access key ids (of `ses_credentials`) whose policy allows sending but not GetAccount
+        (403 AccessDeniedException)."""
         self._state = _State()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,6 +163,10 @@ class FakeEmailProviders:
         app.router.add_post("/sendgrid/v3/mail/send", self._guarded("sendgrid", self._sendgrid))
         app.router.add_post("/postmark/email", self._guarded("postmark", self._postmark))
         app.router.add_post("/ses/v2/email/outbound-emails", self._guarded("ses", self._ses))
+        app.router.add_get("/resend/domains", self._guarded("resend", self._resend_domains))
+        app.router.add_get("/sendgrid/v3/scopes", self._guarded("sendgrid", self._sendgrid_scopes))
+        app.router.add_get("/postmark/server", self._guarded("postmark", self._postmark_server))
+        app.router.add_get("/ses/v2/email/account", self._guarded("ses", self._ses_account))
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -178,6 +196,12 @@ class FakeEmailProviders:
         with self._lock:
             return list(self._state.received[provider])
 
+    def probed(self, provider: str) -> int:
+        """How many probes (the reads above) `provider` answered with success."""
+        self._check(provider)
+        with self._lock:
+            return self._state.probes[provider]
+
     def fail_next(
         self,
         provider: str,
@@ -204,10 +228,12 @@ class FakeEmailProviders:
             self._state.hangs[provider].append(seconds)
 
     def reset(self) -> None:
-        """Forget what was received, injected faults and Resend's idempotency keys."""
+        """Forget what was received, probes, injected faults and Resend's idempotency keys."""
         with self._lock:
             self._state = _State()
         self.postmark_inactive_recipients.clear()
+        self.resend_sending_only_keys.clear()
+        self.ses_send_only_keys.clear()
 
     @staticmethod
     def _check(provider: str) -> None:
@@ -217,6 +243,11 @@ class FakeEmailProviders:
     def _record(self, received: Received) -> None:
         with self._lock:
             self._state.received[received.provider].append(received)
+
+    def _probe_answered(self, provider: str, body: Any) -> web.Response:
+        with self._lock:
+            self._state.probes[provider] += 1
+        return _answer(200, body)
 
     # --- the common part of every request ---------------------------------------------------
 
@@ -243,20 +274,41 @@ class FakeEmailProviders:
 
     # --- Resend -----------------------------------------------------------------------------
 
-    async def _resend(self, request: web.Request, raw: bytes) -> web.Response:
-        def error(status: int, name: str, message: str) -> web.Response:
-            return _answer(status, {"statusCode": status, "name": name, "message": message})
-
+    def _resend_key(self, request: web.Request) -> str | web.Response:
+        """The request's known API key, or Resend's answer to a missing or unknown one."""
         authorization = request.headers.get("Authorization", "")
         if not authorization.startswith("Bearer "):
-            return error(
+            return _resend_error(
                 401,
                 "missing_api_key",
                 "Missing API key in the authorization header. Include the following header "
                 "Authorization: Bearer YOUR_API_KEY in the request.",
             )
-        if not hmac.compare_digest(authorization[7:], self.resend_api_key):
-            return error(403, "invalid_api_key", "API key is invalid")
+        key = authorization[7:]
+        if not any(hmac.compare_digest(key, known) for known in (self.resend_api_key, *self.resend_sending_only_keys)):
+            return _resend_error(403, "invalid_api_key", "API key is invalid")
+        return key
+
+    async def _resend_domains(self, request: web.Request, raw: bytes) -> web.Response:
+        key = self._resend_key(request)
+        if isinstance(key, web.Response):
+            return key
+        if key in self.resend_sending_only_keys:
+            return _resend_error(401, "restricted_api_key", "This API key is restricted to only send emails")
+        domain = {
+            "id": "4dd369bc-aa82-4ff3-97de-514ae3000ee0",
+            "name": "acme.test",
+            "status": "verified",
+            "created_at": "2024-01-01T00:00:00.000Z",
+            "region": "us-east-1",
+        }
+        return self._probe_answered("resend", {"object": "list", "has_more": False, "data": [domain]})
+
+    async def _resend(self, request: web.Request, raw: bytes) -> web.Response:
+        error = _resend_error
+        api_key = self._resend_key(request)
+        if isinstance(api_key, web.Response):
+            return api_key
         body = _json_object(raw)
         if body is None:
             return error(422, "validation_error", "Invalid JSON body.")
@@ -302,6 +354,18 @@ class FakeEmailProviders:
 
     # --- SendGrid ---------------------------------------------------------------------------
 
+    def _sendgrid_refused(self, request: web.Request) -> web.Response | None:
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.startswith("Bearer ") or not hmac.compare_digest(authorization[7:], self.sendgrid_api_key):
+            message = "The provided authorization grant is invalid, expired, or revoked"
+            return _answer(401, {"errors": [{"message": message, "field": None}]})
+        return None
+
+    async def _sendgrid_scopes(self, request: web.Request, raw: bytes) -> web.Response:
+        if refused := self._sendgrid_refused(request):
+            return refused
+        return self._probe_answered("sendgrid", {"scopes": ["mail.send", "scopes.read"]})
+
     async def _sendgrid(self, request: web.Request, raw: bytes) -> web.Response:
         def error(status: int, message: str, field: str | None = None) -> web.Response:
             item: dict[str, Any] = {"message": message, "field": field}
@@ -309,9 +373,8 @@ class FakeEmailProviders:
                 item["help"] = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
             return _answer(status, {"errors": [item]})
 
-        authorization = request.headers.get("Authorization", "")
-        if not authorization.startswith("Bearer ") or not hmac.compare_digest(authorization[7:], self.sendgrid_api_key):
-            return error(401, "The provided authorization grant is invalid, expired, or revoked")
+        if refused := self._sendgrid_refused(request):
+            return refused
         body = _json_object(raw)
         if body is None:
             return error(400, "Bad Request")
@@ -356,25 +419,42 @@ class FakeEmailProviders:
 
     # --- Postmark ---------------------------------------------------------------------------
 
+    def _postmark_refused(self, request: web.Request) -> web.Response | None:
+        token = request.headers.get("X-Postmark-Server-Token")
+        if token is None:
+            message = (
+                "No Account or Server API tokens were supplied in the HTTP headers. "
+                "Please add a header for either X-Postmark-Server-Token or X-Postmark-Account-Token."
+            )
+        elif not hmac.compare_digest(token, self.postmark_server_token):
+            message = (
+                "The Server Token you provided in the X-Postmark-Server-Token request header was invalid. "
+                "Please verify that you are using a valid token."
+            )
+        else:
+            return None
+        return _answer(401, {"ErrorCode": 10, "Message": message})
+
+    async def _postmark_server(self, request: web.Request, raw: bytes) -> web.Response:
+        if refused := self._postmark_refused(request):
+            return refused
+        server = {
+            "ID": 1,
+            "Name": "Staging Testing",
+            "ApiTokens": [self.postmark_server_token],
+            "Color": "red",
+            "SmtpApiActivated": True,
+            "DeliveryType": "Live",
+            "TrackOpens": False,
+        }
+        return self._probe_answered("postmark", server)
+
     async def _postmark(self, request: web.Request, raw: bytes) -> web.Response:
         def error(status: int, code: int, message: str) -> web.Response:
             return _answer(status, {"ErrorCode": code, "Message": message})
 
-        token = request.headers.get("X-Postmark-Server-Token")
-        if token is None:
-            return error(
-                401,
-                10,
-                "No Account or Server API tokens were supplied in the HTTP headers. "
-                "Please add a header for either X-Postmark-Server-Token or X-Postmark-Account-Token.",
-            )
-        if not hmac.compare_digest(token, self.postmark_server_token):
-            return error(
-                401,
-                10,
-                "The Server Token you provided in the X-Postmark-Server-Token request header was invalid. "
-                "Please verify that you are using a valid token.",
-            )
+        if refused := self._postmark_refused(request):
+            return refused
         body = _json_object(raw)
         if body is None:
             return error(422, 402, "Received invalid JSON input.")
@@ -457,6 +537,23 @@ class FakeEmailProviders:
         self._record(Received("ses", message_id, dict(request.headers), body, mime))
         return _answer(200, {"MessageId": message_id})
 
+    async def _ses_account(self, request: web.Request, raw: bytes) -> web.Response:
+        refused = self._ses_signature_problem(request, raw)
+        if refused is not None:
+            return _answer(403, {"message": refused[1]}, {"x-amzn-ErrorType": refused[0]})
+        parts = _AUTHORIZATION.fullmatch(request.headers["Authorization"].strip())
+        if parts is not None and parts["key"] in self.ses_send_only_keys:
+            message = f"User: {parts['key']} is not authorized to perform: ses:GetAccount"
+            return _answer(403, {"message": message}, {"x-amzn-ErrorType": "AccessDeniedException"})
+        account = {
+            "DedicatedIpAutoWarmupEnabled": False,
+            "EnforcementStatus": "HEALTHY",
+            "ProductionAccessEnabled": True,
+            "SendQuota": {"Max24HourSend": 50000.0, "MaxSendRate": 14.0, "SentLast24Hours": 0.0},
+            "SendingEnabled": True,
+        }
+        return self._probe_answered("ses", account)
+
     def _ses_signature_problem(self, request: web.Request, raw: bytes) -> tuple[str, str] | None:
         """None when the request carries a valid SigV4 signature for service ses, else the
         (code, message) SES answers 403 with."""
@@ -524,6 +621,10 @@ _RESEND_NAMES = {
 }
 
 _POSTMARK_CODES = {401: 10, 422: 300, 429: 0, 500: 0}
+
+
+def _resend_error(status: int, name: str, message: str) -> web.Response:
+    return _answer(status, {"statusCode": status, "name": name, "message": message})
 
 
 def _default_error(provider: str, status: int) -> Any:
