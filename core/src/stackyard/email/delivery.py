@@ -454,7 +454,9 @@ async def deliver(
         domain = sender_domain(message) or "(none)"
         reason = f"no enabled EmailProvider sends for the sender domain {domain}"
     else:
-        reason = "every provider failed: " + "; ".join(f"{a.provider} {a.outcome}" for a in attempts)
+        reason = "every provider failed: " + "; ".join(
+            f"{a.provider} {a.outcome}" + (f" ({a.error})" if a.error else "") for a in attempts
+        )
     return DeliveryReport(
         "retry",
         tuple(attempts),

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from ..config.runtime import credential_key
 from ..resources.email import EmailProviderSpec
+from .compose import ID_TAG
 
 __all__ = [
     "REPLAY_WINDOW",
@@ -62,8 +63,6 @@ DETAIL_LIMIT = 1000
 FETCH_TIMEOUT = 10.0
 MAX_CERTIFICATE_BYTES = 64 * 1024
 CERTIFICATE_CACHE_SIZE = 32
-ID_TAG = "stackyard_id"
-"""The tag every message carries to its provider (`compose.ID_TAG`), echoed back in webhooks."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from stackyard.ratelimit import LivePolicies, RateLimiter, RateLimitMiddleware
 from stackyard.runtime import Runtime
 
 from .errors import install_error_handlers
-from .routers import config, health, jobs, ratelimit
+from .routers import config, emails, health, jobs, ratelimit
 
 DESCRIPTION = """\
 The stackyard API: authentication and sessions, transactional email, durable jobs,
@@ -25,6 +25,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         try:
             yield
         finally:
+            if isinstance(email := getattr(app.state, "email", None), emails.EmailState):
+                await email.http.aclose()
             await runtime.stop()
 
     app = FastAPI(title="stackyard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -41,4 +43,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(config.router)
     app.include_router(ratelimit.router)
     app.include_router(jobs.router)
+    app.include_router(emails.router)
     return app

@@ -19,6 +19,7 @@ import uvicorn
 from stackyard.logs import configure_logging
 from stackyard.runtime import Runtime
 
+from .email import StackEmail
 from .http import create_http_app
 from .jobs import StackJobs, functions_from_environment
 
@@ -27,7 +28,10 @@ log = logging.getLogger("stackyard_worker")
 
 async def run(host: str, port: int) -> None:
     runtime = Runtime.from_environment("stackyard-worker")
-    jobs = StackJobs(runtime, functions_from_environment())
+    email = StackEmail(runtime)
+    functions = functions_from_environment()
+    functions.include(email.functions())
+    jobs = StackJobs(runtime, functions)
     await runtime.start()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -46,10 +50,12 @@ async def run(host: str, port: int) -> None:
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     serving = asyncio.create_task(server.serve())
     working = asyncio.create_task(jobs.run(stop))
+    emailing = asyncio.create_task(email.run(stop))
     log.info("worker started")
     await stop.wait()
     log.info("worker stopping")
     await working
+    await emailing
     server.should_exit = True
     await serving
     await runtime.stop()
