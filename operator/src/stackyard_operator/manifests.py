@@ -86,8 +86,9 @@ def service_account(stack_body: dict[str, Any]) -> dict[str, Any]:
 
 def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
     """What the Stack's api and worker may do: read exactly the Stack's ConfigMap and
-    credentials Secret, and record the runs of Schedules in their status (the worker
-    writes lastRunTime, nextRunTime and the last job there), nothing else."""
+    credentials Secret, record the runs of Schedules in their status (the worker writes
+    lastRunTime, nextRunTime and the last job there) and the EmailProviders' health in
+    theirs (Reachable, breaker, lastAttempt), nothing else."""
     name = stack_body["metadata"]["name"]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -108,7 +109,7 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
             },
             {
                 "apiGroups": [GROUP],
-                "resources": ["schedules/status"],
+                "resources": ["schedules/status", "emailproviders/status"],
                 "verbs": ["get", "patch"],
             },
         ],
