@@ -29,5 +29,19 @@ def test_make_up_serves_the_examples_and_runs_the_example_job():
                 ready = {c["type"]: c["status"] for c in item["status"]["conditions"]}["Ready"]
                 assert ready == "True", f"{kind} {item['metadata']['name']} is not Ready"
         assert "nightly-report" in api.get("/v1/config").json()["schedules"]
+
+        template = {"name": "welcome", "variables": {"name": "Ana"}}
+        email = {"from": "hello@acme.dev", "to": ["ana@example.com"], "template": template}
+        accepted = api.post("/v1/emails", json=email)
+        assert accepted.status_code == 202, accepted.text
+
+        def sent():
+            record = api.get(f"/v1/emails/{accepted.json()['id']}").json()
+            return record if record["status"] == "sent" else None
+
+        record = wait_for(sent, timeout=60, what="the example email sent through the fallback")
+        assert record["provider"] == "smtp-fallback" and record["subject"] == "Welcome to stackyard, Ana"
+        (mail,) = stack.maildir.glob("*.eml")
+        assert b"Welcome, Ana!" in mail.read_bytes()
     finally:
         stack.stop()

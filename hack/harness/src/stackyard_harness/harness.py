@@ -40,14 +40,30 @@ RUNS_KEPT = 5
 
 
 def new_run_dir() -> Path:
-    """A directory for this run's data and logs, under .stackyard/runs (old runs pruned)."""
+    """A directory for this run's data and logs, under .stackyard/runs (old runs pruned,
+    but never one whose process still runs: a test session and `make bench` side by side)."""
     runs = Path(os.environ.get("STACKYARD_RUNS", REPO_ROOT / ".stackyard" / "runs"))
     runs.mkdir(parents=True, exist_ok=True)
     for old in sorted(runs.iterdir())[:-RUNS_KEPT]:
-        shutil.rmtree(old, ignore_errors=True)
+        if not _owner_alive(old):
+            shutil.rmtree(old, ignore_errors=True)
     run = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     run.mkdir()
     return run
+
+
+def _owner_alive(run: Path) -> bool:
+    """Whether the process that made `run` (<time>-<pid>) is still running."""
+    pid = run.name.rpartition("-")[2]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def progress(message: str) -> None:

@@ -27,6 +27,7 @@ from .programs import (
     start_service,
     wait_until,
 )
+from .smtp import SmtpSink
 from .tools import REPO_ROOT
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -34,6 +35,9 @@ EXAMPLE_FUNCTIONS = {"STACKYARD_JOB_MODULES": "reports", "PYTHONPATH": str(EXAMP
 """The example job functions the worker of `make up` runs (examples/functions/)."""
 NAMESPACE = "default"
 STACK = "demo"
+SMTP_PORT = 1025
+SMTP_LOGIN = {"stackyard": "placeholder-password"}
+"""The SMTP relay the example EmailProvider smtp-fallback names (examples/email-provider.yaml)."""
 
 
 @dataclass
@@ -41,6 +45,7 @@ class LocalStack:
     harness: Harness
     operator: ManagedProcess | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    smtp: SmtpSink | None = None
 
     @property
     def kube(self) -> KubeCluster:
@@ -50,6 +55,8 @@ class LocalStack:
 
     def start(self, examples: Path = EXAMPLES_DIR) -> LocalStack:
         self.harness.start(list(SERVICES))
+        progress(f"starting an SMTP sink on 127.0.0.1:{SMTP_PORT} (mail in {self.maildir})")
+        self.smtp = SmtpSink(auth=SMTP_LOGIN, port=SMTP_PORT, maildir=self.maildir).start()
         redis, mongo = self.harness.started["redis"], self.harness.started["mongo"]
         progress("installing the CRDs")
         install_crds(self.kube)
@@ -82,6 +89,10 @@ class LocalStack:
         )
         return self
 
+    @property
+    def maildir(self) -> Path:
+        return self.harness.run_dir / "mail"
+
     def _stack_ready(self) -> bool:
         stack = self.kube.kubectl_json("get", "stack", STACK, "-n", NAMESPACE)
         conditions = stack.get("status", {}).get("conditions", [])
@@ -92,6 +103,8 @@ class LocalStack:
             service.stop()
         if self.operator:
             self.operator.stop()
+        if self.smtp:
+            self.smtp.stop()
         self.harness.stop()
 
     def summary(self) -> str:
@@ -102,7 +115,8 @@ class LocalStack:
             lines += [f"  api        {api}   (Swagger UI {api}/docs, config {api}/v1/config)"]
         if "worker" in self.services:
             lines += [f"  worker     {self.services['worker'].url}   (health {self.services['worker'].url}/readyz)"]
-        lines += ["  operator   watching namespace default", ""]
+        lines += ["  operator   watching namespace default"]
+        lines += [f"  smtp sink  127.0.0.1:{SMTP_PORT}   (what EmailProvider smtp-fallback sends: {self.maildir})", ""]
         api_url = self.services["api"].url if "api" in self.services else "<api>"
         lines += [f"  {service.describe()}" for service in self.harness.started.values()]
         lines += [
@@ -113,6 +127,10 @@ class LocalStack:
             "  kubectl edit ratelimitpolicy auth-per-ip     # the api's /v1/config hash changes within a second",
             f"  curl -s {api_url}/v1/jobs -H 'content-type: application/json' \\",
             '    -d \'{"function": "reports.send", "payload": {"userId": "u_42"}}\'   # then GET /v1/jobs/<id>',
+            f"  curl -s {api_url}/v1/emails -H 'content-type: application/json' \\",
+            '    -d \'{"from": "hello@acme.dev", "to": ["ana@example.com"], "template": {"name": "welcome", '
+            '"variables": {"name": "Ana"}}}\'',
+            "    # Resend refuses the placeholder key; smtp-fallback delivers. GET /v1/emails/<id>; kubectl get esp",
             "",
             f"Logs: {self.harness.run_dir}",
             "Ctrl-C stops everything.",

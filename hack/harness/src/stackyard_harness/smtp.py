@@ -136,7 +136,11 @@ class SmtpSink:
         auth: dict[str, str] | None = None,
         idle_timeout: float = 300.0,
         data_size_limit: int | None = None,
+        port: int | None = None,
+        maildir: Path | None = None,
     ) -> None:
+        """`port`: a fixed port (else a free one); `maildir`: also write each message
+        received there, as <n>.eml (what `make up` shows a newcomer)."""
         if tls not in ("none", "starttls", "implicit"):
             raise ValueError(f"tls must be 'none', 'starttls' or 'implicit', not {tls!r}")
         self.tls: TlsMode = tls
@@ -145,6 +149,8 @@ class SmtpSink:
         self.data_size_limit = data_size_limit
         self.host = "127.0.0.1"
         self.port = 0
+        self.fixed_port = port
+        self.maildir = maildir
         self.messages: list[Received] = []
         self._ca_file: Path | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -190,8 +196,8 @@ class SmtpSink:
                 authenticator=self._authenticate,
             )
         last_error: Exception | None = None
-        for _ in range(3):  # a free port can be taken between free_port() and bind
-            self.port = free_port()
+        for _ in range(1 if self.fixed_port else 3):  # a free port can be taken between free_port() and bind
+            self.port = self.fixed_port or free_port()
             controller = _Controller(self, port=self.port, **kwargs)
             try:
                 controller.start()
@@ -302,6 +308,9 @@ class SmtpSink:
     def _record(self, received: Received) -> None:
         with self._changed:
             self.messages.append(received)
+            if self.maildir is not None:
+                self.maildir.mkdir(parents=True, exist_ok=True)
+                (self.maildir / f"{len(self.messages):05d}.eml").write_bytes(received.raw)
             self._changed.notify_all()
 
     async def _injected(self, stage: Stage) -> str | None:
