@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from stackyard.email.contract import (
+        EmailAccepted,
+        EmailRecord,
+        EmailSummary,
+        PreviewResult,
+        Suppression,
+        TimelineEvent,
+    )
     from stackyard.jobs.contract import Job, QueueInfo
 
 
@@ -190,6 +198,106 @@ def queues_table(queues: Sequence[QueueInfo]) -> Table:
             [q.name, "yes" if q.paused else "no", *map(str, counts), millis(c.mean_wait_ms), millis(c.mean_run_ms)]
         )
     return Table(columns, rows)
+
+
+# What an email, its timeline, the delivery log and the suppression list look like in a table.
+
+
+def addresses(values: Sequence[str]) -> str:
+    return ", ".join(values) if values else "-"
+
+
+def accepted_table(accepted: EmailAccepted) -> Table:
+    rows = [["ID", accepted.id], ["STATUS", accepted.status]]
+    if accepted.send_at:
+        rows.append(["SEND AT", when(accepted.send_at)])
+    return Table(["FIELD", "VALUE"], rows, header=False)
+
+
+def email_table(email: EmailRecord) -> Table:
+    rows = [
+        ["ID", email.id],
+        ["STATUS", email.status],
+        ["FROM", email.sender],
+        ["TO", addresses(email.to)],
+    ]
+    rows += [[name, addresses(values)] for name, values in (("CC", email.cc), ("BCC", email.bcc)) if values]
+    if email.reply_to:
+        rows.append(["REPLY TO", addresses(email.reply_to)])
+    rows.append(["SUBJECT", email.subject])
+    if email.template:
+        rows.append(["TEMPLATE", f"{email.template} ({email.locale})" if email.locale else email.template])
+    if email.attachments:
+        files = ", ".join(f"{a.filename} ({a.content_type}, {a.size} B)" for a in email.attachments)
+        rows.append(["ATTACHMENTS", files])
+    if email.tags:
+        rows.append(["TAGS", tags(email.tags)])
+    if email.metadata:
+        rows.append(["METADATA", compact(email.metadata)])
+    rows += [
+        ["CREATED", when(email.created_at)],
+        ["SEND AT", when(email.send_at)],
+        ["PROVIDER", email.provider or "-"],
+        ["ATTEMPTS", str(email.attempts)],
+    ]
+    if email.provider_message_id:
+        rows.append(["PROVIDER MESSAGE ID", email.provider_message_id])
+    if email.idempotency_key:
+        rows.append(["IDEMPOTENCY KEY", email.idempotency_key])
+    if email.job_id:
+        rows.append(["JOB", email.job_id])
+    if email.last_error:
+        rows.append(["LAST ERROR", email.last_error])
+    return Table(["FIELD", "VALUE"], rows, header=False)
+
+
+def timeline_table(events: Sequence[TimelineEvent]) -> Table:
+    rows = [
+        [
+            when(e.at),
+            e.type,
+            e.provider or "-",
+            e.outcome or "-",
+            "-" if e.status is None else str(e.status),
+            e.recipient or "-",
+            millis(e.duration_ms),
+            _line(e.detail),
+        ]
+        for e in events
+    ]
+    return Table(
+        ["AT", "EVENT", "PROVIDER", "OUTCOME", "STATUS", "RECIPIENT", "TOOK", "DETAIL"], rows, title="Timeline"
+    )
+
+
+def emails_table(emails: Sequence[EmailSummary]) -> Table:
+    rows = [
+        [
+            e.id,
+            e.status,
+            when(e.created_at),
+            addresses(e.to),
+            _line(e.subject, 60),
+            e.provider or "-",
+            _line(e.last_error),
+        ]
+        for e in emails
+    ]
+    return Table(["ID", "STATUS", "CREATED", "TO", "SUBJECT", "PROVIDER", "LAST ERROR"], rows)
+
+
+def preview_table(preview: PreviewResult) -> Table:
+    rows = [["TEMPLATE", preview.template], ["LOCALE", preview.locale], ["SUBJECT", preview.subject]]
+    return Table(["FIELD", "VALUE"], rows, header=False)
+
+
+def suppressions_table(suppressions: Sequence[Suppression]) -> Table:
+    rows = [[s.address, s.reason, when(s.created_at), s.provider or "-", _line(s.detail)] for s in suppressions]
+    return Table(["ADDRESS", "REASON", "ADDED", "PROVIDER", "DETAIL"], rows)
+
+
+def tags(values: dict[str, str]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in sorted(values.items()))
 
 
 def _line(text: str | None, limit: int = 80) -> str:

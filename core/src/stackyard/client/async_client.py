@@ -6,13 +6,25 @@ import asyncio
 import builtins
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from stackyard.email.contract import (
+    EmailAccepted,
+    EmailPage,
+    EmailRecord,
+    EmailStatus,
+    EmailSummary,
+    PreviewResult,
+    Suppression,
+    SuppressionPage,
+    SuppressionReason,
+    TemplateRef,
+)
 from stackyard.jobs.contract import (
     FINISHED_STATES,
     DeadLetterResult,
@@ -23,7 +35,7 @@ from stackyard.jobs.contract import (
 )
 
 from . import calls
-from .calls import Answer, Call, HttpTargetLike, Seconds
+from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
 from .errors import ApiUnreachable, WaitTimeout
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 
@@ -57,6 +69,8 @@ class AsyncStackyard:
         self.jobs = AsyncJobs(self)
         self.queues = AsyncQueues(self)
         self.events = AsyncEvents(self)
+        self.emails = AsyncEmails(self)
+        self.suppressions = AsyncSuppressions(self)
 
     def __repr__(self) -> str:
         return f"AsyncStackyard({self.base_url!r})"
@@ -226,3 +240,168 @@ class AsyncEvents:
     async def send(self, name: str, data: Any = None) -> EventResult:
         """Resume the steps waiting for event `name`; they receive `data`."""
         return await self._client.send(calls.send_event(name, data))
+
+
+class AsyncEmails:
+    def __init__(self, client: AsyncStackyard) -> None:
+        self._client = client
+
+    async def send(
+        self,
+        *,
+        sender: str,
+        to: Addresses,
+        subject: str | None = None,
+        html: str | None = None,
+        text: str | None = None,
+        template: str | TemplateRef | None = None,
+        variables: Mapping[str, Any] | None = None,
+        locale: str | None = None,
+        cc: Addresses | None = None,
+        bcc: Addresses | None = None,
+        reply_to: Addresses | None = None,
+        headers: Mapping[str, str] | None = None,
+        attachments: Sequence[AttachmentLike] | None = None,
+        tags: Mapping[str, str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        send_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> EmailAccepted:
+        """Hand an email to the api, which answers at once with its id (a worker sends it);
+        `sender` is the From. Give subject and html and/or text, or a `template` name with its
+        `variables` and `locale`. `attachments`: AttachmentIn, dicts, or paths of files. The
+        same idempotency key (a fresh one when none is given) answers the first message and
+        sends nothing more, so a retried call never sends twice. Raises pydantic's
+        ValidationError before sending anything the contract refuses; RecipientSuppressed
+        when a recipient is on the suppression list."""
+        call = calls.send_email(
+            sender=sender,
+            to=to,
+            subject=subject,
+            html=html,
+            text=text,
+            template=template,
+            variables=variables,
+            locale=locale,
+            cc=cc,
+            bcc=bcc,
+            reply_to=reply_to,
+            headers=headers,
+            attachments=attachments,
+            tags=tags,
+            metadata=metadata,
+            send_at=send_at,
+            idempotency_key=idempotency_key,
+        )
+        return await self._client.send(call)
+
+    async def get(self, email_id: str) -> EmailRecord:
+        """The email as the delivery log holds it, with its timeline."""
+        return await self._client.send(calls.get_email(email_id))
+
+    async def list(
+        self,
+        *,
+        status: EmailStatus | Sequence[EmailStatus] | None = None,
+        to: str | None = None,
+        sender: str | None = None,
+        template: str | None = None,
+        provider: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> EmailPage:
+        """One page of the delivery log, newest first; every filter given applies (`status`:
+        any of these; `to`: a recipient; `sender`: the From address; `tags`: all of these)."""
+        call = calls.list_emails(
+            status=status,
+            to=to,
+            sender=sender,
+            template=template,
+            provider=provider,
+            tags=tags,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        return await self._client.send(call)
+
+    async def iter(
+        self,
+        *,
+        status: EmailStatus | Sequence[EmailStatus] | None = None,
+        to: str | None = None,
+        sender: str | None = None,
+        template: str | None = None,
+        provider: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[EmailSummary]:
+        """Every email of the delivery log that the filters select, newest first, a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(
+                status=status,
+                to=to,
+                sender=sender,
+                template=template,
+                provider=provider,
+                tags=tags,
+                since=since,
+                until=until,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for email in page.items:
+                yield email
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def cancel(self, email_id: str) -> EmailRecord:
+        """Cancel an email still waiting for its send_at time. Conflict for any other."""
+        return await self._client.send(calls.cancel_email(email_id))
+
+    async def preview(
+        self, template: str, variables: Mapping[str, Any] | None = None, locale: str | None = None
+    ) -> PreviewResult:
+        """The EmailTemplate in force rendered with `variables` (its declared defaults fill
+        in), as a send would render it; nothing is sent."""
+        return await self._client.send(calls.preview_template(template, variables, locale))
+
+
+class AsyncSuppressions:
+    def __init__(self, client: AsyncStackyard) -> None:
+        self._client = client
+
+    async def list(
+        self, *, reason: SuppressionReason | None = None, limit: int = 50, cursor: str | None = None
+    ) -> SuppressionPage:
+        """One page of the suppression list, in address order."""
+        return await self._client.send(calls.list_suppressions(reason, limit, cursor))
+
+    async def iter(
+        self, *, reason: SuppressionReason | None = None, page_size: int = 100
+    ) -> AsyncIterator[Suppression]:
+        """Every suppressed address (of `reason`), in address order, a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(reason=reason, limit=page_size, cursor=cursor)
+            for suppression in page.items:
+                yield suppression
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def add(self, address: str, reason: SuppressionReason = "manual", detail: str | None = None) -> Suppression:
+        """Send no more email to `address`; adding it again updates its reason and detail."""
+        return await self._client.send(calls.add_suppression(address, reason, detail))
+
+    async def remove(self, address: str) -> None:
+        """Take `address` off the list. NotFound when it is not on it."""
+        await self._client.send(calls.remove_suppression(address))

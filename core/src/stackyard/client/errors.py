@@ -43,8 +43,9 @@ class StackyardError(Exception):
 
     @classmethod
     def from_response(cls, response: httpx.Response, retry_after: float | None = None) -> StackyardError:
-        """The exception for an error answer, of the subclass its status names. A body that
-        is not a problem (a proxy's HTML page) still gives a status and a title."""
+        """The exception for an error answer, of the subclass its problem type or else its
+        status names. A body that is not a problem (a proxy's HTML page) still gives a status
+        and a title."""
         status = response.status_code
         body: Any = None
         if response.content:
@@ -55,7 +56,8 @@ class StackyardError(Exception):
         if not isinstance(body, dict):
             text = " ".join(response.text.split())[:200] if response.content else ""
             body = {"title": response.reason_phrase or "HTTP error", "detail": text}
-        error_class = _BY_STATUS.get(status, StackyardError)
+        slug = str(body.get("type") or "").rsplit("/", 1)[-1]
+        error_class = _BY_TYPE.get(slug) or _BY_STATUS.get(status, StackyardError)
         return error_class(
             status,
             str(body.get("title") or response.reason_phrase or "HTTP error"),
@@ -68,13 +70,14 @@ class StackyardError(Exception):
 
 
 class NotFound(StackyardError):
-    """404: no such job, queue or route."""
+    """404: no such job, queue, email, template, suppressed address or route."""
 
     status_code = 404
 
 
 class Conflict(StackyardError):
-    """409: the request does not fit the current state (cancelling a finished job)."""
+    """409: the request does not fit the current state (cancelling a finished job or an email
+    already sent, an idempotency key reused with another body)."""
 
     status_code = 409
 
@@ -83,6 +86,21 @@ class Unprocessable(StackyardError):
     """422: the body broke a rule of the contract; `extensions["errors"]` lists where."""
 
     status_code = 422
+
+
+class RecipientSuppressed(Unprocessable):
+    """422: a recipient of the email is on the suppression list. Nothing was sent; the
+    delivery log holds the message as `suppressed` under `email_id`."""
+
+    @property
+    def suppressed(self) -> list[dict[str, str]]:
+        """The refused recipients: [{"address": ..., "reason": ...}]."""
+        return list(self.extensions.get("suppressed") or [])
+
+    @property
+    def email_id(self) -> str | None:
+        value = self.extensions.get("id")
+        return str(value) if value is not None else None
 
 
 class RateLimited(StackyardError):
@@ -100,6 +118,10 @@ class Unavailable(StackyardError):
 _BY_STATUS: dict[int, type[StackyardError]] = {
     c.status_code: c for c in (NotFound, Conflict, Unprocessable, RateLimited, Unavailable) if c.status_code
 }
+
+
+_BY_TYPE: dict[str, type[StackyardError]] = {"recipient-suppressed": RecipientSuppressed}
+"""Problems more precise than their status, by the last segment of their type URI."""
 
 
 class ApiUnreachable(Exception):
