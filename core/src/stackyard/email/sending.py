@@ -4,7 +4,9 @@
 function `stackyard.email.send`; every worker runs it. An attempt:
 
 1. re-checks the suppression list when the message waited (a send-at, a retry);
-2. marks the message `sending` and calls `deliver` with a ledger kept in the job's steps;
+2. calls `deliver` with a ledger kept in the job's steps, and marks the message `sending`
+   in the log when the providers take longer than half a second (a fast send writes the
+   log once, with its outcome);
 3. writes the attempts to the message's timeline and its status: `sent`; `failed` when a
    provider refused the message itself (no retry); else `queued` again with a retry at the
    backoff (or the providers' Retry-After), and `dead` after the queue's last attempt, when
@@ -22,6 +24,8 @@ sent once more by the next provider, never twice by the same one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +43,8 @@ from .message import OutgoingEmail, Sent
 
 SEND_FUNCTION = "stackyard.email.send"
 LEDGER_STEP = "email.provider:"
+SENDING_AFTER = 0.5
+"""Seconds a send may take before the log shows the message as `sending`."""
 IDEMPOTENT_PROVIDERS = frozenset({"resend"})
 """Provider types whose send API takes an idempotency key (the message id): a send cut off
 by a crash can be asked again of the same provider without risk of a second message."""
@@ -121,9 +127,10 @@ async def send_email(ctx: JobContext, payload: dict[str, Any], sending: EmailSen
         event = TimelineEvent(at=datetime.now(UTC), type="suppressed", detail=detail)
         await sending.log.transition(message.id, "suppressed", [event], last_error=f"suppressed: {detail}")
         return {"status": "suppressed", "suppressed": sorted(refused)}
-    await sending.log.transition(message.id, "sending", [], attempts=ctx.attempt)
     known = await ctx.client.step_results(ctx.job_id, LEDGER_STEP)
-    report = await deliver(message, sending.providers, sending.breakers, sending.rate_limiter, JobLedger(ctx, known))
+    async with _sending_after(sending.log, message.id, ctx.attempt):
+        ledger = JobLedger(ctx, known)
+        report = await deliver(message, sending.providers, sending.breakers, sending.rate_limiter, ledger)
     if sending.note is not None:
         for attempt in report.attempts:
             sending.note(attempt)
@@ -138,18 +145,21 @@ async def send_email(ctx: JobContext, payload: dict[str, Any], sending: EmailSen
             provider=report.provider,
             provider_message_id=report.provider_message_id,
             last_error=None,
+            attempts=ctx.attempt,
         )
         return {"status": "sent", "provider": report.provider, "providerMessageId": report.provider_message_id}
     if report.outcome == "rejected":
         events.append(TimelineEvent(at=finished, type="failed", provider=report.provider, detail=report.reason))
-        await sending.log.transition(message.id, "failed", events, provider=report.provider, last_error=report.reason)
+        await sending.log.transition(
+            message.id, "failed", events, provider=report.provider, last_error=report.reason, attempts=ctx.attempt
+        )
         return {"status": "failed", "provider": report.provider, "reason": report.reason}
     reason = report.reason or "no provider sent it"
     cut_off = bool(report.attempts) and all(a.outcome == "skipped_unknown" for a in report.attempts)
     if cut_off or ctx.attempt >= ctx.max_attempts:
         why = reason if not cut_off else "every provider that could send it was cut off mid-send: " + reason
         events.append(TimelineEvent(at=finished, type="dead", detail=why))
-        await sending.log.transition(message.id, "dead", events, last_error=why)
+        await sending.log.transition(message.id, "dead", events, last_error=why, attempts=ctx.attempt)
         raise NonRetryable(f"not sent after {ctx.attempt} attempts: {why}")
     retry_in = report.retry_after or None
     events.append(
@@ -159,8 +169,29 @@ async def send_email(ctx: JobContext, payload: dict[str, Any], sending: EmailSen
             detail=reason + (f"; next attempt in {retry_in:.3g}s at the earliest" if retry_in else ""),
         )
     )
-    await sending.log.transition(message.id, "queued", events, last_error=reason)
+    await sending.log.transition(message.id, "queued", events, last_error=reason, attempts=ctx.attempt)
     raise RetryAfter(reason, retry_in)
+
+
+@contextlib.asynccontextmanager
+async def _sending_after(log: Log, message_id: str, attempt: int) -> Any:
+    """Mark the message `sending` if the block runs longer than SENDING_AFTER; a write that
+    began is awaited before the block's own outcome is written, so it never lands after it."""
+    began = asyncio.Event()
+
+    async def mark() -> None:
+        await asyncio.sleep(SENDING_AFTER)
+        began.set()
+        await log.transition(message_id, "sending", [], attempts=attempt)
+
+    marker = asyncio.create_task(mark())
+    try:
+        yield
+    finally:
+        if not began.is_set():
+            marker.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await marker
 
 
 async def _suppressed(message: OutgoingEmail, suppressions: SuppressionCheck) -> dict[str, Suppression]:

@@ -53,9 +53,10 @@ def new_run_dir() -> Path:
 
 
 def _owner_alive(run: Path) -> bool:
-    """Whether the process that made `run` (<time>-<pid>) is still running."""
+    """Whether the process that made `run` (<time>-<pid>) is still running (this one too:
+    a test session that starts a second Harness keeps using its first run's servers)."""
     pid = run.name.rpartition("-")[2]
-    if not pid.isdigit() or int(pid) == os.getpid():
+    if not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
