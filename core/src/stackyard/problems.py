@@ -48,6 +48,12 @@ class ServiceUnavailable(Problem):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
 
+class CapabilityOff(ServiceUnavailable):
+    """The Stack has this capability turned off (spec.capabilities)."""
+
+    slug, title = "capability-off", "Capability turned off"
+
+
 class NotConfigured(ServiceUnavailable):
     slug, title = "not-configured", "Not configured yet"
 

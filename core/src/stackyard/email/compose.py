@@ -19,7 +19,7 @@ from .addresses import MAX_RECIPIENTS, InvalidAddress, Mailbox, parse_mailbox, p
 from .contract import MAX_ATTACHMENT_BYTES, AttachmentInfo, EmailRecord, SendEmailRequest, TimelineEvent
 from .message import Attachment, OutgoingEmail
 from .mime import RESERVED_HEADERS
-from .templates import CompiledTemplate, TemplateRenderFailed, TemplateVariablesInvalid
+from .templates import CompiledTemplate, RenderedEmail, TemplateRenderFailed, TemplateVariablesInvalid
 
 MAX_SEND_AHEAD = timedelta(days=30)
 """How far ahead send-at may be (Resend's limit is 30 days too)."""
@@ -148,15 +148,20 @@ def _content(
         raise TemplateNotFound(
             f"no EmailTemplate {ref.name!r} is in force in this Stack (in force: {known})", template=ref.name
         )
+    rendered = render(ref.name, compiled, ref.variables, ref.locale)
+    return rendered.subject, rendered.html, rendered.text, ref.name, rendered.locale
+
+
+def render(name: str, compiled: CompiledTemplate, variables: Mapping[str, Any], locale: str | None) -> RenderedEmail:
+    """The template rendered, or a problem naming the variables or the part that failed."""
     try:
-        rendered = compiled.render(ref.variables, ref.locale)
+        return compiled.render(variables, locale)
     except TemplateVariablesInvalid as exc:
         raise TemplateVariablesRefused(
-            f"template {ref.name}: {exc.message}", missing=list(exc.missing), unknown=list(exc.unknown)
+            f"template {name}: {exc.message}", missing=list(exc.missing), unknown=list(exc.unknown)
         ) from None
     except TemplateRenderFailed as exc:
-        raise UnprocessableContent(f"template {ref.name}: {exc.message}", part=exc.part) from None
-    return rendered.subject, rendered.html, rendered.text, ref.name, rendered.locale
+        raise UnprocessableContent(f"template {name}: {exc.message}", part=exc.part) from None
 
 
 def _attachments(request: SendEmailRequest) -> tuple[Attachment, ...]:
@@ -187,16 +192,8 @@ def initial_record(
     message = composed.message
     return EmailRecord.model_validate(
         {
-            "id": message.id,
+            **_addressed(message),
             "status": status,
-            "from": message.sender,
-            "to": list(message.to),
-            "cc": list(message.cc),
-            "bcc": list(message.bcc),
-            "replyTo": list(message.reply_to),
-            "subject": message.subject,
-            "html": message.html,
-            "text": message.text,
             "template": composed.template,
             "locale": composed.locale,
             "attachments": [
@@ -218,7 +215,8 @@ def initial_record(
 # -- the email job's payload ------------------------------------------------------------
 
 
-def to_payload(message: OutgoingEmail) -> dict[str, Any]:
+def _addressed(message: OutgoingEmail) -> dict[str, Any]:
+    """The message's id, parties, subject and bodies, as the wire writes them."""
     return {
         "id": message.id,
         "from": message.sender,
@@ -229,6 +227,12 @@ def to_payload(message: OutgoingEmail) -> dict[str, Any]:
         "subject": message.subject,
         "text": message.text,
         "html": message.html,
+    }
+
+
+def to_payload(message: OutgoingEmail) -> dict[str, Any]:
+    return {
+        **_addressed(message),
         "headers": message.headers,
         "tags": message.tags,
         "attachments": [

@@ -28,12 +28,12 @@ from ..jobs.ids import new_job_id
 from ..jobs.settings import EMAIL_QUEUE
 from ..problems import Conflict, NotFound, ServiceUnavailable, UnprocessableContent
 from ..resources.email import EmailTemplateSpec
-from .compose import TemplateNotFound, compose, initial_record, new_message_id, to_payload
+from .compose import TemplateNotFound, compose, initial_record, new_message_id, render, to_payload
 from .contract import EmailAccepted, EmailRecord, PreviewRequest, PreviewResult, SendEmailRequest, TimelineEvent
 from .log import DeliveryLog
 from .sending import SEND_FUNCTION
 from .suppressions import SuppressionList
-from .templates import CompiledTemplate, TemplateRenderFailed, TemplateVariablesInvalid, compile_template
+from .templates import CompiledTemplate, compile_template
 
 log = logging.getLogger(__name__)
 
@@ -223,15 +223,7 @@ class EmailService:
         compiled = self.templates.get(name)
         if compiled is None:
             raise NotFound(f"no EmailTemplate {name!r} is in force in this Stack", template=name)
-        sample = {**_declared_samples(compiled), **request.variables}
-        try:
-            rendered = compiled.render(sample, request.locale)
-        except TemplateVariablesInvalid as exc:
-            raise UnprocessableContent(
-                f"template {name}: {exc.message}", missing=list(exc.missing), unknown=list(exc.unknown)
-            ) from None
-        except TemplateRenderFailed as exc:
-            raise UnprocessableContent(f"template {name}: {exc.message}", part=exc.part) from None
+        rendered = render(name, compiled, {**_declared_samples(compiled), **request.variables}, request.locale)
         return PreviewResult(
             template=name, locale=rendered.locale, subject=rendered.subject, html=rendered.html, text=rendered.text
         )

@@ -45,17 +45,13 @@ from stackyard.email.webhooks import (
 )
 from stackyard.jobs import queues_from_config
 from stackyard.jobs.settings import EMAIL_QUEUE
-from stackyard.problems import NotFound, Problem, ServiceUnavailable, UnprocessableContent
+from stackyard.problems import CapabilityOff, NotFound, Problem, UnprocessableContent
 from stackyard.resources.base import duration_seconds
 
 from ..deps import RuntimeDep
 from ..errors import problem_responses
 
 router = APIRouter(tags=["email"])
-
-
-class EmailOff(ServiceUnavailable):
-    slug, title = "capability-off", "Capability turned off"
 
 
 class WebhookRefused(Problem):
@@ -96,7 +92,7 @@ async def email_service(runtime: RuntimeDep, state: StateDep) -> EmailService:
     applied = runtime.config
     config = applied.config
     if not config.spec.capabilities.email:
-        raise EmailOff("the email capability is off in this Stack (spec.capabilities.email)")
+        raise CapabilityOff("the email capability is off in this Stack (spec.capabilities.email)")
     database = runtime.mongo[config.spec.mongodb.database]
     log, suppressions = DeliveryLog(database), SuppressionList(database)
     if config.spec.mongodb.database not in state.indexed:

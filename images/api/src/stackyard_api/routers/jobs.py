@@ -30,7 +30,7 @@ from stackyard.jobs.contract import (
     QueueList,
 )
 from stackyard.jobs.ids import queue_of
-from stackyard.problems import NotFound, Problem, ServiceUnavailable, UnprocessableContent
+from stackyard.problems import CapabilityOff, NotFound, Problem, UnprocessableContent
 
 from ..deps import RuntimeDep
 from ..errors import problem_responses
@@ -38,14 +38,10 @@ from ..errors import problem_responses
 router = APIRouter(tags=["jobs"])
 
 
-class JobsOff(ServiceUnavailable):
-    slug, title = "capability-off", "Capability turned off"
-
-
 def _queues(runtime: RuntimeDep) -> dict[str, QueueSettings]:
     config = runtime.config.config
     if not config.spec.capabilities.jobs:
-        raise JobsOff("the jobs capability is off in this Stack (spec.capabilities.jobs)")
+        raise CapabilityOff("the jobs capability is off in this Stack (spec.capabilities.jobs)")
     return queues_from_config(config.job_queues)
 
 
