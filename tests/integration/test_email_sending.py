@@ -242,11 +242,12 @@ def test_the_idempotency_key_answers_the_first_message_and_refuses_another_body(
     stack.start_worker()
     client = api()
     body = {"from": SENDER, "to": ["ana@example.com"], "subject": "Receipt", "text": "Thanks"}
-    first = client.post("/v1/emails", json=body, headers={"Idempotency-Key": "order-7"})
-    again = client.post("/v1/emails", json=body, headers={"Idempotency-Key": "order-7"})
+    key = {"Idempotency-Key": f"order-{uuid.uuid4().hex}"}  # keys live in the Redis every test shares
+    first = client.post("/v1/emails", json=body, headers=key)
+    again = client.post("/v1/emails", json=body, headers=key)
     assert first.status_code == 202 and again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
-    other = client.post("/v1/emails", json=body | {"text": "Other"}, headers={"Idempotency-Key": "order-7"})
+    other = client.post("/v1/emails", json=body | {"text": "Other"}, headers=key)
     assert other.status_code == 409
     wait_status(client, first.json()["id"], "sent")
     time.sleep(0.5)

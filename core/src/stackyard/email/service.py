@@ -74,8 +74,12 @@ class EmailService:
         templates: Mapping[str, CompiledTemplate],
         retention: float,
         idempotency_window: float,
+        scope: str = "",
     ) -> None:
+        """`scope` (the Stack's namespace/name) keeps Stacks that share a Redis from sharing
+        idempotency keys."""
         self.redis = redis
+        self.scope = scope
         self.log = log
         self.suppressions = suppressions
         self.queue = queue
@@ -150,7 +154,7 @@ class EmailService:
         return EmailAccepted(id=record.id, status=record.status, send_at=record.send_at)
 
     def _key(self, key: str) -> str:
-        return IDEMPOTENCY_PREFIX + hashlib.sha256(key.encode()).hexdigest()
+        return IDEMPOTENCY_PREFIX + hashlib.sha256(f"{self.scope}\0{key}".encode()).hexdigest()
 
     async def _claim_key(self, key: str, request: SendEmailRequest, message_id: str) -> str | None:
         """None if the key is now this message's; else the id of the key's first message."""

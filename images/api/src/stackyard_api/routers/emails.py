@@ -107,6 +107,7 @@ async def email_service(runtime: RuntimeDep, state: StateDep) -> EmailService:
         templates=state.templates.get(applied.hash, config.email_templates),
         retention=duration_seconds(config.spec.email.log_retention),
         idempotency_window=duration_seconds(config.spec.email.idempotency_window),
+        scope=f"{config.namespace}/{config.stack}",
     )
 
 
