@@ -8,8 +8,10 @@
     default concurrency, 20; the SMTP provider's pool of 4 connections), and N messages
     accepted through `EmailService.send` here (the api's code path without HTTP: compose,
     suppression check, delivery-log insert in MongoDB, enqueue in Redis), 100 calls in
-    flight at once (`asyncio.gather` per batch). The worker writes the log twice per
-    message (`sending`, then `sent` with the attempt) and keeps the job's ledger in Redis.
+    flight at once (`asyncio.gather` per batch). The worker writes the log once per fast
+    message (`sent` with the attempt) and keeps the job's ledger in Redis. FerretDB stores
+    in PostgreSQL (`--mongo-backend`, default postgresql when Debian's postgresql is
+    installed): on its SQLite backend every update reads the whole collection.
   - raw aiosmtplib: as many `aiosmtplib.SMTP` connections as stackyard's SMTP pool opens at
     most (4), each reused for N/4 messages one after the other; each message built with
     stackyard's own `build_mime` (the same bytes but for its Message-ID and Date) and sent
@@ -23,7 +25,7 @@
 
 A missed goal prints MISSED and still exits 0; a run that fails exits 1.
 
-    python bench/email.py [--messages N] [--quick]
+    python bench/email.py [--messages N] [--quick] [--mongo-backend sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse
 import asyncio
 import contextlib
+import glob
 import json
+import os
 import signal
 import statistics
 import time
@@ -416,6 +420,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, help="messages per throughput round, for both sides")
     parser.add_argument("--quick", action="store_true", help="fewer messages (a smoke run; figures are rougher)")
+    have_postgres = bool(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    parser.add_argument(
+        "--mongo-backend",
+        choices=["sqlite", "postgresql"],
+        default="postgresql" if have_postgres else "sqlite",
+        help="FerretDB's storage (default: postgresql when Debian's postgresql is installed)",
+    )
     args = parser.parse_args()
     counts = dict(QUICK if args.quick else MESSAGES)
     if args.messages:
@@ -425,6 +436,8 @@ def main() -> int:
         raise SystemExit(128 + signum)  # unwind, so every process started here is stopped
 
     signal.signal(signal.SIGTERM, terminated)
+    os.environ["STACKYARD_FERRETDB_BACKEND"] = args.mongo_backend
+    progress(f"the delivery log on FerretDB with its {args.mongo_backend} backend")
     with contextlib.ExitStack() as stack:
         harness = stack.enter_context(Harness())
         harness.start(["redis", "mongo"])

@@ -8,6 +8,7 @@ PACKAGES=(
   curl           # probes in tests and scripts
   docker.io      # dockerd and the docker CLI for building and testing the images (hack/docker.sh)
   debootstrap    # the local Debian base image (hack/base-image.sh)
+  postgresql     # FerretDB's PostgreSQL backend, for `make bench` (bench/README.md)
 )
 
 missing=()
