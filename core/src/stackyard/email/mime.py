@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from email import policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, parseaddr
 
@@ -33,8 +34,26 @@ RESERVED_HEADERS = frozenset(
         "content-disposition",
     }
 )
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, making each header's class once: CPython 3.11's makes a
+    new class for every header set or read, a fifth of the time a message takes to build."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
 # 7bit: non-ASCII bodies get quoted-printable or base64, so no relay needs 8BITMIME
-MIME_POLICY = policy.SMTP.clone(cte_type="7bit")
+MIME_POLICY = policy.SMTP.clone(cte_type="7bit", header_factory=_HeaderClasses())
 _MSG_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]")
 
 
