@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig, credential_key
 from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
@@ -148,7 +149,13 @@ def fake() -> Iterator[FakeEmailProviders]:
 def stack(tmp_path, redis_server, mongo_server, sink, fake) -> Iterator[EmailStack]:  # type: ignore[no-untyped-def]
     sink.clear()
     fake.reset()
-    built = EmailStack(tmp_path, redis_server.url, mongo_server.url)
+    # A Redis database of its own, emptied: email jobs that other tests queued without a
+    # worker must not reach this test's worker (and its sink).
+    redis_url = redis_server.url.rpartition("/")[0] + "/7"
+    flushed = redis.Redis.from_url(redis_url)
+    flushed.flushdb()
+    flushed.close()
+    built = EmailStack(tmp_path, redis_url, mongo_server.url)
     try:
         yield built
     finally:

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import uvicorn
 from pydantic import ValidationError
 from stackyard.client import (
@@ -116,7 +117,12 @@ class EmailApi:
 @pytest.fixture(scope="module")
 def running_api(tmp_path_factory, redis_server, mongo_server) -> Iterator[EmailApi]:  # type: ignore[no-untyped-def]
     directory = tmp_path_factory.mktemp("email-config")
-    yield from EmailApi(directory, redis_server.url, mongo_server.url).serve()
+    # A Redis database of its own: the email jobs queued here (no worker runs) must not
+    # reach other tests' workers.
+    redis_url = redis_server.url.rpartition("/")[0] + "/6"
+    with redis.Redis.from_url(redis_url) as flushed:
+        flushed.flushdb()
+    yield from EmailApi(directory, redis_url, mongo_server.url).serve()
 
 
 @pytest.fixture
