@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from stackyard.clients import mongo_client
 from stackyard.email.contract import EmailFilter, EmailRecord, TimelineEvent
 from stackyard.email.log import DeliveryLog
+from stackyard.email.webhooks import ProviderEvent
 from stackyard.jobs.ids import new_job_id
 from stackyard.problems import Conflict, UnprocessableContent
 
@@ -62,18 +62,19 @@ def record(created: datetime | None = None, **fields: Any) -> EmailRecord:
     return EmailRecord.model_validate(values)
 
 
-@dataclass(frozen=True)
-class Event:
-    """What email/webhooks.py makes of a provider's webhook (the attributes the log reads)."""
-
-    type: str
-    at: datetime
-    email_id: str | None = None
-    provider_message_id: str | None = None
-    recipient: str | None = "ana@example.com"
-    detail: str | None = None
-    permanent: bool | None = None
-    raw_type: str | None = None
+def Event(
+    type: str,
+    at: datetime,
+    *,
+    email_id: str | None = None,
+    provider_message_id: str | None = None,
+    recipient: str | None = "ana@example.com",
+    detail: str | None = None,
+    permanent: bool = False,
+    raw_type: str = "",
+) -> ProviderEvent:
+    """What email/webhooks.py makes of a provider's webhook."""
+    return ProviderEvent(type, recipient, at, provider_message_id, email_id, detail, permanent, raw_type)  # type: ignore[arg-type]
 
 
 async def test_created_record_reads_back_whole(emails: DeliveryLog) -> None:

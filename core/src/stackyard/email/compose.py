@@ -14,12 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..jobs.ids import sortable_id
 from ..problems import PayloadTooLarge, UnprocessableContent
 from .addresses import MAX_RECIPIENTS, InvalidAddress, Mailbox, parse_mailbox, parse_mailboxes
 from .contract import MAX_ATTACHMENT_BYTES, AttachmentInfo, EmailRecord, SendEmailRequest, TimelineEvent
 from .message import Attachment, OutgoingEmail
 from .mime import RESERVED_HEADERS
-from .templates import CompiledTemplate, RenderedEmail, TemplateRenderFailed, TemplateVariablesInvalid
+from .templates import (
+    CompiledTemplate,
+    RenderedEmail,
+    TemplateRenderFailed,
+    TemplateVariablesInvalid,
+    html_to_text,
+)
 
 MAX_SEND_AHEAD = timedelta(days=30)
 """How far ahead send-at may be (Resend's limit is 30 days too)."""
@@ -46,8 +53,6 @@ class Composed:
 
 
 def new_message_id() -> str:
-    from ..jobs.ids import sortable_id
-
     return "em_" + sortable_id()
 
 
@@ -138,8 +143,6 @@ def _content(
         assert request.subject is not None  # the request's own validation
         text = request.text
         if text is None and request.html is not None:
-            from .templates import html_to_text
-
             text = html_to_text(request.html)
         return request.subject, request.html, text, None, None
     compiled = templates.get(ref.name)

@@ -31,7 +31,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, cast
 
 import pydantic_core
 from pymongo import ASCENDING, DESCENDING
@@ -51,13 +51,13 @@ from .contract import (
     TimelineEvent,
     TimelineType,
 )
+from .webhooks import ProviderEvent
 
 __all__ = [
     "COLLECTION",
     "MAX_PAGE",
     "TIMELINE_LIMIT",
     "DeliveryLog",
-    "ProviderEvent",
     "address_key",
     "check_limit",
     "decode_cursor",
@@ -115,32 +115,6 @@ _SUMMARY: Final = (
     "provider",
     "lastError",
 )
-
-
-class ProviderEvent(Protocol):
-    """What a provider's webhook said about one message (email/webhooks.py makes these)."""
-
-    @property
-    def type(self) -> str:
-        """delivered, deferred, bounced, complained, opened or clicked."""
-
-    @property
-    def recipient(self) -> str | None: ...
-    @property
-    def at(self) -> datetime | None: ...
-    @property
-    def provider_message_id(self) -> str | None: ...
-    @property
-    def email_id(self) -> str | None: ...
-    @property
-    def detail(self) -> str | None: ...
-    @property
-    def permanent(self) -> bool | None:
-        """For a bounce: True a hard bounce; else a soft one (the status becomes deferred)."""
-
-    @property
-    def raw_type(self) -> str | None:
-        """The provider's own name of the event, kept in the timeline as its outcome."""
 
 
 def address_key(value: str) -> str:

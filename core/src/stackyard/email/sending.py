@@ -30,16 +30,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from ..jobs.context import JobContext
 from ..jobs.errors import NonRetryable, RetryAfter
 from ..ratelimit import RateLimiter
 from .addresses import parse_mailbox
 from .compose import from_payload
-from .contract import EmailStatus, Suppression, TimelineEvent
+from .contract import Suppression, TimelineEvent
 from .delivery import AttemptRecord, Breakers, Claim, DeliveryReport, Provider, Providers, deliver
+from .log import DeliveryLog
 from .message import OutgoingEmail, Sent
+from .suppressions import SuppressionList
 
 SEND_FUNCTION = "stackyard.email.send"
 LEDGER_STEP = "email.provider:"
@@ -50,26 +52,14 @@ IDEMPOTENT_PROVIDERS = frozenset({"resend"})
 by a crash can be asked again of the same provider without risk of a second message."""
 
 
-class Log(Protocol):
-    """What the job needs of the delivery log (stackyard.email.log.DeliveryLog)."""
-
-    async def transition(
-        self, id: str, status: EmailStatus | None, events: list[TimelineEvent], **fields: Any
-    ) -> None: ...
-
-
-class SuppressionCheck(Protocol):
-    async def check(self, addresses: Any) -> dict[str, Suppression]: ...
-
-
 @dataclass
 class EmailSending:
     """What the email job uses; the worker keeps it current with the config."""
 
     providers: Providers
     breakers: Breakers
-    log: Log
-    suppressions: SuppressionCheck
+    log: DeliveryLog
+    suppressions: SuppressionList
     rate_limiter: RateLimiter | None = None
     note: Callable[[AttemptRecord], None] | None = None
     """Told of every provider attempt (the EmailProvider status reporter)."""
@@ -174,7 +164,7 @@ async def send_email(ctx: JobContext, payload: dict[str, Any], sending: EmailSen
 
 
 @contextlib.asynccontextmanager
-async def _sending_after(log: Log, message_id: str, attempt: int) -> Any:
+async def _sending_after(log: DeliveryLog, message_id: str, attempt: int) -> Any:
     """Mark the message `sending` if the block runs longer than SENDING_AFTER; a write that
     began is awaited before the block's own outcome is written, so it never lands after it."""
     began = asyncio.Event()
@@ -194,7 +184,7 @@ async def _sending_after(log: Log, message_id: str, attempt: int) -> Any:
             await marker
 
 
-async def _suppressed(message: OutgoingEmail, suppressions: SuppressionCheck) -> dict[str, Suppression]:
+async def _suppressed(message: OutgoingEmail, suppressions: SuppressionList) -> dict[str, Suppression]:
     return await suppressions.check(parse_mailbox(r).address for r in message.recipients)
 
 

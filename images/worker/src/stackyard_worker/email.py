@@ -17,6 +17,7 @@ from stackyard.jobs import FunctionRegistry
 from stackyard.ratelimit import RateLimiter
 from stackyard.runtime import Runtime
 
+from .cluster_status import ClusterStatus
 from .email_status import ProviderStatusReporter
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ SWEEP_EVERY = 3600.0
 
 
 class StackEmail:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, cluster: ClusterStatus) -> None:
         self.runtime = runtime
         self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
         self.providers: Providers | None = None
@@ -35,7 +36,7 @@ class StackEmail:
         self._indexed: set[str] = set()
         self._lock = asyncio.Lock()
         self._sending: EmailSending | None = None
-        self.reporter = ProviderStatusReporter(runtime, lambda: self.providers, lambda: self.breakers)
+        self.reporter = ProviderStatusReporter(runtime, lambda: self.providers, lambda: self.breakers, cluster=cluster)
 
     def functions(self) -> FunctionRegistry:
         registry = FunctionRegistry()
@@ -101,10 +102,8 @@ class StackEmail:
                 await asyncio.wait_for(stop.wait(), SWEEP_EVERY)
             if stop.is_set() or self._sending is None:
                 continue
-            sending_log = self._sending.log
-            if isinstance(sending_log, DeliveryLog):  # where a TTL index works, nothing is left to remove
-                try:
-                    removed = await sending_log.sweep()
-                    log.info("email: the retention sweep removed %d delivery-log records", removed)
-                except Exception as exc:
-                    log.warning("email: the retention sweep failed: %s", type(exc).__name__)
+            try:  # where a TTL index works, nothing is left to remove
+                removed = await self._sending.log.sweep()
+                log.info("email: the retention sweep removed %d delivery-log records", removed)
+            except Exception as exc:
+                log.warning("email: the retention sweep failed: %s", type(exc).__name__)

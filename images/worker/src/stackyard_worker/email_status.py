@@ -35,20 +35,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
-from stackyard.config.sources import kube_api_client
 from stackyard.email.delivery import AttemptRecord, Breakers, Provider, Providers
 from stackyard.email.message import ProviderMisconfigured, RateLimited, Rejected, SendFailure
-from stackyard.resources import GROUP, VERSION
 from stackyard.runtime import Runtime
+
+from .cluster_status import ClusterStatus
 
 __all__ = ["PROBE_INTERVAL", "WRITE_INTERVAL", "Patch", "ProviderStatusReporter", "Reachability", "status_patch"]
 
@@ -159,6 +157,7 @@ class ProviderStatusReporter:
         breakers: Callable[[], Breakers | None],
         *,
         patch: Patch | None = None,
+        cluster: ClusterStatus | None = None,
         probe_interval: float = PROBE_INTERVAL,
         write_interval: float = WRITE_INTERVAL,
     ) -> None:
@@ -172,7 +171,7 @@ class ProviderStatusReporter:
         self._noted: dict[str, AttemptRecord] = {}
         self._touched: set[str] = set()
         self._wake = asyncio.Event()
-        self._kube: client.ApiClient | None = None
+        self.cluster = cluster or ClusterStatus(runtime)
 
     # --- what the send path calls -------------------------------------------------------------
 
@@ -205,9 +204,6 @@ class ProviderStatusReporter:
             waker.cancel()
             for watch in self._watches.values():
                 await _cancel(watch.probe)
-            if self._kube is not None:
-                await self._kube.close()
-                self._kube = None
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -339,34 +335,20 @@ class ProviderStatusReporter:
         entry in the conditions the operator wrote, keeping its lastTransitionTime while its
         status is unchanged; the write is conditional on the resourceVersion read, and read
         again on a conflict. A missing EmailProvider is no error."""
-        if not os.environ.get("STACKYARD_STACK"):
+        if not self.cluster.enabled:
             return
-        if self._kube is None:
-            self._kube = await kube_api_client()
-        namespace = self.runtime.config.config.namespace
-        api = client.CustomObjectsApi(self._kube)
         for attempt in range(CONFLICT_RETRIES):
             try:
-                current = await api.get_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, "emailproviders", name
-                )
+                current = await self.cluster.get("emailproviders", name)
                 body: dict[str, Any] = {
                     "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
                     "status": status_patch(current.get("status") or {}, status),
                 }
-                await api.patch_namespaced_custom_object_status(  # type: ignore[call-arg]  # _content_type is a kwarg
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    "emailproviders",
-                    name,
-                    body,
-                    _content_type="application/merge-patch+json",
-                )
+                await self.cluster.merge("emailproviders", name, body)
                 return
             except ApiException as exc:
                 if exc.status == 404:
-                    log.debug("EmailProvider %s/%s not found: its status is not written", namespace, name)
+                    log.debug("EmailProvider %s/%s not found: its status is not written", self.cluster.namespace, name)
                     return
                 if exc.status != 409 or attempt == CONFLICT_RETRIES - 1:
                     raise

@@ -8,13 +8,12 @@ import logging
 import os
 from collections.abc import Mapping
 
-from kubernetes_asyncio import client
-from stackyard.config.sources import kube_api_client
 from stackyard.jobs import FunctionRegistry, JobClient, QueueSettings, Worker, load_registries, queues_from_config
 from stackyard.jobs.scheduler import Fired, Scheduler
-from stackyard.resources import GROUP, VERSION
 from stackyard.resources.jobs import ScheduleSpec
 from stackyard.runtime import Runtime
+
+from .cluster_status import ClusterStatus
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +25,9 @@ def functions_from_environment() -> FunctionRegistry:
 
 
 class StackJobs:
-    def __init__(self, runtime: Runtime, functions: FunctionRegistry) -> None:
+    def __init__(self, runtime: Runtime, functions: FunctionRegistry, cluster: ClusterStatus) -> None:
         self.runtime = runtime
+        self.cluster = cluster
         self.worker = Worker(
             lambda: runtime.redis,
             functions,
@@ -38,7 +38,6 @@ class StackJobs:
         self.scheduler = Scheduler(
             lambda: JobClient(runtime.redis), self.schedules, self.queues, on_fired=self.record_run
         )
-        self._kube: client.ApiClient | None = None
 
     def queues(self) -> Mapping[str, QueueSettings]:
         applied = self.runtime.live.current
@@ -49,26 +48,9 @@ class StackJobs:
         return applied.config.schedules if applied else {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        try:
-            await asyncio.gather(self.worker.run(stop), self.scheduler.run(stop))
-        finally:
-            if self._kube is not None:
-                await self._kube.close()
+        await asyncio.gather(self.worker.run(stop), self.scheduler.run(stop))
 
     async def record_run(self, fired: Fired) -> None:
         """Merge the run into the Schedule's status (only where the config comes from a cluster)."""
-        if not os.environ.get("STACKYARD_STACK"):
-            return
-        if self._kube is None:
-            self._kube = await kube_api_client()
-        namespace = self.runtime.config.config.namespace
-        api = client.CustomObjectsApi(self._kube)
-        await api.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            namespace,
-            "schedules",
-            fired.schedule,
-            {"status": fired.status()},
-            _content_type="application/merge-patch+json",
-        )
+        if self.cluster.enabled:
+            await self.cluster.merge("schedules", fired.schedule, {"status": fired.status()})

@@ -19,6 +19,7 @@ import uvicorn
 from stackyard.logs import configure_logging
 from stackyard.runtime import Runtime
 
+from .cluster_status import ClusterStatus
 from .email import StackEmail
 from .http import create_http_app
 from .jobs import StackJobs, functions_from_environment
@@ -28,10 +29,11 @@ log = logging.getLogger("stackyard_worker")
 
 async def run(host: str, port: int) -> None:
     runtime = Runtime.from_environment("stackyard-worker")
-    email = StackEmail(runtime)
+    cluster = ClusterStatus(runtime)
+    email = StackEmail(runtime, cluster)
     functions = functions_from_environment()
     functions.include(email.functions())
-    jobs = StackJobs(runtime, functions)
+    jobs = StackJobs(runtime, functions, cluster)
     await runtime.start()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -56,6 +58,7 @@ async def run(host: str, port: int) -> None:
     log.info("worker stopping")
     await working
     await emailing
+    await cluster.close()
     server.should_exit = True
     await serving
     await runtime.stop()
