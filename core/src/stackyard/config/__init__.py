@@ -2,6 +2,9 @@
 
 from .live import AppliedConfig, LiveConfig
 from .runtime import (
+    AUTH_ADMIN_API_KEY,
+    AUTH_ENCRYPTION_KEY,
+    AUTH_SIGNING_KEYS,
     CONFIG_KEY,
     CREDENTIALS_REVISION_ANNOTATION,
     HASH_ANNOTATION,
@@ -15,6 +18,9 @@ from .runtime import (
 from .sources import FileConfigSource, KubernetesConfigSource, config_map_name, credentials_secret_name
 
 __all__ = [
+    "AUTH_ADMIN_API_KEY",
+    "AUTH_ENCRYPTION_KEY",
+    "AUTH_SIGNING_KEYS",
     "CONFIG_KEY",
     "CREDENTIALS_REVISION_ANNOTATION",
     "HASH_ANNOTATION",

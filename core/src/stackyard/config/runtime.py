@@ -22,6 +22,12 @@ CREDENTIALS_REVISION_ANNOTATION = "stackyard.dev/credentials-revision"
 
 REDIS_URL = "stack.redis.url"
 MONGODB_URI = "stack.mongodb.uri"
+AUTH_SIGNING_KEYS = "stack.auth.signingKeys"
+"""The access-token signing key set (JSON of `stackyard.auth.keys.KeySet`), made and rotated by the operator."""
+AUTH_ENCRYPTION_KEY = "stack.auth.encryptionKey"
+"""32 random bytes, base64, made once by the operator: encrypts TOTP secrets at rest."""
+AUTH_ADMIN_API_KEY = "stack.auth.adminApiKey"
+"""The admin API key, from the Stack's spec.auth.adminApiKeySecretRef."""
 
 
 def credential_key(kind: str, name: str, credential: str) -> str:

@@ -121,6 +121,49 @@ class PasswordPolicy(CamelModel):
     )
 
 
+class LockoutPolicy(CamelModel):
+    max_failures: int = Field(
+        default=5, ge=1, le=100, description="Failed logins in a row before an account is locked for a while."
+    )
+    base_delay: Duration = Field(
+        default="30s", description="Lock after maxFailures; each further failure doubles it, up to maxDelay."
+    )
+    max_delay: Duration = Field(default="1h", description="The longest an account stays locked.")
+    ip_max_attempts: int = Field(
+        default=100, ge=1, le=100000, description="Login and signup attempts one IP address may make per ipWindow."
+    )
+    ip_window: Duration = Field(default="15m", description="Window of ipMaxAttempts.")
+
+
+class AuthLinks(CamelModel):
+    """Where the links in auth emails point: URL templates with {token}, pages of your app
+    that post the token back to the api. Unset: <appUrl>/auth/<flow>?token={token}."""
+
+    verify_email: str | None = Field(default=None, max_length=500, pattern=r"^https?://.*\{token\}")
+    reset_password: str | None = Field(default=None, max_length=500, pattern=r"^https?://.*\{token\}")
+    magic_link: str | None = Field(default=None, max_length=500, pattern=r"^https?://.*\{token\}")
+    change_email: str | None = Field(default=None, max_length=500, pattern=r"^https?://.*\{token\}")
+
+
+class CookieSettings(CamelModel):
+    secure: bool = Field(
+        default=True, description="Secure cookies (and the __Host- prefix); turn off only for plain-HTTP development."
+    )
+    same_site: Literal["lax", "strict", "none"] = Field(default="lax", description="SameSite of the session cookies.")
+
+
+class PasskeySettings(CamelModel):
+    rp_id: str | None = Field(
+        default=None,
+        max_length=253,
+        description="WebAuthn relying party id (your site's domain); default: appUrl's host.",
+    )
+    rp_name: str = Field(default="stackyard", max_length=100, description="Name shown by the authenticator.")
+    origins: list[Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://")]] = Field(
+        default_factory=list, max_length=20, description="Origins allowed in WebAuthn ceremonies; default: appUrl."
+    )
+
+
 class AuthSettings(CamelModel):
     issuer: str | None = Field(
         default=None,
@@ -128,14 +171,50 @@ class AuthSettings(CamelModel):
         pattern=r"^https?://",
         description="Token issuer URL; defaults to the api's Service URL.",
     )
+    audience: str | None = Field(
+        default=None, max_length=500, description="The aud claim of access tokens; defaults to the issuer."
+    )
+    app_url: str | None = Field(
+        default=None,
+        max_length=500,
+        pattern=r"^https?://",
+        description="Your application's base URL: links in auth emails, passkey origin, default redirect.",
+    )
+    email_from: str | None = Field(
+        default=None,
+        max_length=320,
+        description="From address of verification, reset and magic-link emails, e.g. 'Acme <auth@acme.dev>'.",
+    )
+    links: AuthLinks = Field(default=AuthLinks(), description="Overrides of the links in auth emails.")
+    allow_signup: bool = Field(default=True, description="Let anyone sign up (else only admins create users).")
+    require_email_verification: bool = Field(
+        default=True, description="Refuse password login until the email address is verified."
+    )
     access_token_lifetime: Duration = Field(default="15m", description="Lifetime of access tokens (JWT).")
     refresh_token_lifetime: Duration = Field(
-        default="720h", description="Absolute lifetime of a session's refresh tokens."
+        default="720h", description="Absolute lifetime of a session (its refresh tokens stop working then)."
     )
+    session_idle_timeout: Duration = Field(default="168h", description="A session not refreshed for this long ends.")
     signing_key_rotation: Duration = Field(
         default="720h", description="How often the operator rotates the signing key."
     )
+    signing_algorithm: Literal["EdDSA", "ES256"] = Field(default="EdDSA", description="JWS algorithm of tokens.")
+    verification_token_lifetime: Duration = Field(default="24h", description="Lifetime of email verification links.")
+    reset_token_lifetime: Duration = Field(default="1h", description="Lifetime of password reset links.")
+    magic_link_lifetime: Duration = Field(default="15m", description="Lifetime of magic login links.")
     password_policy: PasswordPolicy = Field(default=PasswordPolicy(), description="Rules for new passwords.")
+    lockout: LockoutPolicy = Field(default=LockoutPolicy(), description="Limits on failed logins.")
+    cookies: CookieSettings = Field(default=CookieSettings(), description="Browser session cookies.")
+    passkeys: PasskeySettings = Field(default=PasskeySettings(), description="WebAuthn relying party.")
+    allowed_redirect_urls: list[Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://")]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="URLs (prefixes) that social login may redirect to after login; appUrl is always allowed.",
+    )
+    admin_api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding the admin API key (for /v1/auth/admin); unset: admin API off."
+    )
+    audit_retention: Duration = Field(default="2160h", description="How long security events are kept (90 days).")
 
 
 class EmailSettings(CamelModel):
