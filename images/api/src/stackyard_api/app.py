@@ -9,13 +9,19 @@ from fastapi import FastAPI
 from stackyard.ratelimit import LivePolicies, RateLimiter, RateLimitMiddleware
 from stackyard.runtime import Runtime
 
+from .auth_deps import AuthState, PrincipalMiddleware
 from .errors import install_error_handlers
-from .routers import config, emails, health, jobs, ratelimit
+from .routers import auth, config, emails, health, jobs, ratelimit
 
 DESCRIPTION = """\
 The stackyard API: authentication and sessions, transactional email, durable jobs,
 rate limiting and more, on your own cluster. Errors are RFC 9457 problem+json.
 """
+
+
+def _auth_state(app: FastAPI) -> AuthState:
+    app.state.auth = AuthState()
+    return app.state.auth
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -38,10 +44,13 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(
         RateLimitMiddleware, policies=app.state.rate_limit_policies, limiter=app.state.rate_limiter, api=True
     )
+    # Added last, so it runs first: rate limits keyed by user see the verified token's subject.
+    app.add_middleware(PrincipalMiddleware, runtime=runtime, state=_auth_state(app))
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(config.router)
     app.include_router(ratelimit.router)
     app.include_router(jobs.router)
     app.include_router(emails.router)
+    app.include_router(auth.router)
     return app
