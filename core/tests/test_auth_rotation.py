@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stackyard.auth.keys import Algorithm, KeySet, SigningKey
-from stackyard.auth.rotation import RETIRE_LEEWAY, next_change, publish_ahead, rotate
+from stackyard.auth.rotation import next_change, publish_ahead, retire_leeway, rotate
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TICK = timedelta(milliseconds=1)
@@ -184,7 +184,7 @@ def test_default_timeline_publishes_ten_minutes_ahead_and_retires_after_the_last
     )
     old, new = keyset.keys
     assert new.activates_at == START + period
-    assert old.retires_at == START + period + lifetime + RETIRE_LEEWAY
+    assert old.retires_at == START + period + lifetime + timedelta(seconds=60)
     assert keyset.signing_key(due).kid == "k0"
     assert [k.kid for k in keyset.keys if k.published(due)] == ["k0", "k1"], "both in the JWKS"
     assert next_change(keyset, due, period=period) == old.retires_at
@@ -204,3 +204,9 @@ def test_algorithm_change_makes_a_successor_at_once_and_drops_a_waiting_one_of_t
     )
     assert [k.kid for k in changed.keys] == ["k0", "k2"]
     assert changed.keys[1].activates_at == START + timedelta(minutes=10)
+
+
+def test_short_periods_shorten_publish_ahead_and_leeway_to_a_quarter_of_the_period() -> None:
+    assert publish_ahead(timedelta(seconds=8)) == retire_leeway(timedelta(seconds=8)) == timedelta(seconds=2)
+    assert publish_ahead(timedelta(hours=1)) == timedelta(minutes=10)
+    assert retire_leeway(timedelta(hours=1)) == timedelta(seconds=60)

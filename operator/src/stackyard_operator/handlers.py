@@ -167,9 +167,13 @@ async def workload_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, *
 
 
 @kopf.on.event("", "v1", "secrets")
-async def secret_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
-    """A Secret changed: reconcile every Stack whose resources refer to it."""
+async def secret_event(namespace: str, name: str, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A Secret changed: reconcile every Stack whose resources refer to it, and the Stack
+    that owns it (its credentials or auth keys, edited or deleted by hand, are put back)."""
     indices = _indices(kwargs)
+    owner = labels.get("app.kubernetes.io/instance")
+    if owner and labels.get("app.kubernetes.io/managed-by") == MANAGER:
+        reconciler(memo, indices).request(namespace, owner)
     for (stack_namespace, stack_name), store in indices["stacks"].items():
         if stack_namespace != namespace:
             continue

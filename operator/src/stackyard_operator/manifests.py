@@ -21,6 +21,8 @@ from stackyard.config import (
 from stackyard.resources import GROUP
 from stackyard.resources.stack import StackSpec, WorkloadSettings
 
+from .auth_keys import ROTATION_HANDLED_ANNOTATION, auth_keys_secret_name
+
 MANAGER = "stackyard-operator"
 API_PORT = 8080
 WORKER_PORT = 8081
@@ -156,6 +158,20 @@ def credentials_secret(stack_body: dict[str, Any], credentials: dict[str, str], 
             annotations={CREDENTIALS_REVISION_ANNOTATION: str(revision)},
         ),
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(credentials.items())},
+    }
+
+
+def auth_keys_secret(stack_body: dict[str, Any], data: dict[str, str], rotation_handled: str | None) -> dict[str, Any]:
+    """The Stack's signing keys and encryption key, where they are kept (the credentials
+    Secret holds copies). Only the operator reads it; the api and worker never do."""
+    name = stack_body["metadata"]["name"]
+    annotations = {ROTATION_HANDLED_ANNOTATION: rotation_handled} if rotation_handled is not None else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(stack_body, auth_keys_secret_name(name), "auth", annotations=annotations),
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())},
     }
 
 

@@ -4,6 +4,10 @@ Handlers only call `request(namespace, stack)`. A Stack that is requested while 
 being reconciled is reconciled once more afterwards (never twice at once, never lost),
 so that a burst of changes (a Secret and three policies applied together) costs one or
 two reconciles, each from the whole current state.
+
+A reconcile that leaves a change due later (the next step of a signing-key rotation)
+sets a timer for that Stack, replaced by the next reconcile's, so that the change
+happens on time without an event.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from stackyard.config import (
     credentials_secret_name,
 )
 
+from .auth_keys import AuthKeysObserved, auth_keys_secret_name
 from .conditions import FALSE, merge_conditions, not_ready, transitions
 from .kube import Kube
 from .render import Desired, Observed, StatusUpdate, orphan_status, referenced_secrets, render
@@ -54,6 +59,14 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+TIMER_SLACK = 0.25
+"""Seconds a timer waits past the change it is set for, so the reconcile finds it due."""
+
+
 def status_body(existing: dict[str, Any], update: StatusUpdate, timestamp: str) -> dict[str, Any]:
     """The status fields the operator owns, as a merge patch. Fields it does not own (a
     Schedule's run times, written by the worker) are left out, so that the patch keeps
@@ -66,10 +79,14 @@ def status_body(existing: dict[str, Any], update: StatusUpdate, timestamp: str) 
 
 
 class StackReconciler:
-    def __init__(self, kube: Kube, indices: Indices, clock: Callable[[], str] = now) -> None:
+    def __init__(
+        self, kube: Kube, indices: Indices, clock: Callable[[], str] = now, time: Callable[[], datetime] = utc_now
+    ) -> None:
         self.kube = kube
         self.indices = indices
         self.clock = clock
+        self.time = time
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._pending: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._failures: dict[Key, int] = {}
@@ -120,6 +137,7 @@ class StackReconciler:
     async def reconcile(self, key: Key) -> None:
         stack = self.indices.stack(key)
         if stack is None:
+            self.set_timer(key, None)
             await self.report_orphans(key)
             return
         observed = await self.observe(key, stack)
@@ -127,6 +145,7 @@ class StackReconciler:
         if desired.config is not None:
             for manifest in desired.objects:
                 await self.kube.apply(manifest)
+        self.set_timer(key, desired.next_change)
         await self.write_statuses(stack, observed.members, desired)
         config = f"config {desired.config.hash}" if desired.config is not None else "no config applied"
         log.info("reconciled Stack %s/%s: %s, %d members", *key, config, len(observed.members))
@@ -141,7 +160,18 @@ class StackReconciler:
                 secrets[secret] = data
         previous_config, previous_credentials, revision = await self._in_force(namespace, name)
         workloads = {w["component"]: w["status"] for w in (self.indices.workloads.get(key) or [])}
-        return Observed(stack, members, secrets, previous_config, previous_credentials, revision, workloads)
+        auth_keys = AuthKeysObserved.observe(
+            self.time(), await self.kube.secret_with_annotations(namespace, auth_keys_secret_name(name))
+        )
+        return Observed(stack, members, secrets, previous_config, previous_credentials, revision, workloads, auth_keys)
+
+    def set_timer(self, key: Key, at: datetime | None) -> None:
+        """Request `key` again at `at` (None: no timer); replaces the Stack's earlier timer."""
+        if (old := self._timers.pop(key, None)) is not None:
+            old.cancel()
+        if at is not None:
+            delay = max((at - self.time()).total_seconds(), 0.0) + TIMER_SLACK
+            self._timers[key] = asyncio.get_running_loop().call_later(delay, self.request, *key)
 
     async def _in_force(self, namespace: str, stack: str) -> tuple[RuntimeConfig | None, dict[str, str], int]:
         data = await self.kube.config_map_data(namespace, config_map_name(stack))

@@ -12,16 +12,29 @@ Rules:
   that version stays (with its credentials), else it is left out.
 - Credentials go to the Stack's Secret under keys from `credential_key`; the config
   carries only those keys and a revision that moves when the Secret's data changes.
+- The auth keys (signing key set, encryption key) are kept in the Secret <stack>-auth-keys
+  and copied into the credentials; they are rotated to `now` (see auth_keys.py), and
+  `Desired.next_change` says when the reconciler must look again. An admin API key that
+  does not resolve is left out with AuthReady=False; the rest of the config applies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from stackyard.config import MONGODB_URI, REDIS_URL, RuntimeConfig, credential_key
+from stackyard.config import (
+    AUTH_ADMIN_API_KEY,
+    AUTH_ENCRYPTION_KEY,
+    AUTH_SIGNING_KEYS,
+    MONGODB_URI,
+    REDIS_URL,
+    RuntimeConfig,
+    credential_key,
+)
 from stackyard.resources import SecretKeyRef
 from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
 from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
@@ -29,6 +42,7 @@ from stackyard.resources.ratelimit import RateLimitPolicySpec
 from stackyard.resources.stack import StackSpec
 
 from . import manifests
+from .auth_keys import AuthKeys, AuthKeysObserved, auth_condition, render_auth_keys
 from .conditions import FALSE, TRUE, ConditionIntent, not_ready, ready
 
 
@@ -62,6 +76,9 @@ class Observed:
     previous_credentials_revision: int = 0
     workloads: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Status of the Stack's Deployments, by component."""
+    auth_keys: AuthKeysObserved | None = None
+    """The auth-keys Secret, the time and fresh key material; None: not observed (the
+    auth keys in force stay as they are)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,8 @@ class Desired:
     credentials_revision: int
     objects: list[dict[str, Any]]
     statuses: dict[tuple[str, str], StatusUpdate]
+    next_change: datetime | None = None
+    """When the Stack must be reconciled again even without events (a key rotation step)."""
 
     @property
     def stack_status(self) -> StatusUpdate:
@@ -193,6 +212,7 @@ def render(observed: Observed) -> Desired:
         credentials = _stack_credentials(spec, observed.secrets)
     except Unresolved as exc:
         return keep_previous(exc.reason, exc.message)
+    auth_keys, auth_intent = _auth(stack_body, spec, observed, credentials)
 
     folded: dict[str, dict[str, Any]] = {k.config_field: {} for k in MEMBER_KINDS.values()}
     member_problems = []
@@ -254,6 +274,7 @@ def render(observed: Observed) -> Desired:
         else ConditionIntent("MembersReady", TRUE, "AllMembersReady", "every resource of the Stack is in force")
     )
     stack_intents.append(_availability(observed.workloads, spec))
+    stack_intents.append(auth_intent)
     statuses[("Stack", stack_name)] = StatusUpdate(
         stack_intents, generation, {"configHash": config.hash, "members": counts}
     )
@@ -261,12 +282,40 @@ def render(observed: Observed) -> Desired:
         manifests.service_account(stack_body),
         manifests.config_reader_role(stack_body),
         manifests.config_reader_binding(stack_body),
+        # Where the keys are kept, before the copy that the api and worker read.
+        *(
+            [manifests.auth_keys_secret(stack_body, auth_keys.secret_data, auth_keys.rotation_handled)]
+            if auth_keys is not None and auth_keys.secret_data is not None
+            else []
+        ),
         manifests.credentials_secret(stack_body, credentials, revision),
         manifests.config_map(stack_body, config),
         *(manifests.deployment(stack_body, spec, c) for c in manifests.COMPONENTS),
         manifests.api_service(stack_body),
     ]
-    return Desired(config, credentials, revision, objects, statuses)
+    next_change = auth_keys.next_change if auth_keys is not None else None
+    return Desired(config, credentials, revision, objects, statuses, next_change)
+
+
+def _auth(
+    stack_body: dict[str, Any], spec: StackSpec, observed: Observed, credentials: dict[str, str]
+) -> tuple[AuthKeys | None, ConditionIntent]:
+    """The auth keys and the admin API key into `credentials`, and the AuthReady condition."""
+    auth_keys = None
+    if observed.auth_keys is not None:
+        auth_keys = render_auth_keys(stack_body, spec, observed.auth_keys, observed.previous_credentials)
+        credentials.update(auth_keys.credentials)
+    else:
+        in_force = observed.previous_credentials
+        credentials.update({k: in_force[k] for k in (AUTH_SIGNING_KEYS, AUTH_ENCRYPTION_KEY) if k in in_force})
+    admin_problem = None
+    if spec.auth.admin_api_key_secret_ref is not None:
+        try:
+            credentials[AUTH_ADMIN_API_KEY] = resolve_secret(spec.auth.admin_api_key_secret_ref, observed.secrets)
+        except Unresolved as exc:
+            message = f"spec.auth.adminApiKeySecretRef: {exc.message}; the admin API is off until it resolves"
+            admin_problem = ConditionIntent("AuthReady", FALSE, exc.reason, message)
+    return auth_keys, auth_condition(auth_keys, admin_problem, stack_body["metadata"]["name"])
 
 
 def _in_force_suffix(observed: Observed) -> str:

@@ -3,7 +3,7 @@
 The timeline of one rotation (P the rotation period, A the publish-ahead time, L the access
 token lifetime):
 
-    old key signs ───────────────────────────┐ retires at T + L + leeway, then dropped
+    old key signs ───────────────────────────┐ retires at T + L + leeway (60 s), then dropped
                                   successor   │
                      published at T - A ──────┴─ signs from T = old.activates_at + P
 
@@ -28,12 +28,18 @@ from .keys import Algorithm, KeySet, SigningKey
 
 MAX_PUBLISH_AHEAD = timedelta(minutes=10)
 RETIRE_LEEWAY = timedelta(seconds=60)
-"""Kept past the last token's expiry: clock skew, and the seconds a new key set takes to reach every pod."""
+"""Kept past the last token's expiry: clock skew, and the seconds a new key set takes to reach
+every pod. Periods under 4 minutes (development, tests) shorten it to a quarter of the period."""
 
 
 def publish_ahead(period: timedelta) -> timedelta:
     """How long a successor is published before it signs."""
     return min(MAX_PUBLISH_AHEAD, period / 4)
+
+
+def retire_leeway(period: timedelta) -> timedelta:
+    """How long a replaced key stays published after its last token expired."""
+    return min(RETIRE_LEEWAY, period / 4)
 
 
 def _order(key: SigningKey) -> tuple[datetime, datetime]:
@@ -72,19 +78,20 @@ def rotate(
             elif now >= current.activates_at + period - ahead:
                 # Late (the operator was down): still published `ahead` before it signs.
                 keys.append(new_key(max(current.activates_at + period, now + ahead)))
-    return KeySet(_with_retirements(sorted(keys, key=_order), now, token_lifetime))
+    return KeySet(_with_retirements(sorted(keys, key=_order), now, token_lifetime + retire_leeway(period)))
 
 
-def _with_retirements(keys: list[SigningKey], now: datetime, token_lifetime: timedelta) -> tuple[SigningKey, ...]:
-    """Each key that has a successor retires once the last token it can sign has expired;
-    the newest key never retires. While a key still signs, a longer token lifetime moves its
-    retirement on (never back: tokens already issued keep their expiry)."""
+def _with_retirements(keys: list[SigningKey], now: datetime, kept_for: timedelta) -> tuple[SigningKey, ...]:
+    """Each key that has a successor retires `kept_for` (the token lifetime and the leeway)
+    after the successor takes over, when the last token it signed has expired; the newest key
+    never retires. While a key still signs, a longer token lifetime moves its retirement on
+    (never back: tokens already issued keep their expiry)."""
     result = []
     for key, successor in zip(keys, [*keys[1:], None], strict=True):
         if successor is None:
             result.append(replace(key, retires_at=None) if key.retires_at is not None else key)
             continue
-        retires_at = successor.activates_at + token_lifetime + RETIRE_LEEWAY
+        retires_at = successor.activates_at + kept_for
         still_signs = now < successor.activates_at
         if key.retires_at is None or (still_signs and retires_at > key.retires_at):
             key = key.retire(retires_at)
