@@ -68,11 +68,14 @@ class AuthState:
     def __init__(self) -> None:
         self.hasher = PasswordHasher()
         self.stack: StackAuth | None = None
+        self._applied: AppliedConfig | None = None
         self.indexed: set[str] = set()
 
     def stack_auth(self, applied: AppliedConfig) -> StackAuth:
-        if self.stack is None or self.stack.hash != applied.hash:
-            self.stack = StackAuth.of(applied)
+        # Keyed on the applied config object itself: a new credentials Secret (rotated keys)
+        # makes a new one even when the config's hash stays.
+        if self.stack is None or self._applied is not applied:
+            self.stack, self._applied = StackAuth.of(applied), applied
         return self.stack
 
 
