@@ -3,11 +3,43 @@ servers, and the example job runs on its worker."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
+from email.message import EmailMessage
+
 import httpx
+import jwt
 from stackyard_harness.harness import Harness
 from stackyard_harness.local_stack import NAMESPACE, LocalStack
 
 from .conftest import wait_for
+
+TOKEN = re.compile(r"token=([A-Za-z0-9_\-]+)")
+
+
+def sign_up_and_log_in(api: httpx.Client, stack: LocalStack) -> None:
+    """A newcomer's first account: the verification mail goes out through the example
+    EmailProviders, and the tokens are signed with the key the operator made for the Stack."""
+    password = "a long and quiet river"
+    answer = api.post("/v1/auth/signup", json={"email": "newcomer@example.com", "password": password})
+    assert answer.status_code == 202, answer.text
+
+    def verification_link() -> str | None:
+        for path in stack.maildir.glob("*.eml"):
+            mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            body = mail.get_body(("plain",)) if isinstance(mail, EmailMessage) else None
+            if "newcomer@example.com" in str(mail["To"]) and body and (found := TOKEN.search(body.get_content())):
+                return found.group(1)
+        return None
+
+    token = wait_for(verification_link, timeout=60, what="the verification mail in the maildir")
+    assert api.post("/v1/auth/verify-email", json={"token": token}).status_code == 200
+    session = api.post("/v1/auth/login", json={"email": "newcomer@example.com", "password": password}).json()
+    me = api.get("/v1/auth/me", headers={"Authorization": f"Bearer {session['accessToken']}"})
+    assert me.status_code == 200 and me.json()["email"] == "newcomer@example.com", me.text
+    kid = jwt.get_unverified_header(session["accessToken"])["kid"]
+    assert kid in [key["kid"] for key in api.get("/.well-known/jwks.json").json()["keys"]]
 
 
 def test_make_up_serves_the_examples_and_runs_the_example_job():
@@ -43,5 +75,6 @@ def test_make_up_serves_the_examples_and_runs_the_example_job():
         assert record["provider"] == "smtp-fallback" and record["subject"] == "Welcome to stackyard, Ana"
         (mail,) = stack.maildir.glob("*.eml")
         assert b"Welcome, Ana!" in mail.read_bytes()
+        sign_up_and_log_in(api, stack)
     finally:
         stack.stop()
