@@ -1,5 +1,5 @@
-"""The Python SDK of the stackyard api: jobs, queues and their dead letters, events, email
-and the suppression list.
+"""The Python SDK of the stackyard api: jobs, queues and their dead letters, events, email,
+the suppression list, and auth (users' sign-up, login, tokens and sessions; the admin API).
 
     from stackyard.client import Stackyard
 
@@ -10,9 +10,11 @@ and the suppression list.
         print(stackyard.emails.get(sent.id).status)
 
 `AsyncStackyard` is the same for asyncio code. The bodies are the contract's models
-(`stackyard.jobs.contract`, `stackyard.email.contract`), re-exported here.
+(`stackyard.jobs.contract`, `stackyard.email.contract`, `stackyard.auth.contract`),
+re-exported here.
 """
 
+from stackyard.auth.contract import Accepted, Me, MfaRequired, Profile, Session, SessionView, User
 from stackyard.email.contract import (
     AttachmentIn,
     EmailAccepted,
@@ -41,28 +43,52 @@ from stackyard.jobs.contract import (
 )
 
 from .async_client import AsyncEmails, AsyncEvents, AsyncJobs, AsyncQueues, AsyncStackyard, AsyncSuppressions
-from .calls import API_TOKEN_ENV, API_URL_ENV, DEFAULT_API_URL, attachment
+from .auth_async import AsyncAccount, AsyncAuth
+from .auth_calls import JsonWebKeySet, OpenIdConfiguration
+from .auth_sync import Account, Auth
+from .calls import ADMIN_KEY_ENV, API_TOKEN_ENV, API_URL_ENV, DEFAULT_API_URL, attachment
 from .errors import (
+    AccountDisabled,
+    AdminKeyRefused,
     ApiUnreachable,
+    AuthNotConfigured,
     Conflict,
+    EmailNotVerified,
+    EmailTaken,
+    Forbidden,
+    InvalidCredentials,
+    InvalidEmail,
+    InvalidToken,
     NotFound,
     RateLimited,
     RecipientSuppressed,
+    RefreshTokenReused,
+    SignupDisabled,
     StackyardError,
+    TooManyAttempts,
+    Unauthorized,
     Unavailable,
     Unprocessable,
     WaitTimeout,
+    WeakPassword,
 )
 from .retry import NO_RETRY, RetryPolicy
 from .sync_client import Emails, Events, Jobs, Queues, Stackyard, Suppressions
 
 __all__ = [
+    "ADMIN_KEY_ENV",
     "API_TOKEN_ENV",
     "API_URL_ENV",
     "DEFAULT_API_URL",
     "FINISHED_STATES",
     "NO_RETRY",
+    "Accepted",
+    "Account",
+    "AccountDisabled",
+    "AdminKeyRefused",
     "ApiUnreachable",
+    "AsyncAccount",
+    "AsyncAuth",
     "AsyncEmails",
     "AsyncEvents",
     "AsyncJobs",
@@ -71,29 +97,46 @@ __all__ = [
     "AsyncSuppressions",
     "AttachmentIn",
     "AttemptError",
+    "Auth",
+    "AuthNotConfigured",
     "Conflict",
     "DeadLetterResult",
     "EmailAccepted",
+    "EmailNotVerified",
     "EmailPage",
     "EmailRecord",
     "EmailStatus",
     "EmailSummary",
+    "EmailTaken",
     "Emails",
     "EventResult",
     "Events",
+    "Forbidden",
     "HttpTarget",
+    "InvalidCredentials",
+    "InvalidEmail",
+    "InvalidToken",
     "Job",
     "JobPage",
     "JobState",
     "Jobs",
+    "JsonWebKeySet",
+    "Me",
+    "MfaRequired",
     "NotFound",
+    "OpenIdConfiguration",
     "PreviewResult",
+    "Profile",
     "QueueCounts",
     "QueueInfo",
     "Queues",
     "RateLimited",
     "RecipientSuppressed",
+    "RefreshTokenReused",
     "RetryPolicy",
+    "Session",
+    "SessionView",
+    "SignupDisabled",
     "Stackyard",
     "StackyardError",
     "Suppression",
@@ -102,8 +145,12 @@ __all__ = [
     "Suppressions",
     "TemplateRef",
     "TimelineEvent",
+    "TooManyAttempts",
+    "Unauthorized",
     "Unavailable",
     "Unprocessable",
+    "User",
     "WaitTimeout",
+    "WeakPassword",
     "attachment",
 ]

@@ -35,6 +35,7 @@ from stackyard.jobs.contract import (
 )
 
 from . import calls
+from .auth_async import AsyncAuth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
 from .errors import ApiUnreachable, WaitTimeout
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
@@ -48,7 +49,8 @@ class AsyncStackyard:
         job = await stackyard.jobs.wait(job.id)
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
-    as a bearer token (default $STACKYARD_API_TOKEN); timeout: seconds for one request;
+    as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
+    for `auth.admin` only (default $STACKYARD_ADMIN_KEY); timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
 
@@ -57,6 +59,7 @@ class AsyncStackyard:
         base_url: str | None = None,
         *,
         token: str | None = None,
+        admin_key: str | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -71,6 +74,7 @@ class AsyncStackyard:
         self.events = AsyncEvents(self)
         self.emails = AsyncEmails(self)
         self.suppressions = AsyncSuppressions(self)
+        self.auth = AsyncAuth(self, calls.admin_key(admin_key))
 
     def __repr__(self) -> str:
         return f"AsyncStackyard({self.base_url!r})"
@@ -94,7 +98,7 @@ class AsyncStackyard:
                 log.info("%s %s failed (%s); retrying in %.2f s", call.method, call.path, type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 continue
-            if response.status_code in self.retry.statuses:
+            if call.retries(response.status_code, self.retry):
                 delay = attempts.next_delay(retry_after(response))
                 if delay is not None:
                     status = response.status_code

@@ -48,11 +48,12 @@ from stackyard.jobs.contract import (
 )
 
 from .errors import StackyardError
-from .retry import retry_after
+from .retry import RetryPolicy, retry_after
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 API_URL_ENV = "STACKYARD_API_URL"
 API_TOKEN_ENV = "STACKYARD_API_TOKEN"
+ADMIN_KEY_ENV = "STACKYARD_ADMIN_KEY"
 
 Answer = TypeVar("Answer", bound=BaseModel)
 HttpTargetLike = HttpTarget | Mapping[str, Any] | str
@@ -71,15 +72,22 @@ class NoContent(BaseModel):
 class Call(Generic[Answer]):
     """One request and the model of its success answer. `repeatable`: sending it again after
     a connection broke mid-request cannot do the thing twice (a read, or an enqueue carrying
-    an Idempotency-Key); a request that never reached the api is always sent again."""
+    an Idempotency-Key); a request that never reached the api is always sent again.
+    `never_retry`: answers after which this call is not sent again whatever the client's
+    retry policy says (a login answered 429 or 401 is the caller's to decide on)."""
 
-    method: Literal["GET", "POST", "DELETE"]
+    method: Literal["GET", "POST", "PATCH", "DELETE"]
     path: str
     answer: type[Answer]
     json: Any = None
     params: Params | None = None
     headers: dict[str, str] = field(default_factory=dict)
     repeatable: bool = False
+    never_retry: frozenset[int] = frozenset()
+
+    def retries(self, status: int, policy: RetryPolicy) -> bool:
+        """Whether an answer of `status` may be retried under `policy`."""
+        return status in policy.statuses and status not in self.never_retry
 
     def read(self, response: httpx.Response) -> Answer:
         """The answer's model, or the typed exception of its problem."""
@@ -110,6 +118,11 @@ def default_headers(token: str | None) -> dict[str, str]:
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return headers
+
+
+def admin_key(key: str | None) -> str | None:
+    """The admin API key of the argument or of $STACKYARD_ADMIN_KEY, if any."""
+    return key or os.environ.get(ADMIN_KEY_ENV) or None
 
 
 def _version() -> str:

@@ -57,7 +57,9 @@ class StackyardError(Exception):
             text = " ".join(response.text.split())[:200] if response.content else ""
             body = {"title": response.reason_phrase or "HTTP error", "detail": text}
         slug = str(body.get("type") or "").rsplit("/", 1)[-1]
-        error_class = _BY_TYPE.get(slug) or _BY_STATUS.get(status, StackyardError)
+        error_class = _BY_TYPE.get(slug)
+        if error_class is None or error_class.status_code != status:
+            error_class = _BY_STATUS.get(status, StackyardError)
         return error_class(
             status,
             str(body.get("title") or response.reason_phrase or "HTTP error"),
@@ -67,6 +69,18 @@ class StackyardError(Exception):
             extensions={k: v for k, v in body.items() if k not in _PROBLEM_FIELDS},
             retry_after=retry_after,
         )
+
+
+class Unauthorized(StackyardError):
+    """401: the request's credentials were refused (a password, a token, the admin key)."""
+
+    status_code = 401
+
+
+class Forbidden(StackyardError):
+    """403: the caller is known but may not do this."""
+
+    status_code = 403
 
 
 class NotFound(StackyardError):
@@ -115,13 +129,91 @@ class Unavailable(StackyardError):
     status_code = 503
 
 
+# The auth problems (stackyard.auth.errors), each under the exception of its status.
+
+
+class InvalidCredentials(Unauthorized):
+    """401: the email and password (or the MFA code) do not match an account that may log in;
+    the answer is the same for an address without an account."""
+
+
+class InvalidToken(Unauthorized):
+    """401: an access, refresh or emailed token that is missing, malformed, expired, used or
+    revoked."""
+
+
+class RefreshTokenReused(InvalidToken):
+    """401: a refresh token presented after it was rotated. The api takes it as theft and has
+    revoked the whole session: log in again."""
+
+
+class AdminKeyRefused(Unauthorized):
+    """401: the admin API key is missing or wrong."""
+
+
+class EmailNotVerified(Forbidden):
+    """403: the account's address is not confirmed yet (`auth.resend_verification`)."""
+
+
+class AccountDisabled(Forbidden):
+    """403: an admin disabled the account."""
+
+
+class SignupDisabled(Forbidden):
+    """403: the Stack does not let people sign up."""
+
+
+class EmailTaken(Conflict):
+    """409: another account has this address."""
+
+
+class InvalidEmail(Unprocessable):
+    """422: not an email address the api accepts."""
+
+
+class WeakPassword(Unprocessable):
+    """422: the password policy refused the password; `detail` says why."""
+
+
+class TooManyAttempts(RateLimited):
+    """429: too many failed attempts for the account or from this address. Never retried by
+    the client (another attempt would only extend a lockout): `retry_after` says in how many
+    seconds to try again."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.retry_after is None and isinstance(self.extensions.get("retryAfter"), int | float):
+            self.retry_after = float(self.extensions["retryAfter"])
+
+
+class AuthNotConfigured(Unavailable):
+    """503: something the auth flow needs is not set up (signing keys, email, the admin key)."""
+
+
 _BY_STATUS: dict[int, type[StackyardError]] = {
-    c.status_code: c for c in (NotFound, Conflict, Unprocessable, RateLimited, Unavailable) if c.status_code
+    c.status_code: c
+    for c in (Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, RateLimited, Unavailable)
+    if c.status_code
 }
 
 
-_BY_TYPE: dict[str, type[StackyardError]] = {"recipient-suppressed": RecipientSuppressed}
-"""Problems more precise than their status, by the last segment of their type URI."""
+_BY_TYPE: dict[str, type[StackyardError]] = {
+    "recipient-suppressed": RecipientSuppressed,
+    "invalid-credentials": InvalidCredentials,
+    "invalid-token": InvalidToken,
+    "refresh-token-reused": RefreshTokenReused,
+    "admin-key": AdminKeyRefused,
+    "email-not-verified": EmailNotVerified,
+    "account-disabled": AccountDisabled,
+    "signup-disabled": SignupDisabled,
+    "email-taken": EmailTaken,
+    "invalid-email": InvalidEmail,
+    "weak-password": WeakPassword,
+    "too-many-attempts": TooManyAttempts,
+    "auth-not-configured": AuthNotConfigured,
+}
+"""Problems more precise than their status, by the last segment of their type URI. A slug
+is trusted only under the status it belongs to (see `from_response`)."""
 
 
 class ApiUnreachable(Exception):

@@ -34,6 +34,7 @@ from stackyard.jobs.contract import (
 )
 
 from . import calls
+from .auth_sync import Auth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
 from .errors import ApiUnreachable, WaitTimeout
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
@@ -47,7 +48,8 @@ class Stackyard:
         job = stackyard.jobs.wait(job.id)
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
-    as a bearer token (default $STACKYARD_API_TOKEN); timeout: seconds for one request;
+    as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
+    for `auth.admin` only (default $STACKYARD_ADMIN_KEY); timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
 
@@ -56,6 +58,7 @@ class Stackyard:
         base_url: str | None = None,
         *,
         token: str | None = None,
+        admin_key: str | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -70,6 +73,7 @@ class Stackyard:
         self.events = Events(self)
         self.emails = Emails(self)
         self.suppressions = Suppressions(self)
+        self.auth = Auth(self, calls.admin_key(admin_key))
 
     def __repr__(self) -> str:
         return f"Stackyard({self.base_url!r})"
@@ -93,7 +97,7 @@ class Stackyard:
                 log.info("%s %s failed (%s); retrying in %.2f s", call.method, call.path, type(exc).__name__, delay)
                 time.sleep(delay)
                 continue
-            if response.status_code in self.retry.statuses:
+            if call.retries(response.status_code, self.retry):
                 delay = attempts.next_delay(retry_after(response))
                 if delay is not None:
                     status = response.status_code
