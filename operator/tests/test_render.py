@@ -217,6 +217,7 @@ def test_job_queues_and_schedules_are_folded_into_the_config():
         "RateLimitPolicy": 0,
         "JobQueue": 2,
         "Schedule": 2,
+        "IdentityProvider": 0,
     }
     config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
     data = json.loads(config_map["data"]["config.json"])
@@ -343,3 +344,44 @@ def test_broken_email_template_edit_keeps_the_last_good_version():
     assert ready.status == "False" and ready.message == (
         "spec: subject, line 1: variable 'nmae' is not declared (declared: name); the last good version stays in force"
     )
+
+
+def identity_provider(name: str = "github", generation: int = 1, **spec) -> dict:
+    return {
+        "apiVersion": "stackyard.dev/v1alpha1",
+        "kind": "IdentityProvider",
+        "metadata": {"name": name, "namespace": "shop", "generation": generation},
+        "spec": {
+            "stackRef": {"name": "demo"},
+            "type": "github",
+            "clientId": "Iv1.0123",
+            "clientSecretSecretRef": {"name": "github-oauth", "key": "secret"},
+        }
+        | spec,
+    }
+
+
+def test_identity_provider_client_secret_goes_to_the_credentials_and_only_its_reference_to_the_config():
+    secrets = {"backends": BACKENDS, "github-oauth": {"secret": "gh-client-secret"}}
+    desired = render(Observed(STACK, [identity_provider()], secrets))
+    assert desired.credentials["identityprovider.github.clientSecret"] == "gh-client-secret"
+    assert desired.config.identity_providers["github"].client_id == "Iv1.0123"
+    config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
+    assert "gh-client-secret" not in json.dumps(config_map)
+    assert conditions(desired, "IdentityProvider", "github")["Ready"].reason == "InForce"
+    assert desired.stack_status.fields["members"]["IdentityProvider"] == 1
+
+
+def test_identity_provider_without_its_secret_is_not_ready_and_left_out():
+    desired = render(Observed(STACK, [identity_provider()], {"backends": BACKENDS}))
+    ready = conditions(desired, "IdentityProvider", "github")["Ready"]
+    assert (ready.status, ready.reason) == ("False", "SecretNotFound")
+    assert "github" not in desired.config.identity_providers
+
+
+def test_oidc_identity_provider_without_an_issuer_is_invalid():
+    secrets = {"backends": BACKENDS, "github-oauth": {"secret": "s"}}
+    desired = render(Observed(STACK, [identity_provider("corp", type="oidc")], secrets))
+    ready = conditions(desired, "IdentityProvider", "corp")["Ready"]
+    assert (ready.status, ready.reason) == ("False", "Invalid")
+    assert "issuer" in ready.message

@@ -171,6 +171,7 @@ def test_crds_are_installed_and_established(release, kube):
         "ratelimitpolicies.stackyard.dev",
         "jobqueues.stackyard.dev",
         "schedules.stackyard.dev",
+        "identityproviders.stackyard.dev",
     }
 
 

@@ -119,6 +119,7 @@ class Runtime:
             "rateLimitPolicies": sorted(config.rate_limit_policies),
             "jobQueues": sorted(config.job_queues),
             "schedules": sorted(config.schedules),
+            "identityProviders": sorted(config.identity_providers),
             "lastError": self.live.last_error,
         }
 

@@ -29,6 +29,7 @@ MEMBER_PLURALS = {
     "RateLimitPolicy": "ratelimitpolicies",
     "JobQueue": "jobqueues",
     "Schedule": "schedules",
+    "IdentityProvider": "identityproviders",
 }
 assert set(MEMBER_PLURALS) == set(MEMBER_KINDS), "every member kind needs a plural here"
 
@@ -89,6 +90,11 @@ def schedules(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, stack_ref(body)): snapshot(body)}
 
 
+@kopf.index(GROUP, VERSION, "identityproviders")
+def identityproviders(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
 @kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})
 def workloads(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict[Any, Any]:
     return {
@@ -132,6 +138,7 @@ async def stack_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any)
 @kopf.on.event(GROUP, VERSION, "emailtemplates")
 @kopf.on.event(GROUP, VERSION, "ratelimitpolicies")
 @kopf.on.event(GROUP, VERSION, "jobqueues")
+@kopf.on.event(GROUP, VERSION, "identityproviders")
 async def member_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     # Ask for the Stack named now; one it named before (if stackRef changed) is
     # reconciled by its own next resync.

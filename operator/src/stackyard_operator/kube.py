@@ -31,6 +31,7 @@ _PATHS = {
     "RateLimitPolicy": (f"/apis/{GROUP}/{VERSION}", "ratelimitpolicies"),
     "JobQueue": (f"/apis/{GROUP}/{VERSION}", "jobqueues"),
     "Schedule": (f"/apis/{GROUP}/{VERSION}", "schedules"),
+    "IdentityProvider": (f"/apis/{GROUP}/{VERSION}", "identityproviders"),
 }
 
 

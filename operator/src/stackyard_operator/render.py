@@ -36,6 +36,7 @@ from stackyard.config import (
     credential_key,
 )
 from stackyard.resources import SecretKeyRef
+from stackyard.resources.auth import IdentityProviderSpec
 from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
 from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
 from stackyard.resources.ratelimit import RateLimitPolicySpec
@@ -61,6 +62,7 @@ MEMBER_KINDS = {
         MemberKind("RateLimitPolicy", "rate_limit_policies", RateLimitPolicySpec),
         MemberKind("JobQueue", "job_queues", JobQueueSpec),
         MemberKind("Schedule", "schedules", ScheduleSpec),
+        MemberKind("IdentityProvider", "identity_providers", IdentityProviderSpec),
     )
 }
 

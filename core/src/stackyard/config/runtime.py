@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ..resources.auth import IdentityProviderSpec
 from ..resources.base import CamelModel
 from ..resources.email import EmailProviderSpec, EmailTemplateSpec
 from ..resources.jobs import JobQueueSpec, ScheduleSpec
@@ -51,6 +52,7 @@ class RuntimeConfig(CamelModel):
         default_factory=dict, description="JobQueues by name; a queue named default exists even when absent."
     )
     schedules: dict[str, ScheduleSpec] = Field(default_factory=dict)
+    identity_providers: dict[str, IdentityProviderSpec] = Field(default_factory=dict)
 
     def canonical_json(self) -> str:
         """Deterministic JSON: sorted keys, no whitespace; what the ConfigMap holds."""

@@ -1,5 +1,6 @@
 """The stackyard.dev/v1alpha1 API: pydantic models from which the CRDs are generated."""
 
+from .auth import IdentityProvider, IdentityProviderSpec
 from .base import (
     API_VERSION,
     GROUP,
@@ -29,6 +30,8 @@ __all__ = [
     "EmailProviderSpec",
     "EmailTemplate",
     "EmailTemplateSpec",
+    "IdentityProvider",
+    "IdentityProviderSpec",
     "JobQueue",
     "JobQueueSpec",
     "RateLimitPolicy",

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from .auth import IdentityProvider
 from .base import CustomResource
 from .email import EmailProvider, EmailTemplate
 from .jobs import JobQueue, Schedule
 from .ratelimit import RateLimitPolicy
 from .stack import Stack
 
-KINDS: list[type[CustomResource]] = [Stack, EmailProvider, EmailTemplate, RateLimitPolicy, JobQueue, Schedule]
+KINDS: list[type[CustomResource]] = [
+    Stack,
+    EmailProvider,
+    EmailTemplate,
+    RateLimitPolicy,
+    JobQueue,
+    Schedule,
+    IdentityProvider,
+]
 BY_KIND: dict[str, type[CustomResource]] = {k.info.kind: k for k in KINDS}

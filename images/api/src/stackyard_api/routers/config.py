@@ -31,6 +31,7 @@ class AppliedConfigInfo(CamelModel):
                     "rateLimitPolicies": ["login"],
                     "jobQueues": ["default", "reports"],
                     "schedules": ["nightly-report"],
+                    "identityProviders": ["google"],
                     "lastError": None,
                 }
             ]
@@ -49,6 +50,7 @@ class AppliedConfigInfo(CamelModel):
     rate_limit_policies: list[str]
     job_queues: list[str] = Field(default_factory=list)
     schedules: list[str] = Field(default_factory=list)
+    identity_providers: list[str] = Field(default_factory=list)
     last_error: str | None = Field(description="Why the last offered config was refused, if it was.")
 
 
