@@ -17,6 +17,7 @@ from stackyard.auth.context import AuthContext, utc_now
 from stackyard.auth.errors import AuthNotConfigured, CsrfRefused, InvalidToken
 from stackyard.auth.keys import KeySet
 from stackyard.auth.mail import AuthMailer
+from stackyard.auth.orgs import org_claims
 from stackyard.auth.passwords import PasswordHasher
 from stackyard.auth.sessions import ClientInfo, TokenPair
 from stackyard.auth.tokens import AccessClaims, verify_access_token
@@ -126,6 +127,7 @@ async def auth_context(request: Request, runtime: RuntimeDep) -> AuthContext:
         mailer=await _mailer(runtime, request),
         identity_providers=dict(getattr(config, "identity_providers", {}) or {}),
         admin_api_key=stack.admin_api_key,
+        org_claims=org_claims(runtime.mongo[config.spec.mongodb.database]),
     )
     if config.spec.mongodb.database not in state.indexed:
         await context.users.ensure_indexes()
