@@ -130,10 +130,14 @@ def test_admins_manage_members_and_admins_but_never_owners(http: httpx.Client):
     assert unknown.status_code == 404, "only existing users are added"
     duplicate = add(http, ben, org, dan)
     assert duplicate.status_code == 409 and duplicate.json()["type"].endswith("/already-member")
-    assert (
-        http.patch(f"/v1/auth/orgs/{org}/members/{cat.id}", json={"role": "admin"}, headers=ben.headers).json()["role"]
-        == "admin"
-    )
+    promoted = http.patch(f"/v1/auth/orgs/{org}/members/{cat.id}", json={"role": "admin"}, headers=ben.headers)
+    assert promoted.json() | {"joinedAt": None} == {
+        "userId": cat.id,
+        "email": "cat@example.com",
+        "name": "cat",
+        "role": "admin",
+        "joinedAt": None,
+    }
     assert (
         http.patch(f"/v1/auth/orgs/{org}/members/{dan.id}", json={"role": "member"}, headers=ben.headers).status_code
         == 200

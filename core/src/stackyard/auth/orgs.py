@@ -331,7 +331,7 @@ class Organizations:
         if mine.role != "owner" and (target.role == "owner" or role == "owner"):
             raise OrgRoleRequired("only an owner can change an owner's role or make an owner")
         if target.role == role:
-            return self._member_body(target, role)
+            return await self._member_body(target, role)
         if target.role == "owner" and await self._owners(org_id) <= 1:
             raise LastOwner("the last owner cannot be demoted: make another owner first")
         await self.members.update_one({"orgId": org_id, "userId": member_id}, {"$set": {"role": role}})
@@ -340,7 +340,7 @@ class Organizations:
         await self.ctx.audit.record(
             "org.role_changed", user_id=member_id, client=client, org=org_id, role=role, previous=target.role, by=actor
         )
-        return self._member_body(target, role)
+        return await self._member_body(target, role)
 
     async def remove_member(self, actor: str, org_id: str, member_id: str, *, client: ClientInfo | None = None) -> None:
         """Owners remove anyone, admins remove members and admins; removing yourself is leaving."""
@@ -383,9 +383,15 @@ class Organizations:
         )
         raise LastOwner(f"the last owner cannot be {action}: make another owner first")
 
-    @staticmethod
-    def _member_body(member: Membership, role: str) -> dict[str, Any]:
-        return {"userId": member.user_id, "role": role, "joinedAt": member.created_at}
+    async def _member_body(self, member: Membership, role: str) -> dict[str, Any]:
+        user = await self.ctx.users.by_id(member.user_id)
+        return {
+            "userId": member.user_id,
+            "email": user.email if user else None,
+            "name": user.name if user else None,
+            "role": role,
+            "joinedAt": member.created_at,
+        }
 
     # -- for the admin API ------------------------------------------------------------------
 
