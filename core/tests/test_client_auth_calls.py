@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from stackyard.client import (
+    AdminKeyMissing,
     AuthNotConfigured,
     InvalidToken,
     RateLimited,
@@ -18,6 +19,7 @@ from stackyard.client import (
     TooManyAttempts,
     Unauthorized,
     WeakPassword,
+    admin_calls,
     auth_calls,
 )
 from stackyard.problems import PROBLEM_BASE
@@ -96,13 +98,33 @@ def test_too_many_attempts_carries_retry_after_from_the_header_or_the_body():
     assert from_header.retry_after == 41.5
 
 
-def test_the_admin_key_comes_from_the_argument_or_the_environment_and_is_never_shown(
+def test_the_admin_key_comes_from_the_argument_or_the_environment_and_goes_only_on_admin_calls(
     monkeypatch: pytest.MonkeyPatch,
 ):
+    sent: list[tuple[str, str | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.path, request.headers.get("authorization")))
+        admin = request.url.path.startswith("/v1/auth/admin/")
+        return httpx.Response(200, json={"items": [], "nextCursor": None} if admin else {"items": []})
+
     monkeypatch.setenv("STACKYARD_ADMIN_KEY", "from-the-environment")
-    with Stackyard("http://127.0.0.1:9") as stackyard:
-        assert stackyard.auth._admin_key == "from-the-environment"
-        assert "from-the-environment" not in repr(stackyard) + repr(stackyard.auth)
-        assert "Authorization" not in stackyard.http.headers, "the admin key goes only on admin calls"
-    with Stackyard("http://127.0.0.1:9", admin_key="given") as stackyard:
-        assert stackyard.auth._admin_key == "given"
+    with Stackyard("http://sy.test", transport=httpx.MockTransport(answer)) as stackyard:
+        stackyard.auth.admin.users.list()
+        stackyard.auth.with_token("an-access-token").sessions()
+        shown = repr(stackyard) + repr(stackyard.auth) + repr(stackyard.auth.admin) + repr(stackyard.auth.admin.users)
+    assert sent == [
+        ("/v1/auth/admin/users", "Bearer from-the-environment"),
+        ("/v1/auth/sessions", "Bearer an-access-token"),
+    ]
+    assert "from-the-environment" not in shown
+    with Stackyard("http://sy.test", admin_key="given", transport=httpx.MockTransport(answer)) as stackyard:
+        stackyard.auth.admin.events.list()
+    assert sent[-1] == ("/v1/auth/admin/events", "Bearer given")
+
+
+def test_an_admin_call_without_a_key_is_not_sent(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("STACKYARD_ADMIN_KEY", raising=False)
+    with pytest.raises(AdminKeyMissing, match="STACKYARD_ADMIN_KEY"):
+        admin_calls.get_user(None, "usr_1")
+    assert isinstance(AdminKeyMissing(), ValueError)

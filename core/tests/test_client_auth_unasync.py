@@ -1,9 +1,10 @@
-"""The SDK's blocking auth namespace (`client/auth_sync.py`) is the asyncio one
-(`client/auth_async.py`) with the awaits taken out, and nothing else: the two cannot drift.
+"""The SDK's blocking auth namespaces (`client/auth_sync.py`, `client/admin_sync.py`) are
+the asyncio ones (`auth_async.py`, `admin_async.py`) with the awaits taken out, and nothing
+else: the two of a pair cannot drift.
 They are compared as syntax trees, so that formatting (ruff joins lines the rewrite made
 shorter) does not count.
 
-After changing auth_async.py, write auth_sync.py again with
+After changing an async one, write the blocking ones again with
 `.venv/bin/python core/tests/test_client_auth_unasync.py && .venv/bin/ruff format core/src/stackyard/client`."""
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 CLIENT = Path(__file__).resolve().parents[1] / "src" / "stackyard" / "client"
 REWRITES = [
     (r"\basync def ", "def "),
     (r"\bawait ", ""),
     (r"\basync for ", "for "),
     (r"\bAsyncIterator\b", "Iterator"),
+    (r"for (\w+) in ([^\n]+):\n\s+yield \1\n", r"yield from \2\n"),
     (r"\bAsyncStackyard\b", "Stackyard"),
     (r"\bAsync(?=[A-Z]\w*)", ""),
     (r"\.async_client\b", ".sync_client"),
+    (r"\.(\w+)_async\b", r".\1_sync"),
 ]
 
 
@@ -31,10 +36,14 @@ def unasync(source: str) -> str:
     return source
 
 
-def test_the_blocking_auth_namespace_is_the_async_one_without_awaits():
-    expected = ast.dump(ast.parse(unasync((CLIENT / "auth_async.py").read_text())))
-    assert ast.dump(ast.parse((CLIENT / "auth_sync.py").read_text())) == expected, (
-        "auth_sync.py differs from auth_async.py without its awaits: run "
+PAIRS = [("auth_async.py", "auth_sync.py"), ("admin_async.py", "admin_sync.py")]
+
+
+@pytest.mark.parametrize(("asynchronous", "blocking"), PAIRS)
+def test_the_blocking_namespace_is_the_async_one_without_awaits(asynchronous: str, blocking: str):
+    expected = ast.dump(ast.parse(unasync((CLIENT / asynchronous).read_text())))
+    assert ast.dump(ast.parse((CLIENT / blocking).read_text())) == expected, (
+        f"{blocking} differs from {asynchronous} without its awaits: run "
         ".venv/bin/python core/tests/test_client_auth_unasync.py, then ruff format"
     )
 
@@ -42,8 +51,11 @@ def test_the_blocking_auth_namespace_is_the_async_one_without_awaits():
 def test_the_rewrite_takes_out_awaits_and_async_names():
     source = "async def me(self) -> Me:\n    return await AsyncAccount(self).x()\n"
     assert unasync(source) == "def me(self) -> Me:\n    return Account(self).x()\n"
+    loop = "    async for page in pages():\n        for user in page.items:\n            yield user\n"
+    assert unasync(loop) == "    for page in pages():\n        yield from page.items\n"
 
 
 if __name__ == "__main__":
-    (CLIENT / "auth_sync.py").write_text(unasync((CLIENT / "auth_async.py").read_text()))
-    sys.stdout.write("wrote auth_sync.py\n")
+    for asynchronous, blocking in PAIRS:
+        (CLIENT / blocking).write_text(unasync((CLIENT / asynchronous).read_text()))
+        sys.stdout.write(f"wrote {blocking}\n")

@@ -5,21 +5,24 @@ user, the typed problems, the calls that must never be sent twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import jwt
 import pyotp
 import pytest
+import yaml
 from stackyard.auth.contract import Accepted, MfaRequired, Session, User
 from stackyard.client import (
     AccountDisabled,
+    AdminKeyMissing,
+    AdminKeyRefused,
     AsyncStackyard,
     EmailNotVerified,
     EmailTaken,
@@ -32,7 +35,7 @@ from stackyard.client import (
     TooManyAttempts,
     WeakPassword,
 )
-from stackyard_harness.auth_stack import AuthStack, flushed_redis_url
+from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack, flushed_redis_url
 from stackyard_harness.smtp import SmtpSink
 
 PASSWORD = "a long and quiet river"
@@ -294,3 +297,174 @@ async def test_the_async_client_signs_up_logs_in_refreshes_and_logs_out(auth: Au
             await stackyard.auth.with_token(renewed).user()
         with pytest.raises(InvalidCredentials):
             await stackyard.auth.login(email, "not the password at all")
+
+
+# The admin API.
+
+
+@pytest.fixture
+def admin(auth: AuthStack) -> Iterator[Stackyard]:
+    with Stackyard(auth.url, admin_key=ADMIN_API_KEY, retry=FAST) as client:
+        yield client
+
+
+def test_admin_creates_searches_and_pages_through_users(admin: Stackyard):
+    domain = f"acme-{uuid.uuid4().hex[:6]}.dev"
+    team = [f"{name}@{domain}" for name in ("ana", "bo", "cy", "di", "ed")]
+    created = [admin.auth.admin.users.create(e, email_verified=True, app_metadata={"tier": "gold"}) for e in team]
+    assert created[0].app_metadata == {"tier": "gold"} and created[0].disabled is False
+    assert not created[0].has_password
+    page = admin.auth.admin.users.list(search=domain, limit=2)
+    assert len(page.items) == 2 and page.next_cursor
+    everyone = [u.email for u in admin.auth.admin.users.iter(search=domain, page_size=2)]
+    assert sorted(everyone) == team, "every page, each user once"
+    assert [u.email for u in admin.auth.admin.users.iter(search=f"bo@{domain}", match="prefix")] == [team[1]]
+    assert list(admin.auth.admin.users.iter(search=f"o@{domain}", match="prefix")) == []
+    with pytest.raises(EmailTaken):
+        admin.auth.admin.users.create(team[0])
+    with pytest.raises(WeakPassword):
+        admin.auth.admin.users.create(f"x@{domain}", password="password1234")
+
+
+def test_admin_disables_enables_ends_sessions_and_deletes_a_user(admin: Stackyard):
+    email = address()
+    user = admin.auth.admin.users.create(email, password=PASSWORD, email_verified=True, profile={"name": "Ana"})
+    session = logged_in(admin, email)
+    detail = admin.auth.admin.users.get(user.id)
+    assert [s.id for s in detail.sessions] == [session.session_id] and detail.mfa.totp is False
+    disabled = admin.auth.admin.users.disable(user.id)
+    assert disabled.disabled is True
+    with pytest.raises(AccountDisabled):
+        admin.auth.login(email, PASSWORD)
+    with pytest.raises(InvalidToken):
+        admin.auth.with_token(session).me()
+    assert admin.auth.admin.users.enable(user.id).disabled is False
+    logged_in(admin, email), logged_in(admin, email)
+    assert admin.auth.admin.users.revoke_sessions(user.id) == 2
+    assert admin.auth.admin.users.get(user.id).sessions == []
+    types = [e.type for e in admin.auth.admin.events.iter(user_id=user.id, page_size=3)]
+    assert {"user.created", "user.disabled", "user.enabled", "login.succeeded"} <= set(types)
+    assert [e.user_id for e in admin.auth.admin.events.list(type="user.disabled").items] == [user.id]
+    deleted = admin.auth.admin.users.delete(user.id)
+    assert deleted.id == user.id
+    with pytest.raises(NotFound):
+        admin.auth.admin.users.get(user.id)
+    assert list(admin.auth.admin.events.iter(user_id=user.id, type="login.succeeded")) == []
+
+
+def test_the_admin_key_is_needed_and_checked(auth: AuthStack, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("STACKYARD_ADMIN_KEY", raising=False)
+    transport = CountingTransport()
+    with Stackyard(auth.url, retry=FAST, transport=transport) as keyless, pytest.raises(AdminKeyMissing):
+        keyless.auth.admin.users.list()
+    assert transport.sent == [], "nothing is sent without a key"
+    with Stackyard(auth.url, admin_key="not-the-key", retry=FAST) as wrong, pytest.raises(AdminKeyRefused) as refused:
+        wrong.auth.admin.users.list()
+    assert refused.value.status == 401 and "not-the-key" not in str(refused.value)
+
+
+async def test_the_async_admin_iterates_users_and_events(auth: AuthStack):
+    async with AsyncStackyard(auth.url, admin_key=ADMIN_API_KEY, retry=FAST) as stackyard:
+        email = address()
+        user = await stackyard.auth.admin.users.create(email, password=PASSWORD, email_verified=True)
+        assert [u.id async for u in stackyard.auth.admin.users.iter(search=email)] == [user.id]
+        assert isinstance(await stackyard.auth.login(email, PASSWORD), Session)
+        events = [e.type async for e in stackyard.auth.admin.events.iter(user_id=user.id)]
+        assert {"login.succeeded", "session.created", "user.created"} <= set(events)
+        assert (await stackyard.auth.admin.users.disable(user.id)).disabled is True
+
+
+# The `stackyard users` command.
+
+STACKYARD = Path(sys.executable).with_name("stackyard")
+
+
+def run(url: str, *args: str, key: str | None = ADMIN_API_KEY, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`stackyard ARGS` against `url` with the admin key in the environment; stdin is not a terminal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKYARD_")} | {"STACKYARD_API_URL": url}
+    if key is not None:
+        env["STACKYARD_ADMIN_KEY"] = key
+    return subprocess.run([str(STACKYARD), *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def failed(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """The one line on stderr of a command that exited with `code`."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_cli_creates_lists_shows_disables_and_enables_a_user(auth: AuthStack):
+    if not STACKYARD.exists():
+        pytest.fail(f"no {STACKYARD.name} console script next to {sys.executable}: install core (make install)")
+    email = address()
+    created = json.loads(
+        ok(
+            run(
+                auth.url,
+                "-o",
+                "json",
+                "users",
+                "create",
+                email,
+                "--verified",
+                "--name",
+                "Ana",
+                "--app-metadata",
+                '{"tier": "gold"}',
+                "--password-stdin",
+                stdin=PASSWORD + "\n",
+            )
+        )
+    )
+    assert created["email"] == email and created["hasPassword"] and created["appMetadata"] == {"tier": "gold"}
+    user_id = created["id"]
+    listed = json.loads(ok(run(auth.url, "-o", "json", "users", "list", "--search", email)))
+    assert [u["id"] for u in listed["items"]] == [user_id] and listed["nextCursor"] is None
+    table = ok(run(auth.url, "users", "list", "--search", email.split("@")[0], "--prefix"))
+    assert table.splitlines()[0].split()[:3] == ["ID", "EMAIL", "VERIFIED"] and user_id in table
+    with Stackyard(auth.url, retry=FAST) as stackyard:
+        session = logged_in(stackyard, email)
+    shown = ok(run(auth.url, "users", "show", user_id))
+    assert email in shown and "SESSIONS:" in shown and session.session_id in shown
+    sessions = yaml.safe_load(ok(run(auth.url, "-o", "yaml", "users", "sessions", user_id)))
+    assert [s["id"] for s in sessions["items"]] == [session.session_id]
+    assert "disabled " + email in ok(run(auth.url, "users", "disable", user_id))
+    assert json.loads(ok(run(auth.url, "-o", "json", "users", "show", user_id)))["disabled"] is True
+    assert "enabled " + email in ok(run(auth.url, "users", "enable", user_id))
+    events = json.loads(ok(run(auth.url, "-o", "json", "users", "events", "--user", user_id, "--all", "--limit", "2")))
+    assert {"user.created", "user.disabled", "user.enabled"} <= {e["type"] for e in events["items"]}
+
+
+def test_cli_revokes_sessions_and_deletes_only_with_yes_when_nobody_can_confirm(auth: AuthStack):
+    email = address()
+    with Stackyard(auth.url, admin_key=ADMIN_API_KEY, retry=FAST) as stackyard:
+        user = stackyard.auth.admin.users.create(email, password=PASSWORD, email_verified=True)
+        logged_in(stackyard, email)
+    assert f"ended 1 session of {user.id}" in ok(run(auth.url, "users", "revoke-sessions", user.id))
+    refused = failed(run(auth.url, "users", "delete", user.id), 2)
+    assert "--yes" in refused
+    assert json.loads(ok(run(auth.url, "-o", "json", "users", "show", user.id)))["id"] == user.id, "still there"
+    deleted = json.loads(ok(run(auth.url, "-o", "json", "users", "delete", user.id, "--yes")))
+    assert deleted["id"] == user.id
+    gone = failed(run(auth.url, "users", "show", user.id), 1)
+    assert "Not found" in gone and "(HTTP 404)" in gone
+
+
+def test_cli_without_or_with_a_wrong_admin_key_fails_in_one_line_that_never_shows_it(auth: AuthStack):
+    missing = failed(run(auth.url, "users", "list", key=None), 2)
+    assert "STACKYARD_ADMIN_KEY" in missing
+    wrong = run(auth.url, "users", "list", key="a-wrong-key-0123")
+    assert "(HTTP 401)" in failed(wrong, 1)
+    assert "a-wrong-key-0123" not in wrong.stdout + wrong.stderr
+    given = run(auth.url, "users", "--admin-key", ADMIN_API_KEY, "list", key=None)
+    assert ok(given).startswith("ID")
+    assert ADMIN_API_KEY not in given.stdout + given.stderr
+    bad_json = run(auth.url, "users", "create", address(), "--metadata", "[1]")
+    assert bad_json.returncode == 2 and "JSON object" in bad_json.stderr

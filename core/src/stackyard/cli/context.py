@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
@@ -22,16 +22,18 @@ EXIT_UNREACHABLE = 3
 
 @dataclass
 class Cli:
-    """The global options, handed to every command as `ctx.obj`."""
+    """The global options, handed to every command as `ctx.obj`. `admin_key` is set by the
+    `users` group (--admin-key or $STACKYARD_ADMIN_KEY); it is never printed."""
 
     api: str | None
     output: Output
+    admin_key: str | None = field(default=None, repr=False)
 
     def client(self) -> Stackyard:
         from stackyard.client import Stackyard  # here, so that --help and completion start fast
 
         try:
-            return Stackyard(self.api)
+            return Stackyard(self.api, admin_key=self.admin_key)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--api") from exc
 

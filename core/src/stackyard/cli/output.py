@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from stackyard.auth.contract import SessionView, User
+    from stackyard.client.admin_wire import AuditEvent, UserDetail
     from stackyard.email.contract import (
         EmailAccepted,
         EmailRecord,
@@ -294,6 +296,68 @@ def preview_table(preview: PreviewResult) -> Table:
 def suppressions_table(suppressions: Sequence[Suppression]) -> Table:
     rows = [[s.address, s.reason, when(s.created_at), s.provider or "-", _line(s.detail)] for s in suppressions]
     return Table(["ADDRESS", "REASON", "ADDED", "PROVIDER", "DETAIL"], rows)
+
+
+# What a user, their sessions and the audit log look like in a table.
+
+
+def yes_no(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "no"
+
+
+def users_table(users: Sequence[User]) -> Table:
+    rows = [
+        [
+            u.id,
+            u.email,
+            yes_no(u.email_verified),
+            yes_no(u.disabled),
+            yes_no(u.mfa_enabled),
+            when(u.created_at),
+            when(u.last_login_at),
+        ]
+        for u in users
+    ]
+    return Table(["ID", "EMAIL", "VERIFIED", "DISABLED", "MFA", "CREATED", "LAST LOGIN"], rows)
+
+
+def user_table(user: User | UserDetail) -> Table:
+    rows = [
+        ["ID", user.id],
+        ["EMAIL", user.email],
+        ["VERIFIED", yes_no(user.email_verified)],
+        ["DISABLED", yes_no(user.disabled)],
+        ["PASSWORD", yes_no(user.has_password)],
+        ["MFA", yes_no(user.mfa_enabled)],
+        ["PASSKEYS", str(user.passkeys)],
+    ]
+    mfa = getattr(user, "mfa", None)
+    if mfa is not None:
+        rows.append(["RECOVERY CODES LEFT", str(mfa.recovery_codes_left)])
+    if user.profile:
+        rows.append(["PROFILE", compact(user.profile)])
+    if user.metadata:
+        rows.append(["METADATA", compact(user.metadata)])
+    if user.app_metadata:
+        rows.append(["APP METADATA", compact(user.app_metadata)])
+    if user.identities:
+        rows.append(["IDENTITIES", ", ".join(str(i.get("provider")) for i in user.identities)])
+    rows += [["CREATED", when(user.created_at)], ["UPDATED", when(user.updated_at)]]
+    rows.append(["LAST LOGIN", when(user.last_login_at)])
+    return Table(["FIELD", "VALUE"], rows, header=False)
+
+
+def user_sessions_table(sessions: Sequence[SessionView]) -> Table:
+    rows = [
+        [s.id, s.device, s.ip or "-", ",".join(s.amr), when(s.created_at), when(s.last_seen_at), when(s.expires_at)]
+        for s in sessions
+    ]
+    return Table(["SESSION", "DEVICE", "IP", "AMR", "CREATED", "LAST SEEN", "EXPIRES"], rows, title="Sessions")
+
+
+def audit_table(events: Sequence[AuditEvent]) -> Table:
+    rows = [[when(e.at), e.type, e.user_id or "-", e.ip or "-", compact(e.data, 80) if e.data else "-"] for e in events]
+    return Table(["AT", "TYPE", "USER", "IP", "DATA"], rows)
 
 
 def tags(values: dict[str, str]) -> str:

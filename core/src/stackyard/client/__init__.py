@@ -42,6 +42,10 @@ from stackyard.jobs.contract import (
     QueueInfo,
 )
 
+from .admin_async import AsyncAdminEvents, AsyncAdminUsers, AsyncAuthAdmin
+from .admin_calls import AdminKeyMissing
+from .admin_sync import AdminEvents, AdminUsers, AuthAdmin
+from .admin_wire import AuditEvent, AuditPage, Deleted, MfaState, OrgMembership, UserDetail, UserPage
 from .async_client import AsyncEmails, AsyncEvents, AsyncJobs, AsyncQueues, AsyncStackyard, AsyncSuppressions
 from .auth_async import AsyncAccount, AsyncAuth
 from .auth_calls import JsonWebKeySet, OpenIdConfiguration
@@ -59,6 +63,7 @@ from .errors import (
     InvalidCredentials,
     InvalidEmail,
     InvalidToken,
+    LastOwner,
     NotFound,
     RateLimited,
     RecipientSuppressed,
@@ -85,10 +90,16 @@ __all__ = [
     "Accepted",
     "Account",
     "AccountDisabled",
+    "AdminEvents",
+    "AdminKeyMissing",
     "AdminKeyRefused",
+    "AdminUsers",
     "ApiUnreachable",
     "AsyncAccount",
+    "AsyncAdminEvents",
+    "AsyncAdminUsers",
     "AsyncAuth",
+    "AsyncAuthAdmin",
     "AsyncEmails",
     "AsyncEvents",
     "AsyncJobs",
@@ -97,10 +108,14 @@ __all__ = [
     "AsyncSuppressions",
     "AttachmentIn",
     "AttemptError",
+    "AuditEvent",
+    "AuditPage",
     "Auth",
+    "AuthAdmin",
     "AuthNotConfigured",
     "Conflict",
     "DeadLetterResult",
+    "Deleted",
     "EmailAccepted",
     "EmailNotVerified",
     "EmailPage",
@@ -121,10 +136,13 @@ __all__ = [
     "JobState",
     "Jobs",
     "JsonWebKeySet",
+    "LastOwner",
     "Me",
     "MfaRequired",
+    "MfaState",
     "NotFound",
     "OpenIdConfiguration",
+    "OrgMembership",
     "PreviewResult",
     "Profile",
     "QueueCounts",
@@ -150,6 +168,8 @@ __all__ = [
     "Unavailable",
     "Unprocessable",
     "User",
+    "UserDetail",
+    "UserPage",
     "WaitTimeout",
     "WeakPassword",
     "attachment",

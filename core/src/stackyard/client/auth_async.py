@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from stackyard.auth.contract import Accepted, Me, MfaRequired, Session, SessionView, User
 
 from . import auth_calls
+from .admin_async import AsyncAuthAdmin
 from .auth_calls import JsonWebKeySet, OpenIdConfiguration, ProfileLike, TokenLike
 
 if TYPE_CHECKING:
@@ -16,11 +17,15 @@ if TYPE_CHECKING:
 
 
 class AsyncAuth:
-    """The calls anyone may make; `with_token(session)` for those of a logged-in user."""
+    """The calls anyone may make; `with_token(session)` for those of a logged-in user;
+    `admin` for the admin API (with the client's admin key)."""
 
     def __init__(self, client: AsyncStackyard, admin_key: str | None = None) -> None:
         self._client = client
-        self._admin_key = admin_key
+        self.admin = AsyncAuthAdmin(client, admin_key)
+
+    def __repr__(self) -> str:
+        return f"AsyncAuth({self._client.base_url!r})"
 
     async def sign_up(
         self,

@@ -167,6 +167,11 @@ class EmailTaken(Conflict):
     """409: another account has this address."""
 
 
+class LastOwner(Conflict):
+    """409: deleting the user would leave an organisation with members but no owner;
+    `extensions` names the organisations (delete with transfer_sole_owned=True)."""
+
+
 class InvalidEmail(Unprocessable):
     """422: not an email address the api accepts."""
 
@@ -207,6 +212,7 @@ _BY_TYPE: dict[str, type[StackyardError]] = {
     "account-disabled": AccountDisabled,
     "signup-disabled": SignupDisabled,
     "email-taken": EmailTaken,
+    "last-owner": LastOwner,
     "invalid-email": InvalidEmail,
     "weak-password": WeakPassword,
     "too-many-attempts": TooManyAttempts,
