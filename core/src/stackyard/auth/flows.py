@@ -137,6 +137,7 @@ async def verify_email(ctx: AuthContext, token: str, client: ClientInfo) -> User
 
 async def resend_verification(ctx: AuthContext, email: str, client: ClientInfo) -> None:
     await ctx.attempts.check_ip(client.ip)
+    mailer(ctx, "email verification")  # before the lookup: the answer must not depend on the address
     user = await ctx.users.by_email(email)
     if user is not None and not user.email_verified and not user.disabled:
         await send_verification(ctx, user)
