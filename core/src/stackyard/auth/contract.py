@@ -3,10 +3,12 @@ and the SDK."""
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 Email = Annotated[str, StringConstraints(min_length=3, max_length=320)]
@@ -14,9 +16,73 @@ Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 Mode = Literal["bearer", "cookie"]
 
+METADATA_MAX_BYTES = 8192
+METADATA_MAX_DEPTH = 5
+_INT64 = 2**63
+
+
+def _check_metadata_value(value: Any, depth: int, where: str) -> None:
+    if depth > METADATA_MAX_DEPTH:
+        raise ValueError(f"{where}: nested deeper than {METADATA_MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not key or key.startswith("$") or "." in key or "\x00" in key or len(key) > 100:
+                raise ValueError(
+                    f"{where}: key {key[:40]!r} must be 1-100 characters without '.', NUL or a leading '$'"
+                )
+            _check_metadata_value(item, depth + 1, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_metadata_value(item, depth + 1, f"{where}[{index}]")
+    elif isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    elif isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise ValueError(f"{where}: integers must fit in 64 bits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: numbers must be finite")
+    else:
+        raise ValueError(f"{where}: not a JSON value")
+
+
+def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """What MongoDB can store and the API can answer: JSON of bounded size and depth, keys
+    without '.' or a leading '$', 64-bit integers, finite numbers."""
+    _check_metadata_value(value, 1, "metadata")
+    if len(json.dumps(value, ensure_ascii=False).encode()) > METADATA_MAX_BYTES:
+        raise ValueError(f"metadata: at most {METADATA_MAX_BYTES} bytes of JSON")
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(check_metadata)]
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
 
 class Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        """JSON may escape lone UTF-16 surrogates ("\\ud800"); no text stored or compared is
+        made of them, and MongoDB cannot store them: refuse them at the edge (422)."""
+        if _has_lone_surrogate(data):
+            raise ValueError("text must be valid Unicode (no lone surrogate code points)")
+        return data
 
 
 class Profile(Wire):
@@ -34,7 +100,7 @@ class SignUpRequest(Wire):
     email: Email
     password: Password
     profile: Profile = Field(default_factory=Profile)
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=50, description="Yours; the user may edit it.")
+    metadata: Metadata = Field(default_factory=dict, max_length=50, description="Yours; the user may edit it.")
     mode: Mode = Field(default="bearer", description="cookie: session in HttpOnly cookies (when sign-up logs in).")
 
 
@@ -84,7 +150,7 @@ class ChangeEmailRequest(Wire):
 
 class UpdateUserRequest(Wire):
     profile: Profile | None = None
-    metadata: dict[str, Any] | None = Field(default=None, max_length=50)
+    metadata: Metadata | None = Field(default=None, max_length=50)
 
 
 class Session(Wire):
@@ -150,3 +216,53 @@ class SessionView(Wire):
 
 class SessionList(Wire):
     items: list[SessionView]
+
+
+class JsonWebKey(BaseModel):
+    """A public signing key (RFC 7517): Ed25519 (kty OKP, RFC 8037) or P-256 (kty EC)."""
+
+    kty: Literal["OKP", "EC"]
+    crv: Literal["Ed25519", "P-256"]
+    x: str
+    y: str | None = Field(default=None, description="EC keys only.")
+    kid: str
+    alg: Literal["EdDSA", "ES256"]
+    use: Literal["sig"] = "sig"
+
+
+class JsonWebKeySet(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "keys": [
+                        {
+                            "kty": "OKP",
+                            "crv": "Ed25519",
+                            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                            "kid": "20260301-9f2c1a7b",
+                            "alg": "EdDSA",
+                            "use": "sig",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+    keys: list[JsonWebKey]
+
+
+class OpenIdConfiguration(BaseModel):
+    """The discovery document (OpenID Connect Discovery 1.0) of the Stack's issuer; other
+    parts of stackyard may add members (social login adds its endpoints)."""
+
+    model_config = ConfigDict(extra="allow")
+    issuer: str
+    jwks_uri: str
+    userinfo_endpoint: str
+    token_endpoint: str
+    response_types_supported: list[str]
+    subject_types_supported: list[str]
+    id_token_signing_alg_values_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    claims_supported: list[str]
