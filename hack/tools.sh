@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build, once, the real servers that stackyard's tests and `make up` run.
 #
-#   hack/tools.sh [all|kubernetes|etcd|helm|kind|ferretdb|otelcol|redis|env]
+#   hack/tools.sh [all|kubernetes|etcd|helm|kind|ferretdb|otelcol|oidc|redis|env]
 #
 # Every tool is built from its Go module at the version pinned in hack/versions.env
 # and cached under $STACKYARD_CACHE (default ~/.cache/stackyard), in a directory
@@ -11,7 +11,8 @@
 # point at a folder made by setup-envtest instead.
 #
 # `hack/tools.sh env` prints the paths as shell assignments, for the Makefile and
-# the harness.
+# the harness. `oidc` is not Go: the node package oidc-provider (a real OpenID
+# Provider for the social-login tests) installed with npm from hack/harness/oidc's lock file.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,6 +29,9 @@ HELM_DIR=$CACHE/helm/$HELM_VERSION-r2
 KIND_DIR=$CACHE/kind/$KIND_VERSION
 FERRETDB_DIR=$CACHE/ferretdb/$FERRETDB_VERSION
 OTELCOL_DIR=$CACHE/otelcol/$OTELCOL_VERSION
+OIDC_SRC=$here/harness/oidc
+# Keyed by the lock file and the script: a change to either installs a fresh copy.
+OIDC_DIR=$CACHE/oidc-provider/$(cat "$OIDC_SRC/package-lock.json" "$OIDC_SRC/provider.mjs" | sha256sum | cut -c1-16)
 
 export GOFLAGS="-buildvcs=false -trimpath"
 export CGO_ENABLED=0
@@ -163,6 +167,19 @@ build_otelcol() {
   mark_complete "$OTELCOL_DIR"
 }
 
+build_oidc() {
+  complete "$OIDC_DIR" && return 0
+  if ! command -v npm >/dev/null; then
+    printf 'make tools: npm is missing (Node.js 20 or later is needed for the OpenID test provider)\n' >&2
+    exit 1
+  fi
+  rm -rf "$OIDC_DIR" && mkdir -p "$OIDC_DIR"
+  cp "$OIDC_SRC/package.json" "$OIDC_SRC/package-lock.json" "$OIDC_SRC/.npmrc" "$OIDC_SRC/provider.mjs" "$OIDC_DIR/"
+  (cd "$OIDC_DIR" && run oidc "npm ci (oidc-provider, from hack/harness/oidc/package-lock.json)" \
+    npm ci --no-audit --no-fund --omit=dev)
+  mark_complete "$OIDC_DIR"
+}
+
 check_redis() {
   if ! command -v redis-server >/dev/null; then
     printf 'make tools: redis-server is missing. Install Debian'"'"'s package: sudo hack/apt-packages.sh\n' >&2
@@ -179,6 +196,7 @@ STACKYARD_HELM=${STACKYARD_HELM:-$HELM_DIR/helm}
 STACKYARD_KIND=${STACKYARD_KIND:-$KIND_DIR/kind}
 STACKYARD_FERRETDB=${STACKYARD_FERRETDB:-$FERRETDB_DIR/ferretdb}
 STACKYARD_OTELCOL=${STACKYARD_OTELCOL:-$OTELCOL_DIR/otelcol-stackyard}
+STACKYARD_OIDC_PROVIDER=${STACKYARD_OIDC_PROVIDER:-$OIDC_DIR/provider.mjs}
 EOF
 }
 
@@ -191,6 +209,7 @@ case ${1:-all} in
     timed build_kind
     timed build_ferretdb
     timed build_otelcol
+    timed build_oidc
     say tools "all ready in $((SECONDS - t0)) s under $CACHE"
     ;;
   kubernetes) timed build_kubernetes ;;
@@ -199,7 +218,8 @@ case ${1:-all} in
   kind) timed build_kind ;;
   ferretdb) timed build_ferretdb ;;
   otelcol) timed build_otelcol ;;
+  oidc) timed build_oidc ;;
   redis) check_redis ;;
   env) print_env ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|helm|kind|ferretdb|otelcol|redis|env]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|helm|kind|ferretdb|otelcol|oidc|redis|env]" >&2; exit 2 ;;
 esac

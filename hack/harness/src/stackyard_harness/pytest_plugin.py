@@ -8,13 +8,15 @@ A server that is there but does not start always fails the test, with its log's 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from .harness import Harness
 from .kube import KubeCluster
 from .mongo import MongoServer
+from .oidc_provider import OidcClient, OidcProvider
 from .otel import OtelCollector
 from .redis import RedisServer
 from .redis_cluster import RedisCluster
@@ -85,3 +87,26 @@ def helm(tools: Tools) -> str:
     except ToolMissing as exc:
         unavailable(exc)
         raise
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., OidcProvider]]:
+    """Starts a real OpenID Provider (node oidc-provider) with one client:
+    `oidc_provider(redirect_uris=[...], accounts={...})`; each is stopped at the end."""
+    started: list[OidcProvider] = []
+
+    def start(
+        redirect_uris: list[str], accounts: dict[str, dict[str, Any]] | None = None, **client: Any
+    ) -> OidcProvider:
+        provider = OidcProvider(
+            OidcClient(redirect_uris, **client), tmp_path_factory.mktemp("oidc"), accounts=accounts or {}
+        )
+        try:
+            started.append(provider.start())
+        except ToolMissing as exc:
+            unavailable(exc)
+        return provider
+
+    yield start
+    for provider in started:
+        provider.stop()

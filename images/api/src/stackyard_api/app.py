@@ -11,7 +11,7 @@ from stackyard.runtime import Runtime
 
 from .auth_deps import AuthState, PrincipalMiddleware
 from .errors import install_error_handlers
-from .routers import auth, auth_admin, auth_mfa, auth_orgs, config, emails, health, jobs, ratelimit
+from .routers import auth, auth_admin, auth_mfa, auth_oauth, auth_orgs, config, emails, health, jobs, ratelimit
 
 DESCRIPTION = """\
 The stackyard API: authentication and sessions, transactional email, durable jobs,
@@ -56,4 +56,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(auth_orgs.router)
     app.include_router(auth_admin.router)
     app.include_router(auth_mfa.router)
+    app.include_router(auth_oauth.router)
     return app
