@@ -37,11 +37,13 @@ from stackyard.auth.contract import (
     ChangeEmailRequest,
     ChangePasswordRequest,
     EmailRequest,
+    JsonWebKeySet,
     LoginRequest,
     MagicLinkVerify,
     Me,
     MfaRequired,
     Mode,
+    OpenIdConfiguration,
     RefreshRequest,
     ResetPasswordRequest,
     Session,
@@ -114,7 +116,7 @@ def login_answer(
         "Without it, 201 with a session, and 409 for an address in use."
     ),
     responses={201: {"description": "Created and logged in (email verification off)"}}
-    | problem_responses(403, 409, 422, 429, 503),
+    | problem_responses(400, 403, 409, 422, 429, 503),
 )
 async def sign_up(body: SignUpRequest, context: AuthDep, client: ClientDep, response: Response) -> Accepted | Session:
     pair = await flows.sign_up(
@@ -136,7 +138,7 @@ async def sign_up(body: SignUpRequest, context: AuthDep, client: ClientDep, resp
     response_model=User,
     response_model_by_alias=True,
     summary="Confirm an email address",
-    responses=problem_responses(401, 422, 503),
+    responses=problem_responses(400, 401, 422, 503),
 )
 async def verify_email(body: TokenRequest, context: AuthDep, client: ClientDep) -> dict[str, Any]:
     return public_user(await flows.verify_email(context, body.token, client))
@@ -147,7 +149,7 @@ async def verify_email(body: TokenRequest, context: AuthDep, client: ClientDep) 
     status_code=202,
     response_model=Accepted,
     summary="Send a new verification link",
-    responses=problem_responses(422, 429, 503),
+    responses=problem_responses(400, 422, 429, 503),
 )
 async def resend_verification(body: EmailRequest, context: AuthDep, client: ClientDep) -> Accepted:
     await flows.resend_verification(context, body.email, client)
@@ -165,7 +167,7 @@ async def resend_verification(body: EmailRequest, context: AuthDep, client: Clie
         "an MFA challenge to finish at POST /v1/auth/login/mfa. Failed logins lock the account for a "
         "growing delay (spec.auth.lockout); the answer is the same for an unknown address."
     ),
-    responses=problem_responses(401, 403, 422, 429, 503),
+    responses=problem_responses(400, 401, 403, 422, 429, 503),
 )
 async def login(body: LoginRequest, context: AuthDep, client: ClientDep, response: Response) -> Session | MfaRequired:
     result = await flows.login(context, body.email, body.password, client)
@@ -182,7 +184,7 @@ async def login(body: LoginRequest, context: AuthDep, client: ClientDep, respons
         "Answers a new access token and a new refresh token; the old refresh token stops working. "
         "Presenting an old one again is taken as theft: the whole session is revoked (401 refresh-token-reused)."
     ),
-    responses=problem_responses(401, 403, 422, 503),
+    responses=problem_responses(400, 401, 403, 422, 503),
 )
 async def refresh(
     body: RefreshRequest, request: Request, context: AuthDep, client: ClientDep, response: Response
@@ -202,7 +204,7 @@ async def refresh(
     "/v1/auth/logout",
     status_code=204,
     summary="End the current session",
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 503),
 )
 async def logout(claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Response:
     await context.sessions.revoke(claims.sid, "logout", client)
@@ -217,7 +219,7 @@ async def logout(claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Resp
     response_model_by_alias=True,
     summary="Who the access token says you are",
     description="From the verified token and a live session; no database read. GET /v1/auth/user reads the account.",
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 503),
 )
 async def me(claims: ClaimsDep) -> Me:
     return Me(
@@ -238,7 +240,7 @@ async def me(claims: ClaimsDep) -> Me:
     response_model_by_alias=True,
     response_model_exclude_none=True,
     summary="Your account",
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 503),
 )
 async def get_user(claims: ClaimsDep, context: AuthDep) -> dict[str, Any]:
     return public_user(await flows.current_user(context, claims))
@@ -251,7 +253,7 @@ async def get_user(claims: ClaimsDep, context: AuthDep) -> dict[str, Any]:
     response_model_exclude_none=True,
     summary="Change your profile or metadata",
     description="profile fields given replace those stored (null clears one); metadata replaces the whole object.",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(400, 401, 403, 422, 503),
 )
 async def update_user(
     body: UpdateUserRequest, claims: ClaimsDep, context: AuthDep, client: ClientDep
@@ -277,7 +279,7 @@ async def update_user(
     status_code=202,
     response_model=Accepted,
     summary="Send a password reset link",
-    responses=problem_responses(422, 429, 503),
+    responses=problem_responses(400, 422, 429, 503),
 )
 async def forgot_password(body: EmailRequest, context: AuthDep, client: ClientDep) -> Accepted:
     await flows.forgot_password(context, body.email, client)
@@ -289,7 +291,7 @@ async def forgot_password(body: EmailRequest, context: AuthDep, client: ClientDe
     status_code=204,
     summary="Set a new password with a reset link",
     description="Every session of the account ends; the link works once and dies if the password changes.",
-    responses=problem_responses(401, 422),
+    responses=problem_responses(400, 401, 422, 503),
 )
 async def reset_password(body: ResetPasswordRequest, context: AuthDep, client: ClientDep) -> Response:
     await flows.reset_password(context, body.token, body.password, client)
@@ -301,7 +303,7 @@ async def reset_password(body: ResetPasswordRequest, context: AuthDep, client: C
     status_code=204,
     summary="Change your password",
     description="Needs the current password; every other session of the account ends.",
-    responses=problem_responses(401, 403, 422, 429),
+    responses=problem_responses(400, 401, 403, 422, 429, 503),
 )
 async def change_password(
     body: ChangePasswordRequest, claims: ClaimsDep, context: AuthDep, client: ClientDep
@@ -316,7 +318,7 @@ async def change_password(
     response_model=Accepted,
     summary="Change your email address",
     description="Sends a link to the new address; the address changes (verified) when it is opened.",
-    responses=problem_responses(401, 403, 409, 422, 503),
+    responses=problem_responses(400, 401, 403, 409, 422, 503),
 )
 async def change_email(body: ChangeEmailRequest, claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Accepted:
     await flows.request_email_change(context, claims, body.new_email, body.password, client)
@@ -329,7 +331,7 @@ async def change_email(body: ChangeEmailRequest, claims: ClaimsDep, context: Aut
     response_model_by_alias=True,
     response_model_exclude_none=True,
     summary="Confirm a new email address",
-    responses=problem_responses(401, 409, 422),
+    responses=problem_responses(400, 401, 409, 422, 503),
 )
 async def confirm_email_change(body: TokenRequest, context: AuthDep, client: ClientDep) -> dict[str, Any]:
     return public_user(await flows.confirm_email_change(context, body.token, client))
@@ -340,7 +342,7 @@ async def confirm_email_change(body: TokenRequest, context: AuthDep, client: Cli
     status_code=202,
     response_model=Accepted,
     summary="Send a sign-in link",
-    responses=problem_responses(422, 429, 503),
+    responses=problem_responses(400, 422, 429, 503),
 )
 async def magic_link(body: EmailRequest, context: AuthDep, client: ClientDep) -> Accepted:
     await flows.request_magic_link(context, body.email, client)
@@ -353,7 +355,7 @@ async def magic_link(body: EmailRequest, context: AuthDep, client: ClientDep) ->
     response_model_by_alias=True,
     response_model_exclude_none=True,
     summary="Sign in with a link",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(400, 401, 403, 422, 503),
 )
 async def verify_magic_link(
     body: MagicLinkVerify, context: AuthDep, client: ClientDep, response: Response
@@ -367,7 +369,7 @@ async def verify_magic_link(
     response_model=SessionList,
     response_model_by_alias=True,
     summary="Your sessions",
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 503),
 )
 async def list_sessions(claims: ClaimsDep, context: AuthDep) -> SessionList:
     sessions = await context.sessions.list(claims.sub)
@@ -378,7 +380,7 @@ async def list_sessions(claims: ClaimsDep, context: AuthDep) -> SessionList:
     "/v1/auth/sessions/{session_id}",
     status_code=204,
     summary="End one of your sessions",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 503),
 )
 async def revoke_session(session_id: str, claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Response:
     session = await context.sessions.get(session_id)
@@ -392,23 +394,43 @@ async def revoke_session(session_id: str, claims: ClaimsDep, context: AuthDep, c
     "/v1/auth/sessions",
     status_code=204,
     summary="End every other session",
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 503),
 )
 async def revoke_other_sessions(claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Response:
     await context.sessions.revoke_all(claims.sub, "revoked by the user", except_session=claims.sid, client=client)
     return Response(status_code=204)
 
 
-@router.get("/.well-known/jwks.json", summary="Public keys of access tokens", tags=["auth"])
+class JwkSetResponse(JSONResponse):
+    media_type = "application/jwk-set+json"
+
+
+CACHED = {"Cache-Control": {"description": "Cacheable for 5 minutes.", "schema": {"type": "string"}}}
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    response_model=JsonWebKeySet,
+    response_class=JwkSetResponse,
+    summary="Public keys of access tokens",
+    description=(
+        "Every published key, the next one included before it signs; verify an access token with the "
+        "key whose kid its header names. Cacheable for 5 minutes."
+    ),
+    responses={200: {"headers": CACHED}} | problem_responses(503),
+)
 async def jwks(context: AuthDep) -> JSONResponse:
-    return JSONResponse(
-        context.keys.jwks(context.clock()),
-        headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"},
-        media_type="application/jwk-set+json",
+    return JwkSetResponse(
+        context.keys.jwks(context.clock()), headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"}
     )
 
 
-@router.get("/.well-known/openid-configuration", summary="OpenID discovery document", tags=["auth"])
+@router.get(
+    "/.well-known/openid-configuration",
+    response_model=OpenIdConfiguration,
+    summary="OpenID discovery document",
+    responses={200: {"headers": CACHED}} | problem_responses(503),
+)
 async def openid_configuration(context: AuthDep) -> JSONResponse:
     issuer = context.issuer
     algorithms = sorted({k.alg for k in context.keys.keys}) or [context.settings.signing_algorithm]
