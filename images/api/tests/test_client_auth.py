@@ -275,9 +275,9 @@ def test_jwks_verifies_an_access_token_without_calling_the_api(stackyard: Stacky
     session = logged_in(stackyard, signed_up(stackyard, auth))
     discovery = stackyard.auth.openid_configuration()
     assert discovery.jwks_uri.endswith("/.well-known/jwks.json")
-    keys = {key["kid"]: key for key in stackyard.auth.jwks().keys}
+    keys = {key.kid: key for key in stackyard.auth.jwks().keys}
     header = jwt.get_unverified_header(session.access_token or "")
-    key = jwt.PyJWK(keys[header["kid"]])
+    key = jwt.PyJWK(keys[header["kid"]].model_dump(exclude_none=True))
     claims = jwt.decode(session.access_token or "", key, algorithms=[header["alg"]], audience=discovery.issuer)
     assert claims["sid"] == session.session_id
 

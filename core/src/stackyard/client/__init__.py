@@ -14,7 +14,18 @@ the suppression list, and auth (users' sign-up, login, tokens and sessions; the 
 re-exported here.
 """
 
-from stackyard.auth.contract import Accepted, Me, MfaRequired, Profile, Session, SessionView, User
+from stackyard.auth.contract import (
+    Accepted,
+    JsonWebKey,
+    JsonWebKeySet,
+    Me,
+    MfaRequired,
+    OpenIdConfiguration,
+    Profile,
+    Session,
+    SessionView,
+    User,
+)
 from stackyard.email.contract import (
     AttachmentIn,
     EmailAccepted,
@@ -48,7 +59,6 @@ from .admin_sync import AdminEvents, AdminUsers, AuthAdmin
 from .admin_wire import AuditEvent, AuditPage, Deleted, MfaState, OrgMembership, UserDetail, UserPage
 from .async_client import AsyncEmails, AsyncEvents, AsyncJobs, AsyncQueues, AsyncStackyard, AsyncSuppressions
 from .auth_async import AsyncAccount, AsyncAuth
-from .auth_calls import JsonWebKeySet, OpenIdConfiguration
 from .auth_sync import Account, Auth
 from .calls import ADMIN_KEY_ENV, API_TOKEN_ENV, API_URL_ENV, DEFAULT_API_URL, attachment
 from .errors import (
@@ -135,6 +145,7 @@ __all__ = [
     "JobPage",
     "JobState",
     "Jobs",
+    "JsonWebKey",
     "JsonWebKeySet",
     "LastOwner",
     "Me",

@@ -12,17 +12,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, RootModel
+from pydantic import BaseModel, RootModel
 
 from stackyard.auth.contract import (
     Accepted,
     ChangeEmailRequest,
     ChangePasswordRequest,
     EmailRequest,
+    JsonWebKeySet,
     LoginRequest,
     MagicLinkVerify,
     Me,
     MfaRequired,
+    OpenIdConfiguration,
     Profile,
     RefreshRequest,
     ResetPasswordRequest,
@@ -60,21 +62,6 @@ class MfaLoginRequest(Wire):
     mfa_token: str
     code: str
     mode: str = "bearer"
-
-
-class JsonWebKeySet(BaseModel):
-    """GET /.well-known/jwks.json: the public keys that verify access tokens, by `kid`."""
-
-    model_config = ConfigDict(extra="allow")
-    keys: list[dict[str, Any]]
-
-
-class OpenIdConfiguration(BaseModel):
-    """GET /.well-known/openid-configuration; the other members are kept as extra fields."""
-
-    model_config = ConfigDict(extra="allow")
-    issuer: str
-    jwks_uri: str
 
 
 def _body(request: BaseModel) -> dict[str, Any]:

@@ -6,11 +6,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from stackyard.auth.contract import Accepted, Me, MfaRequired, Session, SessionView, User
+from stackyard.auth.contract import (
+    Accepted,
+    JsonWebKeySet,
+    Me,
+    MfaRequired,
+    OpenIdConfiguration,
+    Session,
+    SessionView,
+    User,
+)
 
 from . import auth_calls
 from .admin_sync import AuthAdmin
-from .auth_calls import JsonWebKeySet, OpenIdConfiguration, ProfileLike, TokenLike
+from .auth_calls import ProfileLike, TokenLike
 
 if TYPE_CHECKING:
     from .sync_client import Stackyard
