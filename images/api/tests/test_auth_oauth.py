@@ -17,6 +17,7 @@ import redis
 from pymongo import MongoClient
 from stackyard.auth.federation import forget_cached_metadata, pkce_challenge
 from stackyard_harness.auth_stack import APP_URL, AuthStack, flushed_redis_url
+from stackyard_harness.fake_github import FakeGitHub
 from stackyard_harness.oidc_provider import OidcProvider
 from stackyard_harness.smtp import SmtpSink
 
@@ -370,3 +371,67 @@ def test_an_identity_beside_a_password_can_be_unlinked(auth, provider, http):
     # Logging in with the provider again links again (by the verified email).
     again = exchange(http, oauth_login(auth, provider, http, "quy", mode="code")).json()
     assert http.get("/v1/auth/me", headers=bearer(again)).json()["email"] == "quy@example.com"
+
+
+# -- GitHub (a local server following GitHub's OAuth app contract) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as server:
+        yield server
+
+
+@pytest.fixture
+def with_github(auth: AuthStack, provider: OidcProvider, github: FakeGitHub) -> FakeGitHub:
+    auth.configure(
+        {"lockout": {"ipMaxAttempts": 100000}, "cookies": {"secure": False}},
+        identity_providers={
+            PROVIDER: identity_provider(provider),
+            "github": {
+                "type": "github",
+                "clientId": github.client_id,
+                "clientSecretSecretRef": {"name": "gh", "key": "secret"},
+            }
+            | github.spec(),
+        },
+        extra_credentials={
+            f"identityprovider.{PROVIDER}.clientSecret": CLIENT_SECRET,
+            "identityprovider.github.clientSecret": github.client_secret,
+        },
+    )
+    return github
+
+
+def github_login(http: httpx.Client, **params: str) -> httpx.Response:
+    start = http.get("/v1/auth/oauth/github/authorize", params={"redirect_to": WELCOME} | params)
+    assert start.status_code == 302, start.text
+    at_github = httpx.get(start.headers["location"], timeout=10)
+    assert at_github.status_code == 302, at_github.text
+    return http.get(at_github.headers["location"])
+
+
+def test_github_login_takes_the_primary_verified_email(with_github, http):
+    with_github.sign_in_as("octocat", 583231, email="octo@example.com", name="The Octocat")
+    answer = github_login(http)
+    assert answer.status_code == 302, answer.text
+    me = me_by_cookie(http, answer)
+    assert (me["email"], me["emailVerified"], me["amr"]) == ("octo@example.com", True, ["oauth:github"])
+    sent = with_github.token_requests[-1]
+    assert sent["client_secret"] == with_github.client_secret, "GitHub takes the secret in the form"
+    assert len(sent["code_verifier"]) >= 43
+    providers = http.get("/v1/auth/oauth/providers").json()["items"]
+    assert {"name": "github", "type": "github", "displayName": "GitHub"} in providers
+
+
+def test_github_unverified_primary_email_does_not_link(with_github, auth, http):
+    sign_up(auth, http, "mona@example.com", verify=True)
+    with_github.sign_in_as("mona", 9919, email="mona@example.com", verified=False)
+    problem(github_login(http), 409, "identity-email-unverified")
+
+
+def test_github_cancel_returns_to_the_app_with_access_denied(with_github, http):
+    with_github.deny()
+    answer = github_login(http)
+    assert answer.status_code == 302
+    assert query_of(answer.headers["location"])["error"] == "access_denied"
