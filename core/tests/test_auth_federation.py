@@ -175,6 +175,12 @@ def test_a_bad_id_token_is_refused(changes, words):
         check(id_token(**changes))
 
 
+def test_an_issuer_among_several_passes():
+    token = id_token(iss="accounts.google.com")
+    claims = check_id_token(token, KEY, issuer=[GOOGLE_ISSUER, "accounts.google.com"], client_id=CLIENT, nonce=NONCE)
+    assert claims["iss"] == "accounts.google.com"
+
+
 def test_an_id_token_signed_by_another_key_is_refused():
     with pytest.raises(OAuthLoginFailed, match=r"(?i)signature"):
         check(id_token(OTHER_KEY))

@@ -7,11 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pyotp
 import pytest
 import redis
 from pymongo import MongoClient
@@ -435,3 +437,27 @@ def test_github_cancel_returns_to_the_app_with_access_denied(with_github, http):
     answer = github_login(http)
     assert answer.status_code == 302
     assert query_of(answer.headers["location"])["error"] == "access_denied"
+
+
+# -- second factor --------------------------------------------------------------------------
+
+
+def test_an_account_with_mfa_still_asks_for_its_second_factor(auth, provider, http):
+    session = exchange(http, oauth_login(auth, provider, http, "rio", mode="code")).json()
+    enrolled = http.post("/v1/auth/mfa/totp/enroll", headers=bearer(session))
+    assert enrolled.status_code == 200, enrolled.text
+    totp = pyotp.TOTP(enrolled.json()["secret"])
+    confirmed = http.post("/v1/auth/mfa/totp/confirm", headers=bearer(session), json={"code": totp.now()})
+    assert confirmed.status_code == 200, confirmed.text
+
+    cookie_mode = oauth_login(auth, provider, http, "rio")
+    assert cookie_mode.status_code == 302 and "sy_at" not in session_cookies(cookie_mode)
+    assert query_of(cookie_mode.headers["location"])["mfa_token"]
+
+    challenge = exchange(http, oauth_login(auth, provider, http, "rio", mode="code")).json()
+    assert challenge["mfaRequired"] is True
+    code = totp.at(time.time() + 30)  # the step after: the enrolment's code cannot be replayed
+    done = http.post("/v1/auth/login/mfa", json={"mfaToken": challenge["mfaToken"], "code": code})
+    assert done.status_code == 200, done.text
+    amr = http.get("/v1/auth/me", headers=bearer(done.json())).json()["amr"]
+    assert amr[0] == f"oauth:{PROVIDER}" and len(amr) == 2

@@ -444,7 +444,9 @@ async def verified_id_token(
         key = pick_key(keys, token)
     except KeyError:
         key = pick_key(await signing_keys(http, found.jwks_uri, refresh=True), token)
-    return check_id_token(token, key, issuer=found.issuer, client_id=spec.client_id, nonce=nonce)
+    # Google documents both forms of its issuer in id_tokens.
+    issuers = [found.issuer, "accounts.google.com"] if spec.type == "google" else [found.issuer]
+    return check_id_token(token, key, issuer=issuers, client_id=spec.client_id, nonce=nonce)
 
 
 def pick_key(keys: jwt.PyJWKSet, token: str) -> jwt.PyJWK:
@@ -466,7 +468,9 @@ def pick_key(keys: jwt.PyJWKSet, token: str) -> jwt.PyJWK:
     raise KeyError(kid)
 
 
-def check_id_token(token: str, key: jwt.PyJWK, *, issuer: str, client_id: str, nonce: str) -> dict[str, Any]:
+def check_id_token(
+    token: str, key: jwt.PyJWK, *, issuer: str | list[str], client_id: str, nonce: str
+) -> dict[str, Any]:
     """OpenID Connect Core §3.1.3.7: signature, iss, aud, exp (and iat), azp when there are
     several audiences, and the nonce of this login."""
     alg = jwt.get_unverified_header(token).get("alg")
