@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from stackyard.auth.contract import Email, Password, Profile, SessionView, User, Wire
+from stackyard.auth.contract import Email, Metadata, Password, Profile, SessionView, User, Wire
 
 Match = Literal["contains", "prefix"]
 
@@ -22,14 +22,14 @@ class UserCreate(Wire):
     password: Password | None = None
     email_verified: bool = False
     profile: Profile = Field(default_factory=Profile)
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=50)
-    app_metadata: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    metadata: Metadata = Field(default_factory=dict, max_length=50)
+    app_metadata: Metadata = Field(default_factory=dict, max_length=50)
 
 
 class UserUpdate(Wire):
     profile: Profile | None = None
-    metadata: dict[str, Any] | None = Field(default=None, max_length=50)
-    app_metadata: dict[str, Any] | None = Field(default=None, max_length=50)
+    metadata: Metadata | None = Field(default=None, max_length=50)
+    app_metadata: Metadata | None = Field(default=None, max_length=50)
     email_verified: bool | None = None
 
 

@@ -1,6 +1,6 @@
 """What each auth call of the SDK sends and how its answer is read (as `calls` does for jobs
-and email): the public flows, the calls made with a user's access token, and the admin API
-made with the admin API key. The bodies are `stackyard.auth.contract`'s models.
+and email): the public flows and the calls made with a user's access token (the admin API
+is in `admin_calls`). The bodies are `stackyard.auth.contract`'s models.
 
 Calls that present a credential (a password, an MFA code, a refresh token, a sign-in link)
 are never sent twice on their own: not after a broken connection (a refresh token sent
@@ -24,6 +24,7 @@ from stackyard.auth.contract import (
     MagicLinkVerify,
     Me,
     MfaRequired,
+    Mode,
     OpenIdConfiguration,
     Profile,
     RefreshRequest,
@@ -61,7 +62,7 @@ class MfaLoginRequest(Wire):
 
     mfa_token: str
     code: str
-    mode: str = "bearer"
+    mode: Mode = "bearer"
 
 
 def _body(request: BaseModel) -> dict[str, Any]:
