@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import Field
 from stackyard.auth import admin
-from stackyard.auth.contract import Email, Password, Profile, SessionView, User, Wire
+from stackyard.auth.contract import Email, Metadata, Password, Profile, SessionView, User, Wire
 from stackyard.auth.users import public_user
 
 from ..auth_deps import AdminDep, ClientDep
@@ -46,14 +46,14 @@ class UserCreate(Wire):
     )
     email_verified: bool = False
     profile: Profile = Field(default_factory=Profile)
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=50)
-    app_metadata: dict[str, Any] = Field(default_factory=dict, max_length=50, description="Only admins change it.")
+    metadata: Metadata = Field(default_factory=dict, max_length=50)
+    app_metadata: Metadata = Field(default_factory=dict, max_length=50, description="Only admins change it.")
 
 
 class UserUpdate(Wire):
     profile: Profile | None = Field(default=None, description="Fields given replace those stored; null clears one.")
-    metadata: dict[str, Any] | None = Field(default=None, max_length=50, description="Replaces the whole object.")
-    app_metadata: dict[str, Any] | None = Field(default=None, max_length=50, description="Replaces the whole object.")
+    metadata: Metadata | None = Field(default=None, max_length=50, description="Replaces the whole object.")
+    app_metadata: Metadata | None = Field(default=None, max_length=50, description="Replaces the whole object.")
     email_verified: bool | None = None
 
 
@@ -142,7 +142,7 @@ async def list_users(
     response_model=User,
     response_model_by_alias=True,
     summary="Create a user",
-    responses=problem_responses(401, 409, 422, 503),
+    responses=problem_responses(400, 401, 409, 422, 503),
 )
 async def create_user(body: UserCreate, context: AdminDep, client: ClientDep) -> dict[str, Any]:
     user = await admin.create_user(
@@ -163,7 +163,7 @@ async def create_user(body: UserCreate, context: AdminDep, client: ClientDep) ->
     response_model=UserDetail,
     response_model_by_alias=True,
     summary="A user, with their sessions, MFA state and organisations",
-    responses=problem_responses(401, 404, 503),
+    responses=problem_responses(401, 404, 422, 503),
 )
 async def get_user(user_id: UserId, context: AdminDep) -> dict[str, Any]:
     return await admin.user_detail(context, user_id)
@@ -174,7 +174,7 @@ async def get_user(user_id: UserId, context: AdminDep) -> dict[str, Any]:
     response_model=User,
     response_model_by_alias=True,
     summary="Change a user's profile, metadata or appMetadata",
-    responses=problem_responses(401, 404, 422, 503),
+    responses=problem_responses(400, 401, 404, 422, 503),
 )
 async def update_user(user_id: UserId, body: UserUpdate, context: AdminDep, client: ClientDep) -> dict[str, Any]:
     user = await admin.update_user(
@@ -195,7 +195,7 @@ async def update_user(user_id: UserId, body: UserUpdate, context: AdminDep, clie
     response_model_by_alias=True,
     summary="Disable a user",
     description="Every session ends now; logging in answers 403 account-disabled until enabled again.",
-    responses=problem_responses(401, 404, 503),
+    responses=problem_responses(401, 404, 422, 503),
 )
 async def disable_user(user_id: UserId, context: AdminDep, client: ClientDep) -> dict[str, Any]:
     return public_user(await admin.disable_user(context, user_id, client=client), admin=True)
@@ -206,7 +206,7 @@ async def disable_user(user_id: UserId, context: AdminDep, client: ClientDep) ->
     response_model=User,
     response_model_by_alias=True,
     summary="Enable a disabled user",
-    responses=problem_responses(401, 404, 503),
+    responses=problem_responses(401, 404, 422, 503),
 )
 async def enable_user(user_id: UserId, context: AdminDep, client: ClientDep) -> dict[str, Any]:
     return public_user(await admin.enable_user(context, user_id, client=client), admin=True)
@@ -223,7 +223,7 @@ async def enable_user(user_id: UserId, context: AdminDep, client: ClientDep) -> 
         "answer is 409 last-owner (listing them) unless soleOwnedOrganizations=transfer, which makes the "
         "longest-standing admin (else member) its owner. Organisations with no other member are deleted."
     ),
-    responses=problem_responses(401, 404, 409, 503),
+    responses=problem_responses(401, 404, 409, 422, 503),
 )
 async def delete_user(
     user_id: UserId,
@@ -240,7 +240,7 @@ async def delete_user(
     response_model_by_alias=True,
     summary="End every session of a user",
     description="Refresh tokens stop working at once; access tokens are refused by this api at once.",
-    responses=problem_responses(401, 404, 503),
+    responses=problem_responses(401, 404, 422, 503),
 )
 async def revoke_sessions(user_id: UserId, context: AdminDep, client: ClientDep) -> Revoked:
     return Revoked(sessions_revoked=await admin.revoke_sessions(context, user_id, client=client))

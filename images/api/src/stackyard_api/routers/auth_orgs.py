@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 from pydantic import Field, StringConstraints, model_validator
-from stackyard.auth.contract import Email, Wire
+from stackyard.auth.contract import Email, Metadata, Wire
 from stackyard.auth.orgs import Organizations, Role
 
 from ..auth_deps import AuthDep, ClaimsDep, ClientDep
@@ -40,13 +40,13 @@ class OrgCreate(Wire):
     model_config = Wire.model_config | {"json_schema_extra": {"examples": [{"name": "Acme Corp"}]}}
     name: Name
     slug: Slug | None = Field(default=None, description="Unique; made from the name when omitted.")
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    metadata: Metadata = Field(default_factory=dict, max_length=50)
 
 
 class OrgUpdate(Wire):
     name: Name | None = None
     slug: Slug | None = None
-    metadata: dict[str, Any] | None = Field(default=None, max_length=50, description="Replaces the whole object.")
+    metadata: Metadata | None = Field(default=None, max_length=50, description="Replaces the whole object.")
 
 
 class Organization(Wire):
@@ -103,7 +103,7 @@ def organizations(context: AuthDep) -> Organizations:
     response_model=OrganizationList,
     response_model_by_alias=True,
     summary="Your organisations",
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 503),
 )
 async def list_organizations(claims: ClaimsDep, context: AuthDep) -> dict[str, Any]:
     return {"items": await organizations(context).list_mine(claims.sub)}
@@ -116,7 +116,7 @@ async def list_organizations(claims: ClaimsDep, context: AuthDep) -> dict[str, A
     response_model_by_alias=True,
     summary="Create an organisation",
     description="You become its owner. The `orgs` claim of your access tokens shows it from the next refresh.",
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(400, 401, 403, 409, 422, 503),
 )
 async def create_organization(
     body: OrgCreate, claims: ClaimsDep, context: AuthDep, client: ClientDep
@@ -131,7 +131,7 @@ async def create_organization(
     response_model=Organization,
     response_model_by_alias=True,
     summary="One of your organisations",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def get_organization(org_id: OrgId, claims: ClaimsDep, context: AuthDep) -> dict[str, Any]:
     return await organizations(context).get(claims.sub, org_id)
@@ -143,7 +143,7 @@ async def get_organization(org_id: OrgId, claims: ClaimsDep, context: AuthDep) -
     response_model_by_alias=True,
     summary="Rename an organisation, change its slug or metadata",
     description="Owners and admins.",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 422, 503),
 )
 async def update_organization(
     org_id: OrgId, body: OrgUpdate, claims: ClaimsDep, context: AuthDep, client: ClientDep
@@ -158,7 +158,7 @@ async def update_organization(
     status_code=204,
     summary="Delete an organisation",
     description="Owners only; every membership ends with it.",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def delete_organization(org_id: OrgId, claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Response:
     await organizations(context).delete(claims.sub, org_id, client=client)
@@ -170,7 +170,7 @@ async def delete_organization(org_id: OrgId, claims: ClaimsDep, context: AuthDep
     response_model=MemberList,
     response_model_by_alias=True,
     summary="An organisation's members",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def list_members(org_id: OrgId, claims: ClaimsDep, context: AuthDep) -> dict[str, Any]:
     return {"items": await organizations(context).list_members(claims.sub, org_id)}
@@ -185,7 +185,7 @@ async def list_members(org_id: OrgId, claims: ClaimsDep, context: AuthDep) -> di
     description=(
         "An existing user, by id or email address, with a role. Owners and admins; only an owner adds an owner."
     ),
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 422, 429, 503),
 )
 async def add_member(
     org_id: OrgId, body: MemberAdd, claims: ClaimsDep, context: AuthDep, client: ClientDep
@@ -204,7 +204,7 @@ async def add_member(
         "Owners change anyone's role; admins move people between member and admin, never touching an "
         "owner. The last owner cannot be demoted (409 last-owner)."
     ),
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 422, 503),
 )
 async def change_role(
     org_id: OrgId, user_id: UserId, body: RoleChange, claims: ClaimsDep, context: AuthDep, client: ClientDep
@@ -217,7 +217,7 @@ async def change_role(
     status_code=204,
     summary="Remove a member",
     description="Owners remove anyone, admins members and admins. Removing yourself is leaving.",
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def remove_member(
     org_id: OrgId, user_id: UserId, claims: ClaimsDep, context: AuthDep, client: ClientDep
@@ -231,7 +231,7 @@ async def remove_member(
     status_code=204,
     summary="Leave an organisation",
     description="The last owner cannot leave (409 last-owner): make another owner first, or delete it.",
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def leave(org_id: OrgId, claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Response:
     await organizations(context).leave(claims.sub, org_id, client=client)
