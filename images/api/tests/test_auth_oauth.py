@@ -60,7 +60,7 @@ def identity_provider(provider: OidcProvider, **spec: Any) -> dict[str, Any]:
 
 def configure(auth: AuthStack, provider: OidcProvider, settings: dict[str, Any] | None = None, **spec: Any) -> None:
     auth.configure(
-        {"lockout": {"ipMaxAttempts": 100000}, "cookies": {"secure": False}} | (settings or {}),
+        {"issuer": auth.url, "lockout": {"ipMaxAttempts": 100000}, "cookies": {"secure": False}} | (settings or {}),
         identity_providers={PROVIDER: identity_provider(provider, **spec)},
         extra_credentials={f"identityprovider.{PROVIDER}.clientSecret": CLIENT_SECRET},
     )
@@ -186,6 +186,14 @@ def test_providers_lists_the_enabled_ones_without_secrets(auth, provider, http):
     configure(auth, provider, enabled=False)
     assert http.get("/v1/auth/oauth/providers").json() == {"items": []}
     problem(http.get(f"/v1/auth/oauth/{PROVIDER}/authorize"), 404, "identity-provider-not-found")
+
+
+def test_the_callback_url_is_under_the_public_issuer(auth, provider, http):
+    configure(auth, provider, {"issuer": "https://auth.acme.dev"})
+    sent = query_of(authorize(http))
+    assert sent["redirect_uri"] == f"https://auth.acme.dev/v1/auth/oauth/{PROVIDER}/callback"
+    assert (sent["response_type"], sent["client_id"]) == ("code", "stackyard-app")
+    assert set(sent["scope"].split()) == {"openid", "email", "profile"}
 
 
 def test_config_lists_the_identity_provider(auth, http):
@@ -387,7 +395,7 @@ def github() -> Iterator[FakeGitHub]:
 @pytest.fixture
 def with_github(auth: AuthStack, provider: OidcProvider, github: FakeGitHub) -> FakeGitHub:
     auth.configure(
-        {"lockout": {"ipMaxAttempts": 100000}, "cookies": {"secure": False}},
+        {"issuer": auth.url, "lockout": {"ipMaxAttempts": 100000}, "cookies": {"secure": False}},
         identity_providers={
             PROVIDER: identity_provider(provider),
             "github": {

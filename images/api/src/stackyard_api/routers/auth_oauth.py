@@ -21,6 +21,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import Field, StringConstraints
 from stackyard.auth import federation, flows
+from stackyard.auth.context import AuthContext
 from stackyard.auth.contract import MfaRequired, Mode, Session, Wire
 
 from ..auth_deps import AuthDep, ClaimsDep, ClientDep, set_session_cookies
@@ -71,6 +72,14 @@ class IdentityList(Wire):
     items: list[IdentityView]
 
 
+def callback_url(request: Request, context: AuthContext, provider: str) -> str:
+    """The redirect_uri registered at the provider: under spec.auth.issuer (the api's public URL,
+    as in the discovery document) when it is set, else under the URL this request came to."""
+    if context.settings.issuer:
+        return f"{context.settings.issuer.rstrip('/')}/v1/auth/oauth/{provider}/callback"
+    return str(request.url_for("oauth_callback", provider=provider))
+
+
 def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=302, headers=REDIRECT_HEADERS)
 
@@ -98,7 +107,7 @@ async def providers(context: AuthDep) -> ProviderList:
         "to redirect_to; mode=code: it returns to redirect_to with a one-time `code` (60 s) for "
         "POST /v1/auth/oauth/exchange, bound to code_challenge (S256) when one is given."
     ),
-    responses={302: {"description": "To the provider's authorization page"}} | problem_responses(400, 404, 503),
+    responses={302: {"description": "To the provider's authorization page"}} | problem_responses(400, 404, 502, 503),
 )
 async def authorize(
     provider: ProviderName,
@@ -108,7 +117,7 @@ async def authorize(
     mode: Annotated[federation.LoginMode, Query()] = "cookie",
     code_challenge: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{43}$")] = None,
 ) -> RedirectResponse:
-    callback = str(request.url_for("oauth_callback", provider=provider))
+    callback = callback_url(request, context, provider)
     async with httpx.AsyncClient(timeout=PROVIDER_TIMEOUT) as http:
         url = await federation.begin_login(
             context,
@@ -135,7 +144,7 @@ async def authorize(
         "redirect_to with error and error_description; a bad state, or a login that cannot be completed, "
         "answers problem+json (409 for an email the provider has not verified that an account uses)."
     ),
-    responses={302: {"description": "To redirect_to"}} | problem_responses(400, 401, 403, 404, 409, 422, 503),
+    responses={302: {"description": "To redirect_to"}} | problem_responses(400, 401, 403, 404, 409, 422, 502, 503),
 )
 async def callback(
     provider: ProviderName,
