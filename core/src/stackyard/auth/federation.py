@@ -289,7 +289,7 @@ async def begin_login(
             "redirect_to must be under spec.auth.appUrl or one of spec.auth.allowedRedirectUrls", redirectTo=target
         )
     if app_code_challenge is not None and mode != "code":
-        raise RedirectNotAllowed("code_challenge is for mode=code")
+        raise Problem("code_challenge is for mode=code (it binds the one-time login code)")
     found = await endpoints(http, spec)
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(24)
@@ -585,7 +585,10 @@ async def link_identity(ctx: AuthContext, name: str, identity: ProviderIdentity,
                 identities=[linked],
                 now=ctx.clock(),
             )
-        except EmailTaken:  # made a moment ago: link to it as to any existing account
+        except EmailTaken:  # made a moment ago (by this same login, twice?): as any existing account
+            again = await ctx.users.by_identity(name, identity.subject)
+            if again is not None:
+                return again
             existing = await ctx.users.by_email(identity.email)
             if existing is None:
                 raise
