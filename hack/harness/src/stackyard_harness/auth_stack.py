@@ -108,7 +108,7 @@ class AuthStack:
             },
         }
         if identity_providers is not None:
-            from stackyard.resources.auth import IdentityProviderSpec  # type: ignore[import-not-found]
+            from stackyard.resources.auth import IdentityProviderSpec
 
             fields["identity_providers"] = {
                 n: IdentityProviderSpec.model_validate(stack | p) for n, p in identity_providers.items()
