@@ -3,11 +3,16 @@
 Each is a function of an AuthContext, so the api's router only translates HTTP. Answers
 that could tell whether an address has an account (sign-up with email verification,
 resend, forgot password, magic link) are the same either way, and an unknown address at
-login costs the same argon2 work as a known one."""
+login costs the same argon2 work as a known one. Those four check what may be refused for
+anyone (the per-IP budget, email being set up, the address's syntax, the password policy)
+and hand the rest (looking the address up, making the account, sending the mail) to
+`later`, which the api runs after answering: otherwise the answer's timing tells (a reset
+mail took 15 ms more to queue than nothing)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,17 @@ from .users import UserRecord, normalise_email
 
 MFA_CHALLENGE_SECONDS = 300
 MFA_METHODS = ["totp", "recovery_code"]
+
+Work = Callable[[], Awaitable[None]]
+Later = Callable[[Work], None]
+"""Runs a flow's remaining work after the answer (the api: in a task of its own)."""
+
+
+async def _finish(later: Later | None, work: Work) -> None:
+    if later is None:
+        await work()
+    else:
+        later(work)
 
 
 @dataclass(frozen=True)
@@ -90,36 +106,43 @@ async def sign_up(
     *,
     profile: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
+    later: Later | None = None,
 ) -> TokenPair | None:
     """With email verification on, None (the same answer whether or not the address had an
-    account: the owner of an existing one gets a notice); else the new session."""
+    account: the owner of an existing one gets a notice; the account is made by `later`);
+    else the new session (EmailTaken for an address in use)."""
     settings = ctx.settings
     if not settings.allow_signup:
         raise SignupDisabled("sign-up is closed on this Stack; an admin creates accounts")
     await ctx.attempts.check_ip(client.ip)
     normalise_email(email)
     check_policy(password, settings.password_policy, email=email)
-    if settings.require_email_verification:
-        mailer(ctx, "sign-up")
-    password_hash = await ctx.hasher.hash(password)
-    try:
+
+    async def create() -> UserRecord:
+        password_hash = await ctx.hasher.hash(password)
         user = await ctx.users.create(
             email, password_hash=password_hash, profile=profile, metadata=metadata, now=ctx.clock()
         )
-    except EmailTaken:
-        if not settings.require_email_verification:
-            raise
-        existing = await ctx.users.by_email(email)
-        if existing is not None:
-            await mailer(ctx, "sign-up").send_notice("already-registered", existing.email, key=existing.id)
-        return None
-    await ctx.audit.record("user.created", user_id=user.id, client=client, method="password")
-    if settings.require_email_verification:
-        await send_verification(ctx, user)
-        return None
-    if ctx.mailer is not None:
-        await send_verification(ctx, user)
-    return await ctx.sessions.start(user, client, ["pwd"])
+        await ctx.audit.record("user.created", user_id=user.id, client=client, method="password")
+        return user
+
+    if not settings.require_email_verification:
+        user = await create()
+        if ctx.mailer is not None:
+            await send_verification(ctx, user)
+        return await ctx.sessions.start(user, client, ["pwd"])
+    send = mailer(ctx, "sign-up")
+
+    async def register() -> None:
+        try:
+            await send_verification(ctx, await create())
+        except EmailTaken:
+            existing = await ctx.users.by_email(email)
+            if existing is not None:
+                await send.send_notice("already-registered", existing.email, key=existing.id)
+
+    await _finish(later, register)
+    return None
 
 
 async def verify_email(ctx: AuthContext, token: str, client: ClientInfo) -> UserRecord:
@@ -135,12 +158,17 @@ async def verify_email(ctx: AuthContext, token: str, client: ClientInfo) -> User
     return updated
 
 
-async def resend_verification(ctx: AuthContext, email: str, client: ClientInfo) -> None:
+async def resend_verification(ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None) -> None:
     await ctx.attempts.check_ip(client.ip)
     mailer(ctx, "email verification")  # before the lookup: the answer must not depend on the address
-    user = await ctx.users.by_email(email)
-    if user is not None and not user.email_verified and not user.disabled:
-        await send_verification(ctx, user)
+    normalise_email(email)
+
+    async def resend() -> None:
+        user = await ctx.users.by_email(email)
+        if user is not None and not user.email_verified and not user.disabled:
+            await send_verification(ctx, user)
+
+    await _finish(later, resend)
 
 
 async def login(ctx: AuthContext, email: str, password: str, client: ClientInfo) -> TokenPair | MfaChallenge:
@@ -181,17 +209,22 @@ async def finish_first_factor(
     return await ctx.sessions.start(user, client, [method])
 
 
-async def forgot_password(ctx: AuthContext, email: str, client: ClientInfo) -> None:
+async def forgot_password(ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None) -> None:
     await ctx.attempts.check_ip(client.ip)
     send = mailer(ctx, "password reset")
-    user = await ctx.users.by_email(email)
-    if user is None or user.disabled:
-        return
-    lifetime = ctx.settings.reset_token_lifetime
-    token = await ctx.onetime.issue(
-        "reset-password", {"user": user.id, "stamp": password_stamp(user)}, duration_seconds(lifetime)
-    )
-    await send.send_link("reset-password", user.email, token=token, name=user.name, expires_in=_human(lifetime))
+    normalise_email(email)
+
+    async def send_reset_link() -> None:
+        user = await ctx.users.by_email(email)
+        if user is None or user.disabled:
+            return
+        lifetime = ctx.settings.reset_token_lifetime
+        token = await ctx.onetime.issue(
+            "reset-password", {"user": user.id, "stamp": password_stamp(user)}, duration_seconds(lifetime)
+        )
+        await send.send_link("reset-password", user.email, token=token, name=user.name, expires_in=_human(lifetime))
+
+    await _finish(later, send_reset_link)
 
 
 async def reset_password(ctx: AuthContext, token: str, new_password: str, client: ClientInfo) -> None:
@@ -283,27 +316,31 @@ async def confirm_email_change(ctx: AuthContext, token: str, client: ClientInfo)
     return updated
 
 
-async def request_magic_link(ctx: AuthContext, email: str, client: ClientInfo) -> None:
+async def request_magic_link(ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None) -> None:
     """A sign-in link; for an unknown address (when sign-up is open) the account is made when
     the link is opened. The answer is the same either way."""
     await ctx.attempts.check_ip(client.ip)
     send = mailer(ctx, "magic-link login")
     normalise_email(email)
-    user = await ctx.users.by_email(email)
-    if user is not None and user.disabled:
-        return
-    if user is None and not ctx.settings.allow_signup:
-        return
-    lifetime = ctx.settings.magic_link_lifetime
-    subject = {"user": user.id} if user else {"email": email.strip()}
-    token = await ctx.onetime.issue("magic-link", subject, duration_seconds(lifetime))
-    await send.send_link(
-        "magic-link",
-        user.email if user else email.strip(),
-        token=token,
-        name=user.name if user else None,
-        expires_in=_human(lifetime),
-    )
+
+    async def send_sign_in_link() -> None:
+        user = await ctx.users.by_email(email)
+        if user is not None and user.disabled:
+            return
+        if user is None and not ctx.settings.allow_signup:
+            return
+        lifetime = ctx.settings.magic_link_lifetime
+        subject = {"user": user.id} if user else {"email": email.strip()}
+        token = await ctx.onetime.issue("magic-link", subject, duration_seconds(lifetime))
+        await send.send_link(
+            "magic-link",
+            user.email if user else email.strip(),
+            token=token,
+            name=user.name if user else None,
+            expires_in=_human(lifetime),
+        )
+
+    await _finish(later, send_sign_in_link)
 
 
 async def verify_magic_link(ctx: AuthContext, token: str, client: ClientInfo) -> TokenPair | MfaChallenge:

@@ -24,6 +24,8 @@ GET    /.well-known/openid-configuration  the discovery document
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +72,9 @@ from ..auth_deps import (
 )
 from ..errors import problem_responses
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["auth"])
+_after_answer: set[asyncio.Task[None]] = set()
 JWKS_MAX_AGE = 300
 ACCEPTED_DETAIL = {
     "signup": "if the address can be used, a confirmation link is on its way",
@@ -78,6 +82,23 @@ ACCEPTED_DETAIL = {
     "forgot": "if the address has an account, a reset link is on its way",
     "magic": "if the address can sign in, a link is on its way",
 }
+
+
+def after_answer(work: flows.Work) -> None:
+    """Runs the part of sign-up, resend, forgot password and magic link that depends on the
+    address (lookup, account, mail) in a task of its own, so the answer leaves at the same
+    time whether or not the address has an account. Not a background task of the request:
+    the next request on the same keep-alive connection would wait for it, and tell."""
+
+    async def run() -> None:
+        try:
+            await work()
+        except Exception:
+            log.exception("an auth flow failed after answering")
+
+    task = asyncio.create_task(run())
+    _after_answer.add(task)
+    task.add_done_callback(_after_answer.discard)
 
 
 def session_body(pair: TokenPair, mode: Mode, response: Response, context: AuthContext) -> Session:
@@ -126,6 +147,7 @@ async def sign_up(body: SignUpRequest, context: AuthDep, client: ClientDep, resp
         client,
         profile=body.profile.model_dump(by_alias=True, exclude_none=True),
         metadata=body.metadata,
+        later=after_answer,
     )
     if pair is None:
         return Accepted(detail=ACCEPTED_DETAIL["signup"])
@@ -152,7 +174,7 @@ async def verify_email(body: TokenRequest, context: AuthDep, client: ClientDep) 
     responses=problem_responses(400, 422, 429, 503),
 )
 async def resend_verification(body: EmailRequest, context: AuthDep, client: ClientDep) -> Accepted:
-    await flows.resend_verification(context, body.email, client)
+    await flows.resend_verification(context, body.email, client, later=after_answer)
     return Accepted(detail=ACCEPTED_DETAIL["resend"])
 
 
@@ -282,7 +304,7 @@ async def update_user(
     responses=problem_responses(400, 422, 429, 503),
 )
 async def forgot_password(body: EmailRequest, context: AuthDep, client: ClientDep) -> Accepted:
-    await flows.forgot_password(context, body.email, client)
+    await flows.forgot_password(context, body.email, client, later=after_answer)
     return Accepted(detail=ACCEPTED_DETAIL["forgot"])
 
 
@@ -345,7 +367,7 @@ async def confirm_email_change(body: TokenRequest, context: AuthDep, client: Cli
     responses=problem_responses(400, 422, 429, 503),
 )
 async def magic_link(body: EmailRequest, context: AuthDep, client: ClientDep) -> Accepted:
-    await flows.request_magic_link(context, body.email, client)
+    await flows.request_magic_link(context, body.email, client, later=after_answer)
     return Accepted(detail=ACCEPTED_DETAIL["magic"])
 
 
