@@ -662,3 +662,34 @@ def test_link_requests_take_as_long_for_unknown_addresses(auth: AuthStack, http:
     ratio = medians["unknown"] / medians["known"]
     assert 0.67 <= ratio <= 1.5, f"unknown/known median answer time {ratio:.2f}: {medians}"
     auth.mail_to(known, "")  # the known address got its mail all the same
+
+
+def test_reset_ends_sessions_started_under_a_longer_lifetime(auth: AuthStack, http: httpx.Client):
+    sign_up_and_verify(auth, http)
+    old = login(http)  # refreshTokenLifetime 720h
+    configure(auth, {"refreshTokenLifetime": "2s"}, fresh_database=False)
+    login(http)
+    time.sleep(2.5)  # the short session has ended; the old one lives on
+    assert me(http, old).status_code == 200
+    assert http.post("/v1/auth/password/forgot", json={"email": EMAIL}).status_code == 202
+    token = auth.token_from_mail(EMAIL, "Reset your password")
+    assert http.post("/v1/auth/password/reset", json={"token": token, "password": NEW_PASSWORD}).status_code == 204
+    problem(me(http, old), 401, "invalid-token")
+    problem(refresh(http, old), 401, "invalid-token")
+
+
+def test_change_email_counts_wrong_passwords_towards_the_lockout(auth: AuthStack, http: httpx.Client):
+    configure(auth, {"lockout": {"maxFailures": 2, "baseDelay": "1m"}})
+    sign_up_and_verify(auth, http)
+    session = login(http)
+    for _ in range(2):
+        wrong = http.post(
+            "/v1/auth/email/change",
+            json={"newEmail": "x@example.com", "password": "guess " + PASSWORD},
+            headers=bearer(session),
+        )
+        problem(wrong, 401, "invalid-credentials")
+    right = http.post(
+        "/v1/auth/email/change", json={"newEmail": "x@example.com", "password": PASSWORD}, headers=bearer(session)
+    )
+    problem(right, 429, "too-many-attempts")

@@ -199,13 +199,15 @@ def test_only_access_tokens_are_accepted(auth: AuthStack, http: httpx.Client, se
 def test_a_token_of_a_retired_key_is_refused(auth: AuthStack, http: httpx.Client, session: dict[str, Any]):
     now = datetime.now(UTC)
     old = key_set(auth).keys[0]
-    successor = generate_key("EdDSA", now - timedelta(seconds=1))
+    successor = generate_key("ES256", now - timedelta(seconds=1))
     auth.set_credentials(
         **{"stack.auth.signingKeys": KeySet((old.retire(now - timedelta(seconds=1)), successor)).to_json()}
     )
     assert "unknown or retired" in refused(me(http, session["accessToken"]))
     kids = [k["kid"] for k in http.get("/.well-known/jwks.json").json()["keys"]]
     assert kids == [successor.kid]
+    discovery = http.get("/.well-known/openid-configuration").json()
+    assert discovery["id_token_signing_alg_values_supported"] == ["ES256"], "a retired key's algorithm is gone"
 
 
 def test_a_token_verifies_with_the_public_jwks_alone(auth: AuthStack, http: httpx.Client, session: dict[str, Any]):

@@ -280,6 +280,7 @@ async def request_email_change(
     """Sends a confirmation link to the new address; the change happens when it is opened."""
     user = await current_user(ctx, claims)
     if user.password_hash is not None:
+        await ctx.attempts.check_account(normalise_email(user.email))
         ok, _ = await ctx.hasher.verify(password or "", user.password_hash)
         if not ok:
             await ctx.attempts.failed(normalise_email(user.email))

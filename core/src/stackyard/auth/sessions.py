@@ -198,7 +198,10 @@ class Sessions:
         )
         pipe.pexpire(key, ttl)
         pipe.zadd(self._user_key(user.id), {sid: _ms(now)})
-        pipe.pexpire(self._user_key(user.id), absolute - _ms(now))
+        # The index lives as long as its longest session: only ever lengthened (a shorter
+        # refreshTokenLifetime must not drop older sessions from revoke_all).
+        pipe.pexpire(self._user_key(user.id), absolute - _ms(now), nx=True)
+        pipe.pexpire(self._user_key(user.id), absolute - _ms(now), gt=True)
         await pipe.execute()
         await self.ctx.users.set_fields(user.id, {"lastLoginAt": now}, now=now)
         await self.ctx.audit.record("session.created", user_id=user.id, client=client, session=sid, amr=amr)

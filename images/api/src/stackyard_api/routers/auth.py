@@ -455,7 +455,8 @@ async def jwks(context: AuthDep) -> JSONResponse:
 )
 async def openid_configuration(context: AuthDep) -> JSONResponse:
     issuer = context.issuer
-    algorithms = sorted({k.alg for k in context.keys.keys}) or [context.settings.signing_algorithm]
+    now = context.clock()
+    algorithms = sorted({k.alg for k in context.keys.keys if k.published(now)}) or [context.settings.signing_algorithm]
     return JSONResponse(
         {
             "issuer": issuer,
