@@ -693,3 +693,20 @@ def test_change_email_counts_wrong_passwords_towards_the_lockout(auth: AuthStack
         "/v1/auth/email/change", json={"newEmail": "x@example.com", "password": PASSWORD}, headers=bearer(session)
     )
     problem(right, 429, "too-many-attempts")
+
+
+def test_an_email_template_named_auth_kind_replaces_the_built_in_mail(auth: AuthStack, http: httpx.Client):
+    optional = {"required": False}
+    template = {
+        "subject": "Welcome to {{ appName }}: one more step",
+        "text": "Hi {{ name or email }}, confirm here: {{ link }} (valid {{ expiresIn }})",
+        "variables": {"link": {}, "email": {}, "name": optional, "expiresIn": optional, "appName": optional},
+    }
+    configure(auth, email_templates={"auth-verify-email": template})
+    answer = http.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD, "profile": {"name": "Ana"}})
+    assert answer.status_code == 202, answer.text
+    message = auth.mail_to(EMAIL, "Welcome to demo: one more step")
+    assert text_of(message).startswith("Hi Ana, confirm here: https://app.acme.dev/auth/verify-email?token=")
+    assert "(valid 24 hours)" in text_of(message)
+    token = auth.token_from_mail(EMAIL, "Welcome to demo")
+    assert http.post("/v1/auth/verify-email", json={"token": token}).status_code == 200
