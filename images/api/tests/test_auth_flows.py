@@ -710,3 +710,42 @@ def test_an_email_template_named_auth_kind_replaces_the_built_in_mail(auth: Auth
     assert "(valid 24 hours)" in text_of(message)
     token = auth.token_from_mail(EMAIL, "Welcome to demo")
     assert http.post("/v1/auth/verify-email", json={"token": token}).status_code == 200
+
+
+def test_a_magic_link_to_an_unverified_account_drops_what_someone_else_may_have_set(
+    auth: AuthStack, http: httpx.Client
+):
+    """Pre-hijacking: someone signs up with another's address (verification off, so they
+    get a session); when the owner signs in by a link, the intruder's password and session
+    no longer work."""
+    configure(auth, {"requireEmailVerification": False})
+    intruder = http.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
+    assert intruder.status_code == 201, intruder.text
+    auth.mail_to(EMAIL, "Confirm your email")
+    assert http.post("/v1/auth/magic-link", json={"email": EMAIL}).status_code == 202
+    owner = http.post("/v1/auth/magic-link/verify", json={"token": auth.token_from_mail(EMAIL, "Your sign-in link")})
+    assert owner.status_code == 200, owner.text
+    problem(me(http, intruder.json()), 401, "invalid-token")
+    problem(http.post("/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}), 401, "invalid-credentials")
+    user = http.get("/v1/auth/user", headers=bearer(owner.json())).json()
+    assert user["emailVerified"] is True and user["hasPassword"] is False
+    # A verified account keeps its password and sessions.
+    first = http.post("/v1/auth/magic-link", json={"email": EMAIL})
+    assert first.status_code == 202
+    wait_for_mails(auth, EMAIL, 3)
+    again = http.post("/v1/auth/magic-link/verify", json={"token": auth.token_from_mail(EMAIL, "Your sign-in link")})
+    assert again.status_code == 200 and me(http, owner.json()).status_code == 200
+
+
+def test_a_magic_link_dies_when_the_address_changes(auth: AuthStack, http: httpx.Client):
+    sign_up_and_verify(auth, http)
+    session = login(http)
+    assert http.post("/v1/auth/magic-link", json={"email": EMAIL}).status_code == 202
+    link = auth.token_from_mail(EMAIL, "Your sign-in link")
+    new = "ana.new@example.com"
+    asked = http.post("/v1/auth/email/change", json={"newEmail": new, "password": PASSWORD}, headers=bearer(session))
+    assert asked.status_code == 202, asked.text
+    confirm = http.post("/v1/auth/email/change/confirm", json={"token": auth.token_from_mail(new, "Confirm your new")})
+    assert confirm.status_code == 200, confirm.text
+    stale = http.post("/v1/auth/magic-link/verify", json={"token": link})
+    assert "former email address" in problem(stale, 401, "invalid-token")["detail"]

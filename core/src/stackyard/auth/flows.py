@@ -331,7 +331,7 @@ async def request_magic_link(ctx: AuthContext, email: str, client: ClientInfo, l
         if user is None and not ctx.settings.allow_signup:
             return
         lifetime = ctx.settings.magic_link_lifetime
-        subject = {"user": user.id} if user else {"email": email.strip()}
+        subject = {"user": user.id, "email": normalise_email(user.email)} if user else {"email": email.strip()}
         token = await ctx.onetime.issue("magic-link", subject, duration_seconds(lifetime))
         await send.send_link(
             "magic-link",
@@ -352,8 +352,14 @@ async def verify_magic_link(ctx: AuthContext, token: str, client: ClientInfo) ->
         user = await ctx.users.by_id(subject["user"])
         if user is None:
             raise InvalidToken("the sign-in link's account no longer exists")
+        if "email" in subject and normalise_email(user.email) != subject["email"]:
+            raise InvalidToken("the sign-in link was sent to the account's former email address")
         if not user.email_verified:
-            user = await ctx.users.set_fields(user.id, {"emailVerified": True}, now=ctx.clock()) or user
+            # The link proves the mailbox; the password and sessions made before anyone did
+            # may be someone else's (account pre-hijacking: a sign-up with another's address).
+            fields = {"emailVerified": True, "passwordHash": None}
+            user = await ctx.users.set_fields(user.id, fields, now=ctx.clock()) or user
+            await ctx.sessions.revoke_all(user.id, "email verified by a sign-in link", client=client)
     else:
         try:
             user = await ctx.users.create(subject["email"], email_verified=True, now=ctx.clock())
