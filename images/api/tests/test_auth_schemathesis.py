@@ -52,7 +52,12 @@ def auth(tmp_path_factory, redis_server, mongo_server) -> Iterator[AuthStack]:  
             run_worker=False,
         )
         for running in stack.serve():
-            running.configure({"requireEmailVerification": False, "lockout": {"ipMaxAttempts": 100000}})
+            running.configure(
+                {
+                    "requireEmailVerification": False,
+                    "lockout": {"ipMaxAttempts": 100000, "maxFailures": 100, "baseDelay": "1s"},
+                }
+            )
             with redis.Redis.from_url(running.redis_url) as client:
                 client.flushdb()
             yield running

@@ -340,7 +340,7 @@ async def change_password(
     response_model=Accepted,
     summary="Change your email address",
     description="Sends a link to the new address; the address changes (verified) when it is opened.",
-    responses=problem_responses(400, 401, 403, 409, 422, 503),
+    responses=problem_responses(400, 401, 403, 409, 422, 429, 503),
 )
 async def change_email(body: ChangeEmailRequest, claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Accepted:
     await flows.request_email_change(context, claims, body.new_email, body.password, client)
