@@ -749,3 +749,18 @@ def test_a_magic_link_dies_when_the_address_changes(auth: AuthStack, http: httpx
     assert confirm.status_code == 200, confirm.text
     stale = http.post("/v1/auth/magic-link/verify", json={"token": link})
     assert "former email address" in problem(stale, 401, "invalid-token")["detail"]
+
+
+def test_a_reset_link_dies_when_the_address_changes(auth: AuthStack, http: httpx.Client):
+    sign_up_and_verify(auth, http)
+    session = login(http)
+    assert http.post("/v1/auth/password/forgot", json={"email": EMAIL}).status_code == 202
+    link = auth.token_from_mail(EMAIL, "Reset your password")
+    new = "ana.new@example.com"
+    asked = http.post("/v1/auth/email/change", json={"newEmail": new, "password": PASSWORD}, headers=bearer(session))
+    assert asked.status_code == 202, asked.text
+    confirm = http.post("/v1/auth/email/change/confirm", json={"token": auth.token_from_mail(new, "Confirm your new")})
+    assert confirm.status_code == 200, confirm.text
+    stale = http.post("/v1/auth/password/reset", json={"token": link, "password": NEW_PASSWORD})
+    problem(stale, 401, "invalid-token")
+    login(http, email=new)

@@ -82,8 +82,10 @@ def _human(duration: str) -> str:
 
 
 def password_stamp(user: UserRecord) -> str:
-    """Changes whenever the password does: a reset link dies once the password changes."""
-    return hashlib.sha256((user.password_hash or "-").encode()).hexdigest()[:16]
+    """Changes whenever the password or the email address does: a reset link dies once the
+    password changes, or once the address it was sent to is no longer the account's."""
+    material = f"{user.password_hash or '-'}\n{normalise_email(user.email)}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 async def send_verification(ctx: AuthContext, user: UserRecord) -> None:

@@ -136,7 +136,7 @@ def login_answer(
         "has an account (its owner gets a notice instead), so sign-up does not reveal who is registered. "
         "Without it, 201 with a session, and 409 for an address in use."
     ),
-    responses={201: {"description": "Created and logged in (email verification off)"}}
+    responses={201: {"description": "Created and logged in (email verification off)", "model": Session}}
     | problem_responses(400, 403, 409, 422, 429, 503),
 )
 async def sign_up(body: SignUpRequest, context: AuthDep, client: ClientDep, response: Response) -> Accepted | Session:
@@ -159,6 +159,7 @@ async def sign_up(body: SignUpRequest, context: AuthDep, client: ClientDep, resp
     "/v1/auth/verify-email",
     response_model=User,
     response_model_by_alias=True,
+    response_model_exclude_none=True,
     summary="Confirm an email address",
     responses=problem_responses(400, 401, 422, 503),
 )
