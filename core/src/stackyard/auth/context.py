@@ -17,7 +17,7 @@ from .keys import KeySet
 from .mail import AuthMailer
 from .onetime import OneTimeTokens
 from .passwords import PasswordHasher
-from .sessions import Sessions
+from .sessions import LivenessCache, Sessions
 from .users import UserStore
 
 
@@ -44,6 +44,8 @@ class AuthContext:
     identity_providers: dict[str, Any] = field(default_factory=dict)
     admin_api_key: str | None = None
     clock: Callable[[], datetime] = utc_now
+    liveness: LivenessCache = field(default_factory=LivenessCache)
+    """Sessions seen alive lately; one per process (the api keeps it across requests)."""
     org_claims: Callable[[str], Awaitable[dict[str, str]]] = no_orgs
     """The `orgs` claim of a user's tokens: organisation id -> role."""
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -155,6 +156,29 @@ def _from_ms(value: bytes | str | int | None) -> datetime:
     return datetime.fromtimestamp(int(value or 0) / 1000, UTC)
 
 
+class LivenessCache:
+    """Sessions this process saw alive in Redis within the last `ttl` seconds, so that every
+    authenticated request does not cost a round trip. A session revoked through this process
+    is forgotten at once; one revoked through another api replica stops working there within
+    `ttl` (1 s). Bounded: when full, it starts afresh."""
+
+    def __init__(self, ttl: float = 1.0, size: int = 100_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._until: dict[str, float] = {}
+
+    def seen_alive(self, sid: str) -> bool:
+        until = self._until.get(sid)
+        return until is not None and time.monotonic() < until
+
+    def remember(self, sid: str) -> None:
+        if len(self._until) >= self.size:
+            self._until.clear()
+        self._until[sid] = time.monotonic() + self.ttl
+
+    def forget(self, sid: str) -> None:
+        self._until.pop(sid, None)
+
+
 class Sessions:
     def __init__(self, ctx: AuthContext) -> None:
         self.ctx = ctx
@@ -219,6 +243,7 @@ class Sessions:
         result = await self._rotate(sid, secret, new_secret, now)
         status = int(result[0])
         if status == -1:
+            self.ctx.liveness.forget(sid)
             user_id = result[1].decode() if isinstance(result[1], bytes) else result[1]
             await self.ctx.audit.record(
                 "session.revoked", user_id=user_id, client=client, session=sid, reason="refresh token reused"
@@ -250,7 +275,13 @@ class Sessions:
         return _info(sid, data, self._idle_ms) if data else None
 
     async def alive(self, sid: str) -> bool:
-        return bool(await self.ctx.redis.exists(self._session_key(sid)))
+        """Whether the session is live; a yes is trusted for LivenessCache.ttl seconds."""
+        if self.ctx.liveness.seen_alive(sid):
+            return True
+        alive = bool(await self.ctx.redis.exists(self._session_key(sid)))
+        if alive:
+            self.ctx.liveness.remember(sid)
+        return alive
 
     async def list(self, user_id: str) -> list[SessionInfo]:
         """The user's live sessions, newest first (ended ones are pruned from the index)."""
@@ -269,6 +300,7 @@ class Sessions:
         return found
 
     async def revoke(self, sid: str, reason: str, client: ClientInfo | None = None) -> bool:
+        self.ctx.liveness.forget(sid)
         session_key = self._session_key(sid)
         user_id = await self.ctx.redis.hget(session_key, "user")
         if user_id is None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -19,7 +20,7 @@ from stackyard.auth.keys import KeySet
 from stackyard.auth.mail import AuthMailer
 from stackyard.auth.orgs import org_claims
 from stackyard.auth.passwords import PasswordHasher
-from stackyard.auth.sessions import ClientInfo, TokenPair
+from stackyard.auth.sessions import ClientInfo, LivenessCache, TokenPair
 from stackyard.auth.tokens import AccessClaims, verify_access_token
 from stackyard.config import AUTH_ADMIN_API_KEY, AUTH_ENCRYPTION_KEY, AUTH_SIGNING_KEYS, AppliedConfig
 from stackyard.problems import CapabilityOff, Problem
@@ -35,9 +36,13 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
 
 
+VERIFIED_CACHE_SIZE = 50_000
+
+
 @dataclass(frozen=True)
 class StackAuth:
-    """What one config (hash) gives auth, parsed once: keys, issuer, audience, secrets."""
+    """What one config gives auth, parsed once: keys, issuer, audience, secrets; and the
+    access tokens it verified (a token is checked once, then trusted until it expires)."""
 
     hash: str
     keys: KeySet
@@ -45,6 +50,7 @@ class StackAuth:
     audience: str
     encryption_key: bytes | None
     admin_api_key: str | None
+    verified: dict[str, AccessClaims] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, applied: AppliedConfig) -> StackAuth:
@@ -61,14 +67,29 @@ class StackAuth:
             admin_api_key=applied.credentials.get(AUTH_ADMIN_API_KEY) or None,
         )
 
+    def verify(self, token: str, now: datetime) -> AccessClaims:
+        """verify_access_token, remembered per token string until the token expires. The key
+        set is this config's: a new credentials Secret (keys rotated or revoked) starts afresh."""
+        claims = self.verified.get(token)
+        if claims is not None and now.timestamp() <= claims.exp:
+            return claims
+        claims = verify_access_token(token, self.keys, issuer=self.issuer, audience=self.audience, now=now)
+        if len(self.verified) >= VERIFIED_CACHE_SIZE:
+            self.verified.clear()
+        self.verified[token] = claims
+        return claims
+
 
 class AuthState:
-    """Kept by the app between requests: the parsed StackAuth of the config in force, the
-    password hasher, and the databases whose indexes were ensured."""
+    """Kept by the app between requests: the parsed StackAuth and the AuthContext of the
+    config in force, the password hasher, the sessions seen alive lately, and the databases
+    whose indexes were ensured."""
 
     def __init__(self) -> None:
         self.hasher = PasswordHasher()
+        self.liveness = LivenessCache()
         self.stack: StackAuth | None = None
+        self.context: AuthContext | None = None
         self._applied: AppliedConfig | None = None
         self.indexed: set[str] = set()
 
@@ -76,7 +97,7 @@ class AuthState:
         # Keyed on the applied config object itself: a new credentials Secret (rotated keys)
         # makes a new one even when the config's hash stays.
         if self.stack is None or self._applied is not applied:
-            self.stack, self._applied = StackAuth.of(applied), applied
+            self.stack, self._applied, self.context = StackAuth.of(applied), applied, None
         return self.stack
 
 
@@ -87,7 +108,7 @@ def auth_state(request: Request) -> AuthState:
     return state
 
 
-def client_info(request: Request) -> ClientInfo:
+async def client_info(request: Request) -> ClientInfo:
     runtime: Runtime = request.app.state.runtime
     applied = runtime.live.current
     trusted = parse_networks(tuple(applied.config.spec.api.trusted_proxies)) if applied else ()
@@ -108,15 +129,19 @@ async def _mailer(runtime: Runtime, request: Request) -> AuthMailer | None:
 
 
 async def auth_context(request: Request, runtime: RuntimeDep) -> AuthContext:
+    """The AuthContext of the config in force, made once per config (it holds no request state)."""
     applied = runtime.config
     config = applied.config
     if not config.spec.capabilities.auth:
         raise CapabilityOff("the auth capability is off in this Stack (spec.capabilities.auth)")
     state = auth_state(request)
     stack = state.stack_auth(applied)
+    if state.context is not None:
+        return state.context
+    database = runtime.mongo[config.spec.mongodb.database]
     context = AuthContext(
         redis=runtime.redis,
-        db=runtime.mongo[config.spec.mongodb.database],
+        db=database,
         settings=config.spec.auth,
         keys=stack.keys,
         issuer=stack.issuer,
@@ -127,12 +152,15 @@ async def auth_context(request: Request, runtime: RuntimeDep) -> AuthContext:
         mailer=await _mailer(runtime, request),
         identity_providers=dict(getattr(config, "identity_providers", {}) or {}),
         admin_api_key=stack.admin_api_key,
-        org_claims=org_claims(runtime.mongo[config.spec.mongodb.database]),
+        liveness=state.liveness,
+        org_claims=org_claims(database),
     )
     if config.spec.mongodb.database not in state.indexed:
         await context.users.ensure_indexes()
         await context.audit.ensure_indexes()
         state.indexed.add(config.spec.mongodb.database)
+    if state.stack is stack:
+        state.context = context
     return context
 
 
@@ -225,7 +253,7 @@ async def current_claims(request: Request, context: Annotated[AuthContext, Depen
     return claims
 
 
-def admin_key(request: Request, context: Annotated[AuthContext, Depends(auth_context)]) -> AuthContext:
+async def admin_key(request: Request, context: Annotated[AuthContext, Depends(auth_context)]) -> AuthContext:
     """The admin API: `Authorization: Bearer <admin API key>` (from spec.auth.adminApiKeySecretRef)."""
     if context.admin_api_key is None:
         raise AuthNotConfigured("the admin API is off: set spec.auth.adminApiKeySecretRef in the Stack")
@@ -271,8 +299,7 @@ class PrincipalMiddleware:
         applied = self.runtime.live.current
         if not token or applied is None or token.count(".") != 2:
             return None
-        stack = self.state.stack_auth(applied)
         try:
-            return verify_access_token(token, stack.keys, issuer=stack.issuer, audience=stack.audience, now=utc_now())
+            return self.state.stack_auth(applied).verify(token, utc_now())
         except Problem:
             return None

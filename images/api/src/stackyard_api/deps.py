@@ -1,4 +1,5 @@
-"""Shared request context, through FastAPI dependencies."""
+"""Shared request context, through FastAPI dependencies (async: FastAPI runs a plain `def`
+dependency in its thread pool, a hand-off that costs more than these functions)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ from stackyard.ratelimit import LivePolicies, RateLimiter
 from stackyard.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def get_policy_source(request: Request) -> LivePolicies:
+async def get_policy_source(request: Request) -> LivePolicies:
     source: LivePolicies = request.app.state.rate_limit_policies
     return source
 
