@@ -74,7 +74,8 @@ from ..errors import problem_responses
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["auth"])
-_after_answer: set[asyncio.Task[None]] = set()
+after_answer_tasks: set[asyncio.Task[None]] = set()
+"""The work of after_answer still running (kept so that it is not garbage-collected)."""
 JWKS_MAX_AGE = 300
 ACCEPTED_DETAIL = {
     "signup": "if the address can be used, a confirmation link is on its way",
@@ -97,8 +98,8 @@ def after_answer(work: flows.Work) -> None:
             log.exception("an auth flow failed after answering")
 
     task = asyncio.create_task(run())
-    _after_answer.add(task)
-    task.add_done_callback(_after_answer.discard)
+    after_answer_tasks.add(task)
+    task.add_done_callback(after_answer_tasks.discard)
 
 
 def session_body(pair: TokenPair, mode: Mode, response: Response, context: AuthContext) -> Session:
