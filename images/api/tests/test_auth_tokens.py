@@ -284,3 +284,29 @@ def test_key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
     _, payload, signature = login["accessToken"].split(".")
     relabelled = b64(json.dumps({"alg": "EdDSA", "kid": new.kid, "typ": "at+jwt"}).encode())
     refused(me(http, ".".join([relabelled, payload, signature])))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "中文"},
+        {"alg": 'x" , error="other'},
+        {"alg": ["EdDSA"]},
+        {"kid": "ключ\r\nSet-Cookie: x=1"},
+        {"kid": 7},
+        {"typ": "at+jwt\u2028"},
+    ],
+    ids=["non-latin-alg", "quoted-alg", "list-alg", "injected-kid", "number-kid", "odd-typ"],
+)
+def test_hostile_headers_are_refused_cleanly(
+    auth: AuthStack, http: httpx.Client, session: dict[str, Any], header: dict[str, Any]
+):
+    old_header, payload = parts(session["accessToken"])
+    forged = ".".join(
+        [b64(json.dumps(old_header | header).encode()), b64(json.dumps(payload).encode()), "c2lnbmF0dXJl"]
+    )
+    answer = me(http, forged)
+    refused(answer)
+    challenge = answer.headers["WWW-Authenticate"]
+    assert challenge.isascii() and challenge.count('"') == 4, challenge
+    assert "Set-Cookie" not in answer.headers

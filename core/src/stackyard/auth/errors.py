@@ -4,6 +4,8 @@ Details never say whether an email address has an account, and never hold a secr
 
 from __future__ import annotations
 
+import re
+
 from ..problems import Conflict, Problem, ServiceUnavailable, TooManyRequests, UnprocessableContent
 
 
@@ -18,7 +20,10 @@ class InvalidToken(Problem):
 
     def __init__(self, detail: str, **extensions: object) -> None:
         super().__init__(detail, **extensions)
-        self.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{detail[:120]}"'
+        # A header is latin-1 and this one a quoted string: the detail may echo a token's
+        # header (its alg), so anything but plain printable ASCII becomes "?".
+        description = re.sub(r'[^\x20-\x7e]|["\\]', "?", detail[:120])
+        self.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{description}"'
 
 
 class RefreshTokenReused(InvalidToken):

@@ -95,7 +95,7 @@ def verify_access_token(
     header = _header(token)
     alg, kid = header.get("alg"), header.get("kid")
     if alg not in ALGORITHMS:
-        raise InvalidToken(f"algorithm {alg!r} is not accepted")
+        raise InvalidToken(f"algorithm {str(alg)[:40]!r} is not accepted")
     if header.get("typ") != ACCESS_TOKEN_TYPE:
         raise InvalidToken("not an access token (typ must be at+jwt)")
     if not isinstance(kid, str):
