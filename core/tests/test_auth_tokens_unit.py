@@ -250,3 +250,15 @@ async def test_an_address_has_a_budget_per_window(redis: Any, hasher: PasswordHa
     assert refused.value.headers["Retry-After"] == "15"
     clock.advance(15)
     await ctx.attempts.check_ip("203.0.113.7")
+
+
+async def test_a_long_run_of_failures_stays_at_the_longest_delay(redis: Any, hasher: PasswordHasher):
+    """A short maxDelay lets failures pile up; past 1,000 of them the doubling once
+    overflowed a float and every failed login was a 500."""
+    clock = Clock()
+    ctx = context(KeySet(), clock, hasher, redis, {"lockout": {"maxFailures": 1, "baseDelay": "1s", "maxDelay": "2s"}})
+    pipe = redis.pipeline(transaction=False)
+    for _ in range(1100):
+        pipe.hincrby(ctx.rkey("fail", "ana@example.com"), "failures", 1)
+    await pipe.execute()
+    assert await ctx.attempts.failed("ana@example.com") == 2

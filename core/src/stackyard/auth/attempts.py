@@ -60,7 +60,8 @@ class AttemptLimits:
         await self.ctx.redis.expire(key, int(max(max_delay * 2, 86400)))
         if failures < self.policy.max_failures:
             return 0
-        delay = min(duration_seconds(self.policy.base_delay) * 2 ** (failures - self.policy.max_failures), max_delay)
+        doublings = min(failures - self.policy.max_failures, 60)  # 2**1024 does not fit a float
+        delay = min(duration_seconds(self.policy.base_delay) * 2**doublings, max_delay)
         await self.ctx.redis.hset(key, "until", str(self.ctx.clock().timestamp() + delay))
         ceil: int = math.ceil(delay)
         return ceil
