@@ -111,7 +111,7 @@ async def sign_up(
     later: Later | None = None,
 ) -> TokenPair | None:
     """With email verification on, None (the same answer whether or not the address had an
-    account: the owner of an existing one gets a notice; the account is made by `later`);
+    account: the owner of an existing one gets a notice; the mails go by `later`);
     else the new session (EmailTaken for an address in use)."""
     settings = ctx.settings
     if not settings.allow_signup:
@@ -122,28 +122,36 @@ async def sign_up(
 
     async def create() -> UserRecord:
         password_hash = await ctx.hasher.hash(password)
-        user = await ctx.users.create(
+        return await ctx.users.create(
             email, password_hash=password_hash, profile=profile, metadata=metadata, now=ctx.clock()
         )
-        await ctx.audit.record("user.created", user_id=user.id, client=client, method="password")
-        return user
 
     if not settings.require_email_verification:
         user = await create()
+        await ctx.audit.record("user.created", user_id=user.id, client=client, method="password")
         if ctx.mailer is not None:
             await send_verification(ctx, user)
         return await ctx.sessions.start(user, client, ["pwd"])
     send = mailer(ctx, "sign-up")
+    # The account exists when the answer goes (a login right after sign-up finds it); both
+    # paths pay the same argon2 hash and insert, and only the mail waits for after the answer.
+    try:
+        user = await create()
+    except EmailTaken:
 
-    async def register() -> None:
-        try:
-            await send_verification(ctx, await create())
-        except EmailTaken:
+        async def notify_owner() -> None:
             existing = await ctx.users.by_email(email)
             if existing is not None:
                 await send.send_notice("already-registered", existing.email, key=existing.id)
 
-    await _finish(later, register)
+        await _finish(later, notify_owner)
+        return None
+
+    async def verify_new_account() -> None:
+        await ctx.audit.record("user.created", user_id=user.id, client=client, method="password")
+        await send_verification(ctx, user)
+
+    await _finish(later, verify_new_account)
     return None
 
 
