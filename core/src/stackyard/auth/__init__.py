@@ -14,5 +14,6 @@
 - `mfa`, `passkeys`: TOTP with recovery codes, and WebAuthn
 - `federation`: login with Google, GitHub or any OpenID provider (`IdentityProvider`)
 - `orgs`, `admin`: organisations with roles, and the admin API's operations
-- `contract`: the API's request and response bodies
+- `contract`, `contract_mfa`, `contract_oauth`, `contract_orgs`, `contract_admin`: the API's request
+  and response bodies, shared by the api and the SDK
 """

@@ -26,6 +26,7 @@ from stackyard.auth.contract import (
     SessionView,
     User,
 )
+from stackyard.auth.contract_admin import AuditEvent, AuditPage, Deleted, MfaState, OrgMembership, UserDetail, UserPage
 from stackyard.email.contract import (
     AttachmentIn,
     EmailAccepted,
@@ -56,7 +57,6 @@ from stackyard.jobs.contract import (
 from .admin_async import AsyncAdminEvents, AsyncAdminUsers, AsyncAuthAdmin
 from .admin_calls import AdminKeyMissing
 from .admin_sync import AdminEvents, AdminUsers, AuthAdmin
-from .admin_wire import AuditEvent, AuditPage, Deleted, MfaState, OrgMembership, UserDetail, UserPage
 from .async_client import AsyncEmails, AsyncEvents, AsyncJobs, AsyncQueues, AsyncStackyard, AsyncSuppressions
 from .auth_async import AsyncAccount, AsyncAuth
 from .auth_sync import Account, Auth

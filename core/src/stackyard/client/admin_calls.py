@@ -7,8 +7,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from stackyard.auth.contract import User
+from stackyard.auth.contract_admin import (
+    AuditPage,
+    Deleted,
+    Match,
+    Revoked,
+    UserCreate,
+    UserDetail,
+    UserPage,
+    UserUpdate,
+)
 
-from .admin_wire import AuditPage, Deleted, Match, Revoked, UserCreate, UserDetail, UserPage, UserUpdate
 from .auth_calls import ProfileLike
 from .calls import ADMIN_KEY_ENV, Call, Params, _segment
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stackyard.auth.contract import User
+from stackyard.auth.contract_admin import AuditEvent, AuditPage, Deleted, Match, UserDetail, UserPage
 
 from . import admin_calls
-from .admin_wire import AuditEvent, AuditPage, Deleted, Match, UserDetail, UserPage
 from .auth_calls import ProfileLike
 
 if TYPE_CHECKING:

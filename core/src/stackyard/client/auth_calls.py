@@ -1,6 +1,6 @@
 """What each auth call of the SDK sends and how its answer is read (as `calls` does for jobs
 and email): the public flows and the calls made with a user's access token (the admin API
-is in `admin_calls`). The bodies are `stackyard.auth.contract`'s models.
+is in `admin_calls`). The bodies are `stackyard.auth.contract`'s models (`contract_mfa` for the login's second step).
 
 Calls that present a credential (a password, an MFA code, a refresh token, a sign-in link)
 are never sent twice on their own: not after a broken connection (a refresh token sent
@@ -24,7 +24,6 @@ from stackyard.auth.contract import (
     MagicLinkVerify,
     Me,
     MfaRequired,
-    Mode,
     OpenIdConfiguration,
     Profile,
     RefreshRequest,
@@ -35,8 +34,8 @@ from stackyard.auth.contract import (
     TokenRequest,
     UpdateUserRequest,
     User,
-    Wire,
 )
+from stackyard.auth.contract_mfa import MfaLoginRequest
 
 from .calls import Call, NoContent, _segment
 
@@ -55,14 +54,6 @@ class SignUpAnswer(RootModel[Accepted | Session]):
 
 class LoginAnswer(RootModel[Session | MfaRequired]):
     """A Session, or an MFA challenge to finish with `login_mfa`."""
-
-
-class MfaLoginRequest(Wire):
-    """The body of POST /v1/auth/login/mfa (the api's own model lives with its router)."""
-
-    mfa_token: str
-    code: str
-    mode: Mode = "bearer"
 
 
 def _body(request: BaseModel) -> dict[str, Any]:

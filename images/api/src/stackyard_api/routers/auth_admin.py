@@ -17,13 +17,21 @@ GET    /v1/auth/admin/events                  the audit log (by user, by type), 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import Field
 from stackyard.auth import admin
-from stackyard.auth.contract import Email, Metadata, Password, Profile, SessionView, User, Wire
+from stackyard.auth.contract import User
+from stackyard.auth.contract_admin import (
+    AuditPage,
+    Deleted,
+    Match,
+    Revoked,
+    UserCreate,
+    UserDetail,
+    UserPage,
+    UserUpdate,
+)
 from stackyard.auth.users import public_user
 
 from ..auth_deps import AdminDep, ClientDep
@@ -34,85 +42,6 @@ router = APIRouter(prefix="/v1/auth/admin", tags=["auth: admin"])
 UserId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^usr_[0-9a-z]+$")]
 Limit = Annotated[int, Query(ge=1, le=admin.MAX_PAGE, description="Items per page.")]
 Cursor = Annotated[str | None, Query(max_length=200, description="nextCursor of the page before.")]
-
-
-class UserCreate(Wire):
-    model_config = Wire.model_config | {
-        "json_schema_extra": {"examples": [{"email": "ana@example.com", "emailVerified": True}]}
-    }
-    email: Email
-    password: Password | None = Field(
-        default=None, description="Checked against the password policy; omit for link or provider sign-in."
-    )
-    email_verified: bool = False
-    profile: Profile = Field(default_factory=Profile)
-    metadata: Metadata = Field(default_factory=dict, max_length=50)
-    app_metadata: Metadata = Field(default_factory=dict, max_length=50, description="Only admins change it.")
-
-
-class UserUpdate(Wire):
-    profile: Profile | None = Field(default=None, description="Fields given replace those stored; null clears one.")
-    metadata: Metadata | None = Field(default=None, max_length=50, description="Replaces the whole object.")
-    app_metadata: Metadata | None = Field(default=None, max_length=50, description="Replaces the whole object.")
-    email_verified: bool | None = None
-
-
-class UserPage(Wire):
-    items: list[User]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last.")
-
-
-class Passkey(Wire):
-    id: str | None
-    name: str | None
-    created_at: datetime | None
-    last_used_at: datetime | None
-
-
-class MfaState(Wire):
-    totp: bool
-    recovery_codes_left: int
-    passkeys: list[Passkey]
-
-
-class OrgMembership(Wire):
-    org_id: str
-    role: str
-    joined_at: datetime
-
-
-class UserDetail(User):
-    sessions: list[SessionView]
-    mfa: MfaState
-    organizations: list[OrgMembership]
-
-
-class Deleted(Wire):
-    id: str
-    sessions_revoked: int
-    events_erased: int
-    stream_entries_erased: int
-    organizations_transferred: dict[str, str] = Field(description="Organisation id -> its new owner.")
-    organizations_deleted: list[str] = Field(description="Organisations the user was the only member of.")
-
-
-class Revoked(Wire):
-    sessions_revoked: int
-
-
-class AuditEvent(Wire):
-    id: str
-    type: str
-    user_id: str | None
-    ip: str | None
-    user_agent: str | None
-    at: datetime
-    data: dict[str, Any]
-
-
-class AuditPage(Wire):
-    items: list[AuditEvent]
-    next_cursor: str | None
 
 
 @router.get(
@@ -129,7 +58,7 @@ class AuditPage(Wire):
 async def list_users(
     context: AdminDep,
     q: Annotated[str | None, Query(max_length=320, description="Part of an email address.")] = None,
-    match: Annotated[Literal["contains", "prefix"], Query()] = "contains",
+    match: Annotated[Match, Query()] = "contains",
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:

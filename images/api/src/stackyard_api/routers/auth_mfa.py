@@ -17,13 +17,25 @@ DELETE /v1/auth/passkeys/{id}                delete one
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
-from pydantic import Field, StringConstraints, model_validator
 from stackyard.auth import flows, mfa, passkeys
-from stackyard.auth.contract import MfaRequired, Mode, Password, Session, Wire
+from stackyard.auth.contract import MfaRequired, Session
+from stackyard.auth.contract_mfa import (
+    CodeRequest,
+    MfaLoginRequest,
+    Passkey,
+    PasskeyList,
+    PasskeyLoginOptionsRequest,
+    PasskeyLoginRequest,
+    PasskeyOptions,
+    PasskeyRegisterRequest,
+    PasskeyRename,
+    ReauthRequest,
+    RecoveryCodes,
+    TotpEnrollment,
+)
 
 from ..auth_deps import AuthDep, ClaimsDep, ClientDep
 from ..errors import problem_responses
@@ -31,117 +43,12 @@ from .auth import login_answer, session_body
 
 router = APIRouter(tags=["auth"])
 
-Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-ChallengeToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 PasskeyId = Annotated[str, Path(min_length=1, max_length=1400, pattern=r"^[A-Za-z0-9_-]+$")]
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-# --- bodies ---------------------------------------------------------------------------------
-
-
-class TotpEnrollment(Wire):
-    """Show `otpauthUri` as a QR code (or `secret` for typing); then confirm with a code."""
-
-    secret: str = Field(description="Base32 secret, for typing into the app by hand.")
-    otpauth_uri: str = Field(description="otpauth://totp/... for a QR code.")
-    issuer: str
-    account: str
-    algorithm: Literal["SHA1"] = "SHA1"
-    digits: int = mfa.TOTP_DIGITS
-    period: int = mfa.TOTP_PERIOD
-
-
-class CodeRequest(Wire):
-    model_config = Wire.model_config | {"json_schema_extra": {"examples": [{"code": "123456"}]}}
-    code: Code = Field(description="The 6-digit code the authenticator app shows now.")
-
-
-class ReauthRequest(Wire):
-    """Proof for an MFA change: a current code from the app, or the account's password."""
-
-    code: Code | None = None
-    password: Password | None = None
-
-    @model_validator(mode="after")
-    def one_proof(self) -> ReauthRequest:
-        if not self.code and not self.password:
-            raise ValueError("give code (from the authenticator app) or password")
-        return self
-
-
-class RecoveryCodes(Wire):
-    recovery_codes: list[str] = Field(
-        description="Single-use codes for when the app is not at hand; shown only now, store them safely."
-    )
-
-
-class MfaLoginRequest(Wire):
-    model_config = Wire.model_config | {
-        "json_schema_extra": {"examples": [{"mfaToken": "from POST /v1/auth/login", "code": "123456"}]}
-    }
-    mfa_token: ChallengeToken = Field(description="mfaToken of the login's answer (mfaRequired).")
-    code: Code = Field(description="A code from the authenticator app, or a recovery code.")
-    mode: Mode = "bearer"
-
-
-class PasskeyOptions(Wire):
-    """Pass `publicKey` to navigator.credentials (after decoding its base64url fields, or with
-    PublicKeyCredential.parseCreationOptionsFromJSON / parseRequestOptionsFromJSON), and send
-    `challengeToken` back with the result."""
-
-    challenge_token: str = Field(description="Send back with the verify call; single use, 5 minutes.")
-    public_key: dict[str, Any] = Field(description="PublicKeyCredentialCreationOptions or RequestOptions as JSON.")
-
-
-class PasskeyLoginOptionsRequest(Wire):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)] | None = Field(
-        default=None, description="Omit for a discoverable (usernameless) login."
-    )
-
-
-class PasskeyRegisterRequest(Wire):
-    challenge_token: ChallengeToken
-    credential: dict[str, Any] = Field(description="The PublicKeyCredential, as PublicKeyCredential.toJSON() gives it.")
-    name: Annotated[str, StringConstraints(max_length=100)] | None = Field(
-        default=None, description="A name to tell it apart, e.g. 'MacBook Touch ID'."
-    )
-
-
-class PasskeyLoginRequest(Wire):
-    challenge_token: ChallengeToken
-    credential: dict[str, Any] = Field(description="The PublicKeyCredential, as PublicKeyCredential.toJSON() gives it.")
-    mode: Mode = "bearer"
-
-
-class Passkey(Wire):
-    id: str = Field(description="The credential id (base64url).")
-    name: str
-    transports: list[str]
-    aaguid: str | None = Field(description="The authenticator model's AAGUID (all zeros when it does not say).")
-    backed_up: bool = Field(description="Synced to a cloud keychain (survives the loss of the device).")
-    created_at: datetime
-    last_used_at: datetime | None
-
-    @classmethod
-    def of(cls, info: passkeys.PasskeyInfo) -> Passkey:
-        return cls(
-            id=info.id,
-            name=info.name,
-            transports=info.transports,
-            aaguid=info.aaguid,
-            backed_up=info.backed_up,
-            created_at=info.created_at,
-            last_used_at=info.last_used_at,
-        )
-
-
-class PasskeyList(Wire):
-    items: list[Passkey]
-
-
-class PasskeyRename(Wire):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+def passkey_view(info: passkeys.PasskeyInfo) -> Passkey:
+    return Passkey.model_validate(info, from_attributes=True)
 
 
 # --- TOTP -----------------------------------------------------------------------------------
@@ -164,7 +71,12 @@ async def enroll_totp(claims: ClaimsDep, context: AuthDep, response: Response) -
     enrollment = await mfa.enroll(context, user)
     response.headers.update(NO_STORE)
     return TotpEnrollment(
-        secret=enrollment.secret, otpauth_uri=enrollment.uri, issuer=enrollment.issuer, account=enrollment.account
+        secret=enrollment.secret,
+        otpauth_uri=enrollment.uri,
+        issuer=enrollment.issuer,
+        account=enrollment.account,
+        digits=mfa.TOTP_DIGITS,
+        period=mfa.TOTP_PERIOD,
     )
 
 
@@ -278,7 +190,7 @@ async def passkey_register_verify(
 ) -> Passkey:
     user = await flows.current_user(context, claims)
     info = await passkeys.verify_registration(context, user, body.challenge_token, body.credential, body.name, client)
-    return Passkey.of(info)
+    return passkey_view(info)
 
 
 @router.post(
@@ -330,7 +242,7 @@ async def passkey_login_verify(
 )
 async def list_passkeys(claims: ClaimsDep, context: AuthDep) -> PasskeyList:
     user = await flows.current_user(context, claims)
-    return PasskeyList(items=[Passkey.of(p) for p in passkeys.list_passkeys(user)])
+    return PasskeyList(items=[passkey_view(p) for p in passkeys.list_passkeys(user)])
 
 
 @router.patch(
@@ -342,7 +254,7 @@ async def list_passkeys(claims: ClaimsDep, context: AuthDep) -> PasskeyList:
 )
 async def rename_passkey(passkey_id: PasskeyId, body: PasskeyRename, claims: ClaimsDep, context: AuthDep) -> Passkey:
     user = await flows.current_user(context, claims)
-    return Passkey.of(await passkeys.rename(context, user, passkey_id, body.name))
+    return passkey_view(await passkeys.rename(context, user, passkey_id, body.name))
 
 
 @router.delete(

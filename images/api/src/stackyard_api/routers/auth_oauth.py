@@ -13,16 +13,15 @@ The flow's rules are in `stackyard.auth.federation`."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import Field, StringConstraints
 from stackyard.auth import federation, flows
 from stackyard.auth.context import AuthContext
-from stackyard.auth.contract import MfaRequired, Mode, Session, Wire
+from stackyard.auth.contract import MfaRequired, Session
+from stackyard.auth.contract_oauth import ExchangeRequest, IdentityList, IdentityView, ProviderInfo, ProviderList
 
 from ..auth_deps import AuthDep, ClaimsDep, ClientDep, set_session_cookies
 from ..deps import RuntimeDep
@@ -33,43 +32,6 @@ router = APIRouter(tags=["auth"])
 ProviderName = Annotated[str, Path(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 PROVIDER_TIMEOUT = 10.0
 REDIRECT_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-
-
-class ProviderInfo(Wire):
-    name: str = Field(description="The IdentityProvider's name: the {provider} of the other routes.")
-    type: Literal["google", "github", "oidc"]
-    display_name: str = Field(description="What the login button says.")
-
-
-class ProviderList(Wire):
-    model_config = Wire.model_config | {
-        "json_schema_extra": {"examples": [{"items": [{"name": "google", "type": "google", "displayName": "Google"}]}]}
-    }
-    items: list[ProviderInfo]
-
-
-class ExchangeRequest(Wire):
-    model_config = Wire.model_config | {
-        "json_schema_extra": {"examples": [{"code": "the code query parameter of redirect_to"}]}
-    }
-    code: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    code_verifier: Annotated[str, StringConstraints(min_length=43, max_length=128)] | None = Field(
-        default=None, description="The verifier of the code_challenge given to authorize, if one was."
-    )
-    mode: Mode = "bearer"
-
-
-class IdentityView(Wire):
-    provider: str
-    type: str | None = Field(description="The provider's type; null when its IdentityProvider is gone.")
-    display_name: str | None
-    email: str | None
-    email_verified: bool
-    linked_at: datetime
-
-
-class IdentityList(Wire):
-    items: list[IdentityView]
 
 
 def callback_url(request: Request, context: AuthContext, provider: str) -> str:
