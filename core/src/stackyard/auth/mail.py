@@ -3,7 +3,8 @@ failover and the delivery log like any other message).
 
 Each kind has a built-in subject and body; an `EmailTemplate` named `auth-<kind>` (for
 example `auth-verify-email`) replaces it, with the variables link, email, name, expiresIn
-and appName. Links point at your app (spec.auth.links or <appUrl>/auth/<flow>), which posts
+and appName (the notices, which have no link: email, name, appName, and newEmail for
+email-changed). Links point at your app (spec.auth.links or <appUrl>/auth/<flow>), which posts
 the token back to the api: a link that acts on GET would be spent by mail scanners."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import html
 import logging
 from dataclasses import dataclass
 from typing import Protocol
+
+from pydantic.alias_generators import to_camel
 
 from ..email.contract import SendEmailRequest, TemplateRef
 from ..problems import Problem
@@ -74,41 +77,40 @@ class AuthMailer:
         subject, action, _, _ = KINDS[kind]
         link = self.link(kind, token)
         variables = {"link": link, "email": to, "name": name or "", "expiresIn": expires_in, "appName": self.app_name}
-        if f"auth-{kind}" in self.templates:
-            request = SendEmailRequest.model_validate(
-                {
-                    "from": self.settings.email_from,
-                    "to": [to],
-                    "template": TemplateRef(name=f"auth-{kind}", variables=variables),
-                }
-            )
-        else:
-            greeting = f"Hello {name}," if name else "Hello,"
-            text = f"{greeting}\n\nOpen this link to {action}:\n{link}\n\nIt works once and expires in {expires_in}.\n"
-            page = (
-                f'<p>{html.escape(greeting)}</p><p><a href="{html.escape(link)}">'
-                f"Click here to {html.escape(action)}</a>.</p>"
-                f"<p>The link works once and expires in {html.escape(expires_in)}.</p>"
-            )
-            request = SendEmailRequest.model_validate(
-                {"from": self.settings.email_from, "to": [to], "subject": subject, "html": page, "text": text}
-            )
-        await self._send(request.model_copy(update={"tags": {"auth": kind}}), f"auth-{kind}-{token_hash(token)[:32]}")
+        greeting = f"Hello {name}," if name else "Hello,"
+        text = f"{greeting}\n\nOpen this link to {action}:\n{link}\n\nIt works once and expires in {expires_in}.\n"
+        page = (
+            f'<p>{html.escape(greeting)}</p><p><a href="{html.escape(link)}">'
+            f"Click here to {html.escape(action)}</a>.</p>"
+            f"<p>The link works once and expires in {html.escape(expires_in)}.</p>"
+        )
+        request = self._request(kind, to, variables, subject=subject, text=text, page=page)
+        await self._send(request, f"auth-{kind}-{token_hash(token)[:32]}")
 
-    async def send_notice(self, kind: str, to: str, *, key: str, **values: str) -> None:
+    async def send_notice(self, kind: str, to: str, *, key: str, name: str | None = None, **values: str) -> None:
+        """A notice without a link; `values` fill its text (new_email) and reach an
+        `auth-<kind>` template in camelCase (newEmail) next to email, name and appName."""
         subject, body = NOTICES[kind]
         text = body.format(**values)
-        request = SendEmailRequest.model_validate(
-            {
-                "from": self.settings.email_from,
-                "to": [to],
-                "subject": subject,
-                "text": text + "\n",
-                "html": f"<p>{html.escape(text)}</p>",
-                "tags": {"auth": kind},
-            }
+        variables = {"email": to, "name": name or "", "appName": self.app_name} | {
+            to_camel(k): v for k, v in values.items()
+        }
+        request = self._request(
+            kind, to, variables, subject=subject, text=text + "\n", page=f"<p>{html.escape(text)}</p>"
         )
         await self._send(request, f"auth-{kind}-{key}")
+
+    def _request(
+        self, kind: str, to: str, variables: dict[str, str], *, subject: str, text: str, page: str
+    ) -> SendEmailRequest:
+        """The Stack's `auth-<kind>` EmailTemplate with the variables when it has one, else the
+        built-in subject, text and HTML; tagged with the kind either way."""
+        message: dict[str, object] = {"from": self.settings.email_from, "to": [to], "tags": {"auth": kind}}
+        if f"auth-{kind}" in self.templates:
+            message["template"] = TemplateRef(name=f"auth-{kind}", variables=variables)
+        else:
+            message |= {"subject": subject, "html": page, "text": text}
+        return SendEmailRequest.model_validate(message)
 
     async def _send(self, request: SendEmailRequest, key: str) -> None:
         try:
