@@ -33,6 +33,8 @@ def _check_metadata_value(value: Any, depth: int, where: str) -> None:
             _check_metadata_value(item, depth + 1, f"{where}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
+            if isinstance(item, list):  # FerretDB, a supported store, refuses arrays in arrays
+                raise ValueError(f"{where}[{index}]: a list directly in a list (wrap it in an object)")
             _check_metadata_value(item, depth + 1, f"{where}[{index}]")
     elif isinstance(value, bool) or value is None or isinstance(value, str):
         return
@@ -47,8 +49,9 @@ def _check_metadata_value(value: Any, depth: int, where: str) -> None:
 
 
 def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    """What MongoDB can store and the API can answer: JSON of bounded size and depth, keys
-    without '.' or a leading '$', 64-bit integers, finite numbers."""
+    """What MongoDB and FerretDB can store and the API can answer: JSON of bounded size and
+    depth, keys without '.' or a leading '$', no list directly in a list, 64-bit integers,
+    finite numbers."""
     _check_metadata_value(value, 1, "metadata")
     if len(json.dumps(value, ensure_ascii=False).encode()) > METADATA_MAX_BYTES:
         raise ValueError(f"metadata: at most {METADATA_MAX_BYTES} bytes of JSON")
