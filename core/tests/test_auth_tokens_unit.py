@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,8 +14,11 @@ import pytest
 from pymongo import AsyncMongoClient
 from stackyard.auth.context import AuthContext
 from stackyard.auth.errors import AuthNotConfigured, InvalidToken, TooManyAttempts, WeakPassword
+from stackyard.auth.flows import forgot_password
 from stackyard.auth.keys import KeySet, generate_key
+from stackyard.auth.mail import AuthMailer
 from stackyard.auth.passwords import PasswordHasher, check_policy
+from stackyard.auth.sessions import ClientInfo
 from stackyard.auth.tokens import verify_access_token
 from stackyard.auth.users import UserRecord
 from stackyard.clients import redis_client
@@ -262,3 +266,32 @@ async def test_a_long_run_of_failures_stays_at_the_longest_delay(redis: Any, has
         pipe.hincrby(ctx.rkey("fail", "ana@example.com"), "failures", 1)
     await pipe.execute()
     assert await ctx.attempts.failed("ana@example.com") == 2
+
+
+async def test_an_address_gets_at_most_its_hourly_allowance_of_auth_mails(
+    redis: Any, mongo_server: Any, hasher: PasswordHasher
+):
+    """Forgot-password requests for one address past lockout.mailsPerAddress are answered as
+    usual and send nothing, until the next hour: nobody floods an inbox through the api."""
+    sent: list[str] = []
+
+    class RecordingSender:
+        async def send(self, request: Any, idempotency_key: str | None = None) -> object:
+            sent.append(request.to[0])
+            return None
+
+    clock = Clock()
+    settings = {"lockout": {"mailsPerAddress": 3}, "emailFrom": "auth@acme.dev", "appUrl": "https://app.acme.dev"}
+    ctx = context(KeySet(), clock, hasher, redis, settings)
+    client = AsyncMongoClient(mongo_server.url)
+    ctx = replace(ctx, db=client[f"budget_{uuid.uuid4().hex[:8]}"])
+    ctx.mailer = AuthMailer(RecordingSender(), ctx.settings, frozenset(), app_name="demo")
+    await ctx.users.create("ana@example.com", password_hash="x", now=clock())
+    for _ in range(5):
+        await forgot_password(ctx, "Ana@Example.com", ClientInfo(ip=None))
+    assert sent == ["ana@example.com"] * 3
+    await forgot_password(ctx, "bo@example.com", ClientInfo(ip=None))  # no account: nothing to send anyway
+    clock.advance(3600)
+    await forgot_password(ctx, "ana@example.com", ClientInfo(ip=None))
+    assert len(sent) == 4, "the next hour has a new allowance"
+    await client.aclose()

@@ -5,7 +5,10 @@
 - Per account: after lockout.maxFailures failed logins in a row the address is locked for
   baseDelay, doubling with each further failure up to maxDelay; a success clears it.
   Counted by normalised email whether or not the account exists, so a lock does not tell
-  an attacker that an address is registered."""
+  an attacker that an address is registered.
+- Per address: at most lockout.mailsPerAddress verification, reset and magic-link emails an
+  hour, so nobody can flood an inbox through the api (past it nothing is sent; the answer,
+  given before the mail is considered, stays the same)."""
 
 from __future__ import annotations
 
@@ -65,6 +68,16 @@ class AttemptLimits:
         await self.ctx.redis.hset(key, "until", str(self.ctx.clock().timestamp() + delay))
         ceil: int = math.ceil(delay)
         return ceil
+
+    async def mail_allowed(self, email: str) -> bool:
+        """Count one auth email to `email` (normalised); False past lockout.mailsPerAddress this hour."""
+        hour = int(self.ctx.clock().timestamp() // 3600)
+        key = self.ctx.rkey("mail", email, str(hour))
+        pipe = self.ctx.redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 3601)
+        count, _ = await pipe.execute()
+        return int(count) <= self.policy.mails_per_address
 
     async def succeeded(self, email: str) -> None:
         await self.ctx.redis.delete(self._account_key(email))

@@ -12,6 +12,7 @@ mail took 15 ms more to queue than nothing)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from .sessions import ClientInfo, TokenPair
 from .tokens import AccessClaims
 from .users import UserRecord, normalise_email
 
+log = logging.getLogger(__name__)
 MFA_CHALLENGE_SECONDS = 300
 MFA_METHODS = ["totp", "recovery_code"]
 
@@ -88,8 +90,18 @@ def password_stamp(user: UserRecord) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
+async def within_mail_budget(ctx: AuthContext, address: str) -> bool:
+    """Whether one more auth email may go to `address` this hour (lockout.mailsPerAddress)."""
+    if await ctx.attempts.mail_allowed(normalise_email(address)):
+        return True
+    log.warning("auth email not sent: the address had its hourly allowance (lockout.mailsPerAddress)")
+    return False
+
+
 async def send_verification(ctx: AuthContext, user: UserRecord) -> None:
     settings = ctx.settings
+    if not await within_mail_budget(ctx, user.email):
+        return
     token = await ctx.onetime.issue(
         "verify-email",
         {"user": user.id, "email": normalise_email(user.email)},
@@ -141,7 +153,7 @@ async def sign_up(
 
         async def notify_owner() -> None:
             existing = await ctx.users.by_email(email)
-            if existing is not None:
+            if existing is not None and await within_mail_budget(ctx, existing.email):
                 await send.send_notice("already-registered", existing.email, key=existing.id)
 
         await _finish(later, notify_owner)
@@ -226,7 +238,7 @@ async def forgot_password(ctx: AuthContext, email: str, client: ClientInfo, late
 
     async def send_reset_link() -> None:
         user = await ctx.users.by_email(email)
-        if user is None or user.disabled:
+        if user is None or user.disabled or not await within_mail_budget(ctx, user.email):
             return
         lifetime = ctx.settings.reset_token_lifetime
         token = await ctx.onetime.issue(
@@ -339,6 +351,8 @@ async def request_magic_link(ctx: AuthContext, email: str, client: ClientInfo, l
         if user is not None and user.disabled:
             return
         if user is None and not ctx.settings.allow_signup:
+            return
+        if not await within_mail_budget(ctx, email):
             return
         lifetime = ctx.settings.magic_link_lifetime
         subject = {"user": user.id, "email": normalise_email(user.email)} if user else {"email": email.strip()}

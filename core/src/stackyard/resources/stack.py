@@ -133,6 +133,15 @@ class LockoutPolicy(CamelModel):
         default=100, ge=1, le=100000, description="Login and signup attempts one IP address may make per ipWindow."
     )
     ip_window: Duration = Field(default="15m", description="Window of ipMaxAttempts.")
+    mails_per_address: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description=(
+            "Verification, reset and magic-link emails one address may receive per hour; past it, requests "
+            "are answered as usual and nothing is sent (no inbox flooding)."
+        ),
+    )
 
 
 class AuthLinks(CamelModel):
