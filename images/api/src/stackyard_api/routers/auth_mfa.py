@@ -89,7 +89,7 @@ async def enroll_totp(claims: ClaimsDep, context: AuthDep, response: Response) -
         "With a code from the enrolled secret, two-factor authentication is on (event mfa.enabled): "
         "logins then ask for a code. Answers ten single-use recovery codes, shown only this once."
     ),
-    responses=problem_responses(401, 403, 409, 422, 503),
+    responses=problem_responses(400, 401, 403, 409, 422, 503),
 )
 async def confirm_totp(
     body: CodeRequest, claims: ClaimsDep, context: AuthDep, client: ClientDep, response: Response
@@ -108,7 +108,7 @@ async def confirm_totp(
         "Needs a current code from the app or the account's password (failures count toward the account's "
         "lockout). The secret and the recovery codes are deleted (event mfa.disabled)."
     ),
-    responses=problem_responses(401, 403, 409, 422, 429, 503),
+    responses=problem_responses(400, 401, 403, 409, 422, 429, 503),
 )
 async def disable_totp(body: ReauthRequest, claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Response:
     user = await flows.current_user(context, claims)
@@ -122,7 +122,7 @@ async def disable_totp(body: ReauthRequest, claims: ClaimsDep, context: AuthDep,
     response_model_by_alias=True,
     summary="New recovery codes",
     description="Ten new single-use recovery codes; the earlier ones stop working. Needs a code or the password.",
-    responses=problem_responses(401, 403, 409, 422, 429, 503),
+    responses=problem_responses(400, 401, 403, 409, 422, 429, 503),
 )
 async def regenerate_recovery_codes(
     body: ReauthRequest, claims: ClaimsDep, context: AuthDep, client: ClientDep, response: Response
@@ -144,7 +144,7 @@ async def regenerate_recovery_codes(
         'recovery code (amr [..., "rcode"]; it is used up). A wrong code leaves the challenge usable for '
         "its five minutes but counts toward the account's lockout (429 then) and is recorded as mfa.failed."
     ),
-    responses=problem_responses(401, 403, 422, 429, 503),
+    responses=problem_responses(400, 401, 403, 422, 429, 503),
 )
 async def login_mfa(body: MfaLoginRequest, context: AuthDep, client: ClientDep, response: Response) -> Session:
     pair = await mfa.complete_mfa_login(context, body.mfa_token, body.code, client)
@@ -203,7 +203,7 @@ async def passkey_register_verify(
         "browser offers the passkeys it holds for this site); with the email of an account that has passkeys "
         "they list its credentials."
     ),
-    responses=problem_responses(422, 503),
+    responses=problem_responses(400, 422, 503),
 )
 async def passkey_login_options(
     body: PasskeyLoginOptionsRequest, context: AuthDep, response: Response
@@ -250,7 +250,7 @@ async def list_passkeys(claims: ClaimsDep, context: AuthDep) -> PasskeyList:
     response_model=Passkey,
     response_model_by_alias=True,
     summary="Rename a passkey",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def rename_passkey(passkey_id: PasskeyId, body: PasskeyRename, claims: ClaimsDep, context: AuthDep) -> Passkey:
     user = await flows.current_user(context, claims)
@@ -262,7 +262,7 @@ async def rename_passkey(passkey_id: PasskeyId, body: PasskeyRename, claims: Cla
     status_code=204,
     summary="Delete a passkey",
     description="It can no longer log in (event passkey.removed); remove it from the device too.",
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def delete_passkey(passkey_id: PasskeyId, claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Response:
     user = await flows.current_user(context, claims)

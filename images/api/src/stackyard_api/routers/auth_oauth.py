@@ -69,7 +69,8 @@ async def providers(context: AuthDep) -> ProviderList:
         "to redirect_to; mode=code: it returns to redirect_to with a one-time `code` (60 s) for "
         "POST /v1/auth/oauth/exchange, bound to code_challenge (S256) when one is given."
     ),
-    responses={302: {"description": "To the provider's authorization page"}} | problem_responses(400, 404, 502, 503),
+    responses={302: {"description": "To the provider's authorization page"}}
+    | problem_responses(400, 404, 422, 502, 503),
 )
 async def authorize(
     provider: ProviderName,
@@ -176,7 +177,7 @@ async def identities(context: AuthDep, claims: ClaimsDep) -> IdentityList:
     status_code=204,
     summary="Unlink an identity",
     description="Refused (409) when it is the account's only way to log in (no password, passkey or other identity).",
-    responses=problem_responses(401, 404, 409, 503),
+    responses=problem_responses(401, 404, 409, 422, 503),
 )
 async def unlink(provider: ProviderName, context: AuthDep, claims: ClaimsDep, client: ClientDep) -> Response:
     user = await flows.current_user(context, claims)
