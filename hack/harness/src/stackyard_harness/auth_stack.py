@@ -125,6 +125,20 @@ class AuthStack:
         (self.directory / "credentials.json").write_text(json.dumps(self.credentials))
         time.sleep(0.3)
 
+    def reset(self) -> None:
+        """Forget what the test before left behind: its mails and its Redis keys (lockouts,
+        per-IP counts, sessions, links). Without a worker the whole database goes; with one,
+        only the auth keys, since the worker's queues live in the same database. (Each
+        `configure` already gives a MongoDB database of its own.)"""
+        self.smtp.clear()
+        with redis.Redis.from_url(self.redis_url) as client:
+            if not self.run_worker:
+                client.flushdb()
+                return
+            keys = list(client.scan_iter("sy:auth:*", count=1000))
+            if keys:
+                client.delete(*keys)
+
     def wait_applied(self) -> None:
         deadline = time.monotonic() + 10
         while True:

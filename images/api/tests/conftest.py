@@ -1,0 +1,67 @@
+"""The fixtures the auth test modules share: the real api served by an AuthStack, cleared and
+configured before each test, an HTTP client on it and its MongoDB database.
+
+Each module names its Redis database in a `REDIS_DATABASE` constant (Redis has 16, 0-15), so
+that no module meets another's keys or queues. In use: 0 the harness's default, 6
+test_client_emails, 7 tests/integration/test_email_sending, 8 test_auth_flows, 9
+test_auth_mfa, 10 test_auth_oauth, 11 test_auth_orgs, 12 test_auth_admin, 13
+test_auth_tokens, 14 test_auth_schemathesis, 15 test_client_auth.
+
+More constants, all optional: `RUN_WORKER = True` where a test reads the auth mails (a worker
+process sends them; none runs otherwise), `AUTH_SETTINGS`, the Stack auth settings (camelCase,
+as in spec.auth) every test starts with, and `USER_AGENT`, the name `http` gives itself (the
+audit events record it; httpx's own otherwise). A module that needs more overrides a fixture
+with one of the same name, which may ask for this one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pymongo
+import pytest
+from stackyard_harness.auth_stack import AuthStack, flushed_redis_url
+from stackyard_harness.smtp import SmtpSink
+
+_DATABASE_OWNERS: dict[int, str] = {}
+"""Which module took which Redis database in this session: two modules on one is a mistake."""
+
+
+@pytest.fixture(scope="module")
+def running(request, tmp_path_factory, redis_server, mongo_server) -> Iterator[AuthStack]:  # type: ignore[no-untyped-def]
+    module = request.module
+    database: int = module.REDIS_DATABASE
+    owner = _DATABASE_OWNERS.setdefault(database, module.__name__)
+    assert owner == module.__name__, f"{module.__name__} and {owner} both use Redis database {database}"
+    with SmtpSink() as sink:
+        stack = AuthStack(
+            tmp_path_factory.mktemp(module.__name__),
+            flushed_redis_url(redis_server.url, database),
+            mongo_server.url,
+            sink,
+            run_worker=getattr(module, "RUN_WORKER", False),
+        )
+        yield from stack.serve()
+
+
+@pytest.fixture
+def auth(request, running: AuthStack) -> AuthStack:  # type: ignore[no-untyped-def]
+    running.reset()
+    running.configure(getattr(request.module, "AUTH_SETTINGS", {}))
+    return running
+
+
+@pytest.fixture
+def http(request, auth: AuthStack) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=auth.url, timeout=10) as client:
+        if agent := getattr(request.module, "USER_AGENT", None):
+            client.headers["User-Agent"] = agent
+        yield client
+
+
+@pytest.fixture
+def db(auth: AuthStack) -> Iterator[Any]:
+    """The MongoDB database of the test's configuration (users, sessions, auth_events, …)."""
+    with pymongo.MongoClient(auth.mongo_url) as client:
+        yield client[auth.database]
