@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pymongo
 import pytest
 import redis
 import schemathesis
+from auth_http import PASSWORD, bearer, login
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -24,10 +24,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack, flushed_redis_url
-from stackyard_harness.smtp import SmtpSink
+from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack
 
-PASSWORD = "a long and quiet river"
 NEW_PASSWORD = "another calm and slow stream"
 AGENT = "admin-tests/2.0"
 ADMIN = {"Authorization": f"Bearer {ADMIN_API_KEY}"}
@@ -39,39 +37,9 @@ SCHEMA_CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory, redis_server, mongo_server) -> Iterator[AuthStack]:  # type: ignore[no-untyped-def]
-    with SmtpSink() as sink:
-        stack = AuthStack(
-            tmp_path_factory.mktemp("auth-admin"),
-            flushed_redis_url(redis_server.url, 12),
-            mongo_server.url,
-            sink,
-            run_worker=False,
-        )
-        yield from stack.serve()
-
-
-@pytest.fixture
-def auth(running: AuthStack) -> AuthStack:
-    with redis.Redis.from_url(running.redis_url) as client:
-        client.flushdb()
-    running.configure({"requireEmailVerification": False})
-    return running
-
-
-@pytest.fixture
-def http(auth: AuthStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth.url, timeout=10, headers={"User-Agent": AGENT}) as client:
-        yield client
-
-
-@pytest.fixture
-def db(auth: AuthStack) -> Iterator[Any]:
-    with pymongo.MongoClient(auth.mongo_url) as client:
-        yield client[auth.database]
+REDIS_DATABASE = 12
+AUTH_SETTINGS = {"requireEmailVerification": False}
+USER_AGENT = AGENT
 
 
 @pytest.fixture
@@ -85,16 +53,6 @@ def create_user(http: httpx.Client, email: str, **extra: Any) -> dict[str, Any]:
     answer = http.post("/v1/auth/admin/users", json=body, headers=ADMIN)
     assert answer.status_code == 201, answer.text
     return answer.json()
-
-
-def login(http: httpx.Client, email: str, password: str = PASSWORD) -> dict[str, Any]:
-    answer = http.post("/v1/auth/login", json={"email": email, "password": password})
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-def bearer(session: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {session['accessToken']}"}
 
 
 def events(http: httpx.Client, **params: Any) -> list[dict[str, Any]]:

@@ -6,45 +6,23 @@ from __future__ import annotations
 import re
 import statistics
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import redis
+from auth_http import EMAIL, PASSWORD, bearer, login, problem, sign_up_and_verify
 from stackyard_api.routers.auth import after_answer_tasks
-from stackyard_harness.auth_stack import AuthStack, flushed_redis_url
-from stackyard_harness.smtp import SmtpSink
+from stackyard_harness.auth_stack import AuthStack
 
-PASSWORD = "a long and quiet river"
 NEW_PASSWORD = "another calm lake shore"
-EMAIL = "ana@example.com"
 CHROME_ON_MAC = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 )
 OPEN_LIMITS = {"lockout": {"ipMaxAttempts": 100000}}
 """Every test but the per-IP one: all requests come from 127.0.0.1."""
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory, redis_server, mongo_server) -> Iterator[AuthStack]:  # type: ignore[no-untyped-def]
-    with SmtpSink() as sink:
-        stack = AuthStack(
-            tmp_path_factory.mktemp("auth"), flushed_redis_url(redis_server.url, 8), mongo_server.url, sink
-        )
-        yield from stack.serve()
-
-
-@pytest.fixture
-def auth(running: AuthStack) -> AuthStack:
-    running.smtp.clear()
-    with redis.Redis.from_url(running.redis_url) as client:
-        # Lockouts, per-IP counts, sessions and links of the test before (not the worker's queues).
-        keys = list(client.scan_iter("sy:auth:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    configure(running)
-    return running
+REDIS_DATABASE = 8
+RUN_WORKER = True
+AUTH_SETTINGS = OPEN_LIMITS
 
 
 def configure(auth: AuthStack, settings: dict[str, Any] | None = None, **options: Any) -> None:
@@ -52,42 +30,6 @@ def configure(auth: AuthStack, settings: dict[str, Any] | None = None, **options
     merged = OPEN_LIMITS | (settings or {})
     merged["lockout"] = OPEN_LIMITS["lockout"] | (settings or {}).get("lockout", {})
     auth.configure(merged, **options)
-
-
-@pytest.fixture
-def http(auth: AuthStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth.url, timeout=10) as client:
-        yield client
-
-
-def bearer(session: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {session['accessToken']}"}
-
-
-def problem(answer: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = answer.json()
-    assert body["type"].endswith("/" + slug), body
-    return body
-
-
-def sign_up_and_verify(auth: AuthStack, http: httpx.Client, email: str = EMAIL, password: str = PASSWORD) -> None:
-    answer = http.post("/v1/auth/signup", json={"email": email, "password": password, "profile": {"name": "Ana"}})
-    assert answer.status_code == 202, answer.text
-    token = auth.token_from_mail(email, "Confirm your email")
-    verified = http.post("/v1/auth/verify-email", json={"token": token})
-    assert verified.status_code == 200, verified.text
-    assert verified.json()["emailVerified"] is True
-
-
-def login(
-    http: httpx.Client, email: str = EMAIL, password: str = PASSWORD, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    answer = http.post("/v1/auth/login", json={"email": email, "password": password}, headers=headers)
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
 
 
 def refresh(http: httpx.Client, session: dict[str, Any]) -> httpx.Response:

@@ -6,55 +6,24 @@ py_webauthn. No worker runs: these flows send no email (sign-up logs in at once)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pymongo
 import pyotp
 import pytest
-import redis
-from stackyard_harness.auth_stack import APP_URL, AuthStack, flushed_redis_url
-from stackyard_harness.smtp import SmtpSink
+from auth_http import EMAIL, PASSWORD, bearer, login, sign_up_and_log_in
+from stackyard_harness.auth_stack import APP_URL, AuthStack
 from stackyard_harness.webauthn_authenticator import SoftwareAuthenticator
 
-PASSWORD = "a long and quiet river"
-EMAIL = "ana@example.com"
 MAX_FAILURES = 4
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory, redis_server, mongo_server) -> Iterator[AuthStack]:  # type: ignore[no-untyped-def]
-    with SmtpSink() as sink:
-        stack = AuthStack(
-            tmp_path_factory.mktemp("auth-mfa"),
-            flushed_redis_url(redis_server.url, 13),
-            mongo_server.url,
-            sink,
-            run_worker=False,
-        )
-        yield from stack.serve()
+REDIS_DATABASE = 9
+AUTH_SETTINGS = {"requireEmailVerification": False, "lockout": {"maxFailures": MAX_FAILURES}}
 
 
 @pytest.fixture
-def auth(running: AuthStack) -> AuthStack:
-    with redis.Redis.from_url(running.redis_url) as client:
-        client.flushdb()  # lockouts and challenges of the test before
-    running.configure({"requireEmailVerification": False, "lockout": {"maxFailures": MAX_FAILURES}})
-    return running
-
-
-@pytest.fixture
-def http(auth: AuthStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth.url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-def events(auth: AuthStack) -> Iterator[Any]:
-    with pymongo.MongoClient(auth.mongo_url) as client:
-        yield client[auth.database]["auth_events"]
+def events(db: Any) -> Any:
+    return db["auth_events"]
 
 
 class Account:
@@ -62,14 +31,12 @@ class Account:
 
     def __init__(self, http: httpx.Client, email: str = EMAIL) -> None:
         self.http, self.email = http, email
-        answer = http.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
-        assert answer.status_code == 201, answer.text
-        self.session = answer.json()
+        self.session = sign_up_and_log_in(http, email)
         self.secret = ""
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.session['accessToken']}"}
+        return bearer(self.session)
 
     def enroll(self) -> dict[str, Any]:
         answer = self.http.post("/v1/auth/mfa/totp/enroll", headers=self.headers)
@@ -88,9 +55,7 @@ class Account:
         return answer.json()["recoveryCodes"]
 
     def login(self) -> dict[str, Any]:
-        answer = self.http.post("/v1/auth/login", json={"email": self.email, "password": PASSWORD})
-        assert answer.status_code == 200, answer.text
-        return answer.json()
+        return login(self.http, self.email)
 
     def second_step(self, code: str) -> httpx.Response:
         challenge = self.login()
@@ -98,7 +63,7 @@ class Account:
         return self.http.post("/v1/auth/login/mfa", json={"mfaToken": challenge["mfaToken"], "code": code})
 
     def me(self, session: dict[str, Any]) -> dict[str, Any]:
-        answer = self.http.get("/v1/auth/me", headers={"Authorization": f"Bearer {session['accessToken']}"})
+        answer = self.http.get("/v1/auth/me", headers=bearer(session))
         assert answer.status_code == 200, answer.text
         return answer.json()
 

@@ -16,28 +16,20 @@ import httpx
 import pyotp
 import pytest
 import redis
+from auth_http import PASSWORD, bearer, problem
 from pymongo import MongoClient
 from stackyard.auth.federation import forget_cached_metadata, pkce_challenge
-from stackyard_harness.auth_stack import APP_URL, AuthStack, flushed_redis_url
+from stackyard_harness.auth_stack import APP_URL, AuthStack
 from stackyard_harness.fake_github import FakeGitHub
 from stackyard_harness.oidc_provider import OidcProvider
-from stackyard_harness.smtp import SmtpSink
 
 PROVIDER = "corp"
 CLIENT_SECRET = "corp-client-secret-0123456789abcdef"
 WELCOME = APP_URL + "/welcome"
-PASSWORD = "a long and quiet river"
 SCOPE = "ns/demo"
 """The AuthStack's Stack: namespace ns, name demo."""
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory, redis_server, mongo_server) -> Iterator[AuthStack]:  # type: ignore[no-untyped-def]
-    with SmtpSink() as sink:
-        stack = AuthStack(
-            tmp_path_factory.mktemp("oauth"), flushed_redis_url(redis_server.url, 10), mongo_server.url, sink
-        )
-        yield from stack.serve()
+REDIS_DATABASE = 10
+RUN_WORKER = True
 
 
 @pytest.fixture(scope="module")
@@ -68,28 +60,18 @@ def configure(auth: AuthStack, provider: OidcProvider, settings: dict[str, Any] 
 
 @pytest.fixture
 def auth(running: AuthStack, provider: OidcProvider) -> AuthStack:
-    running.smtp.clear()
+    """In place of the shared `auth`: the provider configured, its metadata fetched afresh."""
+    running.reset()
     forget_cached_metadata()
-    with redis.Redis.from_url(running.redis_url) as client:
-        keys = list(client.scan_iter("sy:auth:*", count=1000))
-        if keys:
-            client.delete(*keys)
     configure(running, provider)
     return running
 
 
 @pytest.fixture
-def http(auth: AuthStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth.url, timeout=15) as client:
-        yield client
-
-
-def problem(answer: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = answer.json()
-    assert body["type"].endswith("/" + slug), body
-    return body
+def http(http: httpx.Client) -> httpx.Client:
+    """The shared client with more patience: a callback waits on the provider."""
+    http.timeout = httpx.Timeout(15)
+    return http
 
 
 def authorize(http: httpx.Client, redirect_to: str | None = WELCOME, mode: str = "cookie", **params: str) -> str:
@@ -138,10 +120,6 @@ def exchange(http: httpx.Client, answer: httpx.Response, **body: Any) -> httpx.R
     assert answer.status_code == 302, answer.text
     code = query_of(answer.headers["location"])["code"]
     return http.post("/v1/auth/oauth/exchange", json={"code": code} | body)
-
-
-def bearer(session: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {session['accessToken']}"}
 
 
 def sign_up(auth: AuthStack, http: httpx.Client, email: str, *, verify: bool) -> None:

@@ -4,53 +4,18 @@ No worker runs: sign-up logs in at once (email verification off)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pymongo
-import pytest
-import redis
-from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack, flushed_redis_url
-from stackyard_harness.smtp import SmtpSink
+from auth_http import PASSWORD, bearer, sign_up_and_log_in
+from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack
 
-PASSWORD = "a long and quiet river"
 AGENT = "orgs-tests/1.0"
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory, redis_server, mongo_server) -> Iterator[AuthStack]:  # type: ignore[no-untyped-def]
-    with SmtpSink() as sink:
-        stack = AuthStack(
-            tmp_path_factory.mktemp("auth-orgs"),
-            flushed_redis_url(redis_server.url, 11),
-            mongo_server.url,
-            sink,
-            run_worker=False,
-        )
-        yield from stack.serve()
-
-
-@pytest.fixture
-def auth(running: AuthStack) -> AuthStack:
-    with redis.Redis.from_url(running.redis_url) as client:
-        client.flushdb()
-    running.configure({"requireEmailVerification": False})
-    return running
-
-
-@pytest.fixture
-def http(auth: AuthStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth.url, timeout=10, headers={"User-Agent": AGENT}) as client:
-        yield client
-
-
-@pytest.fixture
-def db(auth: AuthStack) -> Iterator[Any]:
-    with pymongo.MongoClient(auth.mongo_url) as client:
-        yield client[auth.database]
+REDIS_DATABASE = 11
+AUTH_SETTINGS = {"requireEmailVerification": False}
+USER_AGENT = AGENT
 
 
 @dataclass
@@ -61,15 +26,13 @@ class Person:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.session['accessToken']}"}
+        return bearer(self.session)
 
 
 def person(http: httpx.Client, name: str) -> Person:
     email = f"{name}@example.com"
-    answer = http.post("/v1/auth/signup", json={"email": email, "password": PASSWORD, "profile": {"name": name}})
-    assert answer.status_code == 201, answer.text
-    session = answer.json()
-    me = http.get("/v1/auth/me", headers={"Authorization": f"Bearer {session['accessToken']}"})
+    session = sign_up_and_log_in(http, email, profile={"name": name})
+    me = http.get("/v1/auth/me", headers=bearer(session))
     return Person(me.json()["id"], email, session)
 
 

@@ -17,53 +17,28 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import redis
+from auth_http import EMAIL, PASSWORD, sign_up_and_log_in
 from cryptography.hazmat.primitives import serialization
 from stackyard.auth.keys import KeySet, SigningKey, generate_key
-from stackyard_harness.auth_stack import AuthStack, flushed_redis_url
-from stackyard_harness.smtp import SmtpSink
+from stackyard_harness.auth_stack import AuthStack
 
-PASSWORD = "a long and quiet river"
-EMAIL = "ana@example.com"
 ISSUER = "https://auth.acme.dev"
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory, redis_server, mongo_server) -> Iterator[AuthStack]:  # type: ignore[no-untyped-def]
-    with SmtpSink() as sink:
-        stack = AuthStack(
-            tmp_path_factory.mktemp("auth-tokens"),
-            flushed_redis_url(redis_server.url, 13),
-            mongo_server.url,
-            sink,
-            run_worker=False,
-        )
-        yield from stack.serve()
+REDIS_DATABASE = 13
+AUTH_SETTINGS = {"requireEmailVerification": False}
 
 
 @pytest.fixture
-def auth(running: AuthStack) -> Iterator[AuthStack]:
-    with redis.Redis.from_url(running.redis_url) as client:
-        client.flushdb()
-    keys = running.credentials["stack.auth.signingKeys"]
-    running.configure({"requireEmailVerification": False})
-    yield running
-    if running.credentials["stack.auth.signingKeys"] != keys:
-        running.set_credentials(**{"stack.auth.signingKeys": keys})
-
-
-@pytest.fixture
-def http(auth: AuthStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth.url, timeout=10) as client:
-        yield client
+def auth(auth: AuthStack) -> Iterator[AuthStack]:
+    """The shared `auth`, and after the test the signing keys it started with (a test may rotate them)."""
+    keys = auth.credentials["stack.auth.signingKeys"]
+    yield auth
+    if auth.credentials["stack.auth.signingKeys"] != keys:
+        auth.set_credentials(**{"stack.auth.signingKeys": keys})
 
 
 @pytest.fixture
 def session(http: httpx.Client) -> dict[str, Any]:
-    answer = http.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
+    return sign_up_and_log_in(http)
 
 
 def key_set(auth: AuthStack) -> KeySet:

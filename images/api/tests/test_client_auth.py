@@ -18,6 +18,7 @@ import jwt
 import pyotp
 import pytest
 import yaml
+from auth_http import PASSWORD
 from stackyard.auth.contract import Accepted, MfaRequired, Session, User
 from stackyard.client import (
     AccountDisabled,
@@ -35,29 +36,14 @@ from stackyard.client import (
     TooManyAttempts,
     WeakPassword,
 )
-from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack, flushed_redis_url
-from stackyard_harness.smtp import SmtpSink
+from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack
 
-PASSWORD = "a long and quiet river"
 FAST = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05, total=10)
 ROOMY = {"lockout": {"ipMaxAttempts": 100000}}
 """Every request of this module comes from 127.0.0.1: no per-IP limit in the way."""
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory, redis_server, mongo_server) -> Iterator[AuthStack]:  # type: ignore[no-untyped-def]
-    with SmtpSink() as sink:
-        stack = AuthStack(
-            tmp_path_factory.mktemp("sdk-auth"), flushed_redis_url(redis_server.url, 15), mongo_server.url, sink
-        )
-        yield from stack.serve()
-
-
-@pytest.fixture
-def auth(running: AuthStack) -> AuthStack:
-    running.smtp.clear()
-    running.configure(ROOMY)
-    return running
+REDIS_DATABASE = 15
+RUN_WORKER = True
+AUTH_SETTINGS = ROOMY
 
 
 @pytest.fixture
