@@ -200,7 +200,7 @@ class User(Wire):
     identities: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
-    last_login_at: datetime | None
+    last_login_at: datetime | None = Field(default=None, description="Left out until the first login.")
     app_metadata: dict[str, Any] | None = None
     disabled: bool | None = None
 
