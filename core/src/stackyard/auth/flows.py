@@ -154,7 +154,7 @@ async def sign_up(
         async def notify_owner() -> None:
             existing = await ctx.users.by_email(email)
             if existing is not None and await within_mail_budget(ctx, existing.email):
-                await send.send_notice("already-registered", existing.email, key=existing.id)
+                await send.send_notice("already-registered", existing.email, key=existing.id, name=existing.name)
 
         await _finish(later, notify_owner)
         return None
@@ -293,7 +293,9 @@ async def change_password(
     revoked = await ctx.sessions.revoke_all(user.id, "password changed", except_session=claims.sid, client=client)
     await ctx.audit.record("password.changed", user_id=user.id, client=client, sessionsRevoked=revoked)
     if ctx.mailer is not None:
-        await ctx.mailer.send_notice("password-changed", user.email, key=f"{user.id}-{ctx.clock().timestamp():.0f}")
+        await ctx.mailer.send_notice(
+            "password-changed", user.email, key=f"{user.id}-{ctx.clock().timestamp():.0f}", name=user.name
+        )
 
 
 async def request_email_change(
@@ -335,7 +337,9 @@ async def confirm_email_change(ctx: AuthContext, token: str, client: ClientInfo)
     assert updated is not None
     await ctx.audit.record("email.changed", user_id=user.id, client=client, old=user.email, new=new_email)
     if ctx.mailer is not None:
-        await ctx.mailer.send_notice("email-changed", user.email, key=f"{user.id}-{token[:8]}", new_email=new_email)
+        await ctx.mailer.send_notice(
+            "email-changed", user.email, key=f"{user.id}-{token[:8]}", name=user.name, new_email=new_email
+        )
     return updated
 
 

@@ -404,7 +404,7 @@ async def list_sessions(claims: ClaimsDep, context: AuthDep) -> SessionList:
     "/v1/auth/sessions/{session_id}",
     status_code=204,
     summary="End one of your sessions",
-    responses=problem_responses(401, 403, 404, 503),
+    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def revoke_session(session_id: str, claims: ClaimsDep, context: AuthDep, client: ClientDep) -> Response:
     session = await context.sessions.get(session_id)
