@@ -68,7 +68,7 @@ $(BENCH_VENV)/.installed: bench/peers/constraints.txt bench/peers/requirements.i
 bench-constraints: $(PY) ## re-pin the bench peers into bench/peers/constraints.txt (no index URLs are written)
 	$(UV) pip compile --python $(PY) --python-version 3.11 -q --no-header --no-annotate \
 	  bench/peers/requirements.in > bench/peers/constraints.txt.new
-	{ echo "# Pins for the peers of bench/jobs.py (.venv-bench). Regenerate: make bench-constraints"; cat bench/peers/constraints.txt.new; } > bench/peers/constraints.txt
+	{ echo "# Pins for the peers of bench/jobs.py and bench/auth.py (.venv-bench). Regenerate: make bench-constraints"; cat bench/peers/constraints.txt.new; } > bench/peers/constraints.txt
 	rm -f bench/peers/constraints.txt.new
 
 up: $(VENV)/.installed tools ## run the whole stack locally (no cluster needed); Ctrl-C stops it
