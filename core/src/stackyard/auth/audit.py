@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING
 
-from ..jobs.ids import sortable_id
+from ..jobs.ids import MonotonicIds
 from ..problems import UnprocessableContent
 from ..resources.base import duration_seconds
 
@@ -29,6 +29,8 @@ COLLECTION = "auth_events"
 STREAM_LENGTH = 10_000
 SWEEP_EVERY = timedelta(hours=1)
 _last_sweep: dict[str, datetime] = {}
+EVENT_IDS = MonotonicIds()
+"""Event ids increase in this process, so one request's events list in the order they happened."""
 
 
 def event_stream(scope: str) -> str:
@@ -48,7 +50,7 @@ class AuditLog:
         self, event: str, *, user_id: str | None = None, client: ClientInfo | None = None, **data: Any
     ) -> str:
         now = self.ctx.clock()
-        event_id = "evt_" + sortable_id(int(now.timestamp() * 1000))
+        event_id = "evt_" + EVENT_IDS.next(int(now.timestamp() * 1000))
         retention = timedelta(seconds=duration_seconds(self.ctx.settings.audit_retention))
         doc = {
             "_id": event_id,

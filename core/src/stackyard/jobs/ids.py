@@ -13,7 +13,27 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 def sortable_id(now_ms: int | None = None) -> str:
     """26 characters: milliseconds then randomness, Crockford base32 (lower case)."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return _encode((ms << 80) | int.from_bytes(os.urandom(10), "big"))
+
+
+class MonotonicIds:
+    """sortable_id, strictly increasing in this process: an id made in the same millisecond
+    as the one before (or when the clock stepped back) is that one plus one, so records
+    written one after the other list in the order they were written."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self, now_ms: int | None = None) -> str:
+        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+        if value <= self._last:
+            value = self._last + 1
+        self._last = value
+        return _encode(value)
+
+
+def _encode(value: int) -> str:
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])
