@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 # kopf passes its whole settings object and a flag of its own as `extra`: not for logs.
 _IGNORED_EXTRA = {"settings", "k8s_skip", "color_message"}
@@ -35,6 +37,10 @@ class JsonFormatter(logging.Formatter):
                 if k not in _STANDARD and k not in _IGNORED_EXTRA and not k.startswith("_")
             }
         )
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid and "trace_id" not in entry:
+            entry["trace_id"] = trace.format_trace_id(span.trace_id)
+            entry["span_id"] = trace.format_span_id(span.span_id)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 from pymongo import AsyncMongoClient
 
 from .clients import AnyRedis, mongo_client, redis_client
 from .config import MONGODB_URI, REDIS_URL, AppliedConfig, FileConfigSource, KubernetesConfigSource, LiveConfig
 from .problems import NotConfigured
+from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,15 @@ class Runtime:
         self._source_task: asyncio.Task[None] | None = None
         self._retired: list[Any] = []
         live.subscribe(self._on_config)
+        # Telemetry follows the Stack's spec.telemetry from the first config on.
+        self.telemetry = Telemetry.for_process(service)
+        live.subscribe(self.telemetry.apply_config)
+        metrics.get_meter("stackyard.config").create_observable_gauge(
+            "stackyard.config.applied",
+            callbacks=[self._observe_config],
+            unit="{config}",
+            description="1 for the config in force, with its hash and the Stack's generation as attributes.",
+        )
 
     @classmethod
     def from_environment(cls, service: str) -> Runtime:
@@ -58,6 +70,7 @@ class Runtime:
                 await self._source_task
         for client in [*self._retired, *(c for _, c in filter(None, [self._redis, self._mongo]))]:
             await _close(client)
+        await asyncio.to_thread(self.telemetry.shutdown, 2.0)
 
     def _on_config(self, applied: AppliedConfig) -> None:
         # Clients whose URL changed are replaced; the old ones are closed at stop (in-flight
@@ -67,6 +80,21 @@ class Runtime:
             if held is not None and held[0] != applied.credentials.get(key):
                 self._retired.append(held[1])
                 setattr(self, attr, None)
+
+    def _observe_config(self, options: CallbackOptions) -> list[Observation]:
+        applied = self.live.current
+        if applied is None:
+            return []
+        return [
+            Observation(
+                1,
+                {
+                    "stackyard.config.hash": applied.hash,
+                    "stackyard.stack": applied.config.stack,
+                    "stackyard.stack.generation": applied.config.generation,
+                },
+            )
+        ]
 
     @property
     def config(self) -> AppliedConfig:

@@ -32,8 +32,10 @@ from stackyard.config import (
     AUTH_SIGNING_KEYS,
     MONGODB_URI,
     REDIS_URL,
+    TELEMETRY_SENTRY_DSN,
     RuntimeConfig,
     credential_key,
+    telemetry_header_key,
 )
 from stackyard.resources import SecretKeyRef
 from stackyard.resources.auth import IdentityProviderSpec
@@ -152,10 +154,16 @@ def referenced_secrets(body: dict[str, Any]) -> set[str]:
 
 
 def _stack_credentials(spec: StackSpec, secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    return {
+    credentials = {
         REDIS_URL: resolve_secret(spec.redis.url_secret_ref, secrets),
         MONGODB_URI: resolve_secret(spec.mongodb.uri_secret_ref, secrets),
     }
+    telemetry = spec.telemetry
+    for header in telemetry.headers:
+        credentials[telemetry_header_key(header.name)] = resolve_secret(header.value_secret_ref, secrets)
+    if telemetry.sentry is not None:
+        credentials[TELEMETRY_SENTRY_DSN] = resolve_secret(telemetry.sentry.dsn_secret_ref, secrets)
+    return credentials
 
 
 def _member_credentials(

@@ -10,10 +10,12 @@ from .runtime import (
     HASH_ANNOTATION,
     MONGODB_URI,
     REDIS_URL,
+    TELEMETRY_SENTRY_DSN,
     RuntimeConfig,
     canonical_json,
     content_hash,
     credential_key,
+    telemetry_header_key,
 )
 from .sources import FileConfigSource, KubernetesConfigSource, config_map_name, credentials_secret_name
 
@@ -26,6 +28,7 @@ __all__ = [
     "HASH_ANNOTATION",
     "MONGODB_URI",
     "REDIS_URL",
+    "TELEMETRY_SENTRY_DSN",
     "AppliedConfig",
     "FileConfigSource",
     "KubernetesConfigSource",
@@ -36,4 +39,5 @@ __all__ = [
     "content_hash",
     "credential_key",
     "credentials_secret_name",
+    "telemetry_header_key",
 ]

@@ -29,6 +29,13 @@ AUTH_ENCRYPTION_KEY = "stack.auth.encryptionKey"
 """32 random bytes, base64, made once by the operator: encrypts TOTP secrets at rest."""
 AUTH_ADMIN_API_KEY = "stack.auth.adminApiKey"
 """The admin API key, from the Stack's spec.auth.adminApiKeySecretRef."""
+TELEMETRY_SENTRY_DSN = "stack.telemetry.sentryDsn"
+"""The Sentry DSN, from the Stack's spec.telemetry.sentry.dsnSecretRef."""
+
+
+def telemetry_header_key(name: str) -> str:
+    """Credentials key of one OTLP export header (spec.telemetry.headers[].valueSecretRef)."""
+    return f"stack.telemetry.header.{name.lower()}"
 
 
 def credential_key(kind: str, name: str, credential: str) -> str:

@@ -102,16 +102,51 @@ class MongoConnection(CamelModel):
     )
 
 
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=100)]
+
+
+class OtlpHeader(CamelModel):
+    name: HeaderName = Field(description="Header name, e.g. x-honeycomb-team or Authorization.")
+    value_secret_ref: SecretKeyRef = Field(description="Secret key holding the header's value (an API key).")
+
+
+class SentrySettings(CamelModel):
+    dsn_secret_ref: SecretKeyRef = Field(description="Secret key holding the Sentry DSN.")
+    environment: str | None = Field(
+        default=None, max_length=64, description="Sentry environment; the Stack's namespace when absent."
+    )
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0, description="Share of errors sent to Sentry.")
+
+
 class TelemetrySettings(CamelModel):
     enabled: bool = Field(default=True, description="Export traces, metrics and logs over OTLP.")
     endpoint: str | None = Field(
         default=None,
         max_length=500,
         pattern=r"^https?://",
-        description="OTLP endpoint, e.g. http://otel-collector:4318.",
+        description=(
+            "OTLP endpoint, e.g. http://otel-collector:4318 (http/protobuf: /v1/traces, /v1/metrics and "
+            "/v1/logs are added) or http://otel-collector:4317 (grpc). Absent: OTEL_EXPORTER_OTLP_ENDPOINT "
+            "of the pod, else nothing is exported."
+        ),
     )
     protocol: Literal["http/protobuf", "grpc"] = Field(default="http/protobuf", description="OTLP transport.")
-    sampling_ratio: float = Field(default=1.0, ge=0.0, le=1.0, description="Share of traces sampled (parent-based).")
+    headers: list[OtlpHeader] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Headers sent with every export (vendor API keys), values from Secrets.",
+    )
+    sampling_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of traces sampled, by trace id; a request that arrives with a sampled traceparent is "
+            "sampled too (parent-based)."
+        ),
+    )
+    export_logs: bool = Field(default=True, description="Export logs over OTLP too (they always go to stderr).")
+    sentry: SentrySettings | None = Field(default=None, description="Also send errors to Sentry.")
 
 
 class PasswordPolicy(CamelModel):
