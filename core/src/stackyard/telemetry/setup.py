@@ -53,9 +53,10 @@ pass as `explicit_bucket_boundaries_advisory` to `create_histogram`."""
 
 
 def use_stable_semantic_conventions() -> None:
-    """Ask the instrumentations for the stable HTTP names (`http.server.request.duration` in
-    seconds, `http.request.method`, …); call before instrumenting anything."""
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    """Ask the instrumentations for the stable HTTP and database names
+    (`http.server.request.duration` in seconds, `http.request.method`, `db.namespace`,
+    `db.collection.name`, …); call before instrumenting anything."""
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
 
 
 def package_version() -> str:
