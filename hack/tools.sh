@@ -28,7 +28,10 @@ ETCD_DIR=$CACHE/etcd/$ETCD_VERSION
 HELM_DIR=$CACHE/helm/$HELM_VERSION-r2
 KIND_DIR=$CACHE/kind/$KIND_VERSION
 FERRETDB_DIR=$CACHE/ferretdb/$FERRETDB_VERSION
-OTELCOL_DIR=$CACHE/otelcol/$OTELCOL_VERSION
+OTELCOL_MANIFEST=$here/otelcol-builder.yaml
+# Keyed by the version and the builder manifest: adding a component builds a fresh collector.
+OTELCOL_KEY=$OTELCOL_VERSION-$(sha256sum "$OTELCOL_MANIFEST" | cut -c1-12)
+OTELCOL_DIR=$CACHE/otelcol/$OTELCOL_KEY
 OIDC_SRC=$here/harness/oidc
 # Keyed by the lock file and the script: a change to either installs a fresh copy.
 OIDC_DIR=$CACHE/oidc-provider/$(cat "$OIDC_SRC/package-lock.json" "$OIDC_SRC/provider.mjs" | sha256sum | cut -c1-16)
@@ -157,11 +160,11 @@ build_ferretdb() {
 
 build_otelcol() {
   complete "$OTELCOL_DIR" && return 0
-  local src=$CACHE/src/otelcol-$OTELCOL_VERSION v=v$OTELCOL_VERSION
+  local src=$CACHE/src/otelcol-$OTELCOL_KEY v=v$OTELCOL_VERSION
   rm -rf "$src" && mkdir -p "$src" "$OTELCOL_DIR"
   run otelcol "compile the collector builder (ocb) $v" env GOBIN="$src" \
     go install "go.opentelemetry.io/collector/cmd/builder@$v"
-  sed -e "s#@VERSION@#$v#g" -e "s#@OUTPUT@#$src/dist#" "$here/otelcol-builder.yaml" >"$src/builder.yaml"
+  sed -e "s#@VERSION@#$v#g" -e "s#@OUTPUT@#$src/dist#" "$OTELCOL_MANIFEST" >"$src/builder.yaml"
   run otelcol "generate and compile otelcol-stackyard $v" "$src/builder" --config "$src/builder.yaml"
   cp "$src/dist/otelcol-stackyard" "$OTELCOL_DIR/"
   mark_complete "$OTELCOL_DIR"
