@@ -56,10 +56,12 @@ class SessionOperator:
         self.process: ManagedProcess | None = None
         self.starts = 0
 
-    def start(self) -> ManagedProcess:
+    def start(self, env: dict[str, str] | None = None) -> ManagedProcess:
+        """Start it, with `env` added to its environment (e.g. OTEL_* to export telemetry);
+        a later plain `start()` runs it without."""
         self.starts += 1
         self.process = start_operator(
-            self.cluster, self.harness.run_dir, "--all-namespaces", name=f"operator-{self.starts}"
+            self.cluster, self.harness.run_dir, "--all-namespaces", name=f"operator-{self.starts}", extra_env=env
         )
         return self.process
 

@@ -39,10 +39,12 @@ def start_operator(
     name: str = "operator",
     kubeconfig: Path | None = None,
     ready_log: str = "watching",
+    extra_env: dict[str, str] | None = None,
 ) -> ManagedProcess:
     """stackyard-operator with `args` (e.g. "--all-namespaces"), logging to <run_dir>/<name>.log,
-    once its log shows `ready_log` (a follower under leader election logs "Lease" instead)."""
-    env = {"KUBECONFIG": str(kubeconfig or kube.kubeconfig), "STACKYARD_LOG_LEVEL": "info"}
+    once its log shows `ready_log` (a follower under leader election logs "Lease" instead).
+    `extra_env` adds to its environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT)."""
+    env = {"KUBECONFIG": str(kubeconfig or kube.kubeconfig), "STACKYARD_LOG_LEVEL": "info", **(extra_env or {})}
     process = ManagedProcess(name, [_program("stackyard-operator"), *args], run_dir / f"{name}.log", env=env).start()
     process.wait_ready(lambda: ready_log in process.log_path.read_text(), 30, f"logging {ready_log!r}")
     return process
