@@ -214,6 +214,27 @@ def test_one_operator_replica_watches_the_release_namespace_without_a_lease(char
     assert container["ports"] == [{"name": "health", "containerPort": 8081, "protocol": "TCP"}]
 
 
+def operator_env(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    container = find(objects, "Deployment", "demo-stack-operator")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_operator_exports_telemetry_to_the_release_collector_and_says_where_it_runs(chart_helm):
+    objects = chart_helm.template({"mongodb": {"enabled": True}, "stack": {"enabled": True}})
+    env = operator_env(objects)
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == find(objects, "Stack")["spec"]["telemetry"]["endpoint"]
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"]["value"] == "http/protobuf"
+    assert env["STACKYARD_DEPLOYMENT"]["value"] == "demo-stack-operator"
+    assert {name: e["valueFrom"]["fieldRef"]["fieldPath"] for name, e in env.items() if "valueFrom" in e} == {
+        "STACKYARD_POD_NAME": "metadata.name",
+        "STACKYARD_POD_UID": "metadata.uid",
+        "STACKYARD_NAMESPACE": "metadata.namespace",
+        "STACKYARD_NODE_NAME": "spec.nodeName",
+    }
+    without_collector = operator_env(chart_helm.template({"otelCollector": {"enabled": False}}))
+    assert not [name for name in without_collector if name.startswith("OTEL_")]
+
+
 def test_several_operator_replicas_elect_a_leader_and_have_a_disruption_budget(chart_helm):
     objects = chart_helm.template({"operator": {"replicas": 3}})
     assert operator_args(objects) == [

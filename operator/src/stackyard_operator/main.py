@@ -5,6 +5,11 @@
 Watches the given namespaces (default: the pod's own namespace, or every namespace
 with --all-namespaces). Credentials come from the pod's service account, or else
 from KUBECONFIG.
+
+Telemetry (traces, metrics and logs over OTLP) is configured from the standard
+environment: OTEL_EXPORTER_OTLP_ENDPOINT (none: nothing is exported),
+OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER_ARG (the ratio), OTEL_LOGS_EXPORTER=none
+and OTEL_SDK_DISABLED. The operator has no Stack of its own to read them from.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import kopf
 from stackyard.config.sources import kube_api_client
 from stackyard.logs import configure_logging
+from stackyard.resources.stack import TelemetrySettings
+from stackyard.telemetry import Telemetry
 
 from . import handlers  # noqa: F401 - registers the kopf handlers
 from .health import serve_health
@@ -28,6 +37,10 @@ from .leader import LeaderElection, LeaseLost
 
 log = logging.getLogger("stackyard_operator")
 POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+SERVICE = "stackyard-operator"
+TELEMETRY_SHUTDOWN_SECONDS = 5.0
+"""At most this long to export what is buffered when the operator stops (collector down included)."""
+PROTOCOLS = ("http/protobuf", "grpc")
 
 
 def default_namespace() -> str:
@@ -36,6 +49,39 @@ def default_namespace() -> str:
     if POD_NAMESPACE_FILE.exists():
         return POD_NAMESPACE_FILE.read_text().strip()
     return "default"
+
+
+def settings_from_environment(environ: Mapping[str, str]) -> TelemetrySettings:
+    """The operator's telemetry settings from the OpenTelemetry SDK's standard variables.
+
+    As the SDK specification asks, a value that cannot be used is ignored with a warning
+    (the default applies) rather than stopping the operator: telemetry is never a reason
+    not to reconcile."""
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or None
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is not an http(s) URL; telemetry stays off")
+        endpoint = None
+    raw_protocol = environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip() or "http/protobuf"
+    if raw_protocol not in PROTOCOLS:
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL %r is not one of %s; using http/protobuf", raw_protocol, PROTOCOLS)
+    protocol: Literal["http/protobuf", "grpc"] = "grpc" if raw_protocol == "grpc" else "http/protobuf"
+    ratio = 1.0
+    if raw_ratio := environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip():
+        try:
+            ratio = float(raw_ratio)
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            log.warning("OTEL_TRACES_SAMPLER_ARG %r is not a ratio in [0, 1]; sampling every trace", raw_ratio)
+            ratio = 1.0
+    disabled = environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    return TelemetrySettings(
+        enabled=endpoint is not None and not disabled,
+        endpoint=endpoint,
+        protocol=protocol,
+        sampling_ratio=ratio,
+        export_logs=environ.get("OTEL_LOGS_EXPORTER", "").strip().lower() != "none",
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -116,8 +162,15 @@ async def operate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    configure_logging("stackyard-operator")
-    sys.exit(asyncio.run(run(parse_args(argv))))
+    args = parse_args(argv)
+    configure_logging(SERVICE)
+    telemetry = Telemetry.for_process(SERVICE)
+    telemetry.apply(settings_from_environment(os.environ))
+    try:
+        code = asyncio.run(run(args))
+    finally:
+        telemetry.shutdown(TELEMETRY_SHUTDOWN_SECONDS)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,23 @@ def auth_keys_secret(stack_body: dict[str, Any], data: dict[str, str], rotation_
     }
 
 
+def pod_identity_env(deployment_name: str) -> list[dict[str, Any]]:
+    """Where the pod runs, for the `k8s.*` resource attributes of its telemetry (see
+    stackyard.telemetry.resource): namespace, pod name and uid and node from the downward
+    API, and the Deployment's name, which the downward API cannot give."""
+
+    def field(path: str) -> dict[str, Any]:
+        return {"fieldRef": {"fieldPath": path}}
+
+    return [
+        {"name": "STACKYARD_NAMESPACE", "valueFrom": field("metadata.namespace")},
+        {"name": "STACKYARD_POD_NAME", "valueFrom": field("metadata.name")},
+        {"name": "STACKYARD_POD_UID", "valueFrom": field("metadata.uid")},
+        {"name": "STACKYARD_NODE_NAME", "valueFrom": field("spec.nodeName")},
+        {"name": "STACKYARD_DEPLOYMENT", "value": deployment_name},
+    ]
+
+
 WORKER_GRACE_SECONDS = 60
 """The worker pod's termination grace period: SIGTERM gives running jobs 50 s of it."""
 
@@ -192,8 +209,7 @@ def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> d
         "imagePullPolicy": spec.image.pull_policy,
         "env": [
             {"name": "STACKYARD_STACK", "value": name},
-            {"name": "STACKYARD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-            {"name": "STACKYARD_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            *pod_identity_env(workload_name(name, component)),
             {"name": "STACKYARD_PORT", "value": str(port)},
         ],
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],

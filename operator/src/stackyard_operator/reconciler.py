@@ -8,6 +8,9 @@ two reconciles, each from the whole current state.
 A reconcile that leaves a change due later (the next step of a signing-key rotation)
 sets a timer for that Stack, replaced by the next reconcile's, so that the change
 happens on time without an event.
+
+Each reconcile is traced and counted (metrics.py): a span `reconcile Stack` and its
+outcome, ready or not_ready as the Stack's Ready condition says, or error.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from stackyard.config import (
 )
 
 from .auth_keys import AuthKeysObserved, auth_keys_secret_name
-from .conditions import FALSE, merge_conditions, not_ready, transitions
+from .conditions import FALSE, TRUE, merge_conditions, not_ready, transitions
 from .kube import Kube
+from .metrics import NOT_READY, READY, ReconcileTelemetry
 from .render import Desired, Observed, StatusUpdate, orphan_status, referenced_secrets, render
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,12 @@ TIMER_SLACK = 0.25
 """Seconds a timer waits past the change it is set for, so the reconcile finds it due."""
 
 
+def outcome(stack_status: StatusUpdate) -> str:
+    """A reconcile's outcome for telemetry: ready when it leaves the Stack Ready=True."""
+    is_ready = any(c.type == "Ready" and c.status == TRUE for c in stack_status.conditions)
+    return READY if is_ready else NOT_READY
+
+
 def status_body(existing: dict[str, Any], update: StatusUpdate, timestamp: str) -> dict[str, Any]:
     """The status fields the operator owns, as a merge patch. Fields it does not own (a
     Schedule's run times, written by the worker) are left out, so that the patch keeps
@@ -80,12 +90,18 @@ def status_body(existing: dict[str, Any], update: StatusUpdate, timestamp: str) 
 
 class StackReconciler:
     def __init__(
-        self, kube: Kube, indices: Indices, clock: Callable[[], str] = now, time: Callable[[], datetime] = utc_now
+        self,
+        kube: Kube,
+        indices: Indices,
+        clock: Callable[[], str] = now,
+        time: Callable[[], datetime] = utc_now,
+        telemetry: ReconcileTelemetry | None = None,
     ) -> None:
         self.kube = kube
         self.indices = indices
         self.clock = clock
         self.time = time
+        self.telemetry = telemetry or ReconcileTelemetry(_describe)
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._pending: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
@@ -135,11 +151,16 @@ class StackReconciler:
     # -- one reconcile ------------------------------------------------------------
 
     async def reconcile(self, key: Key) -> None:
+        with self.telemetry.measure("Stack", *key) as record:
+            record.outcome = await self._reconcile(key)
+
+    async def _reconcile(self, key: Key) -> str:
+        """Reconcile the Stack `key` (or report its members orphaned); return the outcome."""
         stack = self.indices.stack(key)
         if stack is None:
             self.set_timer(key, None)
             await self.report_orphans(key)
-            return
+            return NOT_READY  # no Stack: its members are not in force
         observed = await self.observe(key, stack)
         desired = render(observed)
         if desired.config is not None:
@@ -149,6 +170,7 @@ class StackReconciler:
         await self.write_statuses(stack, observed.members, desired)
         config = f"config {desired.config.hash}" if desired.config is not None else "no config applied"
         log.info("reconciled Stack %s/%s: %s, %d members", *key, config, len(observed.members))
+        return outcome(desired.stack_status)
 
     async def observe(self, key: Key, stack: dict[str, Any]) -> Observed:
         namespace, name = key
