@@ -195,9 +195,12 @@ maxmemory {{ . }}
 {{- end -}}
 
 {{/*
-The collector's config, as a dict: OTLP in (gRPC and HTTP), memory_limiter then batch,
-the debug exporter and/or an OTLP exporter out, health_check for the probes; then
-otelCollector.configOverrides deep-merged over it.
+The collector's config: OTLP in (gRPC and HTTP), memory_limiter then batch in every
+pipeline, health_check for the probes, and the exporters chosen in values: debug and/or
+OTLP (otlp over gRPC, otlphttp over HTTP) for traces, metrics and logs, plus prometheus
+for metrics only. Exporter headers are "${env:OTLP_HEADER_<i>}" references: their values
+come from Secrets through the container's environment (otel-collector.yaml), never from
+this ConfigMap. otelCollector.configOverrides is deep-merged over the result.
 */}}
 {{- define "stack.otelConfig" -}}
 {{- $values := .Values.otelCollector -}}
@@ -210,9 +213,33 @@ otelCollector.configOverrides deep-merged over it.
 {{- if $values.otlpExporter.insecure -}}
 {{- $_ := set $exporter "tls" (dict "insecure" true) -}}
 {{- end -}}
+{{- with $values.otlpExporter.headers -}}
+{{- $headers := dict -}}
+{{- range $i, $header := . -}}
+{{- $_ := set $headers $header.name (printf "${env:OTLP_HEADER_%d}" $i) -}}
+{{- end -}}
+{{- $_ := set $exporter "headers" $headers -}}
+{{- end -}}
 {{- $_ := set $exporters (ternary "otlp" "otlphttp" (eq $values.otlpExporter.protocol "grpc")) $exporter -}}
 {{- end -}}
-{{- $pipeline := dict "receivers" (list "otlp") "processors" (list "memory_limiter" "batch") "exporters" (keys $exporters | sortAlpha) -}}
+{{- $everySignal := keys $exporters | sortAlpha -}}
+{{- $metricsOnly := list -}}
+{{- if $values.prometheusExporter.enabled -}}
+{{- $prometheus := dict
+  "endpoint" (printf "0.0.0.0:%d" (int $values.prometheusExporter.port))
+  "translation_strategy" "UnderscoreEscapingWithSuffixes" -}}
+{{- with $values.prometheusExporter.namespace -}}
+{{- $_ := set $prometheus "namespace" . -}}
+{{- end -}}
+{{- with $values.prometheusExporter.resourceLabels -}}
+{{- $_ := set $prometheus "resource_constant_labels" (dict "included" .) -}}
+{{- end -}}
+{{- $_ := set $exporters "prometheus" $prometheus -}}
+{{- $metricsOnly = list "prometheus" -}}
+{{- end -}}
+{{- $processors := list "memory_limiter" "batch" -}}
+{{- $pipeline := dict "receivers" (list "otlp") "processors" $processors "exporters" $everySignal -}}
+{{- $metrics := dict "receivers" (list "otlp") "processors" $processors "exporters" (concat $everySignal $metricsOnly | sortAlpha) -}}
 {{- $config := dict
   "receivers" (dict "otlp" (dict "protocols" (dict
     "grpc" (dict "endpoint" (printf "0.0.0.0:%d" (int $values.service.grpcPort)))
@@ -224,7 +251,7 @@ otelCollector.configOverrides deep-merged over it.
   "extensions" (dict "health_check" (dict "endpoint" (printf "0.0.0.0:%d" (int $values.healthPort))))
   "service" (dict
     "extensions" (list "health_check")
-    "pipelines" (dict "traces" $pipeline "metrics" $pipeline "logs" $pipeline))
+    "pipelines" (dict "traces" $pipeline "metrics" $metrics "logs" (deepCopy $pipeline)))
 -}}
 {{- mergeOverwrite $config (deepCopy $values.configOverrides) | toYaml -}}
 {{- end -}}
