@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from .fake_sentry import FakeSentry
 from .harness import Harness
 from .kube import KubeCluster
 from .mongo import MongoServer
@@ -78,6 +79,20 @@ def mongo_server(harness: Harness) -> MongoServer:
 @pytest.fixture(scope="session")
 def otel_collector(harness: Harness) -> OtelCollector:
     return _service(harness, "otel")
+
+
+@pytest.fixture(scope="session")
+def fake_sentry_server() -> Iterator[FakeSentry]:
+    with FakeSentry() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_sentry(fake_sentry_server: FakeSentry) -> FakeSentry:
+    """A local Sentry (envelope and store endpoints, Sentry's auth and refusals): point an
+    SDK at its `.dsn`, read `.events()`. One per session, emptied for each test."""
+    fake_sentry_server.reset()
+    return fake_sentry_server
 
 
 @pytest.fixture(scope="session")
