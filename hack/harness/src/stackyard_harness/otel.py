@@ -75,7 +75,13 @@ class OtelCollector:
         """Every OTLP export request written so far, as parsed JSON objects."""
         if not self.output.exists():
             return []
-        return [json.loads(line) for line in self.output.read_text().splitlines() if line.strip()]
+        records = []
+        for line in self.output.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                break  # the line the collector is still writing; the next read has it whole
+        return records
 
     def env(self) -> dict[str, str]:
         return {"OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_http_endpoint}
