@@ -77,6 +77,8 @@ class OtelCollector:
             return []
         records = []
         for line in self.output.read_text().splitlines():
+            if not line.strip():
+                continue
             try:
                 records.append(json.loads(line))
             except ValueError:
