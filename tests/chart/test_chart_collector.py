@@ -29,6 +29,7 @@ from chart_collector import (
     validate,
 )
 from stack_chart import CHART, find
+from stackyard_harness.programs import wait_until
 from stackyard_harness.pytest_plugin import unavailable
 from stackyard_harness.tools import ToolMissing, Tools
 
@@ -325,3 +326,37 @@ def test_the_real_collector_serves_contract_metrics_with_job_and_resource_labels
     assert series["http_route"] == "/v1/jobs/{queue}"
     assert "k8s_pod_name" not in series, "only the resource attributes of resourceLabels become labels"
     assert any(s.get("k8s_pod_name") == "stackyard-api-7d9f-x2k4q" for s in served["target_info"])
+
+
+@pytest.mark.slow
+def test_install_with_prometheus_headers_and_dashboards_is_admitted(cluster_helm, chart_namespace):
+    """Into a namespace that enforces the restricted standard, on a cluster without the
+    prometheus-operator: no ServiceMonitor, no error; the sidecar finds the dashboards by label."""
+    chart_namespace.kubectl(
+        "create", "secret", "generic", "honeycomb", "--from-literal=api-key=k", "--from-literal=dataset=d"
+    )
+    values = {
+        "otelCollector": {
+            "otlpExporter": {"endpoint": "https://api.honeycomb.io", "protocol": "http", "headers": HEADERS},
+            "prometheusExporter": {"enabled": True, "serviceMonitor": {"enabled": True}},
+        },
+        "dashboards": {"enabled": True},
+    }
+    namespace = chart_namespace.name
+    result = cluster_helm.run(
+        "install", "obs", str(CHART), "--namespace", namespace, "--wait=false", *cluster_helm.values_file(values)
+    )
+    assert "PodSecurity" not in result.stderr, result.stderr
+    manifest = cluster_helm.run("get", "manifest", "obs", "--namespace", namespace).stdout
+    assert "kind: ServiceMonitor" not in manifest
+
+    listed = json.loads(chart_namespace.kubectl("get", "configmaps", "-l", "grafana_dashboard=1", "-o", "json").stdout)
+    assert sorted(c["metadata"]["name"] for c in listed["items"]) == [
+        f"obs-stack-dashboard-{area}" for area in ("api", "email", "jobs", "ratelimit")
+    ]
+    selector = "app.kubernetes.io/instance=obs,app.kubernetes.io/component=otel-collector"
+    wait_until(
+        lambda: bool(json.loads(chart_namespace.kubectl("get", "pods", "-l", selector, "-o", "json").stdout)["items"]),
+        60,
+        "a collector pod created by its ReplicaSet (admitted under the restricted standard)",
+    )
