@@ -5,17 +5,22 @@ instruments do nothing and cost next to nothing.
 
 Attributes: `messaging.system` = stackyard, `messaging.destination.name` = the queue,
 `messaging.operation.name` = process, `stackyard.job.function`, `stackyard.job.outcome`
-(completed, retried, dead, cancelled, suspended, returned) and `error.type` on failures.
+(completed, retried, dead, lost, cancelled, suspended, returned) and `error.type` on failures.
+
+One `JobMetrics` per process (`job_metrics()`): the SDK keeps the first instrument made under
+a name, so a second instance's queue-size gauge would never be observed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from ..telemetry import SECONDS_BUCKETS
 from .contract import QueueCounts
 
 SYSTEM = {"messaging.system": "stackyard"}
@@ -29,6 +34,7 @@ class JobMetrics:
             "messaging.process.duration",
             unit="s",
             description="Time a job attempt ran, by queue, function and outcome.",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
         )
         self.consumed = meter.create_counter(
             "messaging.client.consumed.messages", unit="{message}", description="Jobs a worker took from a queue."
@@ -68,7 +74,17 @@ class JobMetrics:
     def sizes(self, queue: str, counts: QueueCounts) -> None:
         self._sizes[queue] = counts
 
+    def forget(self, queue: str) -> None:
+        """Stop reporting the sizes of a queue this process no longer consumes."""
+        self._sizes.pop(queue, None)
+
     def _observe_sizes(self, options: CallbackOptions) -> Iterable[Observation]:
         for queue, counts in list(self._sizes.items()):
             for state in GAUGED_STATES:
                 yield Observation(getattr(counts, state), self._attributes(queue, **{"stackyard.job.state": state}))
+
+
+@cache
+def job_metrics() -> JobMetrics:
+    """The process's JobMetrics."""
+    return JobMetrics()

@@ -10,6 +10,9 @@ in Europe/Paris is 09:00 Paris time across daylight-saving changes); intervals c
 Unix epoch, so every replica computes the same ticks. A tick is run only within the
 schedule's starting deadline and never for a time before the schedule was first seen: a
 cluster that was down for a day does not run a day of missed ticks when it comes back.
+
+Ticks happen outside any request: each enqueue's PRODUCER span is the root of a new trace,
+which the job's attempts (and the jobs they enqueue) continue.
 """
 
 from __future__ import annotations

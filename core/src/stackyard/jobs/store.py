@@ -17,6 +17,7 @@ import orjson
 from ..clients import AnyRedis
 from ..luascript import ScriptBatch
 from ..problems import Conflict, NotFound, PayloadTooLarge, UnprocessableContent
+from ..telemetry import inject_trace
 from . import scripts
 from .contract import (
     FINISHED_STATES,
@@ -31,6 +32,7 @@ from .contract import (
 )
 from .ids import new_job_id, queue_of
 from .settings import QueueSettings
+from .tracing import sending
 
 ROOT = "sy:j:"
 FUNCTIONS_KEY = ROOT + "functions"
@@ -151,9 +153,22 @@ class JobClient:
         idempotency key was used within the queue's window, and this is the first job).
         `job_id` gives the new job its id (made with `new_job_id(queue)`) when the caller
         must record it first; `builtin` skips the check that a worker registered the
-        function (stackyard's own functions, which every worker runs)."""
+        function (stackyard's own functions, which every worker runs).
+
+        The enqueue is a PRODUCER span, and the job carries its context (or `trace`, when the
+        caller gives one) so that the attempts that run it continue the trace."""
+        with sending(queue.name) as span:
+            job, created = await self._enqueue(queue, request, trace, job_id, builtin)
+            if span.is_recording():
+                span.set_attribute("messaging.message.id", job.id)
+            return job, created
+
+    async def _enqueue(
+        self, queue: QueueSettings, request: EnqueueRequest, trace: str | None, job_id: str | None, builtin: bool
+    ) -> tuple[Job, bool]:
         fields, delay, run_at = await self._validated(queue, request, check_function=not builtin)
         job_id = job_id or new_job_id(queue.name)
+        trace = trace or inject_trace()
         if trace:
             fields["trace"] = trace
         args: list[str | int | bytes] = [

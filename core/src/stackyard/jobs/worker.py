@@ -36,10 +36,11 @@ from ..clients import AnyRedis
 from .backoff import after_failure
 from .context import JobContext, Suspend
 from .errors import NonRetryable, RetryAfter
-from .metrics import JobMetrics
+from .metrics import JobMetrics, job_metrics
 from .registry import FunctionRegistry
 from .settings import QueueSettings
 from .store import HTTP_KIND, Claimed, JobClient
+from .tracing import processed, processing
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class Worker:
         self._done = asyncio.Event()
         self._stopping = False
         self._http: httpx.AsyncClient | None = None
-        self.metrics = metrics or JobMetrics()
+        self.metrics = metrics or job_metrics()
 
     @property
     def client(self) -> JobClient:
@@ -147,6 +148,7 @@ class Worker:
                 for task in lane.tasks:
                     task.cancel()
                 del self._lanes[name]
+                self.metrics.forget(name)
                 log.info("worker %s left queue %s (its JobQueue is gone)", self.name, name)
 
     async def _shutdown(self) -> None:
@@ -169,6 +171,7 @@ class Worker:
                 if task.get_name().startswith("take"):
                     task.cancel()
             await asyncio.gather(*lane.tasks, return_exceptions=True)
+            self.metrics.forget(lane.name)
         self._lanes.clear()
 
     # -- one queue ---------------------------------------------------------------------
@@ -247,8 +250,21 @@ class Worker:
     # -- one job -----------------------------------------------------------------------
 
     async def _execute(self, lane: _Lane, settings: QueueSettings, job: Claimed) -> None:
+        """One attempt, in its CONSUMER span (the child of the span that enqueued the job)."""
         started = time.monotonic()
+        with processing(job) as span:
+            outcome, failure = await self._attempt(lane, settings, job, started)
+            processed(span, outcome, failure)
+        error = type(failure).__name__ if failure is not None else None
+        self.metrics.finished(job.queue, job.function, outcome, time.monotonic() - started, error)
+
+    async def _attempt(
+        self, lane: _Lane, settings: QueueSettings, job: Claimed, started: float
+    ) -> tuple[str, Exception | None]:
+        """Run the job and record its outcome in Redis; answers the outcome and, for a
+        failed attempt, its exception."""
         running = lane.inflight.get(job.id)
+        failure: Exception | None = None
         try:
             try:
                 async with asyncio.timeout(job.timeout) as deadline:
@@ -264,25 +280,24 @@ class Worker:
                 raise
         except Suspend as suspend:
             await self._give_back(settings, job, delay=suspend.delay, step=suspend.step)
-            outcome, error = "suspended", None
+            outcome = "suspended"
         except asyncio.CancelledError:
             if running is not None and running.cancel_requested and not self._stopping:
                 await self.client.cancelled(settings, self.name, job.id)
                 log.info("job %s cancelled while running", job.id)
-                outcome, error = "cancelled", None
+                outcome = "cancelled"
             else:
                 await self._give_back(settings, job, delay=0.0, step="")
-                outcome, error = "returned", None
+                outcome = "returned"
         except Exception as exc:
-            outcome = await self._failed(settings, job, exc)
-            error = type(exc).__name__
+            outcome, failure = await self._failed(settings, job, exc), exc
         else:
             lane.done.append((job.id, body, time.monotonic() - started))
             lane.flush.set()
-            outcome, error = "completed", None
+            outcome = "completed"
         finally:
             self._finished(lane, job.id)
-        self.metrics.finished(job.queue, job.function, outcome, time.monotonic() - started, error)
+        return outcome, failure
 
     async def _call(self, job: Claimed) -> Any:
         if job.function == HTTP_KIND and job.http is not None:

@@ -1,0 +1,308 @@
+"""Trace context carried inside jobs, read back from the real OpenTelemetry Collector: an
+enqueue is a PRODUCER span, each attempt a CONSUMER span under it in the same trace, and the
+queue's metrics arrive with the queue's name."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from stackyard.clients import redis_client
+from stackyard.jobs import EnqueueRequest, FunctionRegistry, JobClient, JobContext, QueueSettings, RetryPolicy, Worker
+from stackyard.resources.stack import TelemetrySettings
+from stackyard.telemetry import Telemetry
+
+PRODUCER, CONSUMER = 4, 5
+"""OTLP span kinds."""
+STATUS_ERROR = 2
+
+
+@pytest.fixture(scope="module")
+def telemetry(otel_collector: Any) -> Iterator[Telemetry]:
+    telemetry = Telemetry.for_process("test")
+    telemetry.apply(TelemetrySettings(endpoint=otel_collector.otlp_http_endpoint, sampling_ratio=1.0))
+    yield telemetry
+    telemetry.flush()
+    telemetry.apply(TelemetrySettings(enabled=False))
+
+
+@pytest.fixture
+async def redis(redis_server: Any) -> AsyncIterator[Any]:
+    client = redis_client(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+class Jobs:
+    """A queue of its own, its functions, and a worker in this event loop."""
+
+    def __init__(self, redis: Any) -> None:
+        retry = RetryPolicy(max_attempts=2, initial_backoff=0.05, max_backoff=0.1, multiplier=2.0, jitter="none")
+        self.queue = QueueSettings(name=f"t-{uuid.uuid4().hex[:10]}", retry=retry, visibility_timeout=2.0)
+        self.redis = redis
+        self.client = JobClient(redis)
+        self.functions = FunctionRegistry()
+
+    @asynccontextmanager
+    async def worker(self) -> AsyncIterator[Worker]:
+        worker = Worker(lambda: self.redis, self.functions, lambda: {self.queue.name: self.queue}, name="w-trace")
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await self.client.register_functions(self.queue.name, self.functions)
+        try:
+            yield worker
+        finally:
+            stop.set()
+            await task
+
+    async def enqueue(self, function: str, payload: Any = None, **fields: Any) -> str:
+        await self.client.register_functions(self.queue.name, self.functions)
+        request = EnqueueRequest(queue=self.queue.name, function=function, payload=payload, **fields)
+        job, _ = await self.client.enqueue(self.queue, request)
+        return job.id
+
+    async def wait(self, job_id: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = await self.client.get(job_id)
+            if job is not None and job.state in ("completed", "dead"):
+                return job.state
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"job {job_id} did not finish")
+
+
+@pytest.fixture
+def jobs(redis: Any) -> Jobs:
+    return Jobs(redis)
+
+
+# -- reading the collector ------------------------------------------------------------------
+
+
+def _value(value: dict[str, Any]) -> Any:
+    for kind in ("stringValue", "boolValue", "doubleValue"):
+        if kind in value:
+            return value[kind]
+    if "intValue" in value:
+        return int(value["intValue"])
+    return value
+
+
+def attributes(item: dict[str, Any]) -> dict[str, Any]:
+    return {a["key"]: _value(a["value"]) for a in item.get("attributes", [])}
+
+
+def records(collector: Any) -> list[dict[str, Any]]:
+    """What the collector wrote so far; a line it is still writing is left for the next read."""
+    found: list[dict[str, Any]] = []
+    if collector.output.exists():
+        for line in collector.output.read_text().splitlines():
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+    return found
+
+
+def spans(collector: Any) -> list[dict[str, Any]]:
+    return [
+        span
+        for record in records(collector)
+        for resource in record.get("resourceSpans", [])
+        for scope in resource.get("scopeSpans", [])
+        for span in scope.get("spans", [])
+    ]
+
+
+def metric_points(collector: Any, name: str) -> list[dict[str, Any]]:
+    """Every data point of metric `name`, oldest export first."""
+    points = []
+    for record in records(collector):
+        for resource in record.get("resourceMetrics", []):
+            for scope in resource.get("scopeMetrics", []):
+                for metric in scope.get("metrics", []):
+                    if metric["name"] == name:
+                        for kind in ("sum", "gauge", "histogram"):
+                            points += metric.get(kind, {}).get("dataPoints", [])
+    return points
+
+
+async def until(
+    telemetry: Telemetry, found: Callable[[], Any], what: str, timeout: float = 15.0
+) -> Any:  # a deadline, never a fixed sleep
+    deadline = time.monotonic() + timeout
+    while True:
+        await asyncio.to_thread(telemetry.flush)
+        if result := found():
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in the collector's output within {timeout:g}s: {what}")
+        await asyncio.sleep(0.1)
+
+
+def trace_spans(collector: Any, trace_id: str) -> list[dict[str, Any]]:
+    return [s for s in spans(collector) if s["traceId"] == trace_id]
+
+
+def named(items: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [s for s in items if s["name"] == name]
+
+
+# -- tests --------------------------------------------------------------------------------------
+
+
+async def test_a_job_runs_in_a_consumer_span_under_the_producer_span_of_its_enqueue(
+    jobs: Jobs, telemetry: Telemetry, otel_collector: Any
+) -> None:
+    @jobs.functions.register("echo")
+    async def echo(ctx: JobContext, payload: Any) -> Any:
+        return payload
+
+    q = jobs.queue.name
+    async with jobs.worker():
+        with trace.get_tracer("test").start_as_current_span("request") as parent:
+            job_id = await jobs.enqueue("echo", {"n": 1})
+        assert await jobs.wait(job_id) == "completed"
+    trace_id = trace.format_trace_id(parent.get_span_context().trace_id)
+    parent_id = trace.format_span_id(parent.get_span_context().span_id)
+
+    found = await until(
+        telemetry, lambda: named(trace_spans(otel_collector, trace_id), f"process {q}"), "the consumer span"
+    )
+    [consumer] = found
+    [producer] = named(trace_spans(otel_collector, trace_id), f"send {q}")
+    assert producer["kind"] == PRODUCER and producer["parentSpanId"] == parent_id
+    assert consumer["kind"] == CONSUMER and consumer["parentSpanId"] == producer["spanId"]
+    assert attributes(producer) == {
+        "messaging.system": "stackyard",
+        "messaging.destination.name": q,
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.message.id": job_id,
+    }
+    assert attributes(consumer) == {
+        "messaging.system": "stackyard",
+        "messaging.destination.name": q,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.message.id": job_id,
+        "stackyard.job.function": "echo",
+        "stackyard.job.attempt": 1,
+        "stackyard.job.outcome": "completed",
+    }
+    assert consumer.get("status", {}).get("code", 0) != STATUS_ERROR
+
+
+async def test_a_failed_attempt_is_an_error_span_with_its_exception_and_the_retry_continues_the_trace(
+    jobs: Jobs, telemetry: Telemetry, otel_collector: Any
+) -> None:
+    @jobs.functions.register("flaky")
+    async def flaky(ctx: JobContext, payload: Any) -> Any:
+        if ctx.attempt == 1:
+            raise ValueError("the first attempt fails")
+        return "ok"
+
+    q = jobs.queue.name
+    async with jobs.worker():
+        with trace.get_tracer("test").start_as_current_span("request") as parent:
+            job_id = await jobs.enqueue("flaky")
+        assert await jobs.wait(job_id) == "completed"
+    trace_id = trace.format_trace_id(parent.get_span_context().trace_id)
+
+    def both_attempts() -> list[dict[str, Any]] | None:
+        found = named(trace_spans(otel_collector, trace_id), f"process {q}")
+        return found if len(found) == 2 else None
+
+    attempts = await until(telemetry, both_attempts, "two consumer spans")
+    [producer] = named(trace_spans(otel_collector, trace_id), f"send {q}")
+    failed, retried = sorted(attempts, key=lambda s: attributes(s)["stackyard.job.attempt"])
+    assert {failed["parentSpanId"], retried["parentSpanId"]} == {producer["spanId"]}
+    assert attributes(failed)["stackyard.job.outcome"] == "retried"
+    assert attributes(failed)["error.type"] == "ValueError"
+    assert failed["status"]["code"] == STATUS_ERROR
+    [event] = [e for e in failed.get("events", []) if e["name"] == "exception"]
+    assert attributes(event)["exception.type"].endswith("ValueError")
+    assert attributes(event)["exception.message"] == "the first attempt fails"
+    assert attributes(retried)["stackyard.job.outcome"] == "completed"
+    assert retried.get("status", {}).get("code", 0) != STATUS_ERROR
+    assert not [e for e in retried.get("events", []) if e["name"] == "exception"]
+
+
+async def test_a_job_enqueued_outside_any_span_starts_its_own_trace_and_its_jobs_continue_it(
+    jobs: Jobs, telemetry: Telemetry, otel_collector: Any
+) -> None:
+    inner: list[str] = []
+
+    @jobs.functions.register("outer")
+    async def outer(ctx: JobContext, payload: Any) -> Any:
+        child, _ = await ctx.client.enqueue(jobs.queue, EnqueueRequest(queue=jobs.queue.name, function="inner"))
+        inner.append(child.id)
+        return child.id
+
+    @jobs.functions.register("inner")
+    async def inner_job(ctx: JobContext, payload: Any) -> Any:
+        return None
+
+    q = jobs.queue.name
+    assert not trace.get_current_span().get_span_context().is_valid
+    async with jobs.worker():
+        job_id = await jobs.enqueue("outer")
+        assert await jobs.wait(job_id) == "completed"
+        assert await jobs.wait(inner[0]) == "completed"
+
+    def by_job(message_id: str, name: str) -> list[dict[str, Any]]:
+        return [
+            s for s in named(spans(otel_collector), name) if attributes(s).get("messaging.message.id") == message_id
+        ]
+
+    [inner_consumer] = await until(telemetry, lambda: by_job(inner[0], f"process {q}"), "the inner job's span")
+    [outer_producer] = by_job(job_id, f"send {q}")
+    [outer_consumer] = by_job(job_id, f"process {q}")
+    [inner_producer] = by_job(inner[0], f"send {q}")
+    assert not outer_producer.get("parentSpanId"), "the first enqueue is the root of a new trace"
+    assert outer_consumer["parentSpanId"] == outer_producer["spanId"]
+    assert inner_producer["parentSpanId"] == outer_consumer["spanId"]
+    assert inner_consumer["parentSpanId"] == inner_producer["spanId"]
+    assert len({s["traceId"] for s in (outer_producer, outer_consumer, inner_producer, inner_consumer)}) == 1
+
+
+async def test_the_queue_metrics_arrive_with_the_queue_name(
+    jobs: Jobs, telemetry: Telemetry, otel_collector: Any
+) -> None:
+    @jobs.functions.register("echo")
+    async def echo(ctx: JobContext, payload: Any) -> Any:
+        return payload
+
+    q = jobs.queue.name
+    async with jobs.worker():
+        for n in range(3):
+            assert await jobs.wait(await jobs.enqueue("echo", n)) == "completed"
+
+        def of_queue(name: str) -> list[dict[str, Any]]:
+            return [p for p in metric_points(otel_collector, name) if attributes(p)["messaging.destination.name"] == q]
+
+        sizes = await until(telemetry, lambda: of_queue("stackyard.jobs.queue.size"), "the queue size gauge")
+        assert {attributes(p)["stackyard.job.state"] for p in sizes} == {"queued", "scheduled", "active", "dead"}
+
+        def outcomes() -> list[dict[str, Any]]:
+            points = [p for p in of_queue("stackyard.jobs.outcomes") if int(p["asInt"]) == 3]
+            return [p for p in points if attributes(p)["stackyard.job.outcome"] == "completed"]
+
+        await until(telemetry, outcomes, "three completed outcomes")
+        await until(
+            telemetry,
+            lambda: [p for p in of_queue("messaging.client.consumed.messages") if int(p["asInt"]) == 3],
+            "three consumed messages",
+        )
+        await until(
+            telemetry,
+            lambda: [p for p in of_queue("messaging.process.duration") if int(p["count"]) == 3],
+            "three process durations",
+        )
