@@ -13,6 +13,7 @@ Every transition is one Lua script, so replicas never disagree on the state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -116,11 +117,26 @@ class BreakerSnapshot:
 
 
 class CircuitBreaker:
-    def __init__(self, redis: AnyRedis, provider: str, settings: BreakerSettings) -> None:
+    def __init__(
+        self,
+        redis: AnyRedis,
+        provider: str,
+        settings: BreakerSettings,
+        *,
+        on_state: Callable[[str, BreakerState], None] | None = None,
+    ) -> None:
+        """`on_state(provider, state)` is told every state a call answers (the state gauge
+        keeps the last one: it cannot ask Redis from the SDK's thread)."""
         self.redis: Any = redis
         self.provider = provider
         self.settings = settings
         self.key = KEY_PREFIX + provider
+        self._on_state = on_state
+
+    def _seen(self, state: BreakerState) -> BreakerState:
+        if self._on_state is not None:
+            self._on_state(self.provider, state)
+        return state
 
     def _args(self) -> list[str | int | bytes]:
         s = self.settings
@@ -128,18 +144,18 @@ class CircuitBreaker:
 
     async def allow(self) -> Permit:
         allowed, probe, wait_ms, state = await ALLOW(self.redis, [self.key], self._args())
-        return Permit(bool(allowed), bool(probe), int(wait_ms) / 1000, _state(state))
+        return Permit(bool(allowed), bool(probe), int(wait_ms) / 1000, self._seen(_state(state)))
 
     async def success(self) -> BreakerState:
-        return _state(await RECORD(self.redis, [self.key], [*self._args(), "1"]))
+        return self._seen(_state(await RECORD(self.redis, [self.key], [*self._args(), "1"])))
 
     async def failure(self) -> BreakerState:
-        return _state(await RECORD(self.redis, [self.key], [*self._args(), "0"]))
+        return self._seen(_state(await RECORD(self.redis, [self.key], [*self._args(), "0"])))
 
     async def snapshot(self) -> BreakerSnapshot:
         state, failures, opened, opens = await self.redis.hmget(self.key, ["state", "failures", "opened", "opens"])
         return BreakerSnapshot(
-            state=_state(state or b"closed"),
+            state=self._seen(_state(state or b"closed")),
             consecutive_failures=int(failures or 0),
             opened_at=int(opened) / 1000 if opened else None,
             times_opened=int(opens or 0),

@@ -24,6 +24,10 @@ The rules (docs/email-delivery.md):
 
 Texts in a report come from the senders' failure messages, which never hold a credential,
 or are written here from names and numbers only.
+
+Telemetry: each provider considered is a `send email` span; each call of a provider counts
+in `stackyard.email.sends`, each move to the next provider in `stackyard.email.failovers`,
+and every breaker state seen feeds `stackyard.email.breaker.state` (see metrics.py).
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ from ..resources.email import EmailProviderSpec
 from .breaker import BreakerSettings, CircuitBreaker
 from .http_providers import PostmarkSender, ResendSender, SendGridSender, SesSender
 from .message import OutgoingEmail, ProviderMisconfigured, RateLimited, Rejected, SendFailure, Sent
+from .metrics import EmailMetrics, email_metrics
 from .smtp import SmtpSender
+from .tracing import CALLED, attempt_span, attempted, outcome
 
 __all__ = [
     "CREDENTIAL_NAMES",
@@ -287,6 +293,7 @@ class Providers:
             if name not in specs:
                 del self._seen[name]
                 self.problems.pop(name, None)
+                email_metrics().forget(name)
                 old = self._providers.pop(name, None)
                 if old is not None:
                     retired.append(old.sender)
@@ -345,13 +352,15 @@ def sender_domain(message: OutgoingEmail) -> str:
 
 
 class Breakers:
-    """The providers' circuit breakers, on one Redis shared by every replica."""
+    """The providers' circuit breakers, on one Redis shared by every replica; every state
+    they answer is noted for the breaker-state gauge."""
 
-    def __init__(self, redis: AnyRedis) -> None:
+    def __init__(self, redis: AnyRedis, metrics: EmailMetrics | None = None) -> None:
         self.redis = redis
+        self.metrics = metrics or email_metrics()
 
     def of(self, provider: Provider) -> CircuitBreaker:
-        return CircuitBreaker(self.redis, provider.name, provider.breaker)
+        return CircuitBreaker(self.redis, provider.name, provider.breaker, on_state=self.metrics.breaker)
 
 
 AttemptOutcome = Literal[
@@ -383,6 +392,9 @@ class AttemptRecord:
     """The provider's HTTP status or SMTP reply code, when it gave one."""
     retry_after: float | None = None
     """Seconds before this provider is worth asking again, when known."""
+    error_type: str | None = None
+    """A short kind of failure for telemetry when the outcome does not say it (timeout, an
+    unexpected exception's type)."""
 
 
 @dataclass(frozen=True)
@@ -435,9 +447,12 @@ async def deliver(
     sending twice after a crash."""
     attempts: list[AttemptRecord] = []
     candidates = providers.candidates(message)
-    for provider in candidates:
-        attempt, sent = await _attempt(message, provider, breakers.of(provider), rate_limiter, ledger)
+    for index, provider in enumerate(candidates):
+        with attempt_span(provider.name, provider.spec.type) as span:
+            attempt, sent = await _attempt(message, provider, breakers.of(provider), rate_limiter, ledger)
+            attempted(span, attempt)
         attempts.append(attempt)
+        _measure(breakers.metrics, provider, attempt, candidates[index + 1 :])
         if sent is not None:
             return DeliveryReport(
                 "sent",
@@ -466,6 +481,15 @@ async def deliver(
     )
 
 
+def _measure(metrics: EmailMetrics, provider: Provider, attempt: AttemptRecord, rest: list[Provider]) -> None:
+    """A provider call counts as a send; a provider that did not send nor reject fails over."""
+    result, error = outcome(attempt)
+    if attempt.outcome in CALLED:
+        metrics.sent(provider.name, provider.spec.type, result, attempt.duration, error)
+    if result == "failed" and rest:
+        metrics.failover(provider.name, rest[0].name)
+
+
 async def _attempt(
     message: OutgoingEmail,
     provider: Provider,
@@ -478,9 +502,14 @@ async def _attempt(
     started_at, start = datetime.now(UTC), time.monotonic()
 
     def record(
-        outcome: AttemptOutcome, error: str | None = None, status: int | None = None, retry_after: float | None = None
+        outcome: AttemptOutcome,
+        error: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        error_type: str | None = None,
     ) -> AttemptRecord:
-        return AttemptRecord(provider.name, started_at, time.monotonic() - start, outcome, error, status, retry_after)
+        took = time.monotonic() - start
+        return AttemptRecord(provider.name, started_at, took, outcome, error, status, retry_after, error_type)
 
     if ledger is not None:
         claim, earlier_id = await ledger.claim(provider)
@@ -525,7 +554,8 @@ async def _send(
             sent = await provider.sender.send(message)
     except TimeoutError:
         await breaker.failure()
-        return record("retryable", f"{provider.name}: no answer within {provider.timeout:g}s"), None
+        why = f"{provider.name}: no answer within {provider.timeout:g}s"
+        return record("retryable", why, error_type="timeout"), None
     except Rejected as exc:
         await breaker.success()  # the provider worked: the message is what is wrong
         return record("rejected", str(exc), exc.status), None
@@ -537,10 +567,11 @@ async def _send(
         return record("misconfigured", str(exc), exc.status), None
     except SendFailure as exc:
         await breaker.failure()
-        return record("retryable", str(exc), exc.status), None
+        return record("retryable", str(exc), exc.status, error_type="timeout" if exc.code == "timeout" else None), None
     except Exception as exc:  # a sender's bug: fail over, and say only what kind of error it was
         log.exception("email provider %s failed unexpectedly", provider.name)
         await breaker.failure()
-        return record("retryable", f"{provider.name}: unexpected {type(exc).__name__}"), None
+        kind = type(exc).__name__
+        return record("retryable", f"{provider.name}: unexpected {kind}", error_type=kind), None
     await breaker.success()
     return record("sent"), sent

@@ -49,6 +49,7 @@ from aiosmtplib import (
 from .message import OutgoingEmail, ProviderMisconfigured, Rejected, Retryable, SendFailure, Sent
 from .mime import MIME_POLICY as _POLICY
 from .mime import build_mime
+from .tracing import smtp_span
 
 Security = Literal["starttls", "tls", "none"]
 
@@ -135,11 +136,12 @@ class SmtpSender:
         if self._closed:
             raise RuntimeError("SmtpSender is closed")
         envelope = self._envelope(message)
-        try:
-            async with asyncio.timeout(self.timeout):
-                reply = await self._deliver(envelope)
-        except TimeoutError:
-            raise Retryable(f"{self._where}: no answer within {self.timeout:g}s", code="timeout") from None
+        with smtp_span(self.host, self.port):
+            try:
+                async with asyncio.timeout(self.timeout):
+                    reply = await self._deliver(envelope)
+            except TimeoutError:
+                raise Retryable(f"{self._where}: no answer within {self.timeout:g}s", code="timeout") from None
         found = _QUEUE_ID.search(reply)
         return Sent(provider=self.provider, provider_message_id=found.group(1) if found else envelope.message_id)
 
