@@ -4,7 +4,8 @@ Every security event (logins, failures, MFA and password changes, sessions) is a
 with the user, the client's address and agent, and what happened; each is also added to
 the Redis stream `sy:events:{<scope>}` (trimmed to about 10,000 entries), where other
 capabilities (webhooks, notifications) read `user.created`, `session.created` and the rest.
-Events expire after spec.auth.auditRetention (`expiresAt`, swept at most hourly)."""
+Events expire after spec.auth.auditRetention (`expiresAt`, swept at most hourly). Each
+written event also counts in the `stackyard.auth.events` metric (by type only, see metrics.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING
 from ..jobs.ids import MonotonicIds
 from ..problems import UnprocessableContent
 from ..resources.base import duration_seconds
+from .metrics import AUTH_METRICS
 
 if TYPE_CHECKING:
     from .context import AuthContext
@@ -63,6 +65,7 @@ class AuditLog:
             "data": data,
         }
         await self.collection.insert_one(doc)
+        AUTH_METRICS.recorded(event)
         try:
             payload = {"id": event_id, "type": event, "userId": user_id, "at": now.isoformat(), "data": data}
             await self.ctx.redis.xadd(

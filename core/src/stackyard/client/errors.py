@@ -16,7 +16,8 @@ class StackyardError(Exception):
     """The api answered with an error: the fields of its RFC 9457 problem+json body.
 
     `extensions` holds the body's other members (`errors` of a 422, `retryAfter` of a 429,
-    ...). `retry_after` is the answer's Retry-After in seconds, when it had one.
+    ...). `retry_after` is the answer's Retry-After in seconds, when it had one. `trace_id`
+    is the request's trace id when the api traced it: quote it when reporting a failure.
     """
 
     status_code: ClassVar[int | None] = None
@@ -40,6 +41,12 @@ class StackyardError(Exception):
         self.instance = instance
         self.extensions = extensions or {}
         self.retry_after = retry_after
+
+    @property
+    def trace_id(self) -> str | None:
+        """The problem's `traceId` (32 hex digits), when the api's telemetry is on."""
+        value = self.extensions.get("traceId")
+        return value if isinstance(value, str) else None
 
     @classmethod
     def from_response(cls, response: httpx.Response, retry_after: float | None = None) -> StackyardError:

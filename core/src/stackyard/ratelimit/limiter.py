@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from ..clients import AnyRedis
 from ..problems import UnprocessableContent
 from .decision import Decision, Verdict
+from .metrics import DEFAULT_METRICS, RateLimitMetrics
 from .policy import Policy
 from .scripts import SCRIPTS, ScriptBatch, parse_reply
 
@@ -91,6 +92,7 @@ class RateLimiter:
         use_deny_cache: bool = True,
         key_prefix: str = KEY_PREFIX,
         batch: bool = True,
+        metrics: RateLimitMetrics | None = None,
     ) -> None:
         self._redis: Callable[[], AnyRedis] = (
             (lambda: redis) if isinstance(redis, (aioredis.Redis, aioredis.RedisCluster)) else redis
@@ -100,6 +102,7 @@ class RateLimiter:
         self._batch = ScriptBatch() if batch else None
         self.counts: dict[str, PolicyCounts] = {}
         self._failure_logged: Counter[str] = Counter()
+        self.metrics = metrics or DEFAULT_METRICS
 
     def redis_keys(self, policy: Policy, key: str) -> list[str]:
         """The Redis keys of one policy and key, all under one hash tag (one cluster slot)."""
@@ -113,7 +116,13 @@ class RateLimiter:
         return counts
 
     async def decide(self, policy: Policy, key: str, cost: int = 1, *, now_us: int | None = None) -> Decision:
-        """Charge `cost` to `key` under `policy` if it fits; refused requests are not charged."""
+        """Charge `cost` to `key` under `policy` if it fits; refused requests are not charged.
+        Every decision is counted in `counts` and in the `stackyard.ratelimit.decisions` metric."""
+        decision = await self._decide(policy, key, cost, now_us)
+        self.metrics.decided(decision)
+        return decision
+
+    async def _decide(self, policy: Policy, key: str, cost: int, now_us: int | None) -> Decision:
         if cost < 0 or cost > policy.capacity:
             raise UnprocessableContent(
                 f"cost {cost} can never pass policy {policy.name}: it must be between 0 and {policy.capacity}",

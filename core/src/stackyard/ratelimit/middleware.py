@@ -19,6 +19,7 @@ from typing import Any
 from ..clients import redis_client
 from ..problems import Problem, RateLimitUnavailable, TooManyRequests
 from ..resources.ratelimit import RateLimitPolicySpec
+from ..telemetry.context import current_trace_id
 from .decision import Verdict
 from .headers import response_headers, retry_after
 from .keys import RequestFacts, headers_from_asgi, parse_networks, request_key
@@ -126,7 +127,11 @@ class RateLimitMiddleware:
 
     async def _refuse(self, verdict: Verdict, path: str, send: Any) -> None:
         problem, headers = refusal(verdict, path)
-        body = json.dumps(problem.body(path)).encode()
+        answer = problem.body(path)
+        # As every problem+json of the api: the trace id leads from the answer to its trace.
+        if trace_id := current_trace_id():
+            answer["traceId"] = trace_id
+        body = json.dumps(answer).encode()
         raw = [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),

@@ -1,4 +1,7 @@
-"""Every error the api answers is RFC 9457 problem+json, rendered here and only here."""
+"""Every error the api answers is RFC 9457 problem+json, rendered here and only here.
+
+Each answer carries `traceId` when the request has a span context (telemetry on), so that a
+user's bug report leads to the request's trace; RateLimitMiddleware's 429 and 503 do too."""
 
 from __future__ import annotations
 
@@ -9,13 +12,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from stackyard.problems import PROBLEM_BASE, Problem
+from stackyard.telemetry import current_trace_id
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .telemetry import record_unexpected
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
 def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    if trace_id := current_trace_id():
+        body = body | {"traceId": trace_id}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -62,8 +70,12 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+def internal_error(method: str, path: str, exc: Exception) -> JSONResponse:
+    """The 500 answer to an exception nothing handled, recorded on the request's span and
+    logged once (the log line also reaches Sentry, when configured, through its logging
+    integration)."""
+    record_unexpected(exc)
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return problem_response(
         500,
         {
@@ -71,16 +83,51 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
             "title": "Internal error",
             "status": 500,
             "detail": "the server failed; the error is in its log",
-            "instance": request.url.path,
+            "instance": path,
         },
     )
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return internal_error(request.method, request.url.path, exc)
+
+
+class UnexpectedErrorMiddleware:
+    """Answers the 500 problem for an exception that no handler took, without raising it
+    further. Starlette's ServerErrorMiddleware (which calls `_unexpected`) would answer the
+    same but then re-raise, and the server would log the error a second time (a second
+    Sentry event, a second exception on the span). Added last, so it wraps the api's other
+    middlewares; an exception after the answer started still goes on to the server."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise
+            await internal_error(scope["method"], scope["path"], exc)(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """The problem handlers; call after adding the other middlewares (see UnexpectedErrorMiddleware)."""
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(UnexpectedErrorMiddleware)
 
 
 PROBLEM_SCHEMA = {
@@ -91,6 +138,11 @@ PROBLEM_SCHEMA = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "instance": {"type": "string"},
+        "traceId": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$",
+            "description": "The W3C trace id of the request, when telemetry traced it: quote it in bug reports.",
+        },
     },
     "required": ["type", "title", "status"],
 }
