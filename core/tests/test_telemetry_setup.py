@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry import metrics, trace
 from stackyard.resources.stack import TelemetrySettings
@@ -201,3 +202,21 @@ def test_shutdown_with_an_endpoint_that_refuses_returns_within_its_timeout(telem
     telemetry.shutdown(1.0)
 
     assert time.monotonic() - started < 1.5
+
+
+def test_a_client_call_outside_any_span_sends_no_traceparent_and_one_inside_a_span_does(telemetry, recorder):
+    """An unsampled traceparent from a call made outside any span would make the service
+    called drop its whole trace; such calls are neither sampled nor propagated."""
+    telemetry.apply(TelemetrySettings(endpoint=recorder.endpoint, sampling_ratio=1.0))
+    target = OtlpRecorder()
+    try:
+        httpx.post(f"{target.endpoint}/outside", content=b"")
+        with trace.get_tracer("stackyard.test").start_as_current_span("caller") as span:
+            httpx.post(f"{target.endpoint}/inside", content=b"")
+        headers = {path: h for path, h, _ in target.requests}
+        assert "traceparent" not in headers["/outside"]
+        trace_id = trace.format_trace_id(span.get_span_context().trace_id)
+        assert headers["/inside"]["traceparent"].split("-")[1] == trace_id
+        assert int(headers["/inside"]["traceparent"].split("-")[3], 16) & 1, "the sampled flag"
+    finally:
+        target.stop()

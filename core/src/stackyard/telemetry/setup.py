@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import metrics, propagate, trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator, default_getter, default_setter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -75,7 +76,15 @@ class Target:
     headers: tuple[tuple[str, str], ...]
 
 
+ORPHAN = ("stackyard", "orphan")
+"""Trace state that marks the unsampled span of a client call made outside any span."""
+
+
 class _NoOrphanClientSpans(SwitchingSampler):
+    """Drops client spans without a parent, and marks them so that `_SkipOrphans` does not
+    propagate them: a `traceparent` with the sampled flag off would make the service called
+    (our own api, in tests and benchmarks) drop the whole request's trace."""
+
     def should_sample(
         self,
         parent_context: Context | None,
@@ -87,8 +96,28 @@ class _NoOrphanClientSpans(SwitchingSampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         if kind is SpanKind.CLIENT and not trace.get_current_span(parent_context).get_span_context().is_valid:
-            return SamplingResult(Decision.DROP)
+            return SamplingResult(Decision.DROP, trace_state=TraceState([ORPHAN]))
         return super().should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+
+class _SkipOrphans(TextMapPropagator):
+    """The global propagator, except that it injects nothing for a marked orphan client span:
+    the service called then decides on sampling as for any request without a parent."""
+
+    def __init__(self, inner: TextMapPropagator) -> None:
+        self.inner = inner
+
+    def extract(self, carrier: Any, context: Context | None = None, getter: Getter[Any] = default_getter) -> Context:
+        return self.inner.extract(carrier, context, getter)
+
+    def inject(self, carrier: Any, context: Context | None = None, setter: Setter[Any] = default_setter) -> None:
+        state = trace.get_current_span(context).get_span_context().trace_state
+        if state.get(ORPHAN[0]) != ORPHAN[1]:
+            self.inner.inject(carrier, context, setter)
+
+    @property
+    def fields(self) -> set[str]:
+        return self.inner.fields
 
 
 def _exporters(target: Target) -> tuple[Any, Any, Any]:
@@ -228,6 +257,7 @@ class Telemetry:
             )
             logger_provider = LoggerProvider(resource=resource)
             logger_provider.add_log_record_processor(BatchLogRecordProcessor(self.logs))
+            propagate.set_global_textmap(_SkipOrphans(propagate.get_global_textmap()))
             trace.set_tracer_provider(tracer_provider)
             metrics.set_meter_provider(meter_provider)
             set_logger_provider(logger_provider)
