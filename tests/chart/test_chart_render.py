@@ -233,6 +233,10 @@ def test_operator_exports_telemetry_to_the_release_collector_and_says_where_it_r
     }
     without_collector = operator_env(chart_helm.template({"otelCollector": {"enabled": False}}))
     assert not [name for name in without_collector if name.startswith("OTEL_")]
+    sampled = operator_env(
+        chart_helm.template({"operator": {"extraEnv": [{"name": "OTEL_TRACES_SAMPLER_ARG", "value": "0.25"}]}})
+    )
+    assert sampled["OTEL_TRACES_SAMPLER_ARG"]["value"] == "0.25"
 
 
 def test_several_operator_replicas_elect_a_leader_and_have_a_disruption_budget(chart_helm):

@@ -257,6 +257,14 @@ this ConfigMap. otelCollector.configOverrides is deep-merged over the result.
 {{- end -}}
 
 {{/*
+The OTLP/HTTP URL of the release's collector: the default Stack's telemetry endpoint and
+the operator's OTEL_EXPORTER_OTLP_ENDPOINT.
+*/}}
+{{- define "stack.collectorEndpoint" -}}
+{{- printf "http://%s.%s.svc:%d" (include "stack.componentName" (dict "ctx" . "component" "otel-collector")) .Release.Namespace (int .Values.otelCollector.service.httpPort) -}}
+{{- end -}}
+
+{{/*
 The spec of the default Stack, as YAML: image, Redis and MongoDB refs (the release's
 backends Secret or the external ones) and telemetry (the release's collector), with
 stack.spec merged over it. Fails when a backend is missing.
@@ -283,8 +291,7 @@ stack.spec merged over it. Fails when a backend is missing.
 {{- $_ := set $spec "mongodb" (dict "uriSecretRef" (deepCopy .Values.mongodb.external.uriSecretRef)) }}
 {{- end }}
 {{- if .Values.otelCollector.enabled }}
-{{- $collector := printf "http://%s.%s.svc:%d" (include "stack.componentName" (dict "ctx" . "component" "otel-collector")) .Release.Namespace (int .Values.otelCollector.service.httpPort) }}
-{{- $_ := set $spec "telemetry" (dict "enabled" true "endpoint" $collector "protocol" "http/protobuf") }}
+{{- $_ := set $spec "telemetry" (dict "enabled" true "endpoint" (include "stack.collectorEndpoint" .) "protocol" "http/protobuf") }}
 {{- end }}
 {{- $spec = mergeOverwrite $spec (deepCopy .Values.stack.spec) }}
 {{- if not (and $spec.redis $spec.redis.urlSecretRef $spec.redis.urlSecretRef.name $spec.redis.urlSecretRef.key) }}
