@@ -221,11 +221,11 @@ class LiveStack:
         return [r for r in self.exported.log_records() if self.ours(r.resource, service)]
 
     def server_spans(self, route: str, method: str = "GET", after_ns: int = 0) -> list[Span]:
+        wanted = {"http.route": route, "http.request.method": method}
         return [
             s
             for s in self.spans(API)
-            if s.kind == "SERVER" and s.attributes.get("http.route") == route and s.start_ns >= after_ns
-            if s.attributes.get("http.request.method") == method
+            if s.kind == "SERVER" and s.start_ns >= after_ns and wanted.items() <= s.attributes.items()
         ]
 
     def outputs(self, operator: SessionOperator) -> dict[str, str]:
