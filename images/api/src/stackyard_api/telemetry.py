@@ -28,7 +28,8 @@ from fastapi.routing import iter_route_contexts
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Status, StatusCode, TracerProvider
 from opentelemetry.util.http import sanitize_method
 from stackyard.ratelimit.middleware import PROBE_PATHS
 from stackyard.telemetry import use_stable_semantic_conventions
@@ -85,11 +86,20 @@ class RouteTemplates:
         return f"{method} {route}", {"http.route": route}
 
 
-def instrument(app: FastAPI) -> None:
+def instrument(
+    app: FastAPI, *, tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None
+) -> None:
     """Trace and measure `app`'s requests (outermost, around every middleware). The `http
-    send`/`http receive` child spans are left out: one span per request is what is read."""
+    send`/`http receive` child spans are left out: one span per request is what is read.
+    The providers are the global ones unless given (tests give theirs)."""
     use_stable_semantic_conventions()
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"])
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls=EXCLUDED_URLS,
+        exclude_spans=["receive", "send"],
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+    )
     build_instrumented = app.build_middleware_stack
     templates = LiveRouteTemplates(app)
 
