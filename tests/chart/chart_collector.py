@@ -10,12 +10,16 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import yaml
 from stack_chart import Helm, find
 from stackyard_harness.process import ManagedProcess, free_port
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
 
 COLLECTOR = "demo-stack-otel-collector"
 # The collector serves its own metrics on :8888 unless told otherwise: off, so that
@@ -126,143 +130,129 @@ def parse_yaml(text: str) -> dict[str, Any]:
     return yaml.safe_load(text)  # type: ignore[no-any-return]
 
 
-# -- the contract's metrics, fed by the OpenTelemetry SDK ---------------------------------
+# -- the contract's metrics, made by the code that owns them -------------------------------
 
-# (service, meter, OTel name, instrument, unit, attributes): one sample of every metric of the
-# telemetry contract (issue 10) not made here by the code that owns it (JobMetrics, below).
 API, WORKER, OPERATOR = "stackyard-api", "stackyard-worker", "stackyard-operator"
-CONTRACT_METRICS: list[tuple[str, str, str, str, str, dict[str, Any]]] = [
-    (
-        API,
-        "opentelemetry.instrumentation.fastapi",
-        "http.server.request.duration",
-        "histogram",
-        "s",
-        {"http.request.method": "POST", "http.route": "/v1/jobs/{queue}", "http.response.status_code": 202},
-    ),
-    (
-        API,
-        "opentelemetry.instrumentation.fastapi",
-        "http.server.active_requests",
-        "updown",
-        "{request}",
-        {"http.request.method": "POST", "url.scheme": "http"},
-    ),
-    (
-        WORKER,
-        "stackyard.email",
-        "stackyard.email.sends",
-        "counter",
-        "{message}",
-        {
-            "stackyard.email.provider": "ses",
-            "stackyard.email.provider.type": "ses",
-            "stackyard.email.outcome": "failed",
-            "error.type": "timeout",
-        },
-    ),
-    (
-        WORKER,
-        "stackyard.email",
-        "stackyard.email.send.duration",
-        "histogram",
-        "s",
-        {"stackyard.email.provider": "ses", "stackyard.email.provider.type": "ses", "stackyard.email.outcome": "sent"},
-    ),
-    (
-        WORKER,
-        "stackyard.email",
-        "stackyard.email.failovers",
-        "counter",
-        "{failover}",
-        {"stackyard.email.provider": "ses", "stackyard.email.provider.next": "smtp"},
-    ),
-    (WORKER, "stackyard.email", "stackyard.email.breaker.state", "gauge", "1", {"stackyard.email.provider": "ses"}),
-    (
-        API,
-        "stackyard.ratelimit",
-        "stackyard.ratelimit.decisions",
-        "counter",
-        "{decision}",
-        {"stackyard.ratelimit.policy": "login", "stackyard.ratelimit.outcome": "denied"},
-    ),
-    (
-        API,
-        "stackyard.auth",
-        "stackyard.auth.events",
-        "counter",
-        "{event}",
-        {"stackyard.auth.event": "login", "stackyard.auth.outcome": "success"},
-    ),
-    (
-        OPERATOR,
-        "stackyard.operator",
-        "stackyard.operator.reconciles",
-        "counter",
-        "{reconcile}",
-        {"stackyard.resource.kind": "Stack", "stackyard.operator.outcome": "ready"},
-    ),
-    (
-        OPERATOR,
-        "stackyard.operator",
-        "stackyard.operator.reconcile.duration",
-        "histogram",
-        "s",
-        {"stackyard.resource.kind": "Stack", "stackyard.operator.outcome": "ready"},
-    ),
+# The resource of every service, as stackyard.telemetry.service_resource makes it in a pod.
+NAMESPACE, STACK = "shop-prod", "shop"
+
+# (service, meter, OTel name, unit, attributes) of the observable gauges copied here by hand.
+# Only `stackyard.config.applied`: Runtime.__init__ (core/src/stackyard/runtime.py) registers it
+# on the global meter and makes the process's Telemetry, so it cannot be fed a MeterProvider of
+# the test; a rename there is not caught by the dashboard test. Every other contract metric is
+# made below by the class that owns it, so a renamed instrument is.
+COPIED_GAUGES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     (
         API,
         "stackyard.config",
         "stackyard.config.applied",
-        "gauge",
         "{config}",
-        {"stackyard.config.hash": "3f2a9c", "stackyard.stack": "shop", "stackyard.stack.generation": 4},
+        {"stackyard.config.hash": "3f2a9c", "stackyard.stack": STACK, "stackyard.stack.generation": 4},
     ),
 ]
-# The resource of every service, as stackyard.telemetry.service_resource makes it in a pod.
-NAMESPACE, STACK = "shop-prod", "shop"
+
+
+def feed_api(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> None:
+    """A request to a parametrised route of an app instrumented by the api's own `instrument`
+    (http.server.*), a rate limit decision and an auth event."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from stackyard.auth.metrics import AuthMetrics
+    from stackyard.ratelimit.decision import Decision
+    from stackyard.ratelimit.metrics import RateLimitMetrics
+    from stackyard_api.telemetry import instrument
+
+    app = FastAPI()
+
+    @app.post("/v1/jobs/{queue}", status_code=202)
+    async def enqueue(queue: str) -> dict[str, str]:
+        return {"queue": queue}
+
+    instrument(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    with TestClient(app) as client:
+        assert client.post("/v1/jobs/email").status_code == 202
+
+    refused = Decision(
+        policy="login",
+        key="ip:203.0.113.7",
+        allowed=False,
+        limit=5,
+        remaining=0,
+        reset_after=60.0,
+        retry_after=12.0,
+        window=60.0,
+        mode="enforce",
+        source="redis",
+    )
+    RateLimitMetrics(meter_provider.get_meter("stackyard.ratelimit")).decided(refused)
+    AuthMetrics(meter_provider.get_meter("stackyard.auth")).recorded("login.failed")
+
+
+def feed_worker(meter_provider: MeterProvider) -> None:
+    """A job taken, finished and counted; an email sent, one failed, a failover, a breaker."""
+    from stackyard.email.metrics import EmailMetrics
+    from stackyard.jobs.contract import QueueCounts
+    from stackyard.jobs.metrics import JobMetrics
+
+    jobs = JobMetrics(meter_provider.get_meter("stackyard.jobs"))
+    jobs.taken("email", 1)
+    jobs.finished("email", "send_welcome", "dead", 0.2, error="SMTPError")
+    counts = dict.fromkeys(QueueCounts.model_fields, 0)
+    jobs.sizes("email", QueueCounts(**(counts | {"queued": 3, "dead": 1, "mean_wait_ms": None, "mean_run_ms": None})))
+
+    email = EmailMetrics(meter_provider.get_meter("stackyard.email"))
+    email.sent("ses", "ses", "failed", 0.042, error="timeout")
+    email.sent("smtp", "smtp", "sent", 0.042)
+    email.failover("ses", "smtp")
+    email.breaker("ses", "open")
+
+
+def feed_operator(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> None:
+    """One reconcile of a Stack that ends ready."""
+    from stackyard_operator.metrics import READY, SCOPE, ReconcileTelemetry
+
+    reconciles = ReconcileTelemetry(
+        lambda exc: type(exc).__name__, meter_provider.get_meter(SCOPE), tracer_provider.get_tracer(SCOPE)
+    )
+    with reconciles.measure("Stack", NAMESPACE, STACK) as record:
+        record.outcome = READY
+
+
+def feed_copied_gauges(service: str, meter_provider: MeterProvider) -> None:
+    from opentelemetry.metrics import Observation
+
+    for owner, meter_name, name, unit, attributes in COPIED_GAUGES:
+        if owner == service:
+            meter_provider.get_meter(meter_name).create_observable_gauge(
+                name, unit=unit, callbacks=[lambda _options, a=attributes: [Observation(1, a)]]
+            )
 
 
 def feed_contract_metrics(otlp_http: str) -> None:
     """Export one sample of every contract metric over OTLP/HTTP, from api, worker and
-    operator resources, and return when the SDK has sent them."""
+    operator resources, and return when the SDK has sent them. The samples come from the
+    code that owns each metric (given the test's providers, not the global ones), so the
+    names the collector serves are the code's."""
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.metrics import Observation
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from stackyard.jobs.contract import QueueCounts
-    from stackyard.jobs.metrics import JobMetrics
-    from stackyard.telemetry import SECONDS_BUCKETS, service_resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from stackyard.telemetry import service_resource
 
     environ = {"STACKYARD_NAMESPACE": NAMESPACE, "STACKYARD_STACK": STACK}
     for service in (API, WORKER, OPERATOR):
-        environ_of_pod = environ | {"STACKYARD_POD_NAME": f"{service}-7d9f-x2k4q"}
+        resource = service_resource(service, "0.1.0", environ | {"STACKYARD_POD_NAME": f"{service}-7d9f-x2k4q"})
         reader = PeriodicExportingMetricReader(
             OTLPMetricExporter(endpoint=f"{otlp_http}/v1/metrics"), export_interval_millis=60_000
         )
-        provider = MeterProvider(resource=service_resource(service, "0.1.0", environ_of_pod), metric_readers=[reader])
-        for owner, meter_name, name, kind, unit, attributes in CONTRACT_METRICS:
-            if owner != service:
-                continue
-            meter = provider.get_meter(meter_name)
-            if kind == "histogram":
-                meter.create_histogram(name, unit=unit, explicit_bucket_boundaries_advisory=SECONDS_BUCKETS).record(
-                    0.042, attributes
-                )
-            elif kind == "counter":
-                meter.create_counter(name, unit=unit).add(1, attributes)
-            elif kind == "updown":
-                meter.create_up_down_counter(name, unit=unit).add(1, attributes)
-            else:
-                meter.create_observable_gauge(
-                    name, unit=unit, callbacks=[lambda _options, a=attributes: [Observation(1, a)]]
-                )
-        if service == WORKER:
-            jobs = JobMetrics(provider.get_meter("stackyard.jobs"))
-            jobs.taken("email", 1)
-            jobs.finished("email", "send_welcome", "dead", 0.2, error="SMTPError")
-            counts = dict.fromkeys(QueueCounts.model_fields, 0)
-            jobs.sizes(
-                "email", QueueCounts(**(counts | {"queued": 3, "dead": 1, "mean_wait_ms": None, "mean_run_ms": None}))
-            )
-        provider.shutdown()  # collects and exports once more, then stops
+        meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        tracer_provider = TracerProvider(resource=resource)  # no processor: the spans go nowhere
+        if service == API:
+            feed_api(meter_provider, tracer_provider)
+        elif service == WORKER:
+            feed_worker(meter_provider)
+        else:
+            feed_operator(meter_provider, tracer_provider)
+        feed_copied_gauges(service, meter_provider)
+        tracer_provider.shutdown()
+        meter_provider.shutdown()  # collects and exports once more, then stops
