@@ -26,7 +26,7 @@ $(PY):
 
 install: $(PY) ## a .venv with every package editable, pinned by constraints.txt
 	@echo "==> installing $(PACKAGES) (pinned by constraints.txt)"
-	$(UV) pip install --python $(PY) -q -c constraints.txt -r requirements.in
+	$(UV) pip install --python $(PY) -q --compile-bytecode -c constraints.txt -r requirements.in
 	@touch $(VENV)/.installed
 
 $(VENV)/.installed: constraints.txt requirements.in $(addsuffix /pyproject.toml,$(PACKAGES)) | $(PY)
