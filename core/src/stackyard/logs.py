@@ -51,7 +51,8 @@ def configure_logging(service: str, level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Telemetry's OTLP log handler stays, should logging be configured after it was installed.
+    root.handlers[:] = [handler, *(h for h in root.handlers if getattr(h, "exports_otlp", False))]
     root.setLevel((level or os.environ.get("STACKYARD_LOG_LEVEL", "info")).upper())
     for noisy in ("kubernetes_asyncio.client.rest", "aiohttp.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,26 @@ class Readiness:
     checks: dict[str, str]
 
 
+_RUNTIMES: weakref.WeakSet[Runtime] = weakref.WeakSet()
+"""The Runtimes of this process (one in a program; several in a test process)."""
+
+
+@functools.cache
+def _config_gauge() -> None:
+    """`stackyard.config.applied`, made once per process: the SDK keeps the first instrument
+    made under a name, so a gauge per Runtime would observe only the first Runtime."""
+
+    def observe(options: CallbackOptions) -> list[Observation]:
+        return [observation for runtime in list(_RUNTIMES) for observation in runtime._config_observations()]
+
+    metrics.get_meter("stackyard.config").create_observable_gauge(
+        "stackyard.config.applied",
+        callbacks=[observe],
+        unit="{config}",
+        description="1 for the config in force, with its hash and the Stack's generation as attributes.",
+    )
+
+
 class Runtime:
     def __init__(self, service: str, source: KubernetesConfigSource | FileConfigSource, live: LiveConfig) -> None:
         self.service = service
@@ -42,12 +64,8 @@ class Runtime:
         # Telemetry follows the Stack's spec.telemetry from the first config on.
         self.telemetry = Telemetry.for_process(service)
         live.subscribe(self.telemetry.apply_config)
-        metrics.get_meter("stackyard.config").create_observable_gauge(
-            "stackyard.config.applied",
-            callbacks=[self._observe_config],
-            unit="{config}",
-            description="1 for the config in force, with its hash and the Stack's generation as attributes.",
-        )
+        _RUNTIMES.add(self)
+        _config_gauge()
 
     @classmethod
     def from_environment(cls, service: str) -> Runtime:
@@ -81,7 +99,7 @@ class Runtime:
                 self._retired.append(held[1])
                 setattr(self, attr, None)
 
-    def _observe_config(self, options: CallbackOptions) -> list[Observation]:
+    def _config_observations(self) -> list[Observation]:
         applied = self.live.current
         if applied is None:
             return []

@@ -16,13 +16,12 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from auth_http import PASSWORD, problem, sign_up_and_log_in
-from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from stackyard.config import RuntimeConfig
 from stackyard.logs import JsonFormatter
 from stackyard.resources.stack import TelemetrySettings
@@ -84,15 +83,6 @@ def auth(request, routes: AuthStack, otel_collector) -> AuthStack:  # type: igno
     routes.configure(AUTH_SETTINGS, rate_limit_policies=getattr(request, "param", None))
     configure_telemetry(routes, otel_collector.otlp_http_endpoint)
     return routes
-
-
-@pytest.fixture(autouse=True)
-def untraced_calls() -> Iterator[None]:
-    """The tests' own HTTP calls start no trace. httpx is instrumented process-wide once
-    telemetry is on, and a call outside any span is an orphan CLIENT span, which is not
-    sampled: its traceparent (sampled=0) would make the api sample nothing of the request."""
-    with suppress_http_instrumentation():
-        yield
 
 
 @pytest.fixture
@@ -207,6 +197,16 @@ def test_a_request_has_a_server_span_with_its_route_and_counts_in_the_red_metric
         for p in metric_points(otel_collector, "http.server.request.duration")
         if "/healthz" in str(p.get("http.route"))
     ], "probes are not measured"
+    applied = auth.app.state.runtime.live.hash
+    eventually(
+        telemetry,
+        lambda: [
+            p
+            for p in metric_points(otel_collector, "stackyard.config.applied")
+            if p.get("stackyard.config.hash") == applied
+        ],
+        "stackyard.config.applied with the hash in force",
+    )
 
 
 def test_a_problem_carries_the_trace_id_of_its_request(auth: AuthStack, telemetry: Telemetry, otel_collector):

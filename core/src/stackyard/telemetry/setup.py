@@ -262,6 +262,7 @@ class Telemetry:
             metrics.set_meter_provider(meter_provider)
             set_logger_provider(logger_provider)
             handler = LoggingHandler(logger_provider=logger_provider)
+            handler.exports_otlp = True  # type: ignore[attr-defined]  # kept by logs.configure_logging
             handler.addFilter(_NotOwnLogs())
             handler.addFilter(lambda record: self._export_logs)
             logging.getLogger().addHandler(handler)
