@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from auth_http import without_trace_id
 from fastapi.testclient import TestClient
 from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig
 from stackyard.resources.stack import StackSpec
@@ -77,7 +78,7 @@ def test_unknown_route_is_problem_json(client):
     response = client.get("/v1/nope")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {
+    assert without_trace_id(response.json()) == {
         "type": "https://stackyard.dev/problems/not-found",
         "title": "Not found",
         "status": 404,

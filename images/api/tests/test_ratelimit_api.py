@@ -11,6 +11,7 @@ import uuid
 
 import httpx
 import pytest
+from auth_http import without_trace_id
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig
@@ -89,7 +90,7 @@ def test_matching_requests_get_ietf_headers_then_429_problem_with_retry_after(ap
     retry = int(refused.headers["Retry-After"])
     assert 1 <= retry <= 60
     assert refused.headers["RateLimit-Policy"] == f'"{name}";q=2;w=60'
-    assert refused.json() == {
+    assert without_trace_id(refused.json()) == {
         "type": "https://stackyard.dev/problems/too-many-requests",
         "title": "Too many requests",
         "status": 429,
