@@ -12,6 +12,7 @@ import httpx
 import jwt
 from stackyard_harness.harness import Harness
 from stackyard_harness.local_stack import NAMESPACE, LocalStack
+from stackyard_harness.otel import OtelCollector
 
 from .conftest import wait_for
 
@@ -40,6 +41,31 @@ def sign_up_and_log_in(api: httpx.Client, stack: LocalStack) -> None:
     assert me.status_code == 200 and me.json()["email"] == "newcomer@example.com", me.text
     kid = jwt.get_unverified_header(session["accessToken"])["kid"]
     assert kid in [key["kid"] for key in api.get("/.well-known/jwks.json").json()["keys"]]
+
+
+def assert_telemetry_reaches_the_collector(stack: LocalStack, job_id: str) -> None:
+    """The api, worker and operator export to the local collector: the example job's
+    'process' span in the worker and the api's request spans, each under its service name."""
+    collector = stack.harness.started["otel"]
+    assert isinstance(collector, OtelCollector)
+
+    def services_with_spans() -> set[str] | None:
+        seen = set()
+        for record in collector.records():
+            for resource_spans in record.get("resourceSpans", []):
+                attributes = {a["key"]: a["value"].get("stringValue") for a in resource_spans["resource"]["attributes"]}
+                spans = [s for scope in resource_spans["scopeSpans"] for s in scope["spans"]]
+                if attributes["service.name"] == "stackyard-worker" and not any(
+                    a["key"] == "messaging.message.id" and a["value"].get("stringValue") == job_id
+                    for s in spans
+                    for a in s.get("attributes", [])
+                ):
+                    continue
+                seen.add(attributes["service.name"])
+        wanted = {"stackyard-api", "stackyard-worker", "stackyard-operator"}
+        return seen if seen >= wanted else None
+
+    wait_for(services_with_spans, timeout=30, what="spans of the api, the worker (the example job) and the operator")
 
 
 def test_make_up_serves_the_examples_and_runs_the_example_job():
@@ -76,5 +102,6 @@ def test_make_up_serves_the_examples_and_runs_the_example_job():
         (mail,) = stack.maildir.glob("*.eml")
         assert b"Welcome, Ana!" in mail.read_bytes()
         sign_up_and_log_in(api, stack)
+        assert_telemetry_reaches_the_collector(stack, job["id"])
     finally:
         stack.stop()

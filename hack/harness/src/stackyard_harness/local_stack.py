@@ -17,6 +17,7 @@ import httpx
 
 from .harness import SERVICES, Harness, progress
 from .kube import KubeCluster
+from .otel import OtelCollector
 from .process import ManagedProcess
 from .programs import (
     ServiceProcess,
@@ -61,7 +62,8 @@ class LocalStack:
         progress("installing the CRDs")
         install_crds(self.kube)
         progress("starting the operator")
-        self.operator = start_operator(self.kube, self.harness.run_dir, "--namespace", NAMESPACE)
+        telemetry = self._telemetry_env()
+        self.operator = start_operator(self.kube, self.harness.run_dir, "--namespace", NAMESPACE, extra_env=telemetry)
         progress(f"creating Secret {NAMESPACE}/backends and applying {examples.relative_to(REPO_ROOT)}/")
         create_backends_secret(self.kube, NAMESPACE, redis.url, mongo.url)  # type: ignore[attr-defined]
         self.kube.kubectl("apply", "-n", NAMESPACE, "-f", str(examples))
@@ -78,7 +80,7 @@ class LocalStack:
                 STACK,
                 kubeconfig=kubeconfig,
                 name=component,
-                extra_env=EXAMPLE_FUNCTIONS if component == "worker" else None,
+                extra_env=telemetry | (EXAMPLE_FUNCTIONS if component == "worker" else {}),
             )
         worker = self.services["worker"]
         progress("waiting for the worker to consume its queues")
@@ -88,6 +90,14 @@ class LocalStack:
             f"the worker ready (see {self.harness.run_dir}/worker.log)",
         )
         return self
+
+    def _telemetry_env(self) -> dict[str, str]:
+        """The collector as every program's OTLP endpoint (the example Stack names none, as a
+        pod's environment would give it), metrics every 5 s instead of 60 for a local look."""
+        collector = self.harness.started.get("otel")
+        if not isinstance(collector, OtelCollector):
+            return {}
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.otlp_http_endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "5000"}
 
     @property
     def maildir(self) -> Path:
