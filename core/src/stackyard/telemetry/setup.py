@@ -2,14 +2,10 @@
 errors to Sentry, configured from the Stack's `spec.telemetry` and re-pointed live.
 
 Nothing is installed while telemetry is off: a process whose Stack never turns it on pays
-nothing. The first enabled setting installs the SDK providers (around switching exporters
-and a switching sampler, see switching.py) and the Redis, PyMongo and httpx
+nothing. The first enabled setting installs the SDK providers (around switching exporters,
+switching.py, and the Stack's sampler, sampling.py) and the Redis, PyMongo and httpx
 instrumentations; later settings only swap the exporters, the headers and the ratio.
 Turning telemetry off again samples nothing and drops what is still buffered.
-
-Client spans without a parent (a worker polling Redis, a health check's ping) are not
-sampled: every Redis, MongoDB or HTTP call worth seeing happens inside a request, a job
-or a reconcile, and the rest would be one trace per poll.
 """
 
 from __future__ import annotations
@@ -17,31 +13,26 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from opentelemetry import metrics, propagate, trace
 from opentelemetry._logs import set_logger_provider
-from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator, default_getter, default_setter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
-from opentelemetry.trace import Link, SpanKind
-from opentelemetry.trace.span import TraceState
-from opentelemetry.util.types import Attributes
 
 from ..config import TELEMETRY_SENTRY_DSN, AppliedConfig, telemetry_header_key
 from ..resources.stack import TelemetrySettings
 from .resource import service_resource
+from .sampling import SkipOrphans, StackSampler
 from .sentry import SentryLink
-from .switching import SwitchingLogExporter, SwitchingMetricExporter, SwitchingSampler, SwitchingSpanExporter
+from .switching import SwitchingLogExporter, SwitchingMetricExporter, SwitchingSpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -74,50 +65,6 @@ class Target:
     endpoint: str | None
     protocol: str
     headers: tuple[tuple[str, str], ...]
-
-
-ORPHAN = ("stackyard", "orphan")
-"""Trace state that marks the unsampled span of a client call made outside any span."""
-
-
-class _NoOrphanClientSpans(SwitchingSampler):
-    """Drops client spans without a parent, and marks them so that `_SkipOrphans` does not
-    propagate them: a `traceparent` with the sampled flag off would make the service called
-    (our own api, in tests and benchmarks) drop the whole request's trace."""
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        if kind is SpanKind.CLIENT and not trace.get_current_span(parent_context).get_span_context().is_valid:
-            return SamplingResult(Decision.DROP, trace_state=TraceState([ORPHAN]))
-        return super().should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-
-
-class _SkipOrphans(TextMapPropagator):
-    """The global propagator, except that it injects nothing for a marked orphan client span:
-    the service called then decides on sampling as for any request without a parent."""
-
-    def __init__(self, inner: TextMapPropagator) -> None:
-        self.inner = inner
-
-    def extract(self, carrier: Any, context: Context | None = None, getter: Getter[Any] = default_getter) -> Context:
-        return self.inner.extract(carrier, context, getter)
-
-    def inject(self, carrier: Any, context: Context | None = None, setter: Setter[Any] = default_setter) -> None:
-        state = trace.get_current_span(context).get_span_context().trace_state
-        if state.get(ORPHAN[0]) != ORPHAN[1]:
-            self.inner.inject(carrier, context, setter)
-
-    @property
-    def fields(self) -> set[str]:
-        return self.inner.fields
 
 
 def _exporters(target: Target) -> tuple[Any, Any, Any]:
@@ -166,7 +113,7 @@ class Telemetry:
         self.spans = SwitchingSpanExporter()
         self.metrics = SwitchingMetricExporter()
         self.logs = SwitchingLogExporter()
-        self.sampler = _NoOrphanClientSpans()
+        self.sampler = StackSampler()
         self.sentry = SentryLink(release=f"stackyard@{self.version}")
         self.installed = False
         self.enabled = False
@@ -257,7 +204,7 @@ class Telemetry:
             )
             logger_provider = LoggerProvider(resource=resource)
             logger_provider.add_log_record_processor(BatchLogRecordProcessor(self.logs))
-            propagate.set_global_textmap(_SkipOrphans(propagate.get_global_textmap()))
+            propagate.set_global_textmap(SkipOrphans(propagate.get_global_textmap()))
             trace.set_tracer_provider(tracer_provider)
             metrics.set_meter_provider(meter_provider)
             set_logger_provider(logger_provider)

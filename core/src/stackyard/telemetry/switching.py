@@ -1,10 +1,9 @@
-"""Exporters and a sampler whose target can change while the process runs.
+"""Exporters whose target can change while the process runs (the ratio: sampling.py).
 
 The OpenTelemetry SDK fixes its providers, processors and readers when they are made;
 a Stack's telemetry settings change at any time. So the providers are made once, around
 these indirections, and `Telemetry.apply` swaps what is behind them: a new OTLP exporter
-when the endpoint or protocol changes, nothing (data is dropped) when telemetry is off,
-a new ratio when the sampling ratio changes.
+when the endpoint or protocol changes, nothing (data is dropped) when telemetry is off.
 """
 
 from __future__ import annotations
@@ -13,16 +12,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.context import Context
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
-from opentelemetry.trace import Link, SpanKind
-from opentelemetry.trace.span import TraceState
-from opentelemetry.util.types import Attributes
 
 
 class _Slot:
@@ -92,31 +86,3 @@ class SwitchingLogExporter(LogRecordExporter):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         target = self.slot.target
         return bool(target.force_flush(timeout_millis)) if target is not None else True
-
-
-class SwitchingSampler(Sampler):
-    """Parent-based ratio sampling whose ratio can change; ratio None samples nothing."""
-
-    def __init__(self) -> None:
-        self._sampler: Sampler = ALWAYS_OFF
-        self.ratio: float | None = None
-
-    def set_ratio(self, ratio: float | None) -> None:
-        if ratio != self.ratio:
-            self.ratio = ratio
-            self._sampler = ALWAYS_OFF if ratio is None else ParentBased(TraceIdRatioBased(ratio))
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        return self._sampler.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-
-    def get_description(self) -> str:
-        return f"stackyard({self._sampler.get_description()})"
