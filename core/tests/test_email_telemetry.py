@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict
 from typing import Any
 
 import httpx
@@ -23,11 +24,9 @@ from stackyard.resources.email import EmailProviderSpec
 from stackyard.resources.stack import TelemetrySettings
 from stackyard.telemetry import Telemetry
 from stackyard_harness.fake_email_providers import RESEND_API_KEY, FakeEmailProviders
+from stackyard_harness.otlp import STATUS_ERROR, MetricPoint, Span, metric_points
 from stackyard_harness.smtp import SmtpSink
 
-INTERNAL, CLIENT = 1, 3
-"""OTLP span kinds."""
-STATUS_ERROR = 2
 RECIPIENT, SUBJECT = "ada@example.test", "Your invoice"
 
 
@@ -102,71 +101,25 @@ def message() -> OutgoingEmail:
 # -- reading the collector ------------------------------------------------------------------
 
 
-def records(collector: Any) -> list[dict[str, Any]]:
-    """What the collector wrote so far; a line it is still writing is left for the next read."""
-    found: list[dict[str, Any]] = []
-    if collector.output.exists():
-        for line in collector.output.read_text().splitlines():
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                continue
-    return found
+def trace_spans(collector: Any, trace_id: str) -> list[Span]:
+    return [s for s in collector.spans() if s.trace_id == trace_id]
 
 
-def _value(value: dict[str, Any]) -> Any:
-    for kind in ("stringValue", "boolValue", "doubleValue"):
-        if kind in value:
-            return value[kind]
-    if "intValue" in value:
-        return int(value["intValue"])
-    return value
-
-
-def attributes(item: dict[str, Any]) -> dict[str, Any]:
-    return {a["key"]: _value(a["value"]) for a in item.get("attributes", [])}
-
-
-def trace_spans(collector: Any, trace_id: str) -> list[dict[str, Any]]:
-    return [
-        span
-        for record in records(collector)
-        for resource in record.get("resourceSpans", [])
-        for scope in resource.get("scopeSpans", [])
-        for span in scope.get("spans", [])
-        if span["traceId"] == trace_id
-    ]
-
-
-def latest_points(collector: Any, name: str) -> list[dict[str, Any]]:
+def latest_points(collector: Any, name: str) -> list[MetricPoint]:
     """The data points of metric `name` in the latest export that has it."""
-    latest: list[dict[str, Any]] = []
-    for record in records(collector):
-        for resource in record.get("resourceMetrics", []):
-            for scope in resource.get("scopeMetrics", []):
-                for metric in scope.get("metrics", []):
-                    if metric["name"] == name:
-                        latest = [
-                            p
-                            for kind in ("sum", "gauge", "histogram")
-                            for p in metric.get(kind, {}).get("dataPoints", [])
-                        ]
+    latest: list[MetricPoint] = []
+    for record in collector.records():
+        latest = [p for p in metric_points([record]) if p.name == name] or latest
     return latest
-
-
-def number(point: dict[str, Any]) -> float:
-    if "count" in point:
-        return int(point["count"])
-    return float(point.get("asInt", point.get("asDouble", 0)))
 
 
 def values(collector: Any, name: str, provider: str) -> dict[tuple[tuple[str, Any], ...], float]:
     """Metric `name`'s latest values for `provider`, keyed by their other attributes."""
     out = {}
     for point in latest_points(collector, name):
-        attrs = attributes(point)
+        attrs = dict(point.attributes)
         if attrs.pop("stackyard.email.provider", None) == provider:
-            out[tuple(sorted(attrs.items()))] = number(point)
+            out[tuple(sorted(attrs.items()))] = point.value
     return out
 
 
@@ -199,37 +152,37 @@ async def test_a_failover_shows_as_a_span_per_provider_sends_by_outcome_and_a_fa
     trace_id = trace.format_trace_id(parent.get_span_context().trace_id)
     parent_id = trace.format_span_id(parent.get_span_context().span_id)
 
-    def sends() -> list[dict[str, Any]] | None:
-        found = [s for s in trace_spans(otel_collector, trace_id) if s["name"] == "send email"]
-        smtp_spans = [s for s in trace_spans(otel_collector, trace_id) if s["name"] == "smtp send"]
+    def sends() -> list[Span] | None:
+        found = [s for s in trace_spans(otel_collector, trace_id) if s.name == "send email"]
+        smtp_spans = [s for s in trace_spans(otel_collector, trace_id) if s.name == "smtp send"]
         return found if len(found) == 2 and smtp_spans else None
 
     found = await until(telemetry, sends, "two send email spans and an smtp send span")
-    by_provider = {attributes(s)["stackyard.email.provider"]: s for s in found}
+    by_provider = {s.attributes["stackyard.email.provider"]: s for s in found}
     failed, sent = by_provider[resend], by_provider[smtp]
-    assert {failed["parentSpanId"], sent["parentSpanId"]} == {parent_id}
-    assert failed["kind"] == sent["kind"] == INTERNAL
-    assert attributes(failed) == {
+    assert {failed.parent_id, sent.parent_id} == {parent_id}
+    assert failed.kind == sent.kind == "INTERNAL"
+    assert failed.attributes == {
         "stackyard.email.provider": resend,
         "stackyard.email.provider.type": "resend",
         "stackyard.email.outcome": "failed",
         "error.type": "retryable",
     }
-    assert failed["status"]["code"] == STATUS_ERROR
-    assert attributes(sent) == {
+    assert failed.status_code == STATUS_ERROR
+    assert sent.attributes == {
         "stackyard.email.provider": smtp,
         "stackyard.email.provider.type": "smtp",
         "stackyard.email.outcome": "sent",
     }
-    assert sent.get("status", {}).get("code", 0) != STATUS_ERROR
-    [smtp_send] = [s for s in trace_spans(otel_collector, trace_id) if s["name"] == "smtp send"]
-    assert smtp_send["kind"] == CLIENT and smtp_send["parentSpanId"] == sent["spanId"]
-    assert attributes(smtp_send) == {
+    assert sent.status_code != STATUS_ERROR
+    [smtp_send] = [s for s in trace_spans(otel_collector, trace_id) if s.name == "smtp send"]
+    assert smtp_send.kind == "CLIENT" and smtp_send.parent_id == sent.span_id
+    assert smtp_send.attributes == {
         "server.address": pair[smtp].sender.host,  # type: ignore[attr-defined]
         "server.port": pair[smtp].sender.port,  # type: ignore[attr-defined]
         "network.protocol.name": "smtp",
     }
-    everything = json.dumps(trace_spans(otel_collector, trace_id))
+    everything = json.dumps([asdict(s) for s in trace_spans(otel_collector, trace_id)])
     assert RECIPIENT not in everything and SUBJECT not in everything and RESEND_API_KEY not in everything
 
     await until(

@@ -5,7 +5,6 @@ queue's metrics arrive with the queue's name."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,10 +17,7 @@ from stackyard.clients import redis_client
 from stackyard.jobs import EnqueueRequest, FunctionRegistry, JobClient, JobContext, QueueSettings, RetryPolicy, Worker
 from stackyard.resources.stack import TelemetrySettings
 from stackyard.telemetry import Telemetry
-
-PRODUCER, CONSUMER = 4, 5
-"""OTLP span kinds."""
-STATUS_ERROR = 2
+from stackyard_harness.otlp import STATUS_ERROR, MetricPoint, Span
 
 
 @pytest.fixture(scope="module")
@@ -86,54 +82,6 @@ def jobs(redis: Any) -> Jobs:
 # -- reading the collector ------------------------------------------------------------------
 
 
-def _value(value: dict[str, Any]) -> Any:
-    for kind in ("stringValue", "boolValue", "doubleValue"):
-        if kind in value:
-            return value[kind]
-    if "intValue" in value:
-        return int(value["intValue"])
-    return value
-
-
-def attributes(item: dict[str, Any]) -> dict[str, Any]:
-    return {a["key"]: _value(a["value"]) for a in item.get("attributes", [])}
-
-
-def records(collector: Any) -> list[dict[str, Any]]:
-    """What the collector wrote so far; a line it is still writing is left for the next read."""
-    found: list[dict[str, Any]] = []
-    if collector.output.exists():
-        for line in collector.output.read_text().splitlines():
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                continue
-    return found
-
-
-def spans(collector: Any) -> list[dict[str, Any]]:
-    return [
-        span
-        for record in records(collector)
-        for resource in record.get("resourceSpans", [])
-        for scope in resource.get("scopeSpans", [])
-        for span in scope.get("spans", [])
-    ]
-
-
-def metric_points(collector: Any, name: str) -> list[dict[str, Any]]:
-    """Every data point of metric `name`, oldest export first."""
-    points = []
-    for record in records(collector):
-        for resource in record.get("resourceMetrics", []):
-            for scope in resource.get("scopeMetrics", []):
-                for metric in scope.get("metrics", []):
-                    if metric["name"] == name:
-                        for kind in ("sum", "gauge", "histogram"):
-                            points += metric.get(kind, {}).get("dataPoints", [])
-    return points
-
-
 async def until(
     telemetry: Telemetry, found: Callable[[], Any], what: str, timeout: float = 15.0
 ) -> Any:  # a deadline, never a fixed sleep
@@ -147,12 +95,12 @@ async def until(
         await asyncio.sleep(0.1)
 
 
-def trace_spans(collector: Any, trace_id: str) -> list[dict[str, Any]]:
-    return [s for s in spans(collector) if s["traceId"] == trace_id]
+def trace_spans(collector: Any, trace_id: str) -> list[Span]:
+    return [s for s in collector.spans() if s.trace_id == trace_id]
 
 
-def named(items: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    return [s for s in items if s["name"] == name]
+def named(items: list[Span], name: str) -> list[Span]:
+    return [s for s in items if s.name == name]
 
 
 # -- tests --------------------------------------------------------------------------------------
@@ -178,16 +126,16 @@ async def test_a_job_runs_in_a_consumer_span_under_the_producer_span_of_its_enqu
     )
     [consumer] = found
     [producer] = named(trace_spans(otel_collector, trace_id), f"send {q}")
-    assert producer["kind"] == PRODUCER and producer["parentSpanId"] == parent_id
-    assert consumer["kind"] == CONSUMER and consumer["parentSpanId"] == producer["spanId"]
-    assert attributes(producer) == {
+    assert producer.kind == "PRODUCER" and producer.parent_id == parent_id
+    assert consumer.kind == "CONSUMER" and consumer.parent_id == producer.span_id
+    assert producer.attributes == {
         "messaging.system": "stackyard",
         "messaging.destination.name": q,
         "messaging.operation.type": "send",
         "messaging.operation.name": "send",
         "messaging.message.id": job_id,
     }
-    assert attributes(consumer) == {
+    assert consumer.attributes == {
         "messaging.system": "stackyard",
         "messaging.destination.name": q,
         "messaging.operation.type": "process",
@@ -197,7 +145,7 @@ async def test_a_job_runs_in_a_consumer_span_under_the_producer_span_of_its_enqu
         "stackyard.job.attempt": 1,
         "stackyard.job.outcome": "completed",
     }
-    assert consumer.get("status", {}).get("code", 0) != STATUS_ERROR
+    assert consumer.status_code != STATUS_ERROR
 
 
 async def test_a_failed_attempt_is_an_error_span_with_its_exception_and_the_retry_continues_the_trace(
@@ -216,23 +164,23 @@ async def test_a_failed_attempt_is_an_error_span_with_its_exception_and_the_retr
         assert await jobs.wait(job_id) == "completed"
     trace_id = trace.format_trace_id(parent.get_span_context().trace_id)
 
-    def both_attempts() -> list[dict[str, Any]] | None:
+    def both_attempts() -> list[Span] | None:
         found = named(trace_spans(otel_collector, trace_id), f"process {q}")
         return found if len(found) == 2 else None
 
     attempts = await until(telemetry, both_attempts, "two consumer spans")
     [producer] = named(trace_spans(otel_collector, trace_id), f"send {q}")
-    failed, retried = sorted(attempts, key=lambda s: attributes(s)["stackyard.job.attempt"])
-    assert {failed["parentSpanId"], retried["parentSpanId"]} == {producer["spanId"]}
-    assert attributes(failed)["stackyard.job.outcome"] == "retried"
-    assert attributes(failed)["error.type"] == "ValueError"
-    assert failed["status"]["code"] == STATUS_ERROR
-    [event] = [e for e in failed.get("events", []) if e["name"] == "exception"]
-    assert attributes(event)["exception.type"].endswith("ValueError")
-    assert attributes(event)["exception.message"] == "the first attempt fails"
-    assert attributes(retried)["stackyard.job.outcome"] == "completed"
-    assert retried.get("status", {}).get("code", 0) != STATUS_ERROR
-    assert not [e for e in retried.get("events", []) if e["name"] == "exception"]
+    failed, retried = sorted(attempts, key=lambda s: s.attributes["stackyard.job.attempt"])
+    assert {failed.parent_id, retried.parent_id} == {producer.span_id}
+    assert failed.attributes["stackyard.job.outcome"] == "retried"
+    assert failed.attributes["error.type"] == "ValueError"
+    assert failed.status_code == STATUS_ERROR
+    [event] = failed.events_named("exception")
+    assert event.attributes["exception.type"].endswith("ValueError")
+    assert event.attributes["exception.message"] == "the first attempt fails"
+    assert retried.attributes["stackyard.job.outcome"] == "completed"
+    assert retried.status_code != STATUS_ERROR
+    assert not retried.events_named("exception")
 
 
 async def test_a_job_enqueued_outside_any_span_starts_its_own_trace_and_its_jobs_continue_it(
@@ -257,20 +205,20 @@ async def test_a_job_enqueued_outside_any_span_starts_its_own_trace_and_its_jobs
         assert await jobs.wait(job_id) == "completed"
         assert await jobs.wait(inner[0]) == "completed"
 
-    def by_job(message_id: str, name: str) -> list[dict[str, Any]]:
+    def by_job(message_id: str, name: str) -> list[Span]:
         return [
-            s for s in named(spans(otel_collector), name) if attributes(s).get("messaging.message.id") == message_id
+            s for s in named(otel_collector.spans(), name) if s.attributes.get("messaging.message.id") == message_id
         ]
 
     [inner_consumer] = await until(telemetry, lambda: by_job(inner[0], f"process {q}"), "the inner job's span")
     [outer_producer] = by_job(job_id, f"send {q}")
     [outer_consumer] = by_job(job_id, f"process {q}")
     [inner_producer] = by_job(inner[0], f"send {q}")
-    assert not outer_producer.get("parentSpanId"), "the first enqueue is the root of a new trace"
-    assert outer_consumer["parentSpanId"] == outer_producer["spanId"]
-    assert inner_producer["parentSpanId"] == outer_consumer["spanId"]
-    assert inner_consumer["parentSpanId"] == inner_producer["spanId"]
-    assert len({s["traceId"] for s in (outer_producer, outer_consumer, inner_producer, inner_consumer)}) == 1
+    assert not outer_producer.parent_id, "the first enqueue is the root of a new trace"
+    assert outer_consumer.parent_id == outer_producer.span_id
+    assert inner_producer.parent_id == outer_consumer.span_id
+    assert inner_consumer.parent_id == inner_producer.span_id
+    assert len({s.trace_id for s in (outer_producer, outer_consumer, inner_producer, inner_consumer)}) == 1
 
 
 async def test_the_queue_metrics_arrive_with_the_queue_name(
@@ -285,24 +233,25 @@ async def test_the_queue_metrics_arrive_with_the_queue_name(
         for n in range(3):
             assert await jobs.wait(await jobs.enqueue("echo", n)) == "completed"
 
-        def of_queue(name: str) -> list[dict[str, Any]]:
-            return [p for p in metric_points(otel_collector, name) if attributes(p)["messaging.destination.name"] == q]
+        def of_queue(name: str) -> list[MetricPoint]:
+            points = [p for p in otel_collector.metric_points() if p.name == name]
+            return [p for p in points if p.attributes["messaging.destination.name"] == q]
 
         sizes = await until(telemetry, lambda: of_queue("stackyard.jobs.queue.size"), "the queue size gauge")
-        assert {attributes(p)["stackyard.job.state"] for p in sizes} == {"queued", "scheduled", "active", "dead"}
+        assert {p.attributes["stackyard.job.state"] for p in sizes} == {"queued", "scheduled", "active", "dead"}
 
-        def outcomes() -> list[dict[str, Any]]:
-            points = [p for p in of_queue("stackyard.jobs.outcomes") if int(p["asInt"]) == 3]
-            return [p for p in points if attributes(p)["stackyard.job.outcome"] == "completed"]
+        def outcomes() -> list[MetricPoint]:
+            points = [p for p in of_queue("stackyard.jobs.outcomes") if p.value == 3]
+            return [p for p in points if p.attributes["stackyard.job.outcome"] == "completed"]
 
         await until(telemetry, outcomes, "three completed outcomes")
         await until(
             telemetry,
-            lambda: [p for p in of_queue("messaging.client.consumed.messages") if int(p["asInt"]) == 3],
+            lambda: [p for p in of_queue("messaging.client.consumed.messages") if p.value == 3],
             "three consumed messages",
         )
         await until(
             telemetry,
-            lambda: [p for p in of_queue("messaging.process.duration") if int(p["count"]) == 3],
+            lambda: [p for p in of_queue("messaging.process.duration") if p.value == 3],
             "three process durations",
         )

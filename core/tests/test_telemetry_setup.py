@@ -22,6 +22,7 @@ from opentelemetry import metrics, trace
 from stackyard.resources.stack import TelemetrySettings
 from stackyard.telemetry import Telemetry
 from stackyard.telemetry.resource import resource_attributes
+from stackyard_harness.otlp import log_records, metric_points, spans
 from stackyard_harness.process import free_port
 
 log = logging.getLogger("stackyard.test.telemetry")
@@ -94,36 +95,15 @@ def emit(name: str) -> None:
     metrics.get_meter("stackyard.test").create_counter(name, unit="{thing}").add(1)
 
 
-def records(collector: Any) -> list[dict[str, Any]]:
-    try:
-        return collector.records()  # type: ignore[no-any-return]
-    except ValueError:  # a line half written: read again next time
-        return []
-
-
-def attributes(resource: dict[str, Any]) -> dict[str, Any]:
-    return {a["key"]: next(iter(a["value"].values()), None) for a in resource.get("attributes", [])}
-
-
 def exported(collector: Any, name: str) -> dict[str, dict[str, Any]]:
     """Resource attributes of the span, metric and log record named `name`, by signal."""
-    found: dict[str, dict[str, Any]] = {}
-    for record in records(collector):
-        for rs in record.get("resourceSpans", []):
-            if any(s["name"] == name for ss in rs.get("scopeSpans", []) for s in ss.get("spans", [])):
-                found["span"] = attributes(rs["resource"])
-        for rm in record.get("resourceMetrics", []):
-            if any(m["name"] == name for sm in rm.get("scopeMetrics", []) for m in sm.get("metrics", [])):
-                found["metric"] = attributes(rm["resource"])
-        for rl in record.get("resourceLogs", []):
-            bodies = [
-                str(r.get("body", {}).get("stringValue", ""))
-                for sl in rl.get("scopeLogs", [])
-                for r in sl["logRecords"]
-            ]
-            if any(name in body for body in bodies):
-                found["log"] = attributes(rl["resource"])
-    return found
+    records = collector.records()
+    resources = {
+        "span": [s.resource for s in spans(records) if s.name == name],
+        "metric": [p.resource for p in metric_points(records) if p.name == name],
+        "log": [r.resource for r in log_records(records) if name in str(r.body)],
+    }
+    return {signal: found[-1] for signal, found in resources.items() if found}
 
 
 def test_apply_with_an_endpoint_exports_spans_metrics_and_logs_with_the_service_resource(telemetry, otel_collector):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from stackyard_harness.otel import OtelCollector
+from stackyard_harness.otlp import MetricPoint, Span
 
 from .conftest import Namespace, SessionOperator, stack_manifest, wait_for
 
@@ -30,53 +30,25 @@ def telemetry_operator(session_operator: SessionOperator, otel_collector: OtelCo
     session_operator.stop()
 
 
-def values(attributes: list[dict[str, Any]]) -> dict[str, Any]:
-    """OTLP/JSON attributes (key/AnyValue pairs) as a plain dict (string and int values)."""
-    plain = {}
-    for item in attributes:
-        value = item.get("value", {})
-        plain[item["key"]] = value.get("stringValue", value.get("intValue"))
-    return plain
+def reconcile_spans(collector: OtelCollector, namespace: str) -> list[Span]:
+    """The `reconcile Stack` spans of `namespace`."""
+    return [
+        s
+        for s in collector.spans()
+        if s.name == "reconcile Stack" and s.attributes.get("k8s.namespace.name") == namespace
+    ]
 
 
-def reconcile_spans(collector: OtelCollector, namespace: str) -> list[dict[str, Any]]:
-    """The `reconcile Stack` spans of `namespace`, each with its scope and resource."""
-    found = []
-    for record in collector.records():
-        for resource_spans in record.get("resourceSpans", []):
-            resource = values(resource_spans.get("resource", {}).get("attributes", []))
-            for scope_spans in resource_spans.get("scopeSpans", []):
-                for span in scope_spans.get("spans", []):
-                    attributes = values(span.get("attributes", []))
-                    if span["name"] == "reconcile Stack" and attributes.get("k8s.namespace.name") == namespace:
-                        scope = scope_spans.get("scope", {}).get("name")
-                        found.append({**span, "attributes": attributes, "scope": scope, "resource": resource})
-    return found
-
-
-def metric_points(collector: OtelCollector, name: str, instance: str) -> list[dict[str, Any]]:
+def metric_points(collector: OtelCollector, name: str, instance: str) -> list[MetricPoint]:
     """The data points of metric `name` exported by the process whose service.instance.id is
-    `instance` (counters do not name a namespace; the process does), with the metric's unit."""
-    found = []
-    for record in collector.records():
-        for resource_metrics in record.get("resourceMetrics", []):
-            resource = values(resource_metrics.get("resource", {}).get("attributes", []))
-            if resource.get("service.instance.id") != instance:
-                continue
-            for scope_metrics in resource_metrics.get("scopeMetrics", []):
-                for metric in scope_metrics.get("metrics", []):
-                    if metric["name"] != name:
-                        continue
-                    data = metric.get("sum") or metric.get("histogram") or {}
-                    for point in data.get("dataPoints", []):
-                        found.append(
-                            {**point, "attributes": values(point.get("attributes", [])), "unit": metric.get("unit")}
-                        )
-    return found
+    `instance` (counters do not name a namespace; the process does)."""
+    return [
+        p for p in collector.metric_points() if p.name == name and p.resource.get("service.instance.id") == instance
+    ]
 
 
-def outcomes(spans: list[dict[str, Any]]) -> set[str]:
-    return {s["attributes"].get("stackyard.operator.outcome") for s in spans}
+def outcomes(spans: list[Span]) -> set[str]:
+    return {s.attributes.get("stackyard.operator.outcome") for s in spans}
 
 
 def test_reconciles_are_traced_and_counted_by_outcome(
@@ -98,44 +70,42 @@ def test_reconciles_are_traced_and_counted_by_outcome(
         what="a ready `reconcile Stack` span",
     )
 
-    ready = next(s for s in spans if s["attributes"]["stackyard.operator.outcome"] == "ready")
-    assert ready["scope"] == "stackyard.operator"
-    assert ready["kind"] in (1, "SPAN_KIND_INTERNAL")
-    assert not ready.get("parentSpanId"), "a reconcile is the root of its trace"
-    assert ready["attributes"] == {
+    ready = next(s for s in spans if s.attributes["stackyard.operator.outcome"] == "ready")
+    assert ready.scope == "stackyard.operator"
+    assert ready.kind == "INTERNAL"
+    assert not ready.parent_id, "a reconcile is the root of its trace"
+    assert ready.attributes == {
         "k8s.namespace.name": namespace.name,
         "stackyard.resource.kind": "Stack",
         "stackyard.resource.name": "demo",
         "stackyard.operator.outcome": "ready",
     }
-    assert ready["resource"]["service.name"] == "stackyard-operator"
-    assert ready["resource"]["service.namespace"] == "stackyard"
+    assert ready.resource["service.name"] == "stackyard-operator"
+    assert ready.resource["service.namespace"] == "stackyard"
 
     # The reconcile metrics of this operator process, by kind and outcome.
-    instance = ready["resource"]["service.instance.id"]
+    instance = ready.resource["service.instance.id"]
     for outcome in ("not_ready", "ready"):
         attributes = {"stackyard.resource.kind": "Stack", "stackyard.operator.outcome": outcome}
         counted = wait_for(
             lambda a=attributes: [
-                p
-                for p in metric_points(otel_collector, "stackyard.operator.reconciles", instance)
-                if p["attributes"] == a
+                p for p in metric_points(otel_collector, "stackyard.operator.reconciles", instance) if p.attributes == a
             ],
             timeout=15,
             what=f"stackyard.operator.reconciles {attributes}",
         )
-        assert counted[-1]["unit"] == "{reconcile}" and int(counted[-1]["asInt"]) >= 1
+        assert counted[-1].type == "sum" and counted[-1].unit == "{reconcile}" and counted[-1].value >= 1
         timed = wait_for(
             lambda a=attributes: [
                 p
                 for p in metric_points(otel_collector, "stackyard.operator.reconcile.duration", instance)
-                if p["attributes"] == a
+                if p.attributes == a
             ],
             timeout=15,
             what=f"stackyard.operator.reconcile.duration {attributes}",
         )
-        assert timed[-1]["unit"] == "s" and int(timed[-1]["count"]) >= 1
-        assert [float(b) for b in timed[-1]["explicitBounds"]][:3] == [0.005, 0.01, 0.025]
+        assert timed[-1].type == "histogram" and timed[-1].unit == "s" and timed[-1].value >= 1
+        assert list(timed[-1].bounds[:3]) == [0.005, 0.01, 0.025]
 
     # The operator's JSON log line of that reconcile carries the span's trace id.
     reconciled = [
@@ -144,4 +114,4 @@ def test_reconciles_are_traced_and_counted_by_outcome(
         if line.startswith("{")
         and (entry := json.loads(line))["message"].startswith(f"reconciled Stack {namespace.name}/demo")
     ]
-    assert ready["traceId"].lower() in {e.get("trace_id") for e in reconciled}
+    assert ready.trace_id.lower() in {e.get("trace_id") for e in reconciled}

@@ -21,11 +21,12 @@ import pytest
 import redis
 from stackyard_harness.fake_email_providers import FakeEmailProviders
 from stackyard_harness.otel import OtelCollector
+from stackyard_harness.otlp import STATUS_ERROR, LogRecord, MetricPoint, Span
 from stackyard_harness.process import free_port
 from stackyard_harness.programs import ServiceProcess, create_backends_secret
 from stackyard_harness.smtp import SmtpSink
 
-from .collector_records import STATUS_ERROR, CollectorFile, LogRecord, MetricPoint, Span
+from .collector_records import CollectorFile
 from .conftest import Namespace, SessionOperator, stack_manifest, wait_for
 from .secret_leaks import find_leaks
 
@@ -328,8 +329,8 @@ def signup_trace_problems(trace: list[Span], sink_port: int) -> list[str]:
     if set(attempts) != {1, 2}:
         return [*problems, f"`process {QUEUE}` CONSUMER spans for attempts 1 and 2, found {sorted(attempts)}"]
     failed, completed = attempts[1], attempts[2]
-    if failed.status_code != STATUS_ERROR or "exception" not in failed.events:
-        problems.append(f"the failed attempt: status {failed.status_code}, events {failed.events}")
+    if failed.status_code != STATUS_ERROR or not failed.events_named("exception"):
+        problems.append(f"the failed attempt: status {failed.status_code}, events {[e.name for e in failed.events]}")
     expect_attributes(problems, failed, {"stackyard.job.outcome": "retried"})
     expect_attributes(problems, completed, {"stackyard.job.outcome": "completed"})
     if not completed.attributes.get("stackyard.job.function"):

@@ -17,6 +17,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import httpx
@@ -27,6 +28,7 @@ from stackyard.logs import JsonFormatter
 from stackyard.resources.stack import TelemetrySettings
 from stackyard.telemetry import Telemetry, current_trace_id
 from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack
+from stackyard_harness.otlp import STATUS_ERROR, MetricPoint, Span
 from stackyard_harness.process import free_port
 
 REDIS_DATABASE = 3
@@ -34,7 +36,6 @@ AUTH_SETTINGS = {"requireEmailVerification": False}
 LOG_ROUTE = "/v1/test-telemetry/log"
 BOOM_ROUTE = "/v1/test-telemetry/boom"
 ADMIN = {"Authorization": f"Bearer {ADMIN_API_KEY}"}
-SERVER = 2  # SPAN_KIND_SERVER in OTLP
 log = logging.getLogger("stackyard.tests.telemetry")
 
 # Short SDK intervals, for providers this process installs from here on (flush() does the rest).
@@ -95,55 +96,9 @@ def telemetry(auth: AuthStack) -> Telemetry:
 # -- reading the collector -----------------------------------------------------------------
 
 
-def _value(value: dict[str, Any]) -> Any:
-    (kind, item), *_ = value.items()
-    return int(item) if kind == "intValue" else item
-
-
-def attributes(item: dict[str, Any]) -> dict[str, Any]:
-    return {a["key"]: _value(a["value"]) for a in item.get("attributes", [])}
-
-
-def records(collector: Any, kind: str) -> list[dict[str, Any]]:
-    """The collector's `resourceSpans`/`resourceMetrics`/`resourceLogs` so far."""
-    try:
-        exported = collector.records()
-    except ValueError:  # a line half written: the next poll reads it whole
-        return []
-    return [resource for record in exported for resource in record.get(kind, [])]
-
-
-def spans(collector: Any) -> list[dict[str, Any]]:
-    return [
-        span
-        for resource in records(collector, "resourceSpans")
-        for scope in resource.get("scopeSpans", [])
-        for span in scope.get("spans", [])
-    ]
-
-
-def metric_points(collector: Any, name: str) -> list[dict[str, Any]]:
-    """Attributes (and `value`) of every data point of the metric `name` so far."""
-    points = []
-    for resource in records(collector, "resourceMetrics"):
-        for scope in resource.get("scopeMetrics", []):
-            for metric in scope.get("metrics", []):
-                if metric["name"] != name:
-                    continue
-                data = metric.get("sum") or metric.get("histogram") or metric.get("gauge") or {}
-                for point in data.get("dataPoints", []):
-                    value = point.get("asInt", point.get("count"))
-                    points.append(attributes(point) | {"value": int(value or 0), "unit": metric.get("unit")})
-    return points
-
-
-def log_records(collector: Any) -> list[dict[str, Any]]:
-    return [
-        entry
-        for resource in records(collector, "resourceLogs")
-        for scope in resource.get("scopeLogs", [])
-        for entry in scope.get("logRecords", [])
-    ]
+def metric_points(collector: Any, name: str) -> list[MetricPoint]:
+    """Every data point of the metric `name` so far."""
+    return [point for point in collector.metric_points() if point.name == name]
 
 
 def eventually(telemetry: Telemetry, find: Callable[[], T | None], what: str, timeout: float = 20) -> T:
@@ -157,9 +112,9 @@ def eventually(telemetry: Telemetry, find: Callable[[], T | None], what: str, ti
         time.sleep(0.1)
 
 
-def server_span(collector: Any, *, trace_id: str | None = None, name: str | None = None) -> dict[str, Any] | None:
-    for span in spans(collector):
-        if span.get("kind") == SERVER and trace_id in (None, span["traceId"]) and name in (None, span["name"]):
+def server_span(collector: Any, *, trace_id: str | None = None, name: str | None = None) -> Span | None:
+    for span in collector.spans():
+        if span.kind == "SERVER" and trace_id in (None, span.trace_id) and name in (None, span.name):
             return span
     return None
 
@@ -179,23 +134,27 @@ def test_a_request_has_a_server_span_with_its_route_and_counts_in_the_red_metric
     span = eventually(telemetry, lambda: server_span(otel_collector, trace_id=body["traceId"]), "the span")
     route = "/v1/auth/admin/users/{user_id}"
     expected = {"http.route": route, "http.response.status_code": 404, "http.request.method": "GET"}
-    assert span["name"] == f"GET {route}", "named after the template, never the path"
-    assert expected.items() <= attributes(span).items()
+    assert span.name == f"GET {route}", "named after the template, never the path"
+    assert expected.items() <= span.attributes.items()
     point = eventually(
         telemetry,
         lambda: next(
-            (p for p in metric_points(otel_collector, "http.server.request.duration") if expected.items() <= p.items()),
+            (
+                p
+                for p in metric_points(otel_collector, "http.server.request.duration")
+                if expected.items() <= p.attributes.items()
+            ),
             None,
         ),
         "http.server.request.duration of the request",
     )
-    assert point["unit"] == "s" and point["value"] >= 1
+    assert point.unit == "s" and point.value >= 1
     # The probe came first; its span would have been exported before the request's.
-    assert not [s for s in spans(otel_collector) if "healthz" in s["name"]], "probes are not traced"
+    assert not [s for s in otel_collector.spans() if "healthz" in s.name], "probes are not traced"
     assert not [
         p
         for p in metric_points(otel_collector, "http.server.request.duration")
-        if "/healthz" in str(p.get("http.route"))
+        if "/healthz" in str(p.attributes.get("http.route"))
     ], "probes are not measured"
     applied = auth.app.state.runtime.live.hash
     eventually(
@@ -203,7 +162,7 @@ def test_a_request_has_a_server_span_with_its_route_and_counts_in_the_red_metric
         lambda: [
             p
             for p in metric_points(otel_collector, "stackyard.config.applied")
-            if p.get("stackyard.config.hash") == applied
+            if p.attributes.get("stackyard.config.hash") == applied
         ],
         "stackyard.config.applied with the hash in force",
     )
@@ -216,10 +175,10 @@ def test_a_problem_carries_the_trace_id_of_its_request(auth: AuthStack, telemetr
     assert len(invalid["traceId"]) == 32 and invalid["traceId"] != missing["traceId"]
 
     span = eventually(telemetry, lambda: server_span(otel_collector, trace_id=invalid["traceId"]), "the 422's span")
-    assert attributes(span)["http.route"] == "/v1/auth/login"
-    assert attributes(span)["http.response.status_code"] == 422
+    assert span.attributes["http.route"] == "/v1/auth/login"
+    assert span.attributes["http.response.status_code"] == 422
     unrouted = eventually(telemetry, lambda: server_span(otel_collector, trace_id=missing["traceId"]), "the 404's span")
-    assert unrouted["name"] == "GET" and "http.route" not in attributes(unrouted), "no route, no template"
+    assert unrouted.name == "GET" and "http.route" not in unrouted.attributes, "no route, no template"
 
 
 def test_a_log_line_of_a_request_is_exported_with_its_trace_id(auth: AuthStack, telemetry: Telemetry, otel_collector):
@@ -236,15 +195,15 @@ def test_a_log_line_of_a_request_is_exported_with_its_trace_id(auth: AuthStack, 
 
     record = eventually(
         telemetry,
-        lambda: next((r for r in log_records(otel_collector) if marker in str(r.get("body"))), None),
+        lambda: next((r for r in otel_collector.log_records() if marker in str(r.body)), None),
         "the log record",
     )
-    assert len(record["traceId"]) == 32 and record["severityNumber"] == 13  # WARN
-    span = eventually(telemetry, lambda: server_span(otel_collector, trace_id=record["traceId"]), "the request's span")
-    assert span["name"] == f"GET {LOG_ROUTE}"
-    assert record["spanId"] == span["spanId"], "the line was written inside the request's span"
+    assert len(record.trace_id) == 32 and record.severity_number == 13  # WARN
+    span = eventually(telemetry, lambda: server_span(otel_collector, trace_id=record.trace_id), "the request's span")
+    assert span.name == f"GET {LOG_ROUTE}"
+    assert record.span_id == span.span_id, "the line was written inside the request's span"
     (line,) = [json.loads(text) for text in lines.getvalue().splitlines() if marker in text]
-    assert (line["trace_id"], line["span_id"]) == (record["traceId"], record["spanId"])
+    assert (line["trace_id"], line["span_id"]) == (record.trace_id, record.span_id)
 
 
 def test_an_unhandled_error_is_recorded_once_on_the_span_and_answers_with_its_trace_id(
@@ -256,10 +215,10 @@ def test_an_unhandled_error_is_recorded_once_on_the_span_and_answers_with_its_tr
     body = problem(failed, 500, "internal")
 
     span = eventually(telemetry, lambda: server_span(otel_collector, trace_id=body["traceId"]), "the 500's span")
-    assert span["status"]["code"] == 2, "status ERROR"  # STATUS_CODE_ERROR
-    exceptions = [e for e in span.get("events", []) if e["name"] == "exception"]
-    assert len(exceptions) == 1 and attributes(exceptions[0])["exception.type"] == "RuntimeError"
-    assert attributes(span)["http.route"] == BOOM_ROUTE and attributes(span)["http.response.status_code"] == 500
+    assert span.status_code == STATUS_ERROR, "status ERROR"
+    exceptions = span.events_named("exception")
+    assert len(exceptions) == 1 and exceptions[0].attributes["exception.type"] == "RuntimeError"
+    assert span.attributes["http.route"] == BOOM_ROUTE and span.attributes["http.response.status_code"] == 500
     logged = [r for r in caplog.records if r.exc_info and f"boom {marker}" in str(r.exc_info[1])]
     assert len(logged) == 1, "logged once, with the exception"
 
@@ -287,11 +246,11 @@ def test_a_rate_limited_request_counts_as_denied_and_its_429_in_the_red_metric(
         limited = problem(http.get("/v1/auth/me"), 429, "too-many-requests")
     assert len(limited["traceId"]) == 32
 
-    def decisions() -> dict[str, int] | None:
+    def decisions() -> dict[str, float] | None:
         found = {
-            p["stackyard.ratelimit.outcome"]: p["value"]
+            p.attributes["stackyard.ratelimit.outcome"]: p.value
             for p in metric_points(otel_collector, "stackyard.ratelimit.decisions")
-            if p.get("stackyard.ratelimit.policy") == "me-limit"
+            if p.attributes.get("stackyard.ratelimit.policy") == "me-limit"
         }
         return found if {"allowed", "denied"} <= found.keys() else None
 
@@ -300,15 +259,15 @@ def test_a_rate_limited_request_counts_as_denied_and_its_429_in_the_red_metric(
 
     def statuses() -> set[int] | None:
         found = {
-            p["http.response.status_code"]
+            p.attributes["http.response.status_code"]
             for p in metric_points(otel_collector, "http.server.request.duration")
-            if p.get("http.route") == "/v1/auth/me"
+            if p.attributes.get("http.route") == "/v1/auth/me"
         }
         return found if {401, 429} <= found else None
 
     eventually(telemetry, statuses, "the 401 and the 429 of /v1/auth/me in http.server.request.duration")
     span = eventually(telemetry, lambda: server_span(otel_collector, trace_id=limited["traceId"]), "the 429's span")
-    assert attributes(span)["http.route"] == "/v1/auth/me"
+    assert span.attributes["http.route"] == "/v1/auth/me"
 
 
 def test_logins_count_in_auth_events_by_type_and_outcome_only(auth: AuthStack, telemetry: Telemetry, otel_collector):
@@ -320,17 +279,19 @@ def test_logins_count_in_auth_events_by_type_and_outcome_only(auth: AuthStack, t
             http.post("/v1/auth/login", json={"email": email, "password": "not it at all"}), 401, "invalid-credentials"
         )
 
-    def events() -> dict[tuple[str, str | None], int] | None:
+    def events() -> dict[tuple[str, str | None], float] | None:
         points = metric_points(otel_collector, "stackyard.auth.events")
-        found = {(p["stackyard.auth.event"], p.get("stackyard.auth.outcome")): p["value"] for p in points}
+        found = {
+            (p.attributes["stackyard.auth.event"], p.attributes.get("stackyard.auth.outcome")): p.value for p in points
+        }
         wanted = {("login.succeeded", "success"), ("login.failed", "failure"), ("user.created", None)}
         return found if wanted <= found.keys() else None
 
     counted = eventually(telemetry, events, "stackyard.auth.events of the logins")
     assert counted[("login.succeeded", "success")] >= 1
     for point in metric_points(otel_collector, "stackyard.auth.events"):
-        assert set(point) <= {"stackyard.auth.event", "stackyard.auth.outcome", "value", "unit"}, point
-        assert email not in json.dumps(point)
+        assert set(point.attributes) <= {"stackyard.auth.event", "stackyard.auth.outcome"}, point
+        assert email not in json.dumps(asdict(point))
 
 
 def test_a_sampling_ratio_of_zero_stops_new_spans_while_requests_still_answer(
@@ -345,7 +306,7 @@ def test_a_sampling_ratio_of_zero_stops_new_spans_while_requests_still_answer(
     eventually(
         telemetry, lambda: server_span(otel_collector, trace_id=sampled), "the span after the ratio went back to 1"
     )
-    exported = {span["traceId"] for span in spans(otel_collector)}
+    exported = {span.trace_id for span in otel_collector.spans()}
     assert not exported & set(unsampled), "no span was exported at ratio 0"
 
 

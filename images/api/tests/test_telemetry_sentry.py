@@ -91,18 +91,7 @@ def api(tmp_path, redis_server, otel_collector) -> Iterator[Api]:  # type: ignor
 
 def server_span_trace_ids(collector, route: str) -> set[str]:  # type: ignore[no-untyped-def]
     """Trace ids of the collector's SERVER spans for `route` so far."""
-    try:
-        records = collector.records()
-    except ValueError:  # the collector is writing a line right now: read again
-        return set()
-    return {
-        span["traceId"]
-        for record in records
-        for resource in record.get("resourceSpans", [])
-        for scope in resource.get("scopeSpans", [])
-        for span in scope.get("spans", [])
-        if span["name"] == f"GET {route}"
-    }
+    return {span.trace_id for span in collector.spans() if span.name == f"GET {route}"}
 
 
 def sent(fake_sentry, message: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
 """An OpenTelemetry Collector (built with ocb) that receives OTLP over gRPC and HTTP
-and writes everything it receives to a JSON-lines file that tests read."""
+and writes everything it receives to a JSON-lines file that tests read: as export requests
+(`records()`), or flattened by otlp.py (`spans()`, `metric_points()`, `log_records()`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import yaml
 
+from . import otlp
 from .process import ManagedProcess, free_port
 from .tools import Tools
 
@@ -84,6 +86,16 @@ class OtelCollector:
             except ValueError:
                 break  # the line the collector is still writing; the next read has it whole
         return records
+
+    def spans(self) -> list[otlp.Span]:
+        """Every span received so far, each with its resource and scope (see otlp.py)."""
+        return otlp.spans(self.records())
+
+    def metric_points(self) -> list[otlp.MetricPoint]:
+        return otlp.metric_points(self.records())
+
+    def log_records(self) -> list[otlp.LogRecord]:
+        return otlp.log_records(self.records())
 
     def env(self) -> dict[str, str]:
         return {"OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_http_endpoint}
