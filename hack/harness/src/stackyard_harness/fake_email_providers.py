@@ -1,8 +1,9 @@
 """Local stand-ins for the HTTP email APIs (Resend, SendGrid, Postmark, Amazon SES v2) that
 tests send to instead of the real services.
 
-One aiohttp app on a free loopback port, in a background thread (so sync and async tests can
-use it alike). Each service lives under its own prefix, which is the sender's base URL:
+One aiohttp app on a free loopback port, in a background thread (a `FakeServer`, so sync and
+async tests can use it alike). Each service lives under its own prefix, which is the sender's
+base URL:
 
     /resend/emails                      Resend     Authorization: Bearer <key>, Idempotency-Key
     /sendgrid/v3/mail/send              SendGrid   Authorization: Bearer <key>; 202 + X-Message-Id
@@ -33,19 +34,20 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from .fake_server import FakeServer
 
 PROVIDERS = ("resend", "sendgrid", "postmark", "ses")
 
@@ -93,7 +95,9 @@ class _State:
     """Probes answered 2xx, per provider."""
 
 
-class FakeEmailProviders:
+class FakeEmailProviders(FakeServer[_State]):
+    name = "fake email providers"
+
     def __init__(
         self,
         *,
@@ -102,6 +106,7 @@ class FakeEmailProviders:
         postmark_server_token: str = POSTMARK_SERVER_TOKEN,
         ses_credentials: dict[str, str] | None = None,
     ) -> None:
+        super().__init__(_State)
         self.resend_api_key = resend_api_key
         self.sendgrid_api_key = sendgrid_api_key
         self.postmark_server_token = postmark_server_token
@@ -115,49 +120,13 @@ class FakeEmailProviders:
         self.ses_send_only_keys: set[str] = set()
         """Access key ids (of `ses_credentials`) whose policy allows sending but not GetAccount
         (403 AccessDeniedException)."""
-        self._state = _State()
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    # --- running ----------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def base_url(self, provider: str) -> str:
         """The base URL to give the provider's sender."""
         self._check(provider)
         return f"{self.url}/{provider}"
 
-    def start(self) -> Self:
-        started = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:
-                errors.append(exc)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-email-providers", daemon=True)
-        self._thread.start()
-        started.wait(10)
-        if errors:
-            raise RuntimeError(f"fake email providers did not start: {errors[0]!r}")
-        return self
-
-    async def _serve(self) -> None:
+    def _application(self) -> web.Application:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_post("/resend/emails", self._guarded("resend", self._resend))
         app.router.add_post("/sendgrid/v3/mail/send", self._guarded("sendgrid", self._sendgrid))
@@ -167,27 +136,7 @@ class FakeEmailProviders:
         app.router.add_get("/sendgrid/v3/scopes", self._guarded("sendgrid", self._sendgrid_scopes))
         app.router.add_get("/postmark/server", self._guarded("postmark", self._postmark_server))
         app.router.add_get("/ses/v2/email/account", self._guarded("ses", self._ses_account))
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    def stop(self) -> None:
-        loop, runner = self._loop, self._runner
-        if loop is None or self._thread is None:
-            return
-        if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
-        self._loop = self._thread = self._runner = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return app
 
     # --- what tests ask and tell ------------------------------------------------------------
 
@@ -229,8 +178,7 @@ class FakeEmailProviders:
 
     def reset(self) -> None:
         """Forget what was received, probes, injected faults and Resend's idempotency keys."""
-        with self._lock:
-            self._state = _State()
+        super().reset()
         self.postmark_inactive_recipients.clear()
         self.resend_sending_only_keys.clear()
         self.ses_send_only_keys.clear()

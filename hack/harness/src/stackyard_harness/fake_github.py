@@ -12,21 +12,22 @@ following GitHub's documented contract (as a GitHub Enterprise Server lays them 
     GET  /api/v3/user                  the user (Authorization: Bearer <token>; 401 "Bad credentials")
     GET  /api/v3/user/emails           [{email, primary, verified, visibility}]
 
-One aiohttp app on a free loopback port in a background thread. `sign_in_as(login, ...)` sets
-who is signed in at "GitHub" for the next authorizations."""
+One aiohttp app on a free loopback port in a background thread (a `FakeServer`).
+`sign_in_as(login, ...)` sets who is signed in at "GitHub" for the next authorizations;
+`reset()` forgets it with the codes and tokens given."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import secrets
-import threading
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+
+from .fake_server import FakeServer
 
 CLIENT_ID = "Iv1.fakegithub0001"
 CLIENT_SECRET = "fake-github-client-secret-0123456789"
@@ -47,22 +48,21 @@ class _Grant:
     challenge: str | None
 
 
-class FakeGitHub:
-    def __init__(self, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> None:
-        self.client_id, self.client_secret = client_id, client_secret
-        self.user: GitHubUser | None = None
-        self._deny = False
-        self._codes: dict[str, _Grant] = {}
-        self._tokens: dict[str, GitHubUser] = {}
-        self.token_requests: list[dict[str, str]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+@dataclass
+class _State:
+    user: GitHubUser | None = None
+    deny: bool = False
+    codes: dict[str, _Grant] = field(default_factory=dict)
+    tokens: dict[str, GitHubUser] = field(default_factory=dict)
+    token_requests: list[dict[str, str]] = field(default_factory=list)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+
+class FakeGitHub(FakeServer[_State]):
+    name = "fake GitHub"
+
+    def __init__(self, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> None:
+        super().__init__(_State)
+        self.client_id, self.client_secret = client_id, client_secret
 
     def spec(self) -> dict[str, str]:
         """The IdentityProvider endpoint fields that point a github provider here."""
@@ -72,6 +72,18 @@ class FakeGitHub:
             "apiUrl": f"{self.url}/api/v3",
         }
 
+    @property
+    def user(self) -> GitHubUser | None:
+        """Who is signed in at "GitHub"."""
+        with self._lock:
+            return self._state.user
+
+    @property
+    def token_requests(self) -> list[dict[str, str]]:
+        """The forms posted to the token endpoint, in order."""
+        with self._lock:
+            return list(self._state.token_requests)
+
     def sign_in_as(
         self, login: str, user_id: int, *, email: str, verified: bool = True, name: str | None = None
     ) -> None:
@@ -79,59 +91,22 @@ class FakeGitHub:
             {"email": f"{user_id}+{login}@users.noreply.github.com", "primary": False, "verified": True},
             {"email": email, "primary": True, "verified": verified, "visibility": "private"},
         ]
-        self.user = GitHubUser(login, user_id, name, emails)
-        self._deny = False
+        with self._lock:
+            self._state.user = GitHubUser(login, user_id, name, emails)
+            self._state.deny = False
 
     def deny(self) -> None:
         """The user presses Cancel on the next authorization."""
-        self._deny = True
+        with self._lock:
+            self._state.deny = True
 
-    # --- running ----------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        started = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self._serve())
-            started.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-github", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the fake GitHub did not start")
-        return self
-
-    async def _serve(self) -> None:
+    def _application(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/login/oauth/authorize", self._authorize)
         app.router.add_post("/login/oauth/access_token", self._access_token)
         app.router.add_get("/api/v3/user", self._user)
         app.router.add_get("/api/v3/user/emails", self._emails)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    def stop(self) -> None:
-        loop, runner = self._loop, self._runner
-        if loop is None or self._thread is None:
-            return
-        if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
-        self._loop = self._thread = self._runner = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return app
 
     # --- GitHub ---------------------------------------------------------------------------
 
@@ -140,8 +115,10 @@ class FakeGitHub:
         if query.get("client_id") != self.client_id or "redirect_uri" not in query:
             return web.Response(status=404, text="Not Found")
         back = query["redirect_uri"]
-        if self._deny or self.user is None:
-            self._deny = False
+        with self._lock:
+            user, denied = self._state.user, self._state.deny
+            self._state.deny = False
+        if denied or user is None:
             params = {
                 "error": "access_denied",
                 "error_description": "The user has denied your application access.",
@@ -152,12 +129,14 @@ class FakeGitHub:
         if query.get("code_challenge") and query.get("code_challenge_method") != "S256":
             return web.Response(status=400, text="code_challenge_method must be S256")
         code = secrets.token_hex(10)
-        self._codes[code] = _Grant(self.user, back, query.get("code_challenge"))
+        with self._lock:
+            self._state.codes[code] = _Grant(user, back, query.get("code_challenge"))
         raise web.HTTPFound(f"{back}?{urlencode({'code': code, 'state': query.get('state', '')})}")
 
     async def _access_token(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
-        self.token_requests.append({k: str(v) for k, v in form.items()})
+        with self._lock:
+            self._state.token_requests.append({k: str(v) for k, v in form.items()})
 
         def error(name: str, description: str) -> web.Response:
             body = {"error": name, "error_description": description, "error_uri": "https://docs.github.com"}
@@ -165,7 +144,8 @@ class FakeGitHub:
 
         if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
             return error("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.")
-        grant = self._codes.pop(str(form.get("code", "")), None)
+        with self._lock:
+            grant = self._state.codes.pop(str(form.get("code", "")), None)
         if grant is None:
             return error("bad_verification_code", "The code passed is incorrect or expired.")
         if form.get("redirect_uri") not in (None, grant.redirect_uri):
@@ -176,12 +156,14 @@ class FakeGitHub:
             if computed != grant.challenge:
                 return error("bad_verification_code", "The code_verifier does not match the code_challenge.")
         token = "gho_" + secrets.token_hex(18)
-        self._tokens[token] = grant.user
+        with self._lock:
+            self._state.tokens[token] = grant.user
         return web.json_response({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"})
 
     def _caller(self, request: web.Request) -> GitHubUser:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        user = self._tokens.get(token) if scheme.lower() in ("bearer", "token") else None
+        with self._lock:
+            user = self._state.tokens.get(token) if scheme.lower() in ("bearer", "token") else None
         if user is None:
             raise web.HTTPUnauthorized(
                 text='{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}',

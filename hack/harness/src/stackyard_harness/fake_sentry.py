@@ -20,22 +20,24 @@ query parameter, or for envelopes the `dsn` of the envelope header. Refusals are
     429  when told to (`rate_limit`): Retry-After and X-Sentry-Rate-Limits
          (`<seconds>:<categories>:<scope>:<reason>`), which the SDKs obey
 
-One aiohttp app on a free loopback port in a background thread, like the other fakes.
+One aiohttp app on a free loopback port in a background thread (a `FakeServer`).
 What it accepted is kept: `envelopes()`, `events()` (the event payloads, parsed), and
-`wait_for_events(n)`; `requests` counts every request, answered or refused."""
+`wait_for_events(n)`; `requests` counts every request, answered or refused. `reset()`
+forgets it all, the rate limit and the hangs too."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
+
+from .fake_server import FakeServer
 
 PUBLIC_KEY = "7f3c1e9a2b4d4c6e8a0b1c2d3e4f5a6b"
 PROJECT_ID = "4242"
@@ -194,7 +196,10 @@ class _State:
     hangs: list[float] = field(default_factory=list)
 
 
-class FakeSentry:
+class FakeSentry(FakeServer[_State]):
+    name = "fake Sentry"
+    auto_decompress = False  # the decompression and its limit are ours (400, 413 as Sentry answers)
+
     def __init__(
         self,
         *,
@@ -203,77 +208,21 @@ class FakeSentry:
         max_envelope_bytes: int = MAX_ENVELOPE_BYTES,
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
+        super().__init__(_State)
         self.public_key, self.project_id = public_key, project_id
         self.max_envelope_bytes, self.max_event_bytes = max_envelope_bytes, max_event_bytes
-        self._state = _State()
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def dsn(self) -> str:
         """The DSN that points an SDK here."""
         return f"http://{self.public_key}@127.0.0.1:{self.port}/{self.project_id}"
 
-    # --- running ----------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        started = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:
-                errors.append(exc)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-sentry", daemon=True)
-        self._thread.start()
-        if not started.wait(10) or errors:
-            raise RuntimeError(f"the fake Sentry did not start: {errors[0]!r}" if errors else "the fake Sentry hung")
-        return self
-
-    async def _serve(self) -> None:
-        # The body limit and the decompression are ours (413 as Sentry answers), not aiohttp's.
+    def _application(self) -> web.Application:
+        # The body limit is ours too (413 as Sentry answers), not aiohttp's.
         app = web.Application(client_max_size=self.max_envelope_bytes + 1)
         app.router.add_post("/api/{project}/envelope/", self._envelope)
         app.router.add_post("/api/{project}/store/", self._store)
-        self._runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1, auto_decompress=False
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    def stop(self) -> None:
-        loop, runner = self._loop, self._runner
-        if loop is None or self._thread is None:
-            return
-        if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
-        self._loop = self._thread = self._runner = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return app
 
     # --- what tests ask and tell ------------------------------------------------------------
 
@@ -320,11 +269,6 @@ class FakeSentry:
         """Hold the next `count` requests for `seconds` each before answering them."""
         with self._lock:
             self._state.hangs.extend([seconds] * count)
-
-    def reset(self) -> None:
-        """Forget what was received, the rate limit and the hangs."""
-        with self._lock:
-            self._state = _State()
 
     # --- Sentry -----------------------------------------------------------------------------
 

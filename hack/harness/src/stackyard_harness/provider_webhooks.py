@@ -5,8 +5,8 @@
   `.headers(body)` the signature and timestamp headers.
 - Postmark: `postmark_auth(user, password)`, the basic auth header of the webhook URL.
 - SES through SNS: `SnsSigner` is an RSA key, its self-signed certificate served over local
-  HTTP, and signed SNS messages (SignatureVersion 1 or 2) whose SigningCertURL points at it;
-  it serves SubscribeURLs too and records every GET it answered.
+  HTTP (a `FakeServer`), and signed SNS messages (SignatureVersion 1 or 2) whose
+  SigningCertURL points at it; it serves SubscribeURLs too and records every GET it answered.
 
 The builders (`resend_event`, `sendgrid_event`, `postmark_record`, `ses_event`) make bodies
 in the shapes the providers document, for the kinds in `SAMPLE_KINDS` and a few more.
@@ -22,19 +22,19 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import http.server
 import secrets
-import threading
 import time
 import uuid
-from typing import Any, Literal, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Literal
 
 import orjson
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+
+from .fake_server import FakeServer
 
 ID_TAG = "stackyard_id"
 SAMPLE_KINDS = ("delivered", "hard_bounce", "soft_bounce", "complaint")
@@ -393,11 +393,15 @@ def _rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-class SnsSigner:
+class SnsSigner(FakeServer[list[str]]):
     """An SNS look-alike for webhook tests: signs messages with its own RSA key and serves
-    the key's certificate (and SubscribeURLs) over HTTP on a free loopback port."""
+    the key's certificate (and SubscribeURLs) over HTTP on a free loopback port. What it keeps
+    is the path (with query) of every GET it answered."""
+
+    name = "SNS signer"
 
     def __init__(self, *, key: rsa.RSAPrivateKey | None = None) -> None:
+        super().__init__(list)
         self._key = key or _rsa_key()
         now = dt.datetime.now(dt.UTC)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.local.test")])
@@ -413,21 +417,14 @@ class SnsSigner:
         )
         self.certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
         self.cert_path = f"/SimpleNotificationService-{secrets.token_hex(16)}.pem"
-        self.requests: list[str] = []
-        """Paths (with query) of every GET answered, in order."""
         self.subscribe_status = 200
         """The status SubscribeURL GETs answer."""
-        self._lock = threading.Lock()
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- running ----------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._runner is None:
             raise RuntimeError("SnsSigner is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return super().url
 
     @property
     def cert_url(self) -> str:
@@ -438,63 +435,35 @@ class SnsSigner:
         """A sns_certificate_url_pattern that admits this server's URLs (and no others)."""
         return "^" + self.url.replace(".", r"\.") + "/"
 
-    def start(self) -> Self:
-        signer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with signer._lock:
-                    signer.requests.append(self.path)
-                path = urlsplit(self.path).path
-                if path == signer.cert_path:
-                    self._answer(200, signer.certificate_pem, "application/x-pem-file")
-                elif path == "/" and parse_qs(urlsplit(self.path).query).get("Action") == ["ConfirmSubscription"]:
-                    arn = f"arn:aws:sns:eu-west-1:123456789012:stackyard:{uuid.uuid4()}"
-                    xml = (
-                        '<ConfirmSubscriptionResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">'
-                        f"<ConfirmSubscriptionResult><SubscriptionArn>{arn}</SubscriptionArn>"
-                        "</ConfirmSubscriptionResult></ConfirmSubscriptionResponse>"
-                    )
-                    self._answer(signer.subscribe_status, xml.encode(), "text/xml")
-                else:
-                    self._answer(404, b"not found", "text/plain")
-
-            def _answer(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sns-signer", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    @property
+    def requests(self) -> list[str]:
+        """Paths (with query) of every GET answered, in order."""
+        with self._lock:
+            return list(self._state)
 
     def gets(self, path: str) -> list[str]:
         """The GETs answered whose path starts with `path`."""
+        return [p for p in self.requests if p.startswith(path)]
+
+    def _application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/{path:.*}", self._get)
+        return app
+
+    async def _get(self, request: web.Request) -> web.Response:
         with self._lock:
-            return [p for p in self.requests if p.startswith(path)]
+            self._state.append(request.raw_path)
+        if request.path == self.cert_path:
+            return web.Response(body=self.certificate_pem, content_type="application/x-pem-file")
+        if request.path == "/" and request.query.getall("Action", []) == ["ConfirmSubscription"]:
+            arn = f"arn:aws:sns:eu-west-1:123456789012:stackyard:{uuid.uuid4()}"
+            xml = (
+                '<ConfirmSubscriptionResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">'
+                f"<ConfirmSubscriptionResult><SubscriptionArn>{arn}</SubscriptionArn>"
+                "</ConfirmSubscriptionResult></ConfirmSubscriptionResponse>"
+            )
+            return web.Response(status=self.subscribe_status, body=xml.encode(), content_type="text/xml")
+        return web.Response(status=404, body=b"not found", content_type="text/plain")
 
     # --- messages ---------------------------------------------------------------------------
 
