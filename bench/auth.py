@@ -74,12 +74,12 @@ from stackyard.resources.email import EmailProviderSpec
 from stackyard.resources.stack import AuthSettings, StackSpec
 from stackyard_harness.harness import Harness, progress
 from stackyard_harness.process import ManagedProcess, free_port
+from stackyard_harness.pyspy import sample_stacks
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER = REPO / "bench" / "peers" / "auth_api.py"
 JWT_PEERS = REPO / "bench" / "peers" / "jwt_peers.py"
 BENCH_PYTHON = REPO / ".venv-bench" / "bin" / "python"
-SPY = REPO / ".venv-bench" / "bin" / "py-spy"
 ISSUER = "https://auth.acme.dev"
 ROUNDS = 3
 REQUEST_GOAL = 0.7
@@ -418,33 +418,21 @@ def print_requests(best: dict[str, dict[str, float]], connections: int) -> None:
 async def profile(
     load: Load, pid: int, path: str, headers: dict[str, str], target: Path
 ) -> tuple[dict[str, int], dict[str, float]] | None:
-    """py-spy (from .venv-bench) samples the api process while `load` runs: its stacks
-    (functions, root first) with their sample counts, and the load's figures."""
-    if not SPY.exists():
-        progress("no py-spy in .venv-bench (make bench installs it): no profile")
-        return None
-    progress(f"py-spy: sampling the api for {PROFILE_SECONDS:.0f} s of GET {path}")
-    spy = await asyncio.create_subprocess_exec(
-        SPY,
-        *("record", "--pid", str(pid), "--rate", str(PROFILE_RATE), "--duration", str(int(PROFILE_SECONDS) + 1)),
-        # --nonblocking: reading the stacks without stopping the process now and then gives a
-        # torn stack (a few samples land in odd places), stopping it costs it more than that.
-        *("--format", "raw", "--function", "--nonblocking", "--output", str(target)),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    """py-spy samples the api process while `load` runs: its stacks (functions, root first)
+    with their sample counts, and the load's figures. --nonblocking: reading the stacks
+    without stopping the process now and then gives a torn stack (a few samples land in odd
+    places), stopping it costs it more than that."""
+    return await sample_stacks(
+        pid,
+        seconds=PROFILE_SECONDS,
+        rate=PROFILE_RATE,
+        target=target,
+        flags=["--nonblocking"],
+        during=load.run(path, headers, PROFILE_SECONDS),
+        what=f"the api during GET {path}",
+        # the event loop's thread only (not idle workers)
+        keep=lambda stack: not stack.startswith("Thread._bootstrap"),
     )
-    await asyncio.sleep(0.5)  # attached
-    result = await load.run(path, headers, PROFILE_SECONDS)
-    _, errors = await spy.communicate()
-    if spy.returncode != 0:
-        progress(f"py-spy failed ({spy.returncode}): {errors.decode(errors='replace')[-400:]}")
-        return None
-    stacks: dict[str, int] = {}
-    for row in (await asyncio.to_thread(target.read_text)).splitlines():
-        stack, _, count = row.rpartition(" ")
-        if not stack.startswith("Thread._bootstrap"):  # the event loop's thread only (not idle workers)
-            stacks[stack] = stacks.get(stack, 0) + int(count)
-    return stacks, result
 
 
 # Functions whose inclusive share of the api's samples says what auth adds to a request

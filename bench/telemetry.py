@@ -78,9 +78,9 @@ from stackyard.resources.stack import StackSpec
 from stackyard_harness.harness import Harness, progress
 from stackyard_harness.otel import OtelCollector
 from stackyard_harness.process import ManagedProcess, free_port
+from stackyard_harness.pyspy import sample_stacks
 
 REPO = Path(__file__).resolve().parent.parent
-SPY = REPO / ".venv-bench" / "bin" / "py-spy"
 GOAL = 0.9
 QUEUE = "bench"
 FUNCTION = "reports.send"
@@ -346,28 +346,15 @@ async def profile(load: Load, url: str, pid: int, target: Path) -> tuple[dict[st
     """py-spy samples the api process while `load` runs: its stacks with their counts. It
     stops the process for each sample (a few percent of its time): sampling without
     stopping it tore stacks here, and single lines took a tenth of the samples."""
-    if not SPY.exists():
-        progress("no py-spy in .venv-bench (make bench installs it): no profile")
-        return None
-    progress(f"py-spy: sampling {target.stem} for {PROFILE_SECONDS:.0f} s of load")
-    spy = await asyncio.create_subprocess_exec(
-        SPY,
-        *("record", "--pid", str(pid), "--rate", str(PROFILE_RATE), "--duration", str(int(PROFILE_SECONDS) + 1)),
-        *("--format", "raw", "--function", "--gil", "--threads", "--full-filenames", "--output", str(target)),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    return await sample_stacks(
+        pid,
+        seconds=PROFILE_SECONDS,
+        rate=PROFILE_RATE,
+        target=target,
+        flags=["--gil", "--threads", "--full-filenames"],
+        during=load.run(url, pid, PROFILE_SECONDS),
+        what=f"{target.stem} under load",
     )
-    await asyncio.sleep(0.5)  # attached
-    turn = await load.run(url, pid, PROFILE_SECONDS)
-    _, errors = await spy.communicate()
-    if spy.returncode != 0:
-        progress(f"py-spy failed ({spy.returncode}): {errors.decode(errors='replace')[-400:]}")
-        return None
-    stacks: dict[str, int] = {}
-    for row in (await asyncio.to_thread(target.read_text)).splitlines():
-        stack, _, count = row.rpartition(" ")
-        stacks[stack] = stacks.get(stack, 0) + int(count)
-    return stacks, turn
 
 
 def frames(stack: str) -> list[tuple[str, str]]:

@@ -1,0 +1,55 @@
+"""py-spy (installed in .venv-bench by `make bench`) sampling a process while a benchmark's
+load runs: the stacks behind the benches' "where the CPU goes" tables."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from .harness import progress
+from .tools import REPO_ROOT
+
+SPY = REPO_ROOT / ".venv-bench" / "bin" / "py-spy"
+T = TypeVar("T")
+
+
+async def sample_stacks(
+    pid: int,
+    *,
+    seconds: float,
+    rate: int,
+    target: Path,
+    flags: Sequence[str],
+    during: Awaitable[T],
+    what: str,
+    keep: Callable[[str], bool] = lambda stack: True,
+) -> tuple[dict[str, int], T] | None:
+    """Samples of `pid` (`rate` a second, py-spy's `flags` besides raw function stacks) while
+    `during` runs (started once py-spy is attached): each stack (functions, root first) that
+    `keep` accepts with its count, and what `during` answered. None, said why, without py-spy
+    or when it fails."""
+    if not SPY.exists():
+        progress("no py-spy in .venv-bench (make bench installs it): no profile")
+        return None
+    progress(f"py-spy: sampling {what} for {seconds:.0f} s")
+    spy = await asyncio.create_subprocess_exec(
+        SPY,
+        *("record", "--pid", str(pid), "--rate", str(rate), "--duration", str(int(seconds) + 1)),
+        *("--format", "raw", "--function", *flags, "--output", str(target)),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await asyncio.sleep(0.5)  # attached
+    result = await during
+    _, errors = await spy.communicate()
+    if spy.returncode != 0:
+        progress(f"py-spy failed ({spy.returncode}): {errors.decode(errors='replace')[-400:]}")
+        return None
+    stacks: dict[str, int] = {}
+    for row in (await asyncio.to_thread(target.read_text)).splitlines():
+        stack, _, count = row.rpartition(" ")
+        if keep(stack):
+            stacks[stack] = stacks.get(stack, 0) + int(count)
+    return stacks, result
