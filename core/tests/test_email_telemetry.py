@@ -5,9 +5,7 @@ outcome, a failover, and the breaker state gauge."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict
@@ -21,22 +19,17 @@ from stackyard.config import credential_key
 from stackyard.email.delivery import Breakers, Providers, deliver
 from stackyard.email.message import OutgoingEmail
 from stackyard.resources.email import EmailProviderSpec
-from stackyard.resources.stack import TelemetrySettings
 from stackyard.telemetry import Telemetry
 from stackyard_harness.fake_email_providers import RESEND_API_KEY, FakeEmailProviders
-from stackyard_harness.otlp import STATUS_ERROR, MetricPoint, Span, metric_points
+from stackyard_harness.otlp import STATUS_ERROR, MetricPoint, Span, metric_points, until_exported
 from stackyard_harness.smtp import SmtpSink
 
 RECIPIENT, SUBJECT = "ada@example.test", "Your invoice"
 
 
 @pytest.fixture(scope="module")
-def telemetry(otel_collector: Any) -> Iterator[Telemetry]:
-    telemetry = Telemetry.for_process("test")
-    telemetry.apply(TelemetrySettings(endpoint=otel_collector.otlp_http_endpoint, sampling_ratio=1.0))
-    yield telemetry
-    telemetry.flush()
-    telemetry.apply(TelemetrySettings(enabled=False))
+def telemetry(exporting_telemetry: Telemetry) -> Telemetry:
+    return exporting_telemetry
 
 
 @pytest.fixture(scope="module")
@@ -124,14 +117,7 @@ def values(collector: Any, name: str, provider: str) -> dict[tuple[tuple[str, An
 
 
 async def until(telemetry: Telemetry, found: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        await asyncio.to_thread(telemetry.flush)
-        if result := found():
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not in the collector's output within {timeout:g}s: {what}")
-        await asyncio.sleep(0.1)
+    return await until_exported(telemetry.flush, found, what, timeout)
 
 
 # -- tests --------------------------------------------------------------------------------------

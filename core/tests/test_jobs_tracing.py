@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,18 +15,13 @@ import pytest
 from opentelemetry import trace
 from stackyard.clients import redis_client
 from stackyard.jobs import EnqueueRequest, FunctionRegistry, JobClient, JobContext, QueueSettings, RetryPolicy, Worker
-from stackyard.resources.stack import TelemetrySettings
 from stackyard.telemetry import Telemetry
-from stackyard_harness.otlp import STATUS_ERROR, MetricPoint, Span
+from stackyard_harness.otlp import STATUS_ERROR, MetricPoint, Span, until_exported
 
 
 @pytest.fixture(scope="module")
-def telemetry(otel_collector: Any) -> Iterator[Telemetry]:
-    telemetry = Telemetry.for_process("test")
-    telemetry.apply(TelemetrySettings(endpoint=otel_collector.otlp_http_endpoint, sampling_ratio=1.0))
-    yield telemetry
-    telemetry.flush()
-    telemetry.apply(TelemetrySettings(enabled=False))
+def telemetry(exporting_telemetry: Telemetry) -> Telemetry:
+    return exporting_telemetry
 
 
 @pytest.fixture
@@ -82,17 +77,8 @@ def jobs(redis: Any) -> Jobs:
 # -- reading the collector ------------------------------------------------------------------
 
 
-async def until(
-    telemetry: Telemetry, found: Callable[[], Any], what: str, timeout: float = 15.0
-) -> Any:  # a deadline, never a fixed sleep
-    deadline = time.monotonic() + timeout
-    while True:
-        await asyncio.to_thread(telemetry.flush)
-        if result := found():
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not in the collector's output within {timeout:g}s: {what}")
-        await asyncio.sleep(0.1)
+async def until(telemetry: Telemetry, found: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    return await until_exported(telemetry.flush, found, what, timeout)
 
 
 def trace_spans(collector: Any, trace_id: str) -> list[Span]:

@@ -9,9 +9,13 @@ functions over `OtelCollector.records()` (or any list of such requests)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SPAN_KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
@@ -188,3 +192,18 @@ def log_records(records: Records) -> list[LogRecord]:
         for scope_logs in resource_logs.get("scopeLogs", [])
         for entry in scope_logs.get("logRecords", [])
     ]
+
+
+async def until_exported(
+    flush: Callable[[], Any], found: Callable[[], T | None], what: str, timeout: float = 15.0
+) -> T:
+    """`found()` once it is truthy, flushing the exporters (`flush`, e.g. Telemetry.flush)
+    before each look: a deadline, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await asyncio.to_thread(flush)
+        if result := found():
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in the collector's output within {timeout:g}s: {what}")
+        await asyncio.sleep(0.1)
