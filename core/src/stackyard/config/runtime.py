@@ -12,6 +12,7 @@ from pydantic import Field
 
 from ..resources.auth import IdentityProviderSpec
 from ..resources.base import CamelModel
+from ..resources.database import DatabaseSpec
 from ..resources.email import EmailProviderSpec, EmailTemplateSpec
 from ..resources.jobs import JobQueueSpec, ScheduleSpec
 from ..resources.ratelimit import RateLimitPolicySpec
@@ -60,6 +61,21 @@ class RuntimeConfig(CamelModel):
     )
     schedules: dict[str, ScheduleSpec] = Field(default_factory=dict)
     identity_providers: dict[str, IdentityProviderSpec] = Field(default_factory=dict)
+    databases: dict[str, DatabaseSpec] = Field(
+        default_factory=dict, description="Databases by name; the Stack's spec.mongodb.databaseRef may name one."
+    )
+
+    @property
+    def stack_database(self) -> DatabaseSpec | None:
+        """The Database the Stack's own collections live in (None: spec.mongodb.uriSecretRef)."""
+        ref = self.spec.mongodb.database_ref
+        return self.databases.get(ref.name) if ref is not None else None
+
+    @property
+    def stack_database_name(self) -> str:
+        """Name of the MongoDB database holding stackyard's own collections."""
+        database = self.stack_database
+        return database.connection.database if database is not None else self.spec.mongodb.database
 
     def canonical_json(self) -> str:
         """Deterministic JSON: sorted keys, no whitespace; what the ConfigMap holds."""

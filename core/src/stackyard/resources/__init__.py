@@ -12,6 +12,7 @@ from .base import (
     StackRef,
     duration_seconds,
 )
+from .database import Database, DatabaseSpec, DatabaseStatus
 from .email import EmailProvider, EmailProviderSpec, EmailTemplate, EmailTemplateSpec
 from .jobs import JobQueue, JobQueueSpec, Schedule, ScheduleSpec, ScheduleStatus
 from .ratelimit import RateLimitPolicy, RateLimitPolicySpec
@@ -26,6 +27,9 @@ __all__ = [
     "VERSION",
     "Condition",
     "CustomResource",
+    "Database",
+    "DatabaseSpec",
+    "DatabaseStatus",
     "EmailProvider",
     "EmailProviderSpec",
     "EmailTemplate",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .auth import IdentityProvider
 from .base import CustomResource
+from .database import Database
 from .email import EmailProvider, EmailTemplate
 from .jobs import JobQueue, Schedule
 from .ratelimit import RateLimitPolicy
@@ -17,5 +18,6 @@ KINDS: list[type[CustomResource]] = [
     JobQueue,
     Schedule,
     IdentityProvider,
+    Database,
 ]
 BY_KIND: dict[str, type[CustomResource]] = {k.info.kind: k for k in KINDS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from .base import (
     AGE_COLUMN,
@@ -15,6 +15,7 @@ from .base import (
     CustomResource,
     Duration,
     KindInfo,
+    ObjectName,
     PrinterColumn,
     ResourceStatus,
     SecretKeyRef,
@@ -95,11 +96,45 @@ class RedisConnection(CamelModel):
     )
 
 
+class DatabaseRef(CamelModel):
+    name: ObjectName = Field(description="Name of a Database of this Stack, in the same namespace.")
+
+
 class MongoConnection(CamelModel):
-    uri_secret_ref: SecretKeyRef = Field(description="Secret key holding the MongoDB connection string.")
-    database: str = Field(
-        default="stackyard", min_length=1, max_length=63, pattern=r"^[^/\\. \"$]+$", description="Database name."
+    uri_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding the MongoDB connection string; or set databaseRef."
     )
+    database: str = Field(
+        default="stackyard",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[^/\\. \"$]+$",
+        description="Database name (with uriSecretRef; a Database names its own).",
+    )
+    database_ref: DatabaseRef | None = Field(
+        default=None,
+        description=(
+            "A Database resource whose connection, pool and client settings the api and worker use for "
+            "stackyard's own collections; or set uriSecretRef."
+        ),
+    )
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.uriSecretRef) != has(self.databaseRef)",
+                    "message": "exactly one of mongodb.uriSecretRef and mongodb.databaseRef must be set",
+                }
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MongoConnection:
+        if (self.uri_secret_ref is None) == (self.database_ref is None):
+            raise ValueError("exactly one of mongodb.uriSecretRef and mongodb.databaseRef must be set")
+        return self
 
 
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=100)]
