@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import redis.asyncio as redis
 from pymongo import AsyncMongoClient
+
+from .db.options import database_client
 
 AnyRedis: TypeAlias = "redis.Redis | redis.RedisCluster"
 MAX_CONNECTIONS = 200
@@ -42,5 +44,7 @@ def redis_client(url: str) -> AnyRedis:
     return redis.Redis.from_pool(pool)
 
 
-def mongo_client(uri: str, app_name: str) -> AsyncMongoClient:  # type: ignore[type-arg]
-    return AsyncMongoClient(uri, appname=app_name, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True)
+def mongo_client(uri: str, app_name: str) -> AsyncMongoClient[Any]:
+    """A MongoDB client with the default settings (3 s timeouts, aware datetimes); a
+    Database's own settings: `stackyard.db.options.database_client`."""
+    return database_client(uri, app_name, None, {}, None)

@@ -1,5 +1,11 @@
 """What every stackyard process holds: the live config, where it comes from, and the
-Redis and MongoDB clients made from its credentials (remade when they change)."""
+Redis and MongoDB clients made from its credentials (remade when they change).
+
+MongoDB: `mongo` is the client of the Stack's own database (the Database named by
+spec.mongodb.databaseRef, with its pool and client settings, or the plain MONGODB_URI with
+the defaults), `database` that database; `database_client(name)` is the client of any
+Database of the Stack. A client is remade when its connection string, settings or TLS
+certificates change; the old one is closed at stop (calls in flight on it may finish)."""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ import contextlib
 import functools
 import logging
 import os
+import shutil
+import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +24,13 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
-from .clients import AnyRedis, mongo_client, redis_client
-from .config import MONGODB_URI, REDIS_URL, AppliedConfig, FileConfigSource, KubernetesConfigSource, LiveConfig
-from .problems import NotConfigured
+from .clients import AnyRedis, redis_client
+from .config import REDIS_URL, AppliedConfig, FileConfigSource, KubernetesConfigSource, LiveConfig, RuntimeConfig
+from .db.options import database_client, database_uri, options_fingerprint
+from .problems import NotConfigured, NotFound
+from .resources.database import DatabaseSpec
 from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -58,6 +69,11 @@ class Runtime:
         self.source = source
         self._redis: tuple[str, AnyRedis] | None = None
         self._mongo: tuple[str, AsyncMongoClient[Any]] | None = None
+        """(options fingerprint, client) of the Stack's database."""
+        self._database_clients: dict[str, tuple[str, AsyncMongoClient[Any]]] = {}
+        """The other Databases' clients by name, with their fingerprints."""
+        self._fingerprints: tuple[AppliedConfig, dict[str | None, str]] | None = None
+        self._tls_dir: Path | None = None
         self._source_task: asyncio.Task[None] | None = None
         self._retired: list[Any] = []
         live.subscribe(self._on_config)
@@ -86,18 +102,26 @@ class Runtime:
             self._source_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._source_task
-        for client in [*self._retired, *(c for _, c in filter(None, [self._redis, self._mongo]))]:
+        held = [self._redis, self._mongo, *self._database_clients.values()]
+        for client in [*self._retired, *(c for _, c in filter(None, held))]:
             await _close(client)
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
         await asyncio.to_thread(self.telemetry.shutdown, 2.0)
 
     def _on_config(self, applied: AppliedConfig) -> None:
-        # Clients whose URL changed are replaced; the old ones are closed at stop (in-flight
-        # calls on them may still finish).
-        for attr, key in (("_redis", REDIS_URL), ("_mongo", MONGODB_URI)):
-            held = getattr(self, attr)
-            if held is not None and held[0] != applied.credentials.get(key):
-                self._retired.append(held[1])
-                setattr(self, attr, None)
+        # Clients whose URL or settings changed are replaced; the old ones are closed at stop
+        # (in-flight calls on them may still finish).
+        if self._redis is not None and self._redis[0] != applied.credentials.get(REDIS_URL):
+            self._retired.append(self._redis[1])
+            self._redis = None
+        if self._mongo is not None and self._mongo[0] != self._fingerprint(applied, _stack_database(applied.config)):
+            self._retired.append(self._mongo[1])
+            self._mongo = None
+        for name, (fingerprint, client) in list(self._database_clients.items()):
+            if name not in applied.config.databases or fingerprint != self._fingerprint(applied, name):
+                self._retired.append(client)
+                del self._database_clients[name]
 
     def _config_observations(self) -> list[Observation]:
         applied = self.live.current
@@ -130,10 +154,60 @@ class Runtime:
 
     @property
     def mongo(self) -> AsyncMongoClient[Any]:
-        uri = self.config.credential(MONGODB_URI)
-        if self._mongo is None or self._mongo[0] != uri:
-            self._mongo = (uri, mongo_client(uri, self.service))
+        """The client of the Stack's own database."""
+        applied = self.config
+        name = _stack_database(applied.config)
+        fingerprint = self._fingerprint(applied, name)
+        if self._mongo is None or self._mongo[0] != fingerprint:
+            if self._mongo is not None:
+                self._retired.append(self._mongo[1])
+            self._mongo = (fingerprint, self._client(applied, name))
         return self._mongo[1]
+
+    @property
+    def database(self) -> AsyncDatabase[Any]:
+        """The database of stackyard's own collections (users, delivery log, ...)."""
+        return self.mongo[self.config.config.stack_database_name]
+
+    def database_client(self, name: str) -> AsyncMongoClient[Any]:
+        """The client of the Database `name` of the config in force (NotFound when there is
+        none); the Stack's own Database shares `mongo`'s client."""
+        applied = self.config
+        if name not in applied.config.databases:
+            raise NotFound(f"no Database {name!r} in the Stack's config", database=name)
+        if name == _stack_database(applied.config):
+            return self.mongo
+        fingerprint = self._fingerprint(applied, name)
+        held = self._database_clients.get(name)
+        if held is None or held[0] != fingerprint:
+            if held is not None:
+                self._retired.append(held[1])
+            held = self._database_clients[name] = (fingerprint, self._client(applied, name))
+        return held[1]
+
+    def _client(self, applied: AppliedConfig, name: str | None) -> AsyncMongoClient[Any]:
+        spec: DatabaseSpec | None = None if name is None else applied.config.databases[name]
+        uri = database_uri(applied.credentials, name)
+        return database_client(uri, self.service, spec, applied.credentials, name, self.tls_dir)
+
+    def _fingerprint(self, applied: AppliedConfig, name: str | None) -> str:
+        """The options fingerprint of Database `name` (None: MONGODB_URI) in `applied`,
+        computed once per config (`mongo` is read on every request)."""
+        if self._fingerprints is None or self._fingerprints[0] is not applied:
+            self._fingerprints = (applied, {})
+        cache = self._fingerprints[1]
+        if name not in cache:
+            spec = None if name is None else applied.config.databases[name]
+            cache[name] = options_fingerprint(spec, applied.credentials, name)
+        return cache[name]
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the Databases' TLS certificates are written (a private temporary directory,
+        removed at stop)."""
+        if self._tls_dir is None:
+            self._tls_dir = Path(tempfile.mkdtemp(prefix=f"{self.service}-tls-"))
+        return self._tls_dir
 
     async def readiness(self) -> Readiness:
         checks: dict[str, str] = {}
@@ -146,6 +220,11 @@ class Runtime:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"unreachable: {type(exc).__name__}"
+        try:
+            await asyncio.wait_for(self.mongo.admin.command("ping"), timeout=1.0)
+            checks["mongodb"] = "ok"
+        except Exception as exc:
+            checks["mongodb"] = f"unreachable: {type(exc).__name__}"
         return Readiness(all(v.startswith("ok") for v in checks.values()), checks)
 
     def describe_config(self) -> dict[str, Any]:
@@ -166,8 +245,15 @@ class Runtime:
             "jobQueues": sorted(config.job_queues),
             "schedules": sorted(config.schedules),
             "identityProviders": sorted(config.identity_providers),
+            "databases": sorted(config.databases),
             "lastError": self.live.last_error,
         }
+
+
+def _stack_database(config: RuntimeConfig) -> str | None:
+    """Name of the Database holding the Stack's collections (None: spec.mongodb.uriSecretRef)."""
+    ref = config.spec.mongodb.database_ref
+    return ref.name if ref is not None and ref.name in config.databases else None
 
 
 async def _close(client: Any) -> None:
