@@ -1,5 +1,6 @@
 """The Python SDK of the stackyard api: jobs, queues and their dead letters, events, email,
-the suppression list, and auth (users' sign-up, login, tokens and sessions; the admin API).
+the suppression list, auth (users' sign-up, login, tokens and sessions; the admin API), and
+the Stack's Databases (server, pool, migration state and history).
 
     from stackyard.client import Stackyard
 
@@ -27,6 +28,7 @@ from stackyard.auth.contract import (
     User,
 )
 from stackyard.auth.contract_admin import AuditEvent, AuditPage, Deleted, MfaState, OrgMembership, UserDetail, UserPage
+from stackyard.db.contract import DatabaseView, MigrationRecord, MigrationView, PoolView, ServerView
 from stackyard.email.contract import (
     AttachmentIn,
     EmailAccepted,
@@ -61,6 +63,8 @@ from .async_client import AsyncEmails, AsyncEvents, AsyncJobs, AsyncQueues, Asyn
 from .auth_async import AsyncAccount, AsyncAuth
 from .auth_sync import Account, Auth
 from .calls import ADMIN_KEY_ENV, API_TOKEN_ENV, API_URL_ENV, DEFAULT_API_URL, attachment
+from .databases_async import AsyncDatabases
+from .databases_sync import Databases
 from .errors import (
     AccountDisabled,
     AdminKeyRefused,
@@ -74,6 +78,8 @@ from .errors import (
     InvalidEmail,
     InvalidToken,
     LastOwner,
+    MigrationFailed,
+    MigrationWaitTimeout,
     NotFound,
     RateLimited,
     RecipientSuppressed,
@@ -110,6 +116,7 @@ __all__ = [
     "AsyncAdminUsers",
     "AsyncAuth",
     "AsyncAuthAdmin",
+    "AsyncDatabases",
     "AsyncEmails",
     "AsyncEvents",
     "AsyncJobs",
@@ -124,6 +131,8 @@ __all__ = [
     "AuthAdmin",
     "AuthNotConfigured",
     "Conflict",
+    "DatabaseView",
+    "Databases",
     "DeadLetterResult",
     "Deleted",
     "EmailAccepted",
@@ -151,9 +160,14 @@ __all__ = [
     "Me",
     "MfaRequired",
     "MfaState",
+    "MigrationFailed",
+    "MigrationRecord",
+    "MigrationView",
+    "MigrationWaitTimeout",
     "NotFound",
     "OpenIdConfiguration",
     "OrgMembership",
+    "PoolView",
     "PreviewResult",
     "Profile",
     "QueueCounts",
@@ -163,6 +177,7 @@ __all__ = [
     "RecipientSuppressed",
     "RefreshTokenReused",
     "RetryPolicy",
+    "ServerView",
     "Session",
     "SessionView",
     "SignupDisabled",

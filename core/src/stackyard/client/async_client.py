@@ -37,6 +37,7 @@ from stackyard.jobs.contract import (
 from . import calls
 from .auth_async import AsyncAuth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
+from .databases_async import AsyncDatabases
 from .errors import ApiUnreachable, WaitTimeout
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 
@@ -50,7 +51,7 @@ class AsyncStackyard:
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
     as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
-    for `auth.admin` only (default $STACKYARD_ADMIN_KEY); timeout: seconds for one request;
+    for `auth.admin` and `databases` only (default $STACKYARD_ADMIN_KEY); timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
 
@@ -75,6 +76,7 @@ class AsyncStackyard:
         self.emails = AsyncEmails(self)
         self.suppressions = AsyncSuppressions(self)
         self.auth = AsyncAuth(self, calls.admin_key(admin_key))
+        self.databases = AsyncDatabases(self, calls.admin_key(admin_key))
 
     def __repr__(self) -> str:
         return f"AsyncStackyard({self.base_url!r})"

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from stackyard.db.contract import DatabaseView
 from stackyard.jobs.contract import Job
 
 _PROBLEM_FIELDS = ("type", "title", "status", "detail", "instance")
@@ -247,4 +248,30 @@ class WaitTimeout(TimeoutError):
     def __init__(self, job: Job, timeout: float) -> None:
         super().__init__(f"job {job.id} did not finish within {timeout:g} s (state: {job.state})")
         self.job = job
+        self.timeout = timeout
+
+
+class MigrationFailed(Exception):
+    """`databases.wait_migrated`: a migration run failed while it waited; `database` is the
+    Database as last read (its migration's failed_version and error say which and why)."""
+
+    def __init__(self, database: DatabaseView) -> None:
+        migration = database.migration
+        failed = migration.failed_version if migration else None
+        error = migration.error if migration else None
+        at = migration.version if migration else 0
+        super().__init__(f"Database {database.name}: version {failed} failed: {error}; the database stays at {at}")
+        self.database = database
+
+
+class MigrationWaitTimeout(TimeoutError):
+    """`databases.wait_migrated` gave up before the Database reached the version; `database`
+    is the Database as last read."""
+
+    def __init__(self, database: DatabaseView, version: int, timeout: float) -> None:
+        at = database.migration.version if database.migration else None
+        where = f"it is at {at}" if at is not None else f"its migration state is unknown ({database.error or 'none'})"
+        super().__init__(f"Database {database.name} did not reach version {version} within {timeout:g} s; {where}")
+        self.database = database
+        self.version = version
         self.timeout = timeout

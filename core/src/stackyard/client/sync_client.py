@@ -36,6 +36,7 @@ from stackyard.jobs.contract import (
 from . import calls
 from .auth_sync import Auth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
+from .databases_sync import Databases
 from .errors import ApiUnreachable, WaitTimeout
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 
@@ -49,7 +50,7 @@ class Stackyard:
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
     as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
-    for `auth.admin` only (default $STACKYARD_ADMIN_KEY); timeout: seconds for one request;
+    for `auth.admin` and `databases` only (default $STACKYARD_ADMIN_KEY); timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
 
@@ -74,6 +75,7 @@ class Stackyard:
         self.emails = Emails(self)
         self.suppressions = Suppressions(self)
         self.auth = Auth(self, calls.admin_key(admin_key))
+        self.databases = Databases(self, calls.admin_key(admin_key))
 
     def __repr__(self) -> str:
         return f"Stackyard({self.base_url!r})"

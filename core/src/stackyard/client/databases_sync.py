@@ -1,0 +1,81 @@
+"""`Stackyard.databases`: the Stack's Databases as the api reaches them, and their
+migration history, sent with the Stack's admin API key. What each call sends is in
+`database_calls`."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from stackyard.db.contract import DatabaseView, MigrationRecord
+
+from . import database_calls
+from .errors import MigrationFailed, MigrationWaitTimeout
+
+if TYPE_CHECKING:
+    from .sync_client import Stackyard
+
+
+class Databases:
+    """Every call raises AdminKeyMissing (a ValueError) before sending anything when the
+    client has no admin key, AdminKeyRefused when the api refuses it, NotFound for a name the
+    Stack's config does not hold."""
+
+    def __init__(self, client: Stackyard, key: str | None) -> None:
+        self._client = client
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "Databases()"
+
+    def list(self) -> builtins.list[DatabaseView]:
+        """Every Database of the Stack, by name: its server as the api reaches it now (or
+        why it cannot), the driver's pool, the index policy and the migration state."""
+        return (self._client.send(database_calls.list_databases(self._key))).items
+
+    def get(self, name: str) -> DatabaseView:
+        return self._client.send(database_calls.get_database(self._key, name))
+
+    def migrations(self, name: str) -> builtins.list[MigrationRecord]:
+        """The migration history of Database `name`, newest first."""
+        return (self._client.send(database_calls.migration_history(self._key, name))).items
+
+    def wait_migrated(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        timeout: float | None = 600.0,
+        poll: float = 1.0,
+        on_update: Callable[[DatabaseView], object] | None = None,
+    ) -> DatabaseView:
+        """Read the Database every `poll` seconds until its migrations reach `version`
+        (default: its spec.migrations.version) and return it. MigrationFailed when a run
+        fails meanwhile (a failure already reported when the wait began does not count),
+        MigrationWaitTimeout after `timeout` seconds (None: no limit). `on_update` sees
+        every state read."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        view = self.get(name)
+        before = failed = self._failure(view)
+        while True:
+            if on_update is not None:
+                on_update(view)
+            target = version if version is not None else view.migration.desired_version if view.migration else None
+            if target is not None and database_calls.migration_reached(view, target):
+                return view
+            if failed is not None and failed != before:
+                raise MigrationFailed(view)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise MigrationWaitTimeout(view, target or 0, timeout or 0.0)
+            left = poll if deadline is None else min(poll, max(deadline - time.monotonic(), 0.0))
+            time.sleep(left)
+            view = self.get(name)
+            failed = self._failure(view)
+
+    def _failure(self, view: DatabaseView) -> database_calls.Failure | None:
+        if view.migration is None or view.migration.failed_version is None:
+            return None
+        history = self._client.send(database_calls.migration_history(self._key, view.name))
+        return database_calls.failure(view, history)
