@@ -94,6 +94,12 @@ class RestoreResult:
 # -- names and files ---------------------------------------------------------------------------
 
 
+def backup_name(moment: datetime) -> str:
+    """The name of a backup started at `moment` (its UTC time: 20261126T052400Z); a second
+    one in the same second gets -1, -2..."""
+    return moment.astimezone(UTC).strftime(_NAME_FORMAT)
+
+
 def _file_stem(collection: str) -> str:
     """The collection's name as a file name (as mongodump escapes it: % and / percent-encoded)."""
     return collection.replace("%", "%25").replace("/", "%2F")
@@ -117,7 +123,7 @@ def _claim_directory(root: Path, now: datetime) -> tuple[str, Path]:
     """A fresh `<name>.partial` directory (created atomically: two runs never share one);
     a second backup in the same second is named `<time>-1`, `-2`..."""
     root.mkdir(parents=True, exist_ok=True)
-    base = now.astimezone(UTC).strftime(_NAME_FORMAT)
+    base = backup_name(now)
     for suffix in range(1000):
         name = base if suffix == 0 else f"{base}-{suffix}"
         if (root / name).exists():
