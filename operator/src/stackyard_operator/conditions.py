@@ -7,8 +7,9 @@ from typing import Any
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
-WORKER_CONDITIONS = frozenset({"Reachable"})
-"""Condition types that workers write (an EmailProvider's Reachable); the operator keeps them."""
+WORKER_CONDITIONS = frozenset({"Reachable", "Connected", "IndexesInSync", "Migrated"})
+"""Condition types that workers write (an EmailProvider's Reachable, a Database's Connected,
+IndexesInSync and Migrated); the operator keeps them."""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ Every handler is a few lines; the decisions are in render.py, the mechanics in
 reconciler.py. Nothing here is edge-triggered: any event on a Stack, a member
 resource, a referenced Secret or an owned Deployment leads to the same reconcile
 of the whole Stack, except a Schedule's status writes by the worker, which change
-nothing the operator renders. (No kopf timers: they would put finalizers on users'
-Stacks; the reconciler runs its own periodic resync.)
+nothing the operator renders. (A Database's do: the migration version the worker
+reports there decides whether a migration Job is wanted.) (No kopf timers: they would
+put finalizers on users' Stacks; the reconciler runs its own periodic resync.)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ MEMBER_PLURALS = {
     "JobQueue": "jobqueues",
     "Schedule": "schedules",
     "IdentityProvider": "identityproviders",
+    "Database": "databases",
 }
 assert set(MEMBER_PLURALS) == set(MEMBER_KINDS), "every member kind needs a plural here"
 
@@ -95,6 +97,11 @@ def identityproviders(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, An
     return {(namespace, stack_ref(body)): snapshot(body)}
 
 
+@kopf.index(GROUP, VERSION, "databases")
+def databases(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
 @kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})
 def workloads(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict[Any, Any]:
     return {
@@ -139,6 +146,7 @@ async def stack_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any)
 @kopf.on.event(GROUP, VERSION, "ratelimitpolicies")
 @kopf.on.event(GROUP, VERSION, "jobqueues")
 @kopf.on.event(GROUP, VERSION, "identityproviders")
+@kopf.on.event(GROUP, VERSION, "databases")
 async def member_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     # Ask for the Stack named now; one it named before (if stackRef changed) is
     # reconciled by its own next resync.

@@ -23,6 +23,7 @@ _PATHS = {
     "Secret": ("/api/v1", "secrets"),
     "Service": ("/api/v1", "services"),
     "Deployment": ("/apis/apps/v1", "deployments"),
+    "Job": ("/apis/batch/v1", "jobs"),
     "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
     "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
     "Stack": (f"/apis/{GROUP}/{VERSION}", "stacks"),
@@ -32,6 +33,7 @@ _PATHS = {
     "JobQueue": (f"/apis/{GROUP}/{VERSION}", "jobqueues"),
     "Schedule": (f"/apis/{GROUP}/{VERSION}", "schedules"),
     "IdentityProvider": (f"/apis/{GROUP}/{VERSION}", "identityproviders"),
+    "Database": (f"/apis/{GROUP}/{VERSION}", "databases"),
 }
 
 
@@ -77,6 +79,19 @@ class Kube:
             content_type="application/apply-patch+yaml",
             query=[("fieldManager", MANAGER), ("force", "true")],
         )
+
+    async def delete(self, kind: str, namespace: str, name: str, uid: str) -> None:
+        """Delete an object if it is still the one seen (uid); gone already is fine."""
+        try:
+            await self._call(
+                "DELETE",
+                object_path(kind, namespace, name),
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}},
+                content_type="application/json",
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # 409: a new object of that name, not ours to delete
+                raise
 
     async def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:

@@ -8,6 +8,8 @@ hash: a config change reaches running pods through their watch, not a restart.
 from __future__ import annotations
 
 import base64
+import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from stackyard.config import (
@@ -19,6 +21,7 @@ from stackyard.config import (
     credentials_secret_name,
 )
 from stackyard.resources import GROUP
+from stackyard.resources.database import BackupVolume
 from stackyard.resources.stack import StackSpec, WorkloadSettings
 
 from .auth_keys import ROTATION_HANDLED_ANNOTATION, auth_keys_secret_name
@@ -27,6 +30,8 @@ MANAGER = "stackyard-operator"
 API_PORT = 8080
 WORKER_PORT = 8081
 COMPONENTS = ("api", "worker")
+BACKUP_ROOT = "/var/lib/stackyard/backups"
+"""Where the worker finds each Database's backup volume: <BACKUP_ROOT>/<database name>."""
 
 
 def service_account_name(stack: str) -> str:
@@ -53,11 +58,12 @@ def labels(stack: str, component: str, version: str | None = None) -> dict[str, 
     return result
 
 
-def owner_reference(stack_body: dict[str, Any]) -> dict[str, Any]:
-    meta = stack_body["metadata"]
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    """The controller reference to `owner` (a Stack, or a Database for what it alone needs)."""
+    meta = owner["metadata"]
     return {
-        "apiVersion": stack_body["apiVersion"],
-        "kind": "Stack",
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
         "name": meta["name"],
         "uid": meta["uid"],
         "controller": True,
@@ -87,10 +93,11 @@ def service_account(stack_body: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
-    """What the Stack's api and worker may do: read exactly the Stack's ConfigMap and
-    credentials Secret, record the runs of Schedules in their status (the worker writes
-    lastRunTime, nextRunTime and the last job there) and the EmailProviders' health in
-    theirs (Reachable, breaker, lastAttempt), nothing else."""
+    """What the Stack's api and worker (and its migration Jobs) may do: read exactly the
+    Stack's ConfigMap and credentials Secret, record the runs of Schedules in their status
+    (the worker writes lastRunTime, nextRunTime and the last job there), the EmailProviders'
+    health in theirs (Reachable, breaker, lastAttempt) and the Databases' in theirs
+    (Connected, indexes, migration, last backup), nothing else."""
     name = stack_body["metadata"]["name"]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -111,7 +118,7 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
             },
             {
                 "apiGroups": [GROUP],
-                "resources": ["schedules/status", "emailproviders/status"],
+                "resources": ["schedules/status", "emailproviders/status", "databases/status"],
                 "verbs": ["get", "patch"],
             },
         ],
@@ -175,47 +182,42 @@ def auth_keys_secret(stack_body: dict[str, Any], data: dict[str, str], rotation_
     }
 
 
-def pod_identity_env(deployment_name: str) -> list[dict[str, Any]]:
+def pod_identity_env(deployment_name: str | None) -> list[dict[str, Any]]:
     """Where the pod runs, for the `k8s.*` resource attributes of its telemetry (see
     stackyard.telemetry.resource): namespace, pod name and uid and node from the downward
-    API, and the Deployment's name, which the downward API cannot give."""
+    API, and the Deployment's name (None for a Job's pod), which the downward API cannot give."""
 
     def field(path: str) -> dict[str, Any]:
         return {"fieldRef": {"fieldPath": path}}
 
-    return [
+    env: list[dict[str, Any]] = [
         {"name": "STACKYARD_NAMESPACE", "valueFrom": field("metadata.namespace")},
         {"name": "STACKYARD_POD_NAME", "valueFrom": field("metadata.name")},
         {"name": "STACKYARD_POD_UID", "valueFrom": field("metadata.uid")},
         {"name": "STACKYARD_NODE_NAME", "valueFrom": field("spec.nodeName")},
-        {"name": "STACKYARD_DEPLOYMENT", "value": deployment_name},
     ]
+    if deployment_name is not None:
+        env.append({"name": "STACKYARD_DEPLOYMENT", "value": deployment_name})
+    return env
 
 
 WORKER_GRACE_SECONDS = 60
 """The worker pod's termination grace period: SIGTERM gives running jobs 50 s of it."""
 
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 (an emptyDir for the read-only root)
 
-def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> dict[str, Any]:
-    name = stack_body["metadata"]["name"]
-    settings: WorkloadSettings = getattr(spec, component)
-    port = API_PORT if component == "api" else WORKER_PORT
-    image = f"{spec.image.registry}/stackyard-{component}:{spec.image.tag}"
-    pod_labels = labels(name, component, spec.image.tag)
-    grace = 30 if component == "api" else WORKER_GRACE_SECONDS
-    container: dict[str, Any] = {
-        "name": component,
-        "image": image,
+
+def image(spec: StackSpec, component: str) -> str:
+    return f"{spec.image.registry}/stackyard-{component}:{spec.image.tag}"
+
+
+def runtime_container(spec: StackSpec, name: str, image_component: str, settings: WorkloadSettings) -> dict[str, Any]:
+    """A container of the api or worker image under the restricted Pod Security Standard, with
+    the Stack's resources for `settings` and a writable /tmp; callers add env, ports and probes."""
+    return {
+        "name": name,
+        "image": image(spec, image_component),
         "imagePullPolicy": spec.image.pull_policy,
-        "env": [
-            {"name": "STACKYARD_STACK", "value": name},
-            *pod_identity_env(workload_name(name, component)),
-            {"name": "STACKYARD_PORT", "value": str(port)},
-        ],
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
-        "startupProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 30},
         "resources": settings.resources.model_dump(exclude_defaults=False),
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -223,13 +225,17 @@ def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> d
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir for the read-only root),
+        "volumeMounts": [dict(TMP_MOUNT)],
     }
-    if component == "worker":
-        # Running jobs get the pod's grace period less a margin to give the rest back.
-        container["env"].append({"name": "STACKYARD_SHUTDOWN_GRACE", "value": str(grace - 10)})
+
+
+def runtime_pod_spec(
+    stack_body: dict[str, Any], spec: StackSpec, settings: WorkloadSettings, container: dict[str, Any]
+) -> dict[str, Any]:
+    """The pod of a Stack's program: its ServiceAccount, a non-root user, the /tmp emptyDir,
+    the node selector of `settings` and the image pull Secrets."""
     pod_spec: dict[str, Any] = {
-        "serviceAccountName": service_account_name(name),
+        "serviceAccountName": service_account_name(stack_body["metadata"]["name"]),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 10001,
@@ -237,7 +243,6 @@ def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> d
             "fsGroup": 10001,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "terminationGracePeriodSeconds": grace,
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
     }
@@ -245,6 +250,63 @@ def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> d
         pod_spec["nodeSelector"] = dict(settings.node_selector)
     if spec.image.pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image.pull_secrets]
+    return pod_spec
+
+
+def backup_volume_name(database: str) -> str:
+    """The pod volume of a Database's backups: a DNS label, whatever the Database's name."""
+    name = f"backup-{database}"
+    if len(name) <= 63 and "." not in name:
+        return name
+    return f"backup-{hashlib.sha256(database.encode()).hexdigest()[:16]}"
+
+
+def deployment(
+    stack_body: dict[str, Any],
+    spec: StackSpec,
+    component: str,
+    backups: Mapping[str, BackupVolume] | None = None,
+) -> dict[str, Any]:
+    """The api or worker Deployment; the worker mounts each Database's backup volume
+    (`backups`, by Database name) at BACKUP_ROOT/<name>."""
+    name = stack_body["metadata"]["name"]
+    settings: WorkloadSettings = getattr(spec, component)
+    port = API_PORT if component == "api" else WORKER_PORT
+    grace = 30 if component == "api" else WORKER_GRACE_SECONDS
+    container = runtime_container(spec, component, component, settings)
+    container["env"] = [
+        {"name": "STACKYARD_STACK", "value": name},
+        *pod_identity_env(workload_name(name, component)),
+        {"name": "STACKYARD_PORT", "value": str(port)},
+    ]
+    container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    container["readinessProbe"] = {
+        "httpGet": {"path": "/readyz", "port": "http"},
+        "periodSeconds": 5,
+        "failureThreshold": 3,
+    }
+    container["livenessProbe"] = {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": 10,
+        "failureThreshold": 6,
+    }
+    container["startupProbe"] = {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": 2,
+        "failureThreshold": 30,
+    }
+    pod_spec = runtime_pod_spec(stack_body, spec, settings, container)
+    pod_spec["terminationGracePeriodSeconds"] = grace
+    if component == "worker":
+        # Running jobs get the pod's grace period less a margin to give the rest back.
+        container["env"].append({"name": "STACKYARD_SHUTDOWN_GRACE", "value": str(grace - 10)})
+        if backups:
+            container["env"].append({"name": "STACKYARD_BACKUP_ROOT", "value": BACKUP_ROOT})
+        for database, volume in sorted((backups or {}).items()):
+            mount = {"name": backup_volume_name(database), "mountPath": f"{BACKUP_ROOT}/{database}"}
+            container["volumeMounts"].append(mount | ({"subPath": volume.sub_path} if volume.sub_path else {}))
+            claim = {"claimName": volume.claim_name}
+            pod_spec["volumes"].append({"name": mount["name"], "persistentVolumeClaim": claim})
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -253,7 +315,7 @@ def deployment(stack_body: dict[str, Any], spec: StackSpec, component: str) -> d
             "replicas": settings.replicas,
             "selector": {"matchLabels": selector_labels(name, component)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+            "template": {"metadata": {"labels": labels(name, component, spec.image.tag)}, "spec": pod_spec},
         },
     }
 

@@ -166,6 +166,9 @@ class StackReconciler:
         if desired.config is not None:
             for manifest in desired.objects:
                 await self.kube.apply(manifest)
+            for obsolete in desired.obsolete:
+                await self.kube.delete(obsolete.kind, key[0], obsolete.name, obsolete.uid)
+                log.info("deleted %s %s/%s, no longer wanted", obsolete.kind, key[0], obsolete.name)
         self.set_timer(key, desired.next_change)
         await self.write_statuses(stack, observed.members, desired)
         config = f"config {desired.config.hash}" if desired.config is not None else "no config applied"

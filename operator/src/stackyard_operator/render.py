@@ -6,7 +6,9 @@ state gives the same answer, so a resync or an operator restart changes nothing.
 
 Rules:
 - The Stack's own Secrets must resolve, or nothing is applied and the config in force
-  stays (Ready=False on the Stack, with the reason).
+  stays (Ready=False on the Stack, with the reason). So must the Database its
+  spec.mongodb.databaseRef names: a valid member of the Stack (DatabaseNotFound,
+  DatabaseInvalid).
 - A member resource that is invalid (a Secret or key missing, a spec that does not
   parse) gets Ready=False with the reason; if an earlier version of it is in force,
   that version stays (with its credentials), else it is left out.
@@ -16,6 +18,9 @@ Rules:
   and copied into the credentials; they are rotated to `now` (see auth_keys.py), and
   `Desired.next_change` says when the reconciler must look again. An admin API key that
   does not resolve is left out with AuthReady=False; the rest of the config applies.
+- Databases in force also get their migration Job and backup Schedule (databases.py), the
+  worker mounts their backup volumes, and the backup Schedules no longer wanted are in
+  `Desired.obsolete`, for the reconciler to delete.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from stackyard.config import (
 )
 from stackyard.resources import SecretKeyRef
 from stackyard.resources.auth import IdentityProviderSpec
+from stackyard.resources.database import DatabaseSpec
 from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
 from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
 from stackyard.resources.ratelimit import RateLimitPolicySpec
@@ -47,6 +53,7 @@ from stackyard.resources.stack import StackSpec
 from . import manifests
 from .auth_keys import AuthKeys, AuthKeysObserved, auth_condition, render_auth_keys
 from .conditions import FALSE, TRUE, ConditionIntent, not_ready, ready
+from .databases import ObjectRef, render_database_objects
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ MEMBER_KINDS = {
         MemberKind("JobQueue", "job_queues", JobQueueSpec),
         MemberKind("Schedule", "schedules", ScheduleSpec),
         MemberKind("IdentityProvider", "identity_providers", IdentityProviderSpec),
+        MemberKind("Database", "databases", DatabaseSpec),
     )
 }
 
@@ -101,6 +109,8 @@ class Desired:
     statuses: dict[tuple[str, str], StatusUpdate]
     next_change: datetime | None = None
     """When the Stack must be reconciled again even without events (a key rotation step)."""
+    obsolete: list[ObjectRef] = field(default_factory=list)
+    """Objects the operator made earlier and that are no longer wanted, to delete after applying."""
 
     @property
     def stack_status(self) -> StatusUpdate:
@@ -154,10 +164,9 @@ def referenced_secrets(body: dict[str, Any]) -> set[str]:
 
 
 def _stack_credentials(spec: StackSpec, secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    credentials = {
-        REDIS_URL: resolve_secret(spec.redis.url_secret_ref, secrets),
-        MONGODB_URI: resolve_secret(spec.mongodb.uri_secret_ref, secrets),
-    }
+    credentials = {REDIS_URL: resolve_secret(spec.redis.url_secret_ref, secrets)}
+    if spec.mongodb.uri_secret_ref is not None:  # else the Database named by databaseRef has the URI
+        credentials[MONGODB_URI] = resolve_secret(spec.mongodb.uri_secret_ref, secrets)
     telemetry = spec.telemetry
     for header in telemetry.headers:
         credentials[telemetry_header_key(header.name)] = resolve_secret(header.value_secret_ref, secrets)
@@ -203,9 +212,13 @@ def render(observed: Observed) -> Desired:
     statuses: dict[tuple[str, str], StatusUpdate] = {}
     members = sorted(observed.members, key=lambda m: (m["kind"], m["metadata"]["name"]))
 
-    def keep_previous(reason: str, message: str) -> Desired:
+    def keep_previous(reason: str, message: str, keep: tuple[str, str] | None = None) -> Desired:
+        """Nothing applied; every member says why, but `keep`, whose own status says more."""
         for member in members:
-            statuses[(member["kind"], member["metadata"]["name"])] = StatusUpdate(
+            key = (member["kind"], member["metadata"]["name"])
+            if key == keep and key in statuses:
+                continue
+            statuses[key] = StatusUpdate(
                 [not_ready("StackNotReady", f"Stack {stack_name} is not ready: {message}")],
                 int(member["metadata"].get("generation", 0)),
             )
@@ -226,6 +239,7 @@ def render(observed: Observed) -> Desired:
 
     folded: dict[str, dict[str, Any]] = {k.config_field: {} for k in MEMBER_KINDS.values()}
     member_problems = []
+    invalid: dict[tuple[str, str], str] = {}
     for member in members:
         kind, name = member["kind"], member["metadata"]["name"]
         member_kind = MEMBER_KINDS[kind]
@@ -247,6 +261,7 @@ def render(observed: Observed) -> Desired:
             if kind == "EmailProvider":
                 intents.append(ConditionIntent("CredentialsResolved", FALSE, reason, message))
             member_problems.append(f"{kind} {name}: {reason}")
+            invalid[(kind, name)] = f"{reason}: {message}"
         else:
             folded[member_kind.config_field][name] = member_spec
             credentials.update(member_credentials)
@@ -263,6 +278,14 @@ def render(observed: Observed) -> Desired:
                     )
                 )
         statuses[(kind, name)] = StatusUpdate(intents, member_generation)
+
+    ref = spec.mongodb.database_ref
+    if ref is not None and (problem := _stack_database_problem(ref.name, members, invalid)) is not None:
+        return keep_previous(*problem, keep=("Database", ref.name))
+    made = render_database_objects(stack_body, spec, folded["databases"], members)
+    for obsolete in made.obsolete:  # about to be deleted: neither in force nor given a status
+        folded["schedules"].pop(obsolete.name, None)
+        statuses.pop((obsolete.kind, obsolete.name), None)
 
     revision = observed.previous_credentials_revision
     if credentials != dict(observed.previous_credentials):
@@ -300,11 +323,24 @@ def render(observed: Observed) -> Desired:
         ),
         manifests.credentials_secret(stack_body, credentials, revision),
         manifests.config_map(stack_body, config),
-        *(manifests.deployment(stack_body, spec, c) for c in manifests.COMPONENTS),
+        *(manifests.deployment(stack_body, spec, c, made.backups) for c in manifests.COMPONENTS),
         manifests.api_service(stack_body),
+        *made.objects,
     ]
     next_change = auth_keys.next_change if auth_keys is not None else None
-    return Desired(config, credentials, revision, objects, statuses, next_change)
+    return Desired(config, credentials, revision, objects, statuses, next_change, made.obsolete)
+
+
+def _stack_database_problem(
+    name: str, members: list[dict[str, Any]], invalid: Mapping[tuple[str, str], str]
+) -> tuple[str, str] | None:
+    """Why the Database `name`, which the Stack keeps its own collections in, cannot be used."""
+    where = "spec.mongodb.databaseRef"
+    if not any(m["kind"] == "Database" and m["metadata"]["name"] == name for m in members):
+        return "DatabaseNotFound", f"{where}: no Database {name} with a spec.stackRef naming this Stack"
+    if ("Database", name) in invalid:
+        return "DatabaseInvalid", f"{where}: Database {name} is not valid ({invalid[('Database', name)]})"
+    return None
 
 
 def _auth(
