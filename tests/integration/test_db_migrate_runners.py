@@ -1,7 +1,8 @@
 """`stackyard-migrate` as real processes (what the operator's Job runs) against the real
 MongoDB wire-protocol server of the harness, with a file config: two runners at once apply
 each version once, a failure exits 1 and leaves the version, a SIGKILLed runner's lock is
-taken over after its lease, a runner frozen past its lease neither records nor runs on."""
+taken over after its lease, a runner frozen past its lease neither records nor runs on
+(and exits 3: run again, unlike 1, a script that failed)."""
 
 from __future__ import annotations
 
@@ -186,7 +187,7 @@ def test_a_runner_frozen_past_its_lease_neither_records_nor_runs_the_next_versio
     successor = runners.start("migrate-successor")
     assert runners.exit_code(successor) == 0, log(successor)
     frozen.proc.send_signal(signal.SIGCONT)
-    assert runners.exit_code(frozen) == 1
+    assert runners.exit_code(frozen) == 3
     assert "lost the lock" in log(frozen)
 
     record = runners.record(1)
@@ -206,3 +207,17 @@ def test_wrong_config_or_scripts_exit_2_before_anything_runs(runners: Runners) -
     assert runners.exit_code(unknown) == 2
     assert "no Database nope in Stack demo's config (Databases: app)" in log(unknown)
     assert runners.effects("a") == [] and runners.record(1) is None
+
+
+def test_sigterm_gives_the_lock_back_so_the_next_runner_does_not_wait_out_the_lease(runners: Runners) -> None:
+    runners.configure(version=1, lease="120s")
+    runners.write("V1__slow.py", python_step("one", sleep=3.0))
+    stopped = runners.start("migrate-stopped")
+    wait_for(lambda: (runners.record(1) or {}).get("status") == "running", 30, what="version 1 to start")
+    assert stopped.proc is not None
+    stopped.proc.send_signal(signal.SIGTERM)
+    assert runners.exit_code(stopped) == 3 and "stopped by SIGTERM" in log(stopped)
+    successor = runners.start("migrate-next", "--wait", "20")
+    assert runners.exit_code(successor) == 0, log(successor)
+    assert "waiting for the lock" not in log(successor) and "left running by" in log(successor)
+    assert len(runners.effects("one")) == 1

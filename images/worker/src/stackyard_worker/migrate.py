@@ -6,8 +6,10 @@ worker. The scripts are the Python package of spec.migrations.module, or the fil
 $STACKYARD_MIGRATIONS_DIR (default /etc/stackyard/migrations/<NAME>, where the Job mounts the
 ConfigMap of spec.migrations.configMapRef). Progress lines go to stderr.
 
-Exit status: 0 at the target version, 1 a migration failed (or the lock could not be had or
-was lost), 2 usage, config or scripts wrong (nothing ran).
+Exit status: 0 at the target version; 1 a script failed (retrying the same script will not
+help: the Job should fail); 2 usage, config or scripts wrong (nothing ran); 3 the run could
+not finish for a passing reason (the lock stayed taken or was lost, the server was unreachable,
+SIGTERM): running again is the cure.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from stackyard.runtime import Runtime
 
 PROGRAM = "stackyard-migrate"
 CONFIG_WAIT = 30.0
-OK, FAILED, USAGE = 0, 1, 2
+OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 3
 
 log = logging.getLogger("stackyard_worker.migrate")
 
@@ -84,7 +86,7 @@ async def migrate(runtime: Runtime, name: str, to: int | None, wait: float) -> i
     result = await migrator.migrate(target, wait=wait)
     if not result.ok:
         say(f"FAILED at version {result.version}: {result.error}")
-        return FAILED
+        return FAILED if result.failed_version is not None else INTERRUPTED
     done = ", ".join(map(str, result.applied)) or "nothing"
     say(f"at version {result.version} (applied: {done})")
     return OK
@@ -107,10 +109,10 @@ async def run(name: str, to: int | None, wait: float) -> int:
         return USAGE
     except PyMongoError as exc:
         say(f"FAILED: {scrub(f'{type(exc).__name__}: {exc}')}")
-        return FAILED
+        return INTERRUPTED
     except asyncio.CancelledError:
         say("stopped by SIGTERM; the lock is given back, an unfinished version runs again next time")
-        return FAILED
+        return INTERRUPTED
     finally:
         with contextlib.suppress(Exception):
             await runtime.stop()
