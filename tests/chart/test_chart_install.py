@@ -172,6 +172,7 @@ def test_crds_are_installed_and_established(release, kube):
         "jobqueues.stackyard.dev",
         "schedules.stackyard.dev",
         "identityproviders.stackyard.dev",
+        "databases.stackyard.dev",
     }
 
 
@@ -297,6 +298,38 @@ def test_operator_with_the_chart_rbac_reconciles_stacks_to_ready(release, team, 
     assert not forbidden_requests(log), "\n".join(forbidden_requests(log))
 
 
+def test_operator_with_the_chart_rbac_makes_and_removes_what_a_database_needs(release, chart_operator):
+    """A Database of the default Stack with migrations and backups: the migration Job and the
+    backup Schedule are made, the Schedule deleted when the backup section goes, nothing refused."""
+    wait_until(lambda: ready(release.namespace, "stack", STACK), READY_TIMEOUT, f"Stack {STACK} Ready")
+    database = {
+        "apiVersion": "stackyard.dev/v1alpha1",
+        "kind": "Database",
+        "metadata": {"name": "app"},
+        "spec": {
+            "stackRef": {"name": STACK},
+            "connection": {"uriSecretRef": {"name": "demo-stack-backends", "key": "mongodb"}, "database": "app"},
+            "migrations": {"version": 1, "module": "app.migrations"},
+            "backup": {"schedule": "@daily", "volume": {"claimName": "app-backups"}},
+        },
+    }
+    release.namespace.kubectl("apply", "-f", "-", input=json.dumps(database))
+    wait_until(lambda: ready(release.namespace, "database", "app"), READY_TIMEOUT, "Database app Ready")
+    wait_until(lambda: ready(release.namespace, "schedule", "app-backup"), READY_TIMEOUT, "Schedule app-backup Ready")
+
+    def jobs() -> list[dict[str, Any]]:
+        out = release.namespace.kubectl("get", "jobs", "-l", "stackyard.dev/database=app", "-o", "json").stdout
+        return json.loads(out)["items"]
+
+    wait_until(lambda: len(jobs()) == 1, 30, "the migration Job")
+    del database["spec"]["backup"]
+    release.namespace.kubectl("apply", "-f", "-", input=json.dumps(database))
+    wait_until(lambda: release.namespace.get("schedule", "app-backup") is None, 30, "the backup Schedule deleted")
+    log = chart_operator.log()
+    assert not forbidden_requests(log), "\n".join(forbidden_requests(log))
+    release.namespace.kubectl("delete", "database", "app")
+
+
 def test_operator_rendered_pods_are_admitted_under_the_restricted_standard(release, chart_operator):
     wait_until(lambda: release.namespace.get("deployment", f"{STACK}-api") is not None, READY_TIMEOUT, "api Deployment")
 
@@ -321,6 +354,10 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("patch", "deployments.apps", "-n", team.name),
         ("create", "events", "-n", own),
         ("update", f"leases.coordination.k8s.io/{OPERATOR_SA}", "-n", own),
+        ("watch", "databases.stackyard.dev", "-n", own),
+        ("patch", "databases.stackyard.dev", "--subresource=status", "-n", own),
+        ("create", "jobs.batch", "-n", team.name),
+        ("delete", "schedules.stackyard.dev", "-n", own),
     ]
     refused = [
         ("delete", "namespaces"),
@@ -334,6 +371,8 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("update", "leases.coordination.k8s.io/someone-else", "-n", own),
         ("create", "pods", "-n", own),
         ("get", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("delete", "jobs.batch", "-n", own),
+        ("delete", "databases.stackyard.dev", "-n", own),
     ]
     for check in granted:
         assert can_i(kube, own, *check), f"the operator should be allowed to {' '.join(check)}"
