@@ -6,11 +6,9 @@ the password."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +27,8 @@ from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
 from stackyard.resources.stack import StackSpec
 from stackyard_harness.kube import KubeCluster
 from stackyard_harness.process import ManagedProcess, free_port
+
+from .test_jobs_workers import registered, until
 
 WORKER = str(Path(sys.executable).parent / "stackyard-worker")
 FUNCTION = "stackyard.db.backup"
@@ -145,18 +145,6 @@ def fresh(mongo: Any) -> Any:
     return mongo[name]
 
 
-async def until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        await asyncio.sleep(0.2)
-    return result
-
-
-async def registered(jobs: JobClient, queue: str) -> bool:
-    return FUNCTION in await jobs.functions(queue)
-
-
 def entries(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob("*"))
 
@@ -175,7 +163,7 @@ async def test_the_worker_backs_up_a_database_on_its_schedule_and_keeps_the_last
     queue = f"backups-{uuid.uuid4().hex[:6]}"
     worker.apply(queue, {"appdb": (database_spec(source.name, retention={"keepLast": 2}), worker.mongo_url)})
     worker.start()
-    await until(lambda: registered(jobs, queue), 15, f"a worker running {FUNCTION}")
+    await registered(jobs, queue, FUNCTION)
 
     def finished() -> list[str]:
         return re.findall(r"backup of Database appdb: backup (\S+):", worker.log())
@@ -206,7 +194,7 @@ async def test_a_backup_that_cannot_reach_its_server_fails_the_job_without_the_p
     queue = f"backups-{uuid.uuid4().hex[:6]}"
     worker.apply(queue, {"down": (database_spec("app"), nowhere)})
     worker.start()
-    await until(lambda: registered(jobs, queue), 15, f"a worker running {FUNCTION}")
+    await registered(jobs, queue, FUNCTION)
 
     async def dead() -> list[Any]:
         return (await jobs.dead_page(queue)).items
