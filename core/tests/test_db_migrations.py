@@ -56,6 +56,11 @@ def python_step(marker: str, sleep: float = 0.0, fail: str | None = None) -> str
     )
 
 
+def documented_json_example() -> str:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "database-migrations.md").read_text()
+    return doc.split("```json\n", 1)[1].split("```", 1)[0]
+
+
 async def effects(db: Any, marker: str) -> int:
     return await db.effects.count_documents({"marker": marker})
 
@@ -290,3 +295,27 @@ async def test_lock_takeover_by_many_runners_has_one_winner(db):
         won = await asyncio.gather(*(taker.try_acquire() for taker in takers))
         assert sum(won) == 1
         await takers[won.index(True)].release()
+
+
+async def test_a_lost_connection_is_not_a_script_failure_and_the_version_runs_again(db, tmp_path):
+    directory = scripts(
+        tmp_path / "m",
+        V1__flaky_py="from pymongo.errors import AutoReconnect\nasync def up(db):\n    raise AutoReconnect('gone')\n",
+    )
+    with pytest.raises(Exception, match="gone") as raised:
+        await Migrator(db, load_directory(directory)).migrate(1)
+    assert type(raised.value).__name__ == "AutoReconnect"
+    state = await migration_state(db)
+    assert (state.version, state.failed_version, state.running_version) == (0, None, 1)
+    scripts(directory, V1__flaky_py=python_step("one"))
+    assert (await Migrator(db, load_directory(directory)).migrate(1)).applied == [1]
+
+
+async def test_the_documented_json_example_runs_and_runs_again_harmlessly(db, tmp_path):
+    directory = scripts(tmp_path / "m", V1__orders_json=documented_json_example())
+    await db.orders.insert_one({"_id": 1})
+    assert (await Migrator(db, load_directory(directory)).migrate(1)).applied == [1]
+    await db[HISTORY_COLLECTION].delete_many({})  # as if its record had not been written
+    assert (await Migrator(db, load_directory(directory)).migrate(1)).applied == [1]
+    assert (await db.orders.find_one({"_id": 1}))["status"] == "open"
+    assert (await db.settings.find_one({"_id": "limits"}))["maxItems"] == 500

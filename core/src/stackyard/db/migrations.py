@@ -42,7 +42,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from .migration_lock import LOCK_COLLECTION, LeaseLock, LockLost, LockTimeout, utc
-from .probe import scrub
+from .probe import is_connection_error, scrub
 
 __all__ = [
     "HISTORY_COLLECTION",
@@ -131,7 +131,10 @@ def load_module(package: str) -> list[Migration]:
             module = importlib.import_module(source)
         except Exception as exc:
             raise MigrationError(f"{source}: cannot be imported: {_describe(exc)}") from exc
-        checksum = hashlib.sha256(inspect.getsource(module).encode()).hexdigest()
+        try:
+            checksum = hashlib.sha256(inspect.getsource(module).encode()).hexdigest()
+        except (OSError, TypeError) as exc:
+            raise MigrationError(f"{source}: its source is not in the image (its checksum is made of it)") from exc
         migrations.append(
             Migration(_version(source, match), match["name"], "python", checksum, source, _async_up(source, module))
         )
@@ -401,6 +404,11 @@ class Migrator:
             except LockLost:
                 raise
             except Exception as exc:
+                if is_connection_error(exc):
+                    # The server went away, not the script: the claim stays running and the
+                    # next run (the Job's retry) runs the version again.
+                    self.progress(f"version {migration.version} interrupted: {_describe(exc)}")
+                    raise
                 error = _describe(exc)
                 await self.lock.renew()
                 await self._finish(migration, started, error)
