@@ -179,6 +179,11 @@ async def test_the_worker_backs_up_a_database_on_its_schedule_and_keeps_the_last
     assert [info.name for info in listed] == sorted(names, reverse=True)[:2]
     assert all(info.collections == {"orders": 300} and info.database == source.name for info in listed)
     assert entries(worker.backups / "appdb") == sorted(info.name for info in listed)
+    job_ids = re.findall(r"schedule appdb-backup: tick \S+ started job (\S+)\"", worker.log())
+    results = [job.result for job in [await jobs.get(job_id) for job_id in job_ids] if job and job.result]
+    assert sorted(result["name"] for result in results) == sorted(names)
+    assert all(result["documents"] == 300 and result["collections"] == {"orders": 300} for result in results)
+    assert sorted(name for result in results for name in result["pruned"]) == sorted(names)[:-2]
 
     target = fresh(mongo)
     restored = await restore(target, listed[0].path)

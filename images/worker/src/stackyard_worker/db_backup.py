@@ -72,32 +72,37 @@ class DatabaseBackups:
                 now=started,
                 progress=lambda line: log.info("backup of Database %s: %s", name, line),
             )
-            pruned = await asyncio.to_thread(
+        except Exception as exc:
+            error = self._scrub(f"{type(exc).__name__}: {exc}", applied.credentials, name)[:MAX_ERROR]
+            log.warning("backup of Database %s failed: %s", name, error)
+            await self._report(name, {"name": backup_name(started), "outcome": "failed", "error": error})
+            raise BackupError(error) from None
+        await self._report(
+            name,
+            {"name": result.name, "outcome": "succeeded", "documents": result.documents, "bytes": result.bytes},
+        )
+        done: dict[str, Any] = {
+            "name": result.name,
+            "documents": result.documents,
+            "bytes": result.bytes,
+            "collections": result.collections,
+            "seconds": round(result.seconds, 3),
+        }
+        try:
+            done["pruned"] = await asyncio.to_thread(
                 prune,
                 root,
                 keep_last=retention.keep_last,
                 max_age=as_timedelta(retention.max_age) if retention.max_age else None,
                 now=datetime.now(UTC),
             )
-        except Exception as exc:
-            error = self._scrub(f"{type(exc).__name__}: {exc}", applied.credentials, name)[:MAX_ERROR]
-            log.warning("backup of Database %s failed: %s", name, error)
-            await self._report(name, {"name": backup_name(started), "outcome": "failed", "error": error})
-            raise BackupError(error) from None
-        if pruned:
-            log.info("backups of Database %s deleted by retention: %s", name, ", ".join(pruned))
-        await self._report(
-            name,
-            {"name": result.name, "outcome": "succeeded", "documents": result.documents, "bytes": result.bytes},
-        )
-        return {
-            "name": result.name,
-            "documents": result.documents,
-            "bytes": result.bytes,
-            "collections": result.collections,
-            "seconds": round(result.seconds, 3),
-            "pruned": pruned,
-        }
+        except OSError as exc:  # the backup is made: retrying the job would only make another
+            done["pruneError"] = f"{type(exc).__name__}: {exc}"
+            log.warning("backups of Database %s not pruned: %s", name, done["pruneError"])
+        else:
+            if done["pruned"]:
+                log.info("backups of Database %s deleted by retention: %s", name, ", ".join(done["pruned"]))
+        return done
 
     async def _report(self, name: str, run: dict[str, Any]) -> None:
         """Merge the run into the Database's status.lastBackup (where the config comes from a
