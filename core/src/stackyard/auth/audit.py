@@ -15,8 +15,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import DESCENDING
 
+from ..db.indexes import Drift, IndexPolicy
+from ..db.schema import ensure_capability_indexes
 from ..jobs.ids import MonotonicIds
 from ..problems import UnprocessableContent
 from ..resources.base import duration_seconds
@@ -44,9 +46,9 @@ class AuditLog:
         self.ctx = ctx
         self.collection = ctx.db[COLLECTION]
 
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("userId", ASCENDING), ("_id", DESCENDING)], name="user_events")
-        await self.collection.create_index([("type", ASCENDING), ("_id", DESCENDING)], name="type_events")
+    async def ensure_indexes(self, policy: IndexPolicy = "enforce") -> Drift:
+        """A user's and a type's events, newest first (stackyard.db.schema)."""
+        return await ensure_capability_indexes(self.ctx.db, [COLLECTION], policy)
 
     async def record(
         self, event: str, *, user_id: str | None = None, client: ClientInfo | None = None, **data: Any

@@ -31,6 +31,8 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from ..db.indexes import IndexPolicy
+from ..db.schema import ensure_capability_indexes
 from ..jobs.ids import sortable_id
 from ..problems import Conflict, NotFound, UnprocessableContent
 from .errors import Forbidden
@@ -135,17 +137,12 @@ class Organizations:
         self.orgs = ctx.db[ORGANIZATIONS]
         self.members = ctx.db[MEMBERSHIPS]
 
-    async def ensure_indexes(self) -> None:
-        """Once per database and process; one index per command (FerretDB drops the connection
-        on concurrent multi-index createIndexes)."""
+    async def ensure_indexes(self, policy: IndexPolicy = "enforce") -> None:
+        """Once per database and process: unique slugs and memberships (stackyard.db.schema)."""
         name = self.ctx.db.name
         if name in _indexed:
             return
-        await self.orgs.create_index([("slug", ASCENDING)], unique=True, name="slug_unique")
-        await self.members.create_index(
-            [("orgId", ASCENDING), ("userId", ASCENDING)], unique=True, name="org_user_unique"
-        )
-        await self.members.create_index([("userId", ASCENDING), ("createdAt", ASCENDING)], name="user_orgs")
+        await ensure_capability_indexes(self.ctx.db, [ORGANIZATIONS, MEMBERSHIPS], policy)
         _indexed.add(name)
 
     # -- reading -----------------------------------------------------------------------

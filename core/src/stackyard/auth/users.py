@@ -11,10 +11,12 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, Field
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from ..db.indexes import Drift, IndexPolicy
+from ..db.schema import ensure_capability_indexes
 from ..jobs.ids import sortable_id
 from .errors import EmailTaken, InvalidEmail
 
@@ -125,9 +127,9 @@ class UserStore:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[COLLECTION]
 
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("emailNormalized", ASCENDING)], unique=True, name="email_unique")
-        await self.collection.create_index([("identityKeys", ASCENDING)], name="identity")
+    async def ensure_indexes(self, policy: IndexPolicy = "enforce") -> Drift:
+        """The unique email index and the identity index (stackyard.db.schema)."""
+        return await ensure_capability_indexes(self.collection.database, [COLLECTION], policy)
 
     async def create(
         self,

@@ -34,11 +34,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 import pydantic_core
-from pymongo import ASCENDING, DESCENDING
+from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
+from ..db.indexes import IndexPolicy
+from ..db.schema import EMAIL_TTL_INDEX, ensure_capability_indexes
 from ..problems import Conflict, UnprocessableContent
 from .addresses import InvalidAddress, parse_mailbox
 from .contract import (
@@ -71,9 +73,6 @@ COLLECTION = "emails"
 MAX_PAGE = 100
 TIMELINE_LIMIT = 200
 """Timeline events kept per message (the newest)."""
-
-_NOT_IMPLEMENTED = 238
-"""MongoDB's error code NotImplemented, which FerretDB answers for a TTL index."""
 
 _BEFORE_SENDING: Final = ("scheduled", "queued", "sending")
 _RANK: Final[dict[str, int]] = {
@@ -188,34 +187,16 @@ class DeliveryLog:
 
     # -- indexes and retention -------------------------------------------------------
 
-    async def ensure_indexes(self) -> None:
-        """Create the indexes the filters use and the TTL index on `expiresAt` (a plain
-        index where the server has no TTL indexes: then `sweep` must run on a schedule)."""
+    async def ensure_indexes(self, policy: IndexPolicy = "enforce") -> None:
+        """Keep the indexes the filters use and the TTL index on `expiresAt` (stackyard.db.schema;
+        a plain index where the server has no TTL indexes: then `sweep` must run on a schedule)."""
         async with self._indexes:
             if self.ttl_supported is not None:
                 return
-            newest = ("_id", DESCENDING)
-            # One index per command: FerretDB 1.24 drops the connection when two commands
-            # that create several indexes each run at once.
-            for keys in (
-                [("status", ASCENDING), newest],
-                [("recipients", ASCENDING), newest],
-                [("fromAddress", ASCENDING), newest],
-                [("template", ASCENDING), newest],
-                [("provider", ASCENDING), newest],
-                [("tagPairs", ASCENDING), newest],
-                [("providerMessageId", ASCENDING), ("provider", ASCENDING)],
-            ):
-                await self.emails.create_index(keys)
-            try:
-                await self.emails.create_index([("expiresAt", ASCENDING)], name="expiresAt_ttl", expireAfterSeconds=0)
-                self.ttl_supported = True
-            except OperationFailure as exc:
-                if exc.code != _NOT_IMPLEMENTED:
-                    raise
+            drift = await ensure_capability_indexes(self.emails.database, [COLLECTION], policy)
+            self.ttl_supported = f"{COLLECTION}.{EMAIL_TTL_INDEX}" not in drift.ttl_unsupported
+            if not self.ttl_supported:
                 log.info("the server has no TTL indexes: expired emails go when the sweep runs")
-                await self.emails.create_index([("expiresAt", ASCENDING)], name="expiresAt_1")
-                self.ttl_supported = False
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Delete the records whose retention has passed (what the TTL index does where the

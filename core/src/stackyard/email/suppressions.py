@@ -18,6 +18,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from ..db.indexes import Drift, IndexPolicy
+from ..db.schema import ensure_capability_indexes
 from ..problems import UnprocessableContent
 from .addresses import InvalidAddress, parse_mailbox
 from .contract import Suppression, SuppressionPage, SuppressionReason
@@ -46,9 +48,9 @@ class SuppressionList:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.suppressions: AsyncCollection[Any] = db[COLLECTION]
 
-    async def ensure_indexes(self) -> None:
-        """The index of the reason filter; idempotent."""
-        await self.suppressions.create_index([("reason", ASCENDING), ("_id", ASCENDING)])
+    async def ensure_indexes(self, policy: IndexPolicy = "enforce") -> Drift:
+        """The index of the reason filter (stackyard.db.schema); idempotent."""
+        return await ensure_capability_indexes(self.suppressions.database, [COLLECTION], policy)
 
     async def check(self, addresses: Iterable[str]) -> dict[str, Suppression]:
         """The suppressed among these addresses ("Name <a@b>" or "a@b"), by suppression key."""

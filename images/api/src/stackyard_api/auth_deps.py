@@ -18,11 +18,12 @@ from stackyard.auth.context import AuthContext, utc_now
 from stackyard.auth.errors import AuthNotConfigured, CsrfRefused, InvalidToken
 from stackyard.auth.keys import KeySet
 from stackyard.auth.mail import AuthMailer
-from stackyard.auth.orgs import org_claims
+from stackyard.auth.orgs import Organizations, org_claims
 from stackyard.auth.passwords import PasswordHasher
 from stackyard.auth.sessions import ClientInfo, LivenessCache, TokenPair
 from stackyard.auth.tokens import AccessClaims, verify_access_token
 from stackyard.config import AUTH_ADMIN_API_KEY, AUTH_ENCRYPTION_KEY, AUTH_SIGNING_KEYS, AppliedConfig
+from stackyard.db.schema import stack_index_policy
 from stackyard.problems import CapabilityOff, Problem
 from stackyard.ratelimit.keys import client_ip, parse_networks
 from stackyard.resources.base import duration_seconds
@@ -138,7 +139,7 @@ async def auth_context(request: Request, runtime: RuntimeDep) -> AuthContext:
     stack = state.stack_auth(applied)
     if state.context is not None:
         return state.context
-    database = runtime.mongo[config.spec.mongodb.database]
+    database = runtime.database
     context = AuthContext(
         redis=runtime.redis,
         db=database,
@@ -155,10 +156,12 @@ async def auth_context(request: Request, runtime: RuntimeDep) -> AuthContext:
         liveness=state.liveness,
         org_claims=org_claims(database),
     )
-    if config.spec.mongodb.database not in state.indexed:
-        await context.users.ensure_indexes()
-        await context.audit.ensure_indexes()
-        state.indexed.add(config.spec.mongodb.database)
+    if database.name not in state.indexed:
+        policy = stack_index_policy(config)
+        await context.users.ensure_indexes(policy)
+        await context.audit.ensure_indexes(policy)
+        await Organizations(context).ensure_indexes(policy)
+        state.indexed.add(database.name)
     if state.stack is stack:
         state.context = context
     return context

@@ -9,6 +9,7 @@ import contextlib
 import logging
 
 import httpx
+from stackyard.db.schema import stack_index_policy
 from stackyard.email.delivery import RATE_KEY_PREFIX, Breakers, Providers
 from stackyard.email.log import DeliveryLog
 from stackyard.email.sending import SEND_FUNCTION, EmailSending, email_function
@@ -59,12 +60,13 @@ class StackEmail:
             else:
                 await self.providers.update(config.email_providers, applied.credentials)
             self.breakers = Breakers(self.runtime.redis)
-            database = self.runtime.mongo[config.spec.mongodb.database]
+            database = self.runtime.database
             delivery_log, suppressions = DeliveryLog(database), SuppressionList(database)
-            if config.spec.mongodb.database not in self._indexed:
-                await delivery_log.ensure_indexes()
-                await suppressions.ensure_indexes()
-                self._indexed.add(config.spec.mongodb.database)
+            if database.name not in self._indexed:
+                policy = stack_index_policy(config)
+                await delivery_log.ensure_indexes(policy)
+                await suppressions.ensure_indexes(policy)
+                self._indexed.add(database.name)
             self._sending = EmailSending(
                 providers=self.providers,
                 breakers=self.breakers,

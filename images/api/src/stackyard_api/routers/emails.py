@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from stackyard.db.schema import stack_index_policy
 from stackyard.email.contract import (
     EmailAccepted,
     EmailFilter,
@@ -93,12 +94,13 @@ async def email_service(runtime: RuntimeDep, state: StateDep) -> EmailService:
     config = applied.config
     if not config.spec.capabilities.email:
         raise CapabilityOff("the email capability is off in this Stack (spec.capabilities.email)")
-    database = runtime.mongo[config.spec.mongodb.database]
+    database = runtime.database
     log, suppressions = DeliveryLog(database), SuppressionList(database)
-    if config.spec.mongodb.database not in state.indexed:
-        await log.ensure_indexes()
-        await suppressions.ensure_indexes()
-        state.indexed.add(config.spec.mongodb.database)
+    if database.name not in state.indexed:
+        policy = stack_index_policy(config)
+        await log.ensure_indexes(policy)
+        await suppressions.ensure_indexes(policy)
+        state.indexed.add(database.name)
     return EmailService(
         redis=runtime.redis,
         log=log,

@@ -1,0 +1,93 @@
+"""The collections and indexes of every stackyard capability, declared once.
+
+The capabilities' `ensure_indexes()` methods keep these in place (through
+`ensure_capability_indexes`, under the Stack's Database's index policy), and the worker
+keeps them with a Database's own spec.indexes when the Database is the Stack's. The
+collection names here are the capabilities' (`stackyard.auth.users.COLLECTION`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ..config import RuntimeConfig
+from ..problems import ServiceUnavailable
+from .indexes import Drift, IndexDefinition, IndexPolicy, index, reconcile
+
+log = logging.getLogger(__name__)
+
+USERS = "users"
+AUTH_EVENTS = "auth_events"
+ORGANIZATIONS = "organizations"
+MEMBERSHIPS = "memberships"
+EMAIL_SUPPRESSIONS = "email_suppressions"
+EMAILS = "emails"
+EMAIL_TTL_INDEX = "expiresAt_ttl"
+"""The delivery log's TTL index; made without TTL where the server has none (then the
+worker's sweep deletes expired records)."""
+
+_NEWEST = ("_id", -1)
+
+CAPABILITY_INDEXES: tuple[IndexDefinition, ...] = (
+    # auth: one account per normalised email; sign-in by a linked identity
+    index(USERS, ("emailNormalized", 1), name="email_unique", unique=True),
+    index(USERS, ("identityKeys", 1), name="identity"),
+    # auth: a user's and a type's audit events, newest first
+    index(AUTH_EVENTS, ("userId", 1), _NEWEST, name="user_events"),
+    index(AUTH_EVENTS, ("type", 1), _NEWEST, name="type_events"),
+    # organisations: unique slugs, one membership per user and organisation, a user's orgs
+    index(ORGANIZATIONS, ("slug", 1), name="slug_unique", unique=True),
+    index(MEMBERSHIPS, ("orgId", 1), ("userId", 1), name="org_user_unique", unique=True),
+    index(MEMBERSHIPS, ("userId", 1), ("createdAt", 1), name="user_orgs"),
+    # email: the suppression list's reason filter
+    index(EMAIL_SUPPRESSIONS, ("reason", 1), ("_id", 1)),
+    # email: the delivery log's filters, newest first; lookups of provider events; retention
+    index(EMAILS, ("status", 1), _NEWEST),
+    index(EMAILS, ("recipients", 1), _NEWEST),
+    index(EMAILS, ("fromAddress", 1), _NEWEST),
+    index(EMAILS, ("template", 1), _NEWEST),
+    index(EMAILS, ("provider", 1), _NEWEST),
+    index(EMAILS, ("tagPairs", 1), _NEWEST),
+    index(EMAILS, ("providerMessageId", 1), ("provider", 1)),
+    index(EMAILS, ("expiresAt", 1), name=EMAIL_TTL_INDEX, expireAfterSeconds=0),
+)
+
+
+class IndexesNotReady(ServiceUnavailable):
+    """A capability's index could not be created (e.g. a unique index over duplicates)."""
+
+    slug, title = "indexes-not-ready", "Database indexes not ready"
+
+
+def capability_indexes(collections: Iterable[str] | None = None) -> list[IndexDefinition]:
+    """The capabilities' indexes, all or those of these collections."""
+    if collections is None:
+        return list(CAPABILITY_INDEXES)
+    wanted = set(collections)
+    unknown = wanted - {i.collection for i in CAPABILITY_INDEXES}
+    if unknown:
+        raise ValueError(f"no capability indexes on {sorted(unknown)}")
+    return [i for i in CAPABILITY_INDEXES if i.collection in wanted]
+
+
+def stack_index_policy(config: RuntimeConfig) -> IndexPolicy:
+    """The index policy of the Stack's Database (enforce without one)."""
+    database = config.stack_database
+    return database.index_policy if database is not None else "enforce"
+
+
+async def ensure_capability_indexes(
+    db: AsyncDatabase[Any], collections: Iterable[str], policy: IndexPolicy = "enforce"
+) -> Drift:
+    """Keep the indexes of these collections as declared (under "report", only compare);
+    IndexesNotReady when one cannot be made under "enforce"."""
+    drift = await reconcile(db, capability_indexes(collections), policy)
+    if policy == "enforce" and drift.errors:
+        raise IndexesNotReady(f"database {db.name}: {drift.message()}")
+    if not drift.in_sync:
+        log.warning("database %s: capability indexes out of step (policy %s): %s", db.name, policy, drift.message())
+    return drift
