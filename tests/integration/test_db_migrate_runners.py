@@ -90,6 +90,14 @@ class Runners:
         self.processes.append(process)
         return process.start()
 
+    def start_and_signal(self, name: str, sig: signal.Signals) -> ManagedProcess:
+        """Start a runner and send it `sig` once it runs version 1."""
+        process = self.start(name)
+        wait_for(lambda: (self.record(1) or {}).get("status") == "running", 30, what="version 1 to start")
+        assert process.proc is not None
+        process.proc.send_signal(sig)
+        return process
+
     @staticmethod
     def exit_code(process: ManagedProcess, timeout: float = 60) -> int:
         assert process.proc is not None
@@ -164,10 +172,7 @@ def test_a_failing_migration_exits_1_and_the_database_stays_at_the_version_befor
 def test_a_killed_runners_lock_is_taken_over_after_its_lease(runners: Runners) -> None:
     runners.configure(version=1, lease="2s")
     runners.write("V1__slow.py", python_step("one", sleep=3.0))
-    killed = runners.start("migrate-killed")
-    wait_for(lambda: (runners.record(1) or {}).get("status") == "running", 30, what="version 1 to start")
-    assert killed.proc is not None
-    killed.proc.send_signal(signal.SIGKILL)
+    runners.start_and_signal("migrate-killed", signal.SIGKILL)
     started = time.monotonic()
     successor = runners.start("migrate-successor")
     assert runners.exit_code(successor) == 0, log(successor)
@@ -180,13 +185,10 @@ def test_a_runner_frozen_past_its_lease_neither_records_nor_runs_the_next_versio
     runners.configure(version=2, lease="2s")
     runners.write("V1__slow.py", python_step("one", sleep=3.0))
     runners.write("V2__next.py", python_step("two"))
-    frozen = runners.start("migrate-frozen")
-    wait_for(lambda: (runners.record(1) or {}).get("status") == "running", 30, what="version 1 to start")
-    assert frozen.proc is not None
-    frozen.proc.send_signal(signal.SIGSTOP)
+    frozen = runners.start_and_signal("migrate-frozen", signal.SIGSTOP)
     successor = runners.start("migrate-successor")
     assert runners.exit_code(successor) == 0, log(successor)
-    frozen.proc.send_signal(signal.SIGCONT)
+    frozen.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
     assert runners.exit_code(frozen) == 3
     assert "lost the lock" in log(frozen)
 
@@ -212,10 +214,7 @@ def test_wrong_config_or_scripts_exit_2_before_anything_runs(runners: Runners) -
 def test_sigterm_gives_the_lock_back_so_the_next_runner_does_not_wait_out_the_lease(runners: Runners) -> None:
     runners.configure(version=1, lease="120s")
     runners.write("V1__slow.py", python_step("one", sleep=3.0))
-    stopped = runners.start("migrate-stopped")
-    wait_for(lambda: (runners.record(1) or {}).get("status") == "running", 30, what="version 1 to start")
-    assert stopped.proc is not None
-    stopped.proc.send_signal(signal.SIGTERM)
+    stopped = runners.start_and_signal("migrate-stopped", signal.SIGTERM)
     assert runners.exit_code(stopped) == 3 and "stopped by SIGTERM" in log(stopped)
     successor = runners.start("migrate-next", "--wait", "20")
     assert runners.exit_code(successor) == 0, log(successor)
