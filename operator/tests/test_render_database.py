@@ -113,7 +113,10 @@ def test_migration_job_runs_the_worker_image_with_the_stacks_account_and_the_con
     assert job["metadata"]["labels"]["stackyard.dev/database"] == "main"
     (owner,) = job["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("Database", "main", "uid-main", True)
-    assert (job["spec"]["backoffLimit"], job["spec"]["ttlSecondsAfterFinished"]) == (1, 604800)
+    assert (job["spec"]["backoffLimit"], job["spec"]["ttlSecondsAfterFinished"]) == (3, 604800)
+    fail_at_once, evicted = job["spec"]["podFailurePolicy"]["rules"]
+    assert (fail_at_once["action"], fail_at_once["onExitCodes"]["values"]) == ("FailJob", [1, 2])
+    assert fail_at_once["onExitCodes"]["containerName"] == "migrate" and evicted["action"] == "Ignore"
     pod = job["spec"]["template"]["spec"]
     assert (pod["restartPolicy"], pod["serviceAccountName"]) == ("Never", "demo-stackyard")
     (container,) = pod["containers"]

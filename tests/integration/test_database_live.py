@@ -135,6 +135,7 @@ def test_raising_the_migration_version_or_asking_again_makes_a_new_job(namespace
     assert pod["serviceAccountName"] == "demo-stackyard" and pod["restartPolicy"] == "Never"
     assert {"name": "migrations", "configMap": {"name": "main-migrations", "defaultMode": 420}} in pod["volumes"]
     assert first["metadata"]["ownerReferences"][0]["kind"] == "Database"
+    assert first["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [1, 2], "a failed script: no rerun"
 
     # The worker reports the version reached, with the rights of the Stack's ServiceAccount.
     kubeconfig = service_account_kubeconfig(cluster, namespace.name, "demo-stackyard")

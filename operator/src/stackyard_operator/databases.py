@@ -34,6 +34,11 @@ MIGRATE_REQUEST_ANNOTATION = "stackyard.dev/migrate-request"
 BACKUP_FUNCTION = "stackyard.db.backup"
 MIGRATIONS_DIR = "/etc/stackyard/migrations"
 JOB_TTL_SECONDS = 7 * 24 * 3600
+JOB_RETRIES = 3
+"""Pods a migration Job may fail for a passing reason (stackyard-migrate exits 3: the lock
+stayed taken, the server was unreachable, SIGTERM) before the Job fails. A failed script
+(exit 1) or a wrong config (exit 2) fails the Job at once: running it again changes nothing
+until someone fixes it and asks again (stackyard.dev/migrate-request)."""
 BACKUP_TIMEOUT = "1h"
 """Time one backup run may take before the queue retries it (the queue's default is 5 minutes)."""
 
@@ -105,7 +110,16 @@ def migration_job(
         "kind": "Job",
         "metadata": metadata,
         "spec": {
-            "backoffLimit": 1,
+            "backoffLimit": JOB_RETRIES,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": "migrate", "operator": "In", "values": [1, 2]},
+                    },
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                ]
+            },
             "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
             "template": {
                 "metadata": {"labels": _labels(stack, "migrate", database, spec.image.tag)},
