@@ -284,11 +284,12 @@ stack.spec merged over it. Fails when a backend is missing.
 {{- else if .Values.redis.external.urlSecretRef.name }}
 {{- $_ := set $spec "redis" (dict "urlSecretRef" (deepCopy .Values.redis.external.urlSecretRef)) }}
 {{- end }}
-{{- /* MongoDB: the chart's (URI in the backends Secret) or the external one. */}}
-{{- if .Values.mongodb.enabled }}
-{{- $_ := set $spec "mongodb" (dict "uriSecretRef" (dict "name" $backends "key" "mongodb")) }}
-{{- else if .Values.mongodb.external.uriSecretRef.name }}
-{{- $_ := set $spec "mongodb" (dict "uriSecretRef" (deepCopy .Values.mongodb.external.uriSecretRef)) }}
+{{- /* MongoDB: the chart's (URI in the backends Secret) or the external one; through the
+chart's Database when stack.database.enabled. */}}
+{{- if .Values.stack.database.enabled }}
+{{- $_ := set $spec "mongodb" (dict "databaseRef" (dict "name" (include "stack.stackName" .))) }}
+{{- else if (include "stack.mongodbUriRef" .) }}
+{{- $_ := set $spec "mongodb" (dict "uriSecretRef" (include "stack.mongodbUriRef" . | fromYaml)) }}
 {{- end }}
 {{- if .Values.otelCollector.enabled }}
 {{- $_ := set $spec "telemetry" (dict "enabled" true "endpoint" (include "stack.collectorEndpoint" .) "protocol" "http/protobuf") }}
@@ -297,8 +298,31 @@ stack.spec merged over it. Fails when a backend is missing.
 {{- if not (and $spec.redis $spec.redis.urlSecretRef $spec.redis.urlSecretRef.name $spec.redis.urlSecretRef.key) }}
 {{- fail "stack: the default Stack needs Redis: keep redis.enabled, or set redis.external.urlSecretRef {name, key}" }}
 {{- end }}
-{{- if not (and $spec.mongodb $spec.mongodb.uriSecretRef $spec.mongodb.uriSecretRef.name $spec.mongodb.uriSecretRef.key) }}
+{{- if not (and $spec.mongodb (or $spec.mongodb.databaseRef (and $spec.mongodb.uriSecretRef $spec.mongodb.uriSecretRef.name $spec.mongodb.uriSecretRef.key))) }}
 {{- fail "stack: the default Stack needs MongoDB: set mongodb.enabled, or mongodb.external.uriSecretRef {name, key}" }}
+{{- end }}
+{{- toYaml $spec }}
+{{- end -}}
+
+{{- /* The Secret key {name, key} of the MongoDB URI: the chart's or the external one; empty when neither. */}}
+{{- define "stack.mongodbUriRef" -}}
+{{- if .Values.mongodb.enabled }}
+{{- toYaml (dict "name" (include "stack.backendsSecretName" .) "key" "mongodb") }}
+{{- else if .Values.mongodb.external.uriSecretRef.name }}
+{{- toYaml .Values.mongodb.external.uriSecretRef }}
+{{- end }}
+{{- end -}}
+
+{{- /* The default Stack's Database spec (stack.database): its connection from the chart's
+MongoDB or the external one, merged with stack.database.spec. */}}
+{{- define "stack.databaseSpec" -}}
+{{- $spec := dict "stackRef" (dict "name" (include "stack.stackName" .)) }}
+{{- with (include "stack.mongodbUriRef" .) }}
+{{- $_ := set $spec "connection" (dict "uriSecretRef" (. | fromYaml)) }}
+{{- end }}
+{{- $spec = mergeOverwrite $spec (deepCopy .Values.stack.database.spec) }}
+{{- if not (and $spec.connection $spec.connection.uriSecretRef $spec.connection.uriSecretRef.name $spec.connection.uriSecretRef.key) }}
+{{- fail "stack.database: the Database needs MongoDB: set mongodb.enabled, mongodb.external.uriSecretRef {name, key}, or stack.database.spec.connection.uriSecretRef" }}
 {{- end }}
 {{- toYaml $spec }}
 {{- end -}}
