@@ -23,7 +23,8 @@ def test_the_stack_names_a_database_connected_to_the_charts_mongodb(chart_helm):
     assert stack["spec"]["mongodb"] == {"databaseRef": {"name": "demo-stack"}}
     spec = DatabaseSpec.model_validate(database["spec"])
     assert spec.stack_ref.name == "demo-stack"
-    assert (spec.connection.uri_secret_ref.name, spec.connection.uri_secret_ref.key) == ("demo-stack-backends", "mongodb")
+    uri = spec.connection.uri_secret_ref
+    assert (uri.name, uri.key) == ("demo-stack-backends", "mongodb")
     assert spec.pool.max_pool_size == 50 and spec.index_policy == "report"
     assert StackSpec.model_validate(stack["spec"]).mongodb.database_ref is not None
 
@@ -40,7 +41,8 @@ def test_an_external_mongodb_is_the_databases_connection(chart_helm):
 def test_without_the_database_the_stack_keeps_its_connection_string(chart_helm):
     objects = chart_helm.template({"mongodb": {"enabled": True}, "stack": {"enabled": True}})
     assert not [o for o in objects if o["kind"] == "Database"]
-    assert find(objects, "Stack")["spec"]["mongodb"] == {"uriSecretRef": {"name": "demo-stack-backends", "key": "mongodb"}}
+    mongodb = find(objects, "Stack")["spec"]["mongodb"]
+    assert mongodb == {"uriSecretRef": {"name": "demo-stack-backends", "key": "mongodb"}}
 
 
 def test_a_database_without_any_mongodb_fails_with_what_to_set(chart_helm):
