@@ -1,7 +1,11 @@
 """Every error the api answers is RFC 9457 problem+json, rendered here and only here.
 
 Each answer carries `traceId` when the request has a span context (telemetry on), so that a
-user's bug report leads to the request's trace; RateLimitMiddleware's 429 and 503 do too."""
+user's bug report leads to the request's trace; RateLimitMiddleware's 429 and 503 do too.
+
+MongoDB away (no server, a dropped connection, a timeout: `stackyard.db.probe.is_connection_error`)
+is no bug of the api: the answer is 503 `database-unavailable` with Retry-After, whatever route
+or middleware met it, and the log says only the error's type (the driver's text names hosts)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from stackyard.problems import PROBLEM_BASE, Problem
+from pymongo.errors import PyMongoError
+from stackyard.db.probe import is_connection_error
+from stackyard.problems import PROBLEM_BASE, DatabaseUnavailable, Problem
 from stackyard.telemetry import current_trace_id
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -70,6 +76,27 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def database_unavailable(method: str, path: str, exc: Exception) -> JSONResponse:
+    """The 503 answer when MongoDB could not be reached; logged as a warning, by type only."""
+    log.warning("database unavailable on %s %s: %s", method, path, type(exc).__name__)
+    problem = DatabaseUnavailable()
+    return problem_response(problem.status, problem.body(path), problem.headers)
+
+
+async def _driver_error(request: Request, exc: Exception) -> JSONResponse:
+    if not is_connection_error(exc):
+        raise exc  # a bug or a refused operation: the 500 of UnexpectedErrorMiddleware
+    return database_unavailable(request.method, request.url.path, exc)
+
+
+def unexpected_answer(method: str, path: str, exc: Exception) -> JSONResponse:
+    """What an exception that no handler took gets: 503 database-unavailable when MongoDB
+    is away (also when the driver's error is the cause of another), else the 500."""
+    if is_connection_error(exc):
+        return database_unavailable(method, path, exc)
+    return internal_error(method, path, exc)
+
+
 def internal_error(method: str, path: str, exc: Exception) -> JSONResponse:
     """The 500 answer to an exception nothing handled, recorded on the request's span and
     logged once (the log line also reaches Sentry, when configured, through its logging
@@ -89,7 +116,7 @@ def internal_error(method: str, path: str, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    return internal_error(request.method, request.url.path, exc)
+    return unexpected_answer(request.method, request.url.path, exc)
 
 
 class UnexpectedErrorMiddleware:
@@ -118,7 +145,7 @@ class UnexpectedErrorMiddleware:
         except Exception as exc:
             if started:
                 raise
-            await internal_error(scope["method"], scope["path"], exc)(scope, receive, send)
+            await unexpected_answer(scope["method"], scope["path"], exc)(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -126,6 +153,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(PyMongoError, _driver_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(UnexpectedErrorMiddleware)
 
@@ -159,7 +187,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Payload too large",
         422: "Invalid request",
         429: "Too many requests",
-        503: "Not ready",
+        503: "Not ready, or a dependency away (database-unavailable: MongoDB; retry after Retry-After)",
     }
     responses: dict[int | str, dict[str, Any]] = {}
     for s in statuses:
