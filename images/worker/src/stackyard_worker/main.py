@@ -4,7 +4,12 @@ SIGTERM stops taking jobs and gives running ones STACKYARD_SHUTDOWN_GRACE second
 finish before they go back to their queue; keep it below the pod's termination grace period.
 
 Config comes from the Stack's ConfigMap and Secret, or from files, exactly as for the
-api. It serves /healthz, /readyz and /v1/config on STACKYARD_PORT (default 8081).
+api. It serves /healthz, /readyz and /v1/config on STACKYARD_PORT (default 8081); /readyz
+answers 503 while Redis or MongoDB is away, and the worker carries on by itself when they
+return (a job that failed on them meanwhile is retried by its queue's policy).
+
+Besides the jobs: the status of EmailProviders and of Databases (Connected, IndexesInSync,
+Migrated), and the job function stackyard.db.backup.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from stackyard.logs import configure_logging
 from stackyard.runtime import Runtime
 
 from .cluster_status import ClusterStatus
+from .database_status import DatabaseStatusReporter
+from .db_backup import backup_functions
 from .email import StackEmail
 from .http import create_http_app
 from .jobs import StackJobs, functions_from_environment
@@ -33,7 +40,9 @@ async def run(host: str, port: int) -> None:
     email = StackEmail(runtime, cluster)
     functions = functions_from_environment()
     functions.include(email.functions())
+    functions.include(backup_functions(runtime, cluster))
     jobs = StackJobs(runtime, functions, cluster)
+    databases = DatabaseStatusReporter(runtime, cluster)
     await runtime.start()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -53,11 +62,13 @@ async def run(host: str, port: int) -> None:
     serving = asyncio.create_task(server.serve())
     working = asyncio.create_task(jobs.run(stop))
     emailing = asyncio.create_task(email.run(stop))
+    reporting = asyncio.create_task(databases.run(stop))
     log.info("worker started")
     await stop.wait()
     log.info("worker stopping")
     await working
     await emailing
+    await reporting
     await cluster.close()
     server.should_exit = True
     await serving
