@@ -1,5 +1,5 @@
 """`stackyard-migrate` as real processes (what the operator's Job runs) against the real
-MongoDB wire-protocol server of the harness, with a file config: two runners at once apply
+MongoDB wire-protocol server of the harness, with a file config: three runners at once apply
 each version once, a failure exits 1 and leaves the version, a SIGKILLed runner's lock is
 taken over after its lease, a runner frozen past its lease neither records nor runs on
 (and exits 3: run again, unlike 1, a script that failed)."""
@@ -132,24 +132,25 @@ def log(process: ManagedProcess) -> str:
     return process.log_path.read_text()
 
 
-def test_two_runners_at_once_apply_each_version_once(runners: Runners) -> None:
+def test_three_runners_at_once_apply_each_version_once(runners: Runners) -> None:
     runners.configure(version=3)
-    runners.write("V1__slow.py", python_step("one", sleep=2.0))
+    runners.write("V1__slow.py", python_step("one", sleep=4.0))
     runners.write(
         "V2__seed.json",
         '{"commands": [{"insert": "effects",'
         ' "documents": [{"marker": "two", "at": {"$date": "2026-05-01T00:00:00Z"}}]}]}',
     )
     runners.write("V3__last.py", python_step("three"))
-    first, second = runners.start("migrate-a"), runners.start("migrate-b")
-    assert (runners.exit_code(first), runners.exit_code(second)) == (0, 0), log(first) + log(second)
+    started = [runners.start(f"migrate-{n}") for n in "abc"]
+    logs = "".join(log(process) for process in started)
+    assert [runners.exit_code(process) for process in started] == [0, 0, 0], logs
 
     for marker in ("one", "two", "three"):
         assert len(runners.effects(marker)) == 1, marker
     assert runners.effects("two")[0]["at"].year == 2026
     assert [runners.record(v)["status"] for v in (1, 2, 3)] == ["applied"] * 3  # type: ignore[index]
-    logs = log(first) + log(second)
-    assert "waiting for the lock held by" in logs and "at version 3" in logs
+    logs = "".join(log(process) for process in started)
+    assert "waiting for the lock held by" in logs and logs.count("at version 3") == 3
 
 
 def test_a_failing_migration_exits_1_and_the_database_stays_at_the_version_before(runners: Runners) -> None:
@@ -208,6 +209,12 @@ def test_wrong_config_or_scripts_exit_2_before_anything_runs(runners: Runners) -
     unknown = runners.start("migrate-unknown", database="nope")
     assert runners.exit_code(unknown) == 2
     assert "no Database nope in Stack demo's config (Databases: app)" in log(unknown)
+    credentials = runners.config_dir / "credentials.json"
+    credentials.write_text(json.dumps({"stack.redis.url": "redis://unused", "stack.mongodb.uri": "mongodb://unused"}))
+    runners.write("V2__b.py", python_step("b"))
+    uncredentialed = runners.start("migrate-no-uri")
+    assert runners.exit_code(uncredentialed) == 2
+    assert "Database app: credential 'database.app.uri' is not in the Stack's credentials Secret" in log(uncredentialed)
     assert runners.effects("a") == [] and runners.record(1) is None
 
 

@@ -80,7 +80,10 @@ async def migrate(runtime: Runtime, name: str, to: int | None, wait: float) -> i
     migrations = scripts(name, spec)
     assert spec.migrations is not None
     target = to if to is not None else spec.migrations.version
-    db = runtime.database_client(name)[spec.connection.database]
+    try:
+        db = runtime.database_client(name)[spec.connection.database]
+    except KeyError as exc:  # the credentials Secret lacks the URI: names the key, never a value
+        raise Refused(f"Database {name}: {exc.args[0]}") from None
     migrator = Migrator(db, migrations, lease=duration_seconds(spec.migrations.lock_lease), progress=say)
     say(f"Database {name} (database {spec.connection.database}) to version {target} as runner {migrator.runner}")
     result = await migrator.migrate(target, wait=wait)
