@@ -36,6 +36,7 @@ does not show it, and the index is not sparse), and refuses text, hashed and 2ds
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 import weakref
@@ -307,12 +308,21 @@ async def unsupported_options(db: AsyncDatabase[Any], options: Iterable[str]) ->
                     found[option] = option in listed[option]
             known.update(found)
         finally:
-            await scratch.drop()
+            with contextlib.suppress(OperationFailure):  # e.g. a user who may not drop it
+                await scratch.drop()
     return frozenset(o for o in options if known.get(o) is False)
 
 
-async def _create(db: AsyncDatabase[Any], index: IndexDefinition) -> None:
-    await db[index.collection].create_index(list(index.keys), name=index.name, **index.options)
+async def _create(db: AsyncDatabase[Any], index: IndexDefinition, done: str) -> str | None:
+    """Create the index; None, or the server's refusal."""
+    try:
+        await db[index.collection].create_index(list(index.keys), name=index.name, **index.options)
+    except OperationFailure as exc:
+        error = _error(exc)
+        log.error("index %s could not be %s: %s", index.label, done, error)
+        return error
+    log.info("index %s %s", index.label, done)
+    return None
 
 
 async def _drop(db: AsyncDatabase[Any], collection: str, name: str) -> None:
@@ -353,25 +363,15 @@ async def reconcile(db: AsyncDatabase[Any], declared: Sequence[IndexDefinition],
     old = {(c, s["name"]): s for c, specs in existing.items() for s in specs}
     for wanted in drift.different:
         await _drop(db, wanted.collection, wanted.name)
-        try:
-            await _create(db, wanted.without(unsupported))
-            log.info("rebuilt index %s as declared", wanted.label)
-        except OperationFailure as exc:
-            errors[wanted.label] = _error(exc)
-            log.error("cannot rebuild index %s: %s; putting the old one back", wanted.label, errors[wanted.label])
+        if error := await _create(db, wanted.without(unsupported), "rebuilt as declared"):
+            errors[wanted.label] = error
             try:
                 await _restore(db, wanted.collection, old[(wanted.collection, wanted.name)])
             except OperationFailure as again:
-                log.error("cannot put index %s back: %s", wanted.label, _error(again))
+                log.error("index %s could not be put back: %s", wanted.label, _error(again))
     for wanted in drift.missing:
-        if wanted.label in errors:
-            continue
-        try:
-            await _create(db, wanted.without(unsupported))
-            log.info("created index %s", wanted.label)
-        except OperationFailure as exc:
-            errors[wanted.label] = _error(exc)
-            log.error("cannot create index %s: %s", wanted.label, errors[wanted.label])
+        if wanted.label not in errors and (error := await _create(db, wanted.without(unsupported), "created")):
+            errors[wanted.label] = error
     after = compare(declared, await inspect(db, collections), unsupported=unsupported)
     after.errors.update(errors)
     return after
