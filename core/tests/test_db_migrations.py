@@ -56,6 +56,14 @@ def python_step(marker: str, sleep: float = 0.0, fail: str | None = None) -> str
     )
 
 
+async def until_running(db: Any, version: int) -> None:
+    for _ in range(200):
+        if (await migration_state(db)).running_version == version:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"version {version} did not start")
+
+
 def documented_json_example() -> str:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "database-migrations.md").read_text()
     return doc.split("```json\n", 1)[1].split("```", 1)[0]
@@ -224,8 +232,8 @@ async def test_two_runners_at_once_apply_each_version_once(db, tmp_path):
 async def test_the_lock_is_renewed_while_a_long_migration_runs(db, tmp_path):
     migrations = load_directory(scripts(tmp_path / "m", V1__slow_py=python_step("slow", sleep=3.0)))
     running = asyncio.create_task(Migrator(db, migrations, runner="long", lease=1.0).migrate(1))
-    await asyncio.sleep(0.5)
-    # Three leases later the other runner still finds the lock held, and gives up waiting.
+    await until_running(db, 1)
+    # Two leases later the other runner still finds the lock held, and gives up waiting.
     lines: list[str] = []
     late = await Migrator(db, migrations, runner="late", lease=1.0, progress=lines.append).migrate(1, wait=2.0)
     assert not late.ok and "gave up waiting for the migration lock" in (late.error or "") and "long" in late.error
@@ -234,9 +242,9 @@ async def test_the_lock_is_renewed_while_a_long_migration_runs(db, tmp_path):
 
 
 async def test_a_lapsed_lock_is_taken_over_after_its_lease(db, tmp_path):
+    migrations = load_directory(scripts(tmp_path / "m", V1__a_py=python_step("a")))
     dead = LeaseLock(db, "migrations", owner="dead-runner", lease=1.5)
     assert await dead.try_acquire()  # and never renewed nor released: its process "died"
-    migrations = load_directory(scripts(tmp_path / "m", V1__a_py=python_step("a")))
     lines: list[str] = []
     result = await Migrator(db, migrations, runner="next", lease=5, progress=lines.append).migrate(1, wait=10)
     assert result.ok and result.applied == [1] and 0.8 < result.waited_seconds < 5
@@ -249,10 +257,7 @@ async def test_a_runner_that_lost_the_lock_neither_records_nor_runs_the_next_ver
     )
     loser = Migrator(db, migrations, runner="frozen", lease=3.0)
     running = asyncio.create_task(loser.migrate(2))
-    for _ in range(100):
-        if (await migration_state(db)).running_version == 1:
-            break
-        await asyncio.sleep(0.05)
+    await until_running(db, 1)
     # What another runner sees when "frozen" stops renewing: its lease in the past.
     await db[LOCK_COLLECTION].update_one(
         {"owner": "frozen"}, {"$set": {"expiresAt": datetime.now(UTC) - timedelta(seconds=1)}}
