@@ -217,7 +217,11 @@ class DatabaseStatusReporter:
             self._written.pop(gone, None)
             self._connected.pop(gone, None)
         for name, spec in sorted(databases.items()):
-            view = await self.check(name, spec)
+            try:
+                view = await self.check(name, spec)
+            except Exception as exc:  # a bug or a refusal nothing classifies: the others still get checked
+                log.error("checking Database %s failed: %s", name, type(exc).__name__, exc_info=exc)
+                continue
             self.views[name] = view
             await self._write(name, view)
 
