@@ -4,6 +4,7 @@ their settings change, and /readyz without MongoDB."""
 
 from __future__ import annotations
 
+import ssl
 import stat
 import uuid
 from collections.abc import AsyncIterator
@@ -123,7 +124,12 @@ def test_tls_certificates_from_the_credentials_go_to_private_files(tmp_path: Pat
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
     assert stat.S_IMODE((tmp_path / "tls").stat().st_mode) == 0o700
     assert files[0].read_bytes() == ca.cert_pem
-    assert client.options.pool_options._ssl_context is not None
+    context = client.options.pool_options._ssl_context
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "options-test-ca"),),)]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    lenient = spec(connection={"uriSecretRef": {"name": "u", "key": "u"}, "tls": {"allowInvalidHostnames": True}})
+    assert client_kwargs(lenient)["tlsAllowInvalidHostnames"] is True
+    assert "tls" not in client_kwargs(lenient)  # the connection string may say tls=true
     # the same PEMs again reuse the files; the fingerprint follows the certificates
     database_client("mongodb://127.0.0.1:1/", "t", tls, credentials, "shop", tmp_path / "tls")
     assert sorted((tmp_path / "tls").iterdir()) == files
