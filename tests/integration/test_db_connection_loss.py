@@ -88,6 +88,11 @@ def sign_up(url: str) -> httpx.Response:
     return httpx.post(f"{url}/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD}, timeout=30)
 
 
+def email_queue(url: str) -> dict[str, Any]:
+    counts: dict[str, Any] = httpx.get(f"{url}/v1/queues/email", timeout=10).json()["counts"]
+    return counts
+
+
 def test_mongodb_away_and_back(outage: Outage) -> None:
     api, auth, mongo = outage.auth.url, outage.auth, outage.mongo
     worker = outage.worker_url
@@ -146,6 +151,7 @@ def test_mongodb_away_and_back(outage: Outage) -> None:
     assert database["users"].count_documents({}) == 0
     assert database["auth_events"].count_documents({}) == 0
     assert auth.mails_to(EMAIL) == []
+    assert email_queue(api)["enqueued"] == 1  # the scheduled email's job only
 
     # The client retries after Retry-After: one account, one event, one verification mail.
     answer = sign_up(api)
@@ -157,6 +163,7 @@ def test_mongodb_away_and_back(outage: Outage) -> None:
     assert database["users"].count_documents({"email": EMAIL}) == 1
     wait_for(lambda: database["auth_events"].count_documents({"type": "user.created"}) == 1, 10, what="the audit")
     assert len(auth.mails_to(EMAIL)) == 1
+    assert email_queue(api)["enqueued"] == 2
 
     # The email waited out the outage and went, on a later attempt of the same job.
     sent = wait_for(
