@@ -18,6 +18,7 @@ from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig, creden
 from stackyard.db.indexes import Drift, index
 from stackyard.db.migrations import Migrator, load_directory
 from stackyard.db.probe import ProbeResult
+from stackyard.db.schema import capability_indexes
 from stackyard.resources.database import DatabaseSpec
 from stackyard.resources.stack import StackSpec
 from stackyard.runtime import Runtime
@@ -45,9 +46,12 @@ class Stack:
         self.runtime = Runtime("stackyard-worker", FileConfigSource(live, directory, interval=0.02), live)
         self.reporter = DatabaseStatusReporter(self.runtime, ClusterStatus(self.runtime))
 
-    def apply(self, databases: dict[str, dict[str, Any]], uris: dict[str, str] | None = None) -> None:
+    def apply(
+        self, databases: dict[str, dict[str, Any]], uris: dict[str, str] | None = None, stack_database: str = ""
+    ) -> None:
         self.generation += 1
         stack = {"stackRef": {"name": "demo"}}
+        mongodb = {"databaseRef": {"name": stack_database}} if stack_database else {}
         config = RuntimeConfig(
             stack="demo",
             namespace="ns",
@@ -55,7 +59,7 @@ class Stack:
             spec=StackSpec.model_validate(
                 {
                     "redis": {"urlSecretRef": {"name": "b", "key": "r"}},
-                    "mongodb": {"uriSecretRef": {"name": "b", "key": "m"}, "database": self.dbname},
+                    "mongodb": mongodb or {"uriSecretRef": {"name": "b", "key": "m"}, "database": self.dbname},
                 }
             ),
             databases={
@@ -160,6 +164,20 @@ async def test_undeclared_indexes_are_named_and_kept(stack: Stack, db: Any) -> N
     assert in_sync is not None and in_sync["status"] == "True"
     assert "things.by_colour" in in_sync["message"] and view["indexes"]["extra"] == ["things.by_colour"]
     assert "by_colour" in await index_names(db, "things")
+
+
+async def test_the_stacks_own_database_keeps_every_capabilitys_indexes_too(stack: Stack, db: Any) -> None:
+    stack.apply({"main": {"indexes": [BY_EMAIL], "indexPolicy": "report"}}, stack_database="main")
+    drift = condition(await stack.check("main"), "IndexesInSync")
+    assert drift is not None and drift["reason"] == "Drift"
+    assert "users.email_unique" in drift["message"] and "things.by_email" in drift["message"]
+
+    stack.apply({"main": {"indexes": [BY_EMAIL]}}, stack_database="main")
+    view = await stack.check("main")
+    in_sync = condition(view, "IndexesInSync")
+    assert in_sync is not None and in_sync["reason"] == "InSync", in_sync
+    assert in_sync["message"].startswith(f"{1 + len(capability_indexes())} declared indexes in place")
+    assert {"email_unique", "identity"} <= await index_names(db, "users")
 
 
 def write_migrations(directory: Path, *commands: dict[str, Any]) -> Path:
