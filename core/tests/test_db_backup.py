@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -278,3 +279,26 @@ def test_the_files_keep_every_bson_type_byte_for_byte(tmp_path: Path) -> None:
     assert reader.batch() == []
     reader.close()
     assert [document.raw for document in read] == documents
+
+
+async def test_backup_and_restore_stream_a_collection_larger_than_their_memory(client: Any, tmp_path: Path) -> None:
+    """32 documents of 1 MiB: neither side holds more than a fraction of them at once
+    (and the cursor's batches stay bounded where the server does not cap them)."""
+    source = database(client)
+    for start in range(0, 32, 8):
+        await source.blobs.insert_many([{"_id": i, "data": os.urandom(1 << 20)} for i in range(start, start + 8)])
+
+    tracemalloc.start()
+    try:
+        result = await backup(source, tmp_path)
+        backup_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        restored = await restore(database(client), result.path)
+        restore_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert (result.documents, restored.documents) == (32, 32)
+    assert result.bytes > 32 << 20  # random bytes do not compress
+    assert backup_peak < 12 << 20, f"backup peaked at {backup_peak >> 20} MiB"
+    assert restore_peak < 16 << 20, f"restore peaked at {restore_peak >> 20} MiB"

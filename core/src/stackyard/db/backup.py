@@ -34,6 +34,7 @@ from bson.codec_options import CodecOptions
 from bson.json_util import CANONICAL_JSON_OPTIONS
 from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 FORMAT = 1
 MANIFEST = "stackyard-backup.json"
@@ -43,8 +44,11 @@ PARTIAL_MAX_AGE = timedelta(hours=1)
 
 CHUNK_BYTES = 1 << 20
 """Raw BSON collected before it goes through gzip (in a thread, off the event loop)."""
+BATCH_BYTES = 4 << 20
+MAX_BATCH_DOCUMENTS = 1000
+"""A backup's cursor fetches about BATCH_BYTES of documents at a time, at most this many."""
 RESTORE_BATCH_DOCUMENTS = 1000
-RESTORE_BATCH_BYTES = 8 << 20
+RESTORE_BATCH_BYTES = 4 << 20
 MAX_DOCUMENT_BYTES = 48 << 20
 """Larger than any BSON document a server accepts (16 MiB): a length above it is corruption."""
 
@@ -223,6 +227,17 @@ async def _collections_to_dump(db: AsyncDatabase[Any], wanted: Sequence[str]) ->
     return {name: found[name] for name in sorted(set(wanted))}
 
 
+async def _batch_size(db: AsyncDatabase[Any], name: str) -> int:
+    """Documents per cursor batch for about BATCH_BYTES of them (MongoDB caps a batch at
+    16 MiB, but not every server does), from the collection's average document size."""
+    try:
+        stats = await db.command("collStats", name)
+        average = int(stats.get("avgObjSize") or 0)
+    except PyMongoError:
+        average = 0
+    return max(1, min(MAX_BATCH_DOCUMENTS, BATCH_BYTES // average)) if average > 0 else MAX_BATCH_DOCUMENTS
+
+
 async def _dump_collection(
     db: AsyncDatabase[Any], name: str, options: dict[str, Any], directory: Path
 ) -> dict[str, int]:
@@ -234,7 +249,7 @@ async def _dump_collection(
     documents = raw_bytes = 0
     chunk = bytearray()
     try:
-        cursor = db.get_collection(name, codec_options=RAW).find({})
+        cursor = db.get_collection(name, codec_options=RAW).find({}, batch_size=await _batch_size(db, name))
         try:
             async for document in cursor:
                 chunk += document.raw
