@@ -78,7 +78,11 @@ class PoolSettings(CamelModel):
     model_config = CamelModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                {"rule": "self.minPoolSize <= self.maxPoolSize", "message": "minPoolSize must not exceed maxPoolSize"}
+                {
+                    # has(): the API server checks the rule against `default: {}` too, before nested defaults.
+                    "rule": "!has(self.minPoolSize) || !has(self.maxPoolSize) || self.minPoolSize <= self.maxPoolSize",
+                    "message": "minPoolSize must not exceed maxPoolSize",
+                }
             ]
         }
     }
