@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,16 +216,10 @@ class Runtime:
             checks["config"] = "not loaded" + (f": {self.live.last_error}" if self.live.last_error else "")
             return Readiness(False, checks)
         checks["config"] = f"ok ({self.live.current.hash})"
-        try:
-            await asyncio.wait_for(self.redis.ping(), timeout=1.0)
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"unreachable: {type(exc).__name__}"
-        try:
-            await asyncio.wait_for(self.mongo.admin.command("ping"), timeout=1.0)
-            checks["mongodb"] = "ok"
-        except Exception as exc:
-            checks["mongodb"] = f"unreachable: {type(exc).__name__}"
+        # At once, so that /readyz answers within a second with both away.
+        checks["redis"], checks["mongodb"] = await asyncio.gather(
+            _reach(lambda: self.redis.ping()), _reach(lambda: self.mongo.admin.command("ping"))
+        )
         return Readiness(all(v.startswith("ok") for v in checks.values()), checks)
 
     def describe_config(self) -> dict[str, Any]:
@@ -248,6 +243,15 @@ class Runtime:
             "databases": sorted(config.databases),
             "lastError": self.live.last_error,
         }
+
+
+async def _reach(ping: Callable[[], Awaitable[Any]]) -> str:
+    """Whether `ping` answers within a second: "ok", or why not (the error's type only)."""
+    try:
+        await asyncio.wait_for(ping(), timeout=1.0)
+        return "ok"
+    except Exception as exc:
+        return f"unreachable: {type(exc).__name__}"
 
 
 def _stack_database(config: RuntimeConfig) -> str | None:
