@@ -80,7 +80,7 @@ class LocalStack:
                 STACK,
                 kubeconfig=kubeconfig,
                 name=component,
-                extra_env=telemetry | (EXAMPLE_FUNCTIONS if component == "worker" else {}),
+                extra_env=telemetry | (self._worker_env() if component == "worker" else {}),
             )
         worker = self.services["worker"]
         progress("waiting for the worker to consume its queues")
@@ -102,6 +102,11 @@ class LocalStack:
     @property
     def maildir(self) -> Path:
         return self.harness.run_dir / "mail"
+
+    def _worker_env(self) -> dict[str, str]:
+        """The example job functions, and backups under the run directory (the example
+        Database's schedule would write to /var/lib/stackyard/backups otherwise)."""
+        return EXAMPLE_FUNCTIONS | {"STACKYARD_BACKUP_ROOT": str(self.harness.run_dir / "backups")}
 
     def _stack_ready(self) -> bool:
         stack = self.kube.kubectl_json("get", "stack", STACK, "-n", NAMESPACE)
