@@ -28,18 +28,16 @@ def migration_history(key: str | None, name: str) -> Call[MigrationHistory]:
 
 
 Failure = tuple[int, datetime | None]
-"""A failed migration run: the version and when its run finished (its history record)."""
+"""A failed migration run: the version and when its run ended."""
 
 
-def failure(view: DatabaseView, records: MigrationHistory) -> Failure | None:
-    """The failed run `view` reports, told apart from an earlier failure of the same version
-    by its history record's finish time (no clock of the caller is compared)."""
+def failure(view: DatabaseView) -> Failure | None:
+    """The failed run `view` reports: a run of the same version that fails again is another
+    (it ended later); no clock of the caller is compared."""
     migration = view.migration
     if migration is None or migration.failed_version is None:
         return None
-    version = migration.failed_version
-    record = next((r for r in records.items if r.version == version), None)
-    return version, record.finished_at if record else None
+    return migration.failed_version, migration.failed_at
 
 
 def migration_reached(view: DatabaseView, version: int) -> bool:

@@ -47,35 +47,30 @@ class Databases:
         name: str,
         version: int | None = None,
         *,
+        since: DatabaseView | None = None,
         timeout: float | None = 600.0,
         poll: float = 1.0,
         on_update: Callable[[DatabaseView], object] | None = None,
     ) -> DatabaseView:
         """Read the Database every `poll` seconds until its migrations reach `version`
         (default: its spec.migrations.version) and return it. MigrationFailed when a run
-        fails meanwhile (a failure already reported when the wait began does not count),
-        MigrationWaitTimeout after `timeout` seconds (None: no limit). `on_update` sees
-        every state read."""
+        fails meanwhile: a failure that `since` (the Database as read before the run was
+        asked for; default: the first read here) already reported does not count.
+        MigrationWaitTimeout after `timeout` seconds (None: no limit). `on_update` sees every
+        state read."""
         deadline = None if timeout is None else time.monotonic() + timeout
         view = self.get(name)
-        before = failed = self._failure(view)
+        before = database_calls.failure(since or view)
         while True:
             if on_update is not None:
                 on_update(view)
             target = version if version is not None else view.migration.desired_version if view.migration else None
             if target is not None and database_calls.migration_reached(view, target):
                 return view
+            failed = database_calls.failure(view)
             if failed is not None and failed != before:
                 raise MigrationFailed(view)
             if deadline is not None and time.monotonic() >= deadline:
                 raise MigrationWaitTimeout(view, target or 0, timeout or 0.0)
-            left = poll if deadline is None else min(poll, max(deadline - time.monotonic(), 0.0))
-            time.sleep(left)
+            time.sleep(poll if deadline is None else min(poll, max(deadline - time.monotonic(), 0.0)))
             view = self.get(name)
-            failed = self._failure(view)
-
-    def _failure(self, view: DatabaseView) -> database_calls.Failure | None:
-        if view.migration is None or view.migration.failed_version is None:
-            return None
-        history = self._client.send(database_calls.migration_history(self._key, view.name))
-        return database_calls.failure(view, history)

@@ -40,6 +40,9 @@ class MigrationView(_Wire):
     desired_version: int = Field(ge=0, description="spec.migrations.version.")
     failed_version: int | None = Field(default=None, description="The version whose last run failed, if any.")
     error: str | None = Field(default=None, description="Why it failed.")
+    failed_at: datetime | None = Field(
+        default=None, description="When the failed run ended (a run of the same version again ends later)."
+    )
     running_version: int | None = Field(
         default=None, description="A version whose run has started and not ended (or whose runner vanished)."
     )

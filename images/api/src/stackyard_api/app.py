@@ -11,7 +11,19 @@ from stackyard.runtime import Runtime
 
 from .auth_deps import AuthState, PrincipalMiddleware
 from .errors import install_error_handlers
-from .routers import auth, auth_admin, auth_mfa, auth_oauth, auth_orgs, config, emails, health, jobs, ratelimit
+from .routers import (
+    auth,
+    auth_admin,
+    auth_mfa,
+    auth_oauth,
+    auth_orgs,
+    config,
+    databases,
+    emails,
+    health,
+    jobs,
+    ratelimit,
+)
 from .telemetry import instrument
 
 DESCRIPTION = """\
@@ -58,6 +70,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(auth_admin.router)
     app.include_router(auth_mfa.router)
     app.include_router(auth_oauth.router)
+    app.include_router(databases.router)
     # Outermost: every request but the probes gets a span and counts in the RED metrics,
     # also those the middlewares answer (429, 503) or that fail (500).
     instrument(app)
