@@ -131,6 +131,24 @@ def test_a_database_that_cannot_be_reached_says_why_without_its_password(app: Au
     assert SECRET not in http.get("/v1/databases", headers=ADMIN).text
 
 
+def test_the_history_of_an_unreachable_database_is_a_503_problem(app: AuthStack, http: httpx.Client):
+    answer = http.get("/v1/databases/gone/migrations", headers=ADMIN)
+    problem(answer, 503, "database-unavailable")
+    assert answer.headers["retry-after"] and SECRET not in answer.text
+
+
+def test_a_database_without_its_credential_says_so(app: AuthStack, http: httpx.Client, dbname: str):
+    with_databases(app, {"app": app_database(dbname), "nouri": app_database("nouri")}, {"app": app.mongo_url})
+    nouri = http.get("/v1/databases", headers=ADMIN).json()["items"][1]
+    assert (nouri["name"], nouri["server"], nouri["pool"], nouri["migration"]) == ("nouri", None, None, None)
+    assert (
+        nouri["error"]
+        == "Misconfigured: Database nouri: credential 'database.nouri.uri' is not in the Stack's credentials Secret"
+    )
+    body = problem(http.get("/v1/databases/nouri/migrations", headers=ADMIN), 503, "not-configured")
+    assert "database.nouri.uri" in body["detail"]
+
+
 def test_the_history_lists_each_run_newest_first_with_a_failure_and_its_error(
     app: AuthStack, http: httpx.Client, tmp_path: Path
 ):
@@ -182,7 +200,7 @@ def test_the_sdk_reads_databases_and_their_history(app: AuthStack, tmp_path: Pat
         assert [d.name for d in stackyard.databases.list()] == ["app", "gone"]
         found = stackyard.databases.get("app")
         assert found.migration is not None and found.migration.version == 1
-        assert found.pool.max_pool_size == 7 and found.server is not None
+        assert found.pool is not None and found.pool.max_pool_size == 7 and found.server is not None
         assert [(r.version, r.status) for r in stackyard.databases.migrations("app")] == [(1, "applied")]
         with pytest.raises(NotFound):
             stackyard.databases.get("nope")

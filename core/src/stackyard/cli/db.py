@@ -94,7 +94,7 @@ def database_table(view: DatabaseView) -> Table:
         ["DATABASE", view.database],
         ["STACK", yes_no(view.stack)],
         ["SERVER", server(view)],
-        ["POOL", f"{pool(view)} connections, {view.pool.max_connecting} opened at once"],
+        ["POOL", f"{pool(view)} connections, {view.pool.max_connecting} opened at once" if view.pool else "-"],
         ["INDEX POLICY", view.index_policy],
         ["MIGRATION", migration(view)],
     ]
@@ -104,7 +104,7 @@ def database_table(view: DatabaseView) -> Table:
 
 
 def pool(view: DatabaseView) -> str:
-    return f"{view.pool.min_pool_size}-{view.pool.max_pool_size}"
+    return f"{view.pool.min_pool_size}-{view.pool.max_pool_size}" if view.pool else "-"
 
 
 def server(view: DatabaseView) -> str:

@@ -80,7 +80,7 @@ class DatabaseView(_Wire):
     stack: bool = Field(description="Whether the Stack keeps its own collections there (spec.mongodb.databaseRef).")
     server: ServerView | None = Field(description="The server as reached just now; null when it cannot be.")
     error: str | None = Field(description="Why the server cannot be reached (reason: message), else null.")
-    pool: PoolView
+    pool: PoolView | None = Field(description="null when the settings or credentials cannot make a client.")
     index_policy: Literal["enforce", "report"]
     migration: MigrationView | None = Field(
         description="Where the migrations stand; null without spec.migrations or when the server is unreachable."

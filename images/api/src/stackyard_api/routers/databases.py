@@ -22,8 +22,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from stackyard.db.contract import DatabaseList, DatabaseView, MigrationHistory, MigrationView, PoolView, ServerView
 from stackyard.db.migrations import history, migration_state
+from stackyard.db.options import DatabaseOptionsError
 from stackyard.db.probe import probe
-from stackyard.problems import NotFound
+from stackyard.problems import NotConfigured, NotFound
 from stackyard.resources.database import DatabaseSpec
 from stackyard.runtime import Runtime
 
@@ -55,8 +56,20 @@ def pool_view(client: AsyncMongoClient[Any]) -> PoolView:
 async def database_view(runtime: Runtime, name: str, spec: DatabaseSpec) -> DatabaseView:
     """What this api sees of Database `name`: the server reached now, the driver's pool and,
     when the server answers and spec.migrations is set, the migration state."""
-    client = runtime.database_client(name)
     dbname = spec.connection.database
+    try:
+        client = database_client(runtime, name)
+    except NotConfigured as exc:
+        return DatabaseView(
+            name=name,
+            database=dbname,
+            stack=_is_stack_database(runtime, name),
+            server=None,
+            error=f"Misconfigured: {exc.detail}",
+            pool=None,
+            index_policy=spec.index_policy,
+            migration=None,
+        )
     result = await probe(client, dbname, timeout=PROBE_TIMEOUT)
     server = migration = None
     if result.ok and result.server is not None:
@@ -74,6 +87,15 @@ async def database_view(runtime: Runtime, name: str, spec: DatabaseSpec) -> Data
         index_policy=spec.index_policy,
         migration=migration,
     )
+
+
+def database_client(runtime: Runtime, name: str) -> AsyncMongoClient[Any]:
+    """The client of Database `name`; NotConfigured (503) when its credentials or settings
+    cannot make one (the message names the key or setting, never a secret)."""
+    try:
+        return runtime.database_client(name)
+    except (DatabaseOptionsError, KeyError) as exc:
+        raise NotConfigured(f"Database {name}: {exc.args[0] if exc.args else type(exc).__name__}") from None
 
 
 async def migration_view(db: AsyncDatabase[Any], desired: int) -> MigrationView:
@@ -143,5 +165,5 @@ async def get_database(name: Name, _: AdminDep, runtime: RuntimeDep) -> Database
 )
 async def migration_history(name: Name, _: AdminDep, runtime: RuntimeDep) -> MigrationHistory:
     spec = _spec(runtime, name)
-    records = await history(runtime.database_client(name)[spec.connection.database])
+    records = await history(database_client(runtime, name)[spec.connection.database])
     return MigrationHistory.model_validate({"items": records})
