@@ -110,7 +110,7 @@ def pool(view: DatabaseView) -> str:
 def server(view: DatabaseView) -> str:
     if view.server is None:
         return view.error or "-"
-    return f"{view.server.version} {view.server.topology}, {millis(view.server.round_trip_ms)}"
+    return f"{view.server.version} {view.server.topology}, {view.server.round_trip_ms:g} ms"
 
 
 def migration(view: DatabaseView) -> str:
