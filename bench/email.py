@@ -199,7 +199,7 @@ def start_worker(directory: Path) -> ManagedProcess:
 
 async def email_service(config: RuntimeConfig, redis: Any, mongo: Any) -> EmailService:
     """What the api's `email_service` dependency builds for POST /v1/emails."""
-    database = mongo[config.spec.mongodb.database]
+    database = mongo[config.stack_database_name]
     delivery_log, suppressions = DeliveryLog(database), SuppressionList(database)
     await delivery_log.ensure_indexes()
     await suppressions.ensure_indexes()

@@ -243,7 +243,7 @@ def readable_kubeconfig(source: Path, directory: Path) -> Path:
 
 
 def test_operator_image_reconciles_a_stack_that_the_api_image_then_serves(
-    kube, redis_server, start_container, cluster_namespace, tmp_path
+    kube, redis_server, mongo_server, start_container, cluster_namespace, tmp_path
 ):
     namespace = cluster_namespace
     health = free_port()
@@ -257,7 +257,7 @@ def test_operator_image_reconciles_a_stack_that_the_api_image_then_serves(
     operator.wait_for(lambda: f"watching {namespace}" in operator.logs(), "the operator to log 'watching'")
     operator.wait_for(lambda: httpx.get(f"http://127.0.0.1:{health}/healthz", timeout=1).is_success, "its /healthz")
 
-    create_backends_secret(kube, namespace, redis_server.url, "mongodb://127.0.0.1:1/")
+    create_backends_secret(kube, namespace, redis_server.url, mongo_server.url)
     stack = yaml.safe_load((REPO / "examples/stack.yaml").read_text())
     kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(stack))
     name = stack["metadata"]["name"]

@@ -79,6 +79,11 @@ def test_the_api_server_rejects_what_the_cel_rules_say(namespace):
         "exactly one of migrations.configMapRef and migrations.module must be set": database(
             migrations={"version": 1, "configMapRef": {"name": "m"}, "module": "app.migrations"}
         ),
+        "maxStaleness needs a readPreference other than primary": database(client={"maxStaleness": "120s"}),
+        "maxStaleness must be at least 90s": database(
+            client={"maxStaleness": "30s", "readPreference": "secondaryPreferred"}
+        ),
+        "writeConcern.journal cannot be true with w 0": database(client={"writeConcern": {"w": "0", "journal": True}}),
     }
     for message, manifest in rejected.items():
         result = namespace.try_apply(manifest)

@@ -41,9 +41,10 @@ def job_queue(**spec: Any) -> JobQueueSpec:
 class Workers:
     """A config directory (what the operator would render) and worker processes reading it."""
 
-    def __init__(self, directory: Path, redis_url: str) -> None:
+    def __init__(self, directory: Path, redis_url: str, mongo_url: str) -> None:
         self.directory = directory
         self.redis_url = redis_url
+        self.mongo_url = mongo_url  # workers are ready only with MongoDB reachable
         self.generation = 0
         self.processes: list[ManagedProcess] = []
         self.config: RuntimeConfig | None = None
@@ -63,7 +64,7 @@ class Workers:
             job_queues=queues,
             schedules=schedules or {},
         )
-        secrets = {"stack.redis.url": self.redis_url, "stack.mongodb.uri": "mongodb://unused"} | (credentials or {})
+        secrets = {"stack.redis.url": self.redis_url, "stack.mongodb.uri": self.mongo_url} | (credentials or {})
         (self.directory / "credentials.json").write_text(json.dumps(secrets))
         (self.directory / "config.json").write_text(self.config.canonical_json())
 
@@ -114,8 +115,8 @@ async def redis(redis_server):
 
 
 @pytest.fixture
-def workers(tmp_path, redis_server):
-    stack = Workers(tmp_path, redis_server.url)
+def workers(tmp_path, redis_server, mongo_server):
+    stack = Workers(tmp_path, redis_server.url, mongo_server.url)
     yield stack
     stack.stop()
 

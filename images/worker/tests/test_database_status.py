@@ -242,6 +242,16 @@ async def test_an_unreachable_database_says_why_and_nothing_else(stack: Stack) -
     assert PASSWORD not in json.dumps(view)
 
 
+async def test_a_connection_string_the_driver_refuses_is_misconfigured(stack: Stack) -> None:
+    uri = f"postgres://app:{PASSWORD}@127.0.0.1:5432/app"  # a connection string for another server
+    stack.apply({"odd": {}}, {"odd": uri})
+    view = await stack.check("odd")
+    connected = view["conditions"][0]
+    assert (connected["type"], connected["status"], connected["reason"]) == ("Connected", "False", "Misconfigured")
+    assert "mongodb://" in connected["message"], connected["message"]  # the driver says which schemes it takes
+    assert PASSWORD not in json.dumps(view)
+
+
 async def test_the_loop_checks_every_database_at_once_and_forgets_removed_ones(stack: Stack) -> None:
     stack.apply({"one": {}, "two": {}})
     await stack.applied()

@@ -26,6 +26,7 @@ from .base import (
     ResourceStatus,
     SecretKeyRef,
     StackRef,
+    duration_seconds,
 )
 from .jobs import check_cron, check_time_zone
 
@@ -123,6 +124,38 @@ class ClientSettings(CamelModel):
     write_concern: WriteConcern | None = Field(default=None, description="Write concern; server default if unset.")
     retryable_writes: bool = Field(default=True, description="Retry a write once after a network error or failover.")
     retryable_reads: bool = Field(default=True, description="Retry a read once after a network error or failover.")
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.maxStaleness) || !has(self.readPreference) || self.readPreference != 'primary'",
+                    "message": "maxStaleness needs a readPreference other than primary",
+                },
+                {
+                    "rule": "!has(self.maxStaleness) || duration(self.maxStaleness) >= duration('90s')",
+                    "message": "maxStaleness must be at least 90s",
+                },
+                {
+                    "rule": "!has(self.writeConcern) || !has(self.writeConcern.journal) || "
+                    "!self.writeConcern.journal || !has(self.writeConcern.w) || self.writeConcern.w != '0'",
+                    "message": "writeConcern.journal cannot be true with w 0 (unacknowledged)",
+                },
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClientSettings:
+        if self.max_staleness is not None:
+            if self.read_preference == "primary":
+                raise ValueError("maxStaleness needs a readPreference other than primary")
+            if duration_seconds(self.max_staleness) < 90:
+                raise ValueError("maxStaleness must be at least 90s")
+        concern = self.write_concern
+        if concern is not None and concern.journal and concern.w == "0":
+            raise ValueError("writeConcern.journal cannot be true with w 0 (unacknowledged)")
+        return self
 
 
 # -- indexes ---------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from stackyard.db.indexes import Drift, definition, reconcile
+from stackyard.db.options import DatabaseOptionsError
 from stackyard.db.migrations import MigrationState, history, migration_state
 from stackyard.db.probe import ProbeResult, classify, is_connection_error, probe, scrub
 from stackyard.db.schema import capability_indexes
@@ -228,7 +229,13 @@ class DatabaseStatusReporter:
     async def check(self, name: str, spec: DatabaseSpec) -> dict[str, Any]:
         """The status fields of one Database: Connected, then (when connected) indexes and
         migrations."""
-        client = self._client_for(name)
+        try:
+            client = self._client_for(name)
+        except DatabaseOptionsError as exc:  # settings the driver refuses; the message quotes no password
+            condition = _condition("Connected", False, "Misconfigured", str(exc))
+            view = {"conditions": [self._scrubbed(condition)]}
+            self._note_connection(name, view["conditions"][0])
+            return view
         result = await probe(client, spec.connection.database, timeout=PROBE_TIMEOUT)
         view: dict[str, Any] = {"conditions": [self._scrubbed(connected_condition(result))]}
         if result.ok and result.server is not None:
