@@ -35,8 +35,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from stackyard.db.indexes import Drift, definition, reconcile
-from stackyard.db.options import DatabaseOptionsError
 from stackyard.db.migrations import MigrationState, history, migration_state
+from stackyard.db.options import DatabaseOptionsError
 from stackyard.db.probe import ProbeResult, classify, is_connection_error, probe, scrub
 from stackyard.db.schema import capability_indexes
 from stackyard.resources.database import DatabaseSpec
