@@ -291,9 +291,8 @@ def backup(
         return await run_backup(database, out, collections=collections or (), progress=say)
 
     result = against(required(uri, "--uri"), required(db, "--db"), run)
-    rows = [[name, str(count)] for name, count in sorted(result.collections.items())]
     text = f"backup {result.name}: {result.documents} documents, {result.bytes} bytes in {result.seconds:.1f}s"
-    emit(cli(ctx).output, as_json(result), [Table(["COLLECTION", "DOCUMENTS"], rows)], f"{text}\n{result.path}")
+    emit(cli(ctx).output, as_json(result), [documents_table(result.collections)], f"{text}\n{result.path}")
 
 
 @app.command()
@@ -316,9 +315,12 @@ def restore(
         result = against(required(uri, "--uri"), required(db, "--db"), run)
     except BackupError as exc:
         fail(str(exc), EXIT_API_ERROR)
-    rows = [[name, str(count)] for name, count in sorted(result.collections.items())]
     text = f"restored {result.documents} documents and {result.indexes} indexes in {result.seconds:.1f}s"
-    emit(cli(ctx).output, as_json(result), [Table(["COLLECTION", "DOCUMENTS"], rows)], text)
+    emit(cli(ctx).output, as_json(result), [documents_table(result.collections)], text)
+
+
+def documents_table(collections: dict[str, int]) -> Table:
+    return Table(["COLLECTION", "DOCUMENTS"], [[name, str(count)] for name, count in sorted(collections.items())])
 
 
 # -- shared -----------------------------------------------------------------------------------
