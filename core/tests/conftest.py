@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from stackyard.clients import mongo_client
 from stackyard.resources.stack import TelemetrySettings
 from stackyard.telemetry import Telemetry
 
@@ -19,3 +21,14 @@ def exporting_telemetry(otel_collector: Any) -> Iterator[Telemetry]:
     yield telemetry
     telemetry.flush()
     telemetry.apply(TelemetrySettings(enabled=False))
+
+
+@pytest.fixture
+async def db(mongo_server: Any, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A fresh database on the harness's MongoDB-wire server, dropped after the test."""
+    module = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    client = mongo_client(mongo_server.url, f"test-{module}")
+    database = client[f"{module[:20]}_{uuid.uuid4().hex[:12]}"]
+    yield database
+    await client.drop_database(database.name)
+    await client.close()

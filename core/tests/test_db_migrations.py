@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from stackyard.clients import mongo_client
 from stackyard.db.migration_lock import LOCK_COLLECTION, LeaseLock
 from stackyard.db.migrations import (
     HISTORY_COLLECTION,
@@ -24,15 +21,6 @@ from stackyard.db.migrations import (
     load_module,
     migration_state,
 )
-
-
-@pytest.fixture
-async def db(mongo_server: Any) -> AsyncIterator[Any]:
-    client = mongo_client(mongo_server.url, "test-db-migrations")
-    database = client[f"mig_{uuid.uuid4().hex[:12]}"]
-    yield database
-    await client.drop_database(database.name)
-    await client.close()
 
 
 def scripts(directory: Path, **files: str) -> Path:

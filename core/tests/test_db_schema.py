@@ -3,14 +3,11 @@ capabilities' `ensure_indexes()` keeping them, against the harness's MongoDB-wir
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from stackyard.auth import audit, orgs, users
 from stackyard.auth.errors import EmailTaken
-from stackyard.clients import mongo_client
 from stackyard.config import RuntimeConfig
 from stackyard.db.indexes import inspect
 from stackyard.db.schema import (
@@ -26,15 +23,6 @@ from stackyard.email.log import DeliveryLog
 from stackyard.email.suppressions import SuppressionList
 
 ALL = sorted({i.collection for i in CAPABILITY_INDEXES})
-
-
-@pytest.fixture
-async def db(mongo_server: Any) -> AsyncIterator[Any]:
-    client = mongo_client(mongo_server.url, "test-db-schema")
-    database = client[f"schema_{uuid.uuid4().hex[:12]}"]
-    yield database
-    await client.drop_database(database.name)
-    await client.close()
 
 
 async def is_ferretdb(db: Any) -> bool:

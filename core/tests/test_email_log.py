@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from stackyard.clients import mongo_client
 from stackyard.email.contract import EmailFilter, EmailRecord, TimelineEvent
 from stackyard.email.log import DeliveryLog
 from stackyard.email.webhooks import ProviderEvent
@@ -19,15 +16,6 @@ from stackyard.problems import Conflict, UnprocessableContent
 
 DAY = 86400.0
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(mongo_server: Any) -> AsyncIterator[Any]:
-    client = mongo_client(mongo_server.url, "test-email-log")
-    database = client[f"log_{uuid.uuid4().hex[:12]}"]
-    yield database
-    await client.drop_database(database.name)
-    await client.close()
 
 
 @pytest.fixture

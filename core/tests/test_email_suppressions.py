@@ -4,23 +4,11 @@ database per test."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from stackyard.clients import mongo_client
 from stackyard.email.suppressions import SuppressionList
 from stackyard.problems import UnprocessableContent
-
-
-@pytest.fixture
-async def db(mongo_server: Any) -> AsyncIterator[Any]:
-    client = mongo_client(mongo_server.url, "test-email-suppressions")
-    database = client[f"sup_{uuid.uuid4().hex[:12]}"]
-    yield database
-    await client.drop_database(database.name)
-    await client.close()
 
 
 @pytest.fixture
