@@ -311,6 +311,10 @@ def test_local_migrate_runs_a_directory_once(stack: AuthStack, tmp_path: Path):
     assert failed.returncode == 1 and failed.stdout.startswith("version 3 failed:"), failed.stderr
     with pymongo.MongoClient(stack.mongo_url) as client:
         assert "sku_1" in client[dbname(stack)]["widgets"].index_information()
+        runners = {record["runner"] for record in client[dbname(stack)]["_stackyard_migrations"].find()}
+    assert all(runner.startswith("stackyard-cli-") and len(runner) > len("stackyard-cli-") for runner in runners)
+    beyond = run(*local, "--to", "9", environment=environment)
+    assert beyond.returncode == 2 and "error: " in beyond.stderr and "Traceback" not in beyond.stderr, beyond.stderr
 
 
 def test_backup_then_restore_into_another_database(stack: AuthStack, tmp_path: Path):

@@ -253,7 +253,7 @@ def kube_message(exc: Any) -> str:
 
 
 def migrate_local(ctx: typer.Context, uri: str, dbname: str, directory: Path, to: int | None, wait: float) -> None:
-    from stackyard.db.migrations import MigrationError, Migrator, load_directory
+    from stackyard.db.migrations import MigrationError, Migrator, default_runner, load_directory
 
     try:
         migrations = load_directory(directory)
@@ -262,12 +262,17 @@ def migrate_local(ctx: typer.Context, uri: str, dbname: str, directory: Path, to
     target = to if to is not None else max((m.version for m in migrations), default=0)
 
     async def run(db: AsyncDatabase[Any]) -> Any:
-        return await Migrator(db, migrations, runner="stackyard-cli", progress=say).migrate(target, wait=wait)
+        migrator = Migrator(db, migrations, runner=f"stackyard-cli-{default_runner()}", progress=say)
+        try:
+            return await migrator.migrate(target, wait=wait)
+        except MigrationError as exc:  # a gap, or a target the scripts do not reach: nothing ran
+            fail(str(exc), EXIT_USAGE)
 
     result = against(uri, dbname, run)
     body = as_json(result)
-    if result.failed_version is not None:
-        emit(cli(ctx).output, body, [], f"version {result.failed_version} failed: {result.error}")
+    if not result.ok:  # a script failed, or the lock could not be had or was lost
+        what = f"version {result.failed_version} failed" if result.failed_version is not None else "not finished"
+        emit(cli(ctx).output, body, [], f"{what}: {result.error}")
         raise typer.Exit(EXIT_API_ERROR)
     applied = ", ".join(map(str, result.applied)) or "nothing"
     emit(cli(ctx).output, body, [], f"at version {result.version} (applied: {applied})")
