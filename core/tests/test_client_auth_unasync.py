@@ -1,5 +1,5 @@
-"""The SDK's blocking auth namespaces (`client/auth_sync.py`, `client/admin_sync.py`) are
-the asyncio ones (`auth_async.py`, `admin_async.py`) with the awaits taken out, and nothing
+"""The SDK's blocking namespaces (`client/auth_sync.py`, `admin_sync.py`, `databases_sync.py`)
+are the asyncio ones (`auth_async.py`, ...) with the awaits taken out, and nothing
 else: the two of a pair cannot drift.
 They are compared as syntax trees, so that formatting (ruff joins lines the rewrite made
 shorter) does not count.
@@ -27,6 +27,8 @@ REWRITES = [
     (r"\bAsync(?=[A-Z]\w*)", ""),
     (r"\.async_client\b", ".sync_client"),
     (r"\.(\w+)_async\b", r".\1_sync"),
+    (r"\basyncio\.sleep\(", "time.sleep("),
+    (r"(?m)^import asyncio\n", ""),
 ]
 
 
@@ -36,7 +38,11 @@ def unasync(source: str) -> str:
     return source
 
 
-PAIRS = [("auth_async.py", "auth_sync.py"), ("admin_async.py", "admin_sync.py")]
+PAIRS = [
+    ("auth_async.py", "auth_sync.py"),
+    ("admin_async.py", "admin_sync.py"),
+    ("databases_async.py", "databases_sync.py"),
+]
 
 
 @pytest.mark.parametrize(("asynchronous", "blocking"), PAIRS)
