@@ -2,8 +2,9 @@
 configured before each test, an HTTP client on it and its MongoDB database.
 
 Each module names its Redis database in a `REDIS_DATABASE` constant (Redis has 16, 0-15), so
-that no module meets another's keys or queues. In use: 0 the harness's default, 3
-test_telemetry_api, 6 test_client_emails, 7 tests/integration/test_email_sending, 8 test_auth_flows, 9
+that no module meets another's keys or queues. In use: 0 the harness's default, 1
+test_databases_api, 2 core/tests/test_cli_db, 3 test_telemetry_api, 5 test_telemetry_sentry,
+6 test_client_emails, 7 tests/integration/test_email_sending, 8 test_auth_flows, 9
 test_auth_mfa, 10 test_auth_oauth, 11 test_auth_orgs, 12 test_auth_admin, 13
 test_auth_tokens, 14 test_auth_schemathesis, 15 test_client_auth.
 
