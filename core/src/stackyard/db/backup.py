@@ -36,6 +36,8 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from .migration_lock import LOCK_COLLECTION
+
 FORMAT = 1
 MANIFEST = "stackyard-backup.json"
 PARTIAL = ".partial"
@@ -211,13 +213,20 @@ def _info(directory: Path) -> BackupInfo:
 # -- backup ------------------------------------------------------------------------------------
 
 
+def _transient(name: str) -> bool:
+    """Collections whose documents only mean something while they are written: the
+    migration lock (a restored lease would be stale) and the index checks' scratch ones."""
+    return name == LOCK_COLLECTION or name.startswith("_stackyard_index_probe_")
+
+
 async def _collections_to_dump(db: AsyncDatabase[Any], wanted: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Name -> options of the collections to back up (views, timeseries and system.* are not)."""
+    """Name -> options of the collections to back up (views, timeseries, system.* and the
+    transient ones are not; the migration history is)."""
     found: dict[str, dict[str, Any]] = {}
     cursor = await db.list_collections()
     async for info in cursor:
         name = info["name"]
-        if info.get("type", "collection") == "collection" and not name.startswith("system."):
+        if info.get("type", "collection") == "collection" and not name.startswith("system.") and not _transient(name):
             found[name] = dict(info.get("options") or {})
     if not wanted:
         return dict(sorted(found.items()))
