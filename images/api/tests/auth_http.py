@@ -3,6 +3,7 @@ authorise as a session, and check that an answer is a given problem."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -62,3 +63,66 @@ def login(
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
+
+
+# -- schemathesis over a group of routes ---------------------------------------------------
+
+
+def route_labels(*routers: Any) -> set[str]:
+    """ "METHOD /path" of every route of FastAPI routers, as schemathesis labels operations."""
+    return {f"{method} {route.path}" for router in routers for route in router.routes for method in route.methods}
+
+
+def check_operations(
+    url: str,
+    path_regex: str,
+    labels: set[str],
+    headers_for: Callable[[Any], dict[str, str] | None],
+    max_examples: int = 10,
+) -> None:
+    """schemathesis over the operations of the api at `url` whose path matches `path_regex`
+    (which must be exactly `labels`): valid and invalid requests, a few per operation, each
+    with `headers_for(case)` unless the case brings its own Authorization: never a server
+    error, always a declared answer. Every operation runs, so one failure hides no other."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+        response_headers_conformance,
+    ]
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    operations = [r.ok() for r in schema.include(path_regex=path_regex).get_all_operations()]
+    assert {op.label for op in operations} == labels
+    failures: dict[str, str] = {}
+    for operation in operations:
+
+        @given(case=st.one_of(operation.as_strategy(mode) for mode in GenerationMode))
+        @settings(
+            max_examples=max_examples,
+            deadline=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        def exercise(case: Any) -> None:
+            headers = None if "Authorization" in (case.headers or {}) else headers_for(case)
+            case.call_and_validate(headers=headers, checks=checks, timeout=10)
+
+        try:
+            exercise()
+        except (Exception, BaseExceptionGroup) as exc:
+            failures[operation.label] = f"{type(exc).__name__}: {str(exc)[:1500]}"
+    assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())

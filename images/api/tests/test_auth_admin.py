@@ -12,31 +12,13 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import schemathesis
-from auth_http import PASSWORD, bearer, login
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from auth_http import PASSWORD, bearer, check_operations, login, route_labels
 from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack
 
 NEW_PASSWORD = "another calm and slow stream"
 AGENT = "admin-tests/2.0"
 ADMIN = {"Authorization": f"Bearer {ADMIN_API_KEY}"}
 SCHEMA_EXAMPLES = 15
-SCHEMA_CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    response_headers_conformance,
-]
 REDIS_DATABASE = 12
 AUTH_SETTINGS = {"requireEmailVerification": False}
 USER_AGENT = AGENT
@@ -306,34 +288,8 @@ def test_the_org_and_admin_routes_answer_what_their_openapi_says(auth: AuthStack
             session = login(http, "ana@example.com")
         return bearer(session)
 
-    labels = {
-        f"{method} {route.path}"
-        for router in (auth_orgs.router, auth_admin.router)
-        for route in router.routes
-        for method in getattr(route, "methods", ())
-    }
-    schema = schemathesis.openapi.from_url(f"{auth.url}/openapi.json")
-    operations = [r.ok() for r in schema.include(path_regex=r"^/v1/auth/(orgs|admin)").get_all_operations()]
-    assert {op.label for op in operations} == labels
-    failures: dict[str, str] = {}
-    for operation in operations:
+    def headers_for(case: Any) -> dict[str, str]:
+        return ADMIN if case.operation.path.startswith("/v1/auth/admin") else user_headers()
 
-        @given(case=st.one_of(operation.as_strategy(mode) for mode in GenerationMode))
-        @settings(
-            max_examples=SCHEMA_EXAMPLES,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-        def exercise(case: Any) -> None:
-            given_headers = "Authorization" in (case.headers or {})
-            is_admin = case.operation.path.startswith("/v1/auth/admin")
-            headers = None if given_headers else ADMIN if is_admin else user_headers()
-            case.call_and_validate(headers=headers, checks=SCHEMA_CHECKS, timeout=10)
-
-        try:
-            exercise()
-        except (Exception, BaseExceptionGroup) as exc:  # one operation's failure must not hide another's
-            failures[operation.label] = f"{type(exc).__name__}: {str(exc)[:1500]}"
-    assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
+    labels = route_labels(auth_orgs.router, auth_admin.router)
+    check_operations(auth.url, r"^/v1/auth/(orgs|admin)", labels, headers_for, SCHEMA_EXAMPLES)

@@ -17,18 +17,7 @@ from typing import Any
 import httpx
 import pymongo
 import pytest
-import schemathesis
-from auth_http import problem
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from auth_http import check_operations, problem, route_labels
 from stackyard.client import (
     AdminKeyMissing,
     AdminKeyRefused,
@@ -206,37 +195,7 @@ def test_the_routes_answer_what_their_openapi_says(app: AuthStack):
     answer, the unreachable Database's included."""
     from stackyard_api.routers import databases
 
-    labels = {f"{method} {route.path}" for route in databases.router.routes for method in getattr(route, "methods", ())}
-    schema = schemathesis.openapi.from_url(f"{app.url}/openapi.json")
-    operations = [r.ok() for r in schema.include(path_regex=r"^/v1/databases").get_all_operations()]
-    assert {op.label for op in operations} == labels
-    checks = [
-        not_a_server_error,
-        status_code_conformance,
-        content_type_conformance,
-        response_schema_conformance,
-        response_headers_conformance,
-    ]
-    failures: dict[str, str] = {}
-    for operation in operations:
-
-        @given(case=st.one_of(operation.as_strategy(mode) for mode in GenerationMode))
-        @settings(
-            max_examples=10,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-        def exercise(case: Any) -> None:
-            headers = None if "Authorization" in (case.headers or {}) else ADMIN
-            case.call_and_validate(headers=headers, checks=checks, timeout=10)
-
-        try:
-            exercise()
-        except (Exception, BaseExceptionGroup) as exc:  # one operation's failure must not hide another's
-            failures[operation.label] = f"{type(exc).__name__}: {str(exc)[:1500]}"
-    assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
+    check_operations(app.url, r"^/v1/databases", route_labels(databases.router), lambda case: ADMIN)
 
 
 # -- the SDK ----------------------------------------------------------------------------------
