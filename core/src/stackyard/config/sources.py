@@ -10,15 +10,17 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
-
-from kubernetes_asyncio import client, config, watch
-from kubernetes_asyncio.client.exceptions import ApiException
+from typing import TYPE_CHECKING, Any
 
 from .live import LiveConfig
 from .runtime import CONFIG_KEY, CREDENTIALS_REVISION_ANNOTATION
 
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client
+
 log = logging.getLogger(__name__)
+# kubernetes_asyncio is imported where it is used: it takes most of a second to import, which
+# programs on file configs and the CLI's local commands should not pay.
 
 
 def config_map_name(stack: str) -> str:
@@ -31,6 +33,8 @@ def credentials_secret_name(stack: str) -> str:
 
 async def kube_api_client() -> client.ApiClient:
     """An API client from the pod's service account, or else from KUBECONFIG."""
+    from kubernetes_asyncio import client, config
+
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()  # type: ignore[no-untyped-call]
         return client.ApiClient()
@@ -52,6 +56,8 @@ class KubernetesConfigSource:
         self.connected = False
 
     async def run(self) -> None:
+        from kubernetes_asyncio import client
+
         api_client = await kube_api_client()
         async with api_client:
             core = client.CoreV1Api(api_client)
@@ -61,6 +67,9 @@ class KubernetesConfigSource:
             )
 
     async def _watch(self, list_fn: Any, name: str, on_object: Any) -> None:
+        from kubernetes_asyncio import watch
+        from kubernetes_asyncio.client.exceptions import ApiException
+
         backoff = 0.5
         while True:
             try:
