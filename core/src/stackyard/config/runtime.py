@@ -12,6 +12,7 @@ from pydantic import Field
 
 from ..resources.auth import IdentityProviderSpec
 from ..resources.base import CamelModel
+from ..resources.bucket import BucketSpec
 from ..resources.database import DatabaseSpec
 from ..resources.email import EmailProviderSpec, EmailTemplateSpec
 from ..resources.jobs import JobQueueSpec, ScheduleSpec
@@ -64,6 +65,7 @@ class RuntimeConfig(CamelModel):
     databases: dict[str, DatabaseSpec] = Field(
         default_factory=dict, description="Databases by name; the Stack's spec.mongodb.databaseRef may name one."
     )
+    buckets: dict[str, BucketSpec] = Field(default_factory=dict, description="Buckets (file stores) by name.")
 
     @property
     def stack_database(self) -> DatabaseSpec | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .auth import IdentityProvider
 from .base import CustomResource
+from .bucket import Bucket
 from .database import Database
 from .email import EmailProvider, EmailTemplate
 from .jobs import JobQueue, Schedule
@@ -19,5 +20,6 @@ KINDS: list[type[CustomResource]] = [
     Schedule,
     IdentityProvider,
     Database,
+    Bucket,
 ]
 BY_KIND: dict[str, type[CustomResource]] = {k.info.kind: k for k in KINDS}
