@@ -46,9 +46,8 @@ _BYTE_UNITS = {
     "Ti": 1024**4,
 }
 # A media type or a family of them: image/png, image/*, application/pdf, */* (anything).
-MediaRange = Annotated[
-    str, StringConstraints(max_length=127, pattern=r"^(\*/\*|[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*))$")
-]
+_TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]*"
+MediaRange = Annotated[str, StringConstraints(max_length=127, pattern=rf"^(\*/\*|{_TOKEN}/(\*|{_TOKEN}))$")]
 PathPart = Annotated[str, StringConstraints(max_length=200, pattern=r"^([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?$")]
 PresetName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ImageFormat = Literal["jpeg", "png", "webp", "avif"]
