@@ -51,6 +51,7 @@ MediaRange = Annotated[str, StringConstraints(max_length=127, pattern=rf"^(\*/\*
 PathPart = Annotated[str, StringConstraints(max_length=200, pattern=r"^([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?$")]
 PresetName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ImageFormat = Literal["jpeg", "png", "webp", "avif"]
+ALL_IMAGE_FORMATS: tuple[ImageFormat, ...] = ("jpeg", "png", "webp", "avif")
 FitMode = Literal["cover", "contain", "fill", "inside", "outside"]
 
 
@@ -177,7 +178,7 @@ class ImageSettings(CamelModel):
         default=4096, ge=16, le=16384, description="Largest width or height a transform may ask for."
     )
     formats: list[ImageFormat] = Field(
-        default_factory=lambda: ["jpeg", "png", "webp", "avif"], max_length=4, description="Output formats allowed."
+        default_factory=lambda: list(ALL_IMAGE_FORMATS), max_length=4, description="Output formats allowed."
     )
     default_quality: int = Field(default=80, ge=1, le=100, description="Quality when a transform names none.")
     presets: dict[PresetName, ImageTransform] = Field(
