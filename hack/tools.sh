@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build, once, the real servers that stackyard's tests and `make up` run.
 #
-#   hack/tools.sh [all|kubernetes|etcd|helm|kind|ferretdb|otelcol|oidc|redis|env]
+#   hack/tools.sh [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|redis|env]
 #
 # Every tool is built from its Go module at the version pinned in hack/versions.env
 # and cached under $STACKYARD_CACHE (default ~/.cache/stackyard), in a directory
@@ -28,6 +28,7 @@ ETCD_DIR=$CACHE/etcd/$ETCD_VERSION
 HELM_DIR=$CACHE/helm/$HELM_VERSION-r2
 KIND_DIR=$CACHE/kind/$KIND_VERSION
 FERRETDB_DIR=$CACHE/ferretdb/$FERRETDB_VERSION
+MINIO_DIR=$CACHE/minio/$MINIO_VERSION
 OTELCOL_MANIFEST=$here/otelcol-builder.yaml
 # Keyed by the version and the builder manifest: adding a component builds a fresh collector.
 OTELCOL_KEY=$OTELCOL_VERSION-$(sha256sum "$OTELCOL_MANIFEST" | cut -c1-12)
@@ -158,6 +159,16 @@ build_ferretdb() {
   mark_complete "$FERRETDB_DIR"
 }
 
+# MinIO, the S3-compatible server of the storage tests. It tags releases RELEASE.<date>,
+# not semver, so the pin is the module's pseudo-version of that commit.
+build_minio() {
+  complete "$MINIO_DIR" && return 0
+  mkdir -p "$MINIO_DIR"
+  run minio "compile minio $MINIO_VERSION (a few minutes on two cores)" env GOBIN="$MINIO_DIR" \
+    go install -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION"
+  mark_complete "$MINIO_DIR"
+}
+
 build_otelcol() {
   complete "$OTELCOL_DIR" && return 0
   local src=$CACHE/src/otelcol-$OTELCOL_KEY v=v$OTELCOL_VERSION
@@ -199,6 +210,7 @@ STACKYARD_HELM=${STACKYARD_HELM:-$HELM_DIR/helm}
 STACKYARD_KIND=${STACKYARD_KIND:-$KIND_DIR/kind}
 STACKYARD_FERRETDB=${STACKYARD_FERRETDB:-$FERRETDB_DIR/ferretdb}
 STACKYARD_OTELCOL=${STACKYARD_OTELCOL:-$OTELCOL_DIR/otelcol-stackyard}
+STACKYARD_MINIO=${STACKYARD_MINIO:-$MINIO_DIR/minio}
 STACKYARD_OIDC_PROVIDER=${STACKYARD_OIDC_PROVIDER:-$OIDC_DIR/provider.mjs}
 EOF
 }
@@ -211,6 +223,7 @@ case ${1:-all} in
     timed build_helm
     timed build_kind
     timed build_ferretdb
+    timed build_minio
     timed build_otelcol
     timed build_oidc
     say tools "all ready in $((SECONDS - t0)) s under $CACHE"
@@ -220,9 +233,10 @@ case ${1:-all} in
   helm) timed build_helm ;;
   kind) timed build_kind ;;
   ferretdb) timed build_ferretdb ;;
+  minio) timed build_minio ;;
   otelcol) timed build_otelcol ;;
   oidc) timed build_oidc ;;
   redis) check_redis ;;
   env) print_env ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|helm|kind|ferretdb|otelcol|oidc|redis|env]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|redis|env]" >&2; exit 2 ;;
 esac

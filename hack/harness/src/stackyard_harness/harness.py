@@ -15,6 +15,7 @@ from .otel import OtelCollector
 from .process import HarnessError
 from .redis import RedisServer
 from .redis_cluster import RedisCluster
+from .s3 import S3Server
 from .tools import REPO_ROOT, Tools
 
 
@@ -33,6 +34,7 @@ SERVICES = {
     "redis-cluster": RedisCluster,
     "mongo": MongoServer,
     "otel": OtelCollector,
+    "s3": S3Server,
 }
 # What `stackyard-harness servers` starts when no names are given (the cluster only on request).
 DEFAULT_SERVERS = ["kube", "redis", "mongo", "otel"]

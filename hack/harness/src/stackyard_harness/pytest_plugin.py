@@ -21,6 +21,7 @@ from .oidc_provider import OidcClient, OidcProvider
 from .otel import OtelCollector
 from .redis import RedisServer
 from .redis_cluster import RedisCluster
+from .s3 import S3Server
 from .tools import ToolMissing, Tools
 
 
@@ -74,6 +75,12 @@ def redis_cluster(harness: Harness) -> RedisCluster:
 @pytest.fixture(scope="session")
 def mongo_server(harness: Harness) -> MongoServer:
     return _service(harness, "mongo")
+
+
+@pytest.fixture(scope="session")
+def s3_server(harness: Harness) -> S3Server:
+    """MinIO: `.endpoint`, `.access_key`, `.secret_key`, `.region`, `.create_bucket(prefix)`."""
+    return _service(harness, "s3")
 
 
 @pytest.fixture(scope="session")

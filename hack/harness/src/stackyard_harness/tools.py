@@ -48,6 +48,7 @@ class Tools:
     kind: Path
     ferretdb: Path
     otelcol: Path
+    minio: Path
 
     @classmethod
     def locate(cls) -> Tools:
@@ -63,6 +64,7 @@ class Tools:
             kind=Path(paths["STACKYARD_KIND"]),
             ferretdb=Path(paths["STACKYARD_FERRETDB"]),
             otelcol=Path(paths["STACKYARD_OTELCOL"]),
+            minio=Path(paths["STACKYARD_MINIO"]),
         )
 
     def kube_binary(self, name: str) -> Path:
