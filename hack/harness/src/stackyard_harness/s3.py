@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import botocore.session
+import httpx
 from botocore.config import Config
 
 from .process import ManagedProcess, free_port, tcp_open
@@ -66,8 +66,7 @@ class S3Server:
     def _live(self) -> bool:
         if not tcp_open(self.port):
             return False
-        with urllib.request.urlopen(f"{self.endpoint}/minio/health/live", timeout=1) as response:
-            return bool(response.status == 200)
+        return httpx.get(f"{self.endpoint}/minio/health/live", timeout=1).status_code == 200
 
     def client(self) -> Any:
         """A synchronous botocore S3 client with the root keys (for test set-up and checks)."""
