@@ -9,6 +9,7 @@ PACKAGES=(
   docker.io      # dockerd and the docker CLI for building and testing the images (hack/docker.sh)
   debootstrap    # the local Debian base image (hack/base-image.sh)
   postgresql     # FerretDB's PostgreSQL backend, for `make bench` (bench/README.md)
+  clamav-daemon  # clamd for the storage scan tests (the harness gives it a test signature database)
 )
 
 missing=()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from .clamav import ClamdServer
 from .kube import KubeCluster
 from .mongo import MongoServer
 from .otel import OtelCollector
@@ -35,6 +36,7 @@ SERVICES = {
     "mongo": MongoServer,
     "otel": OtelCollector,
     "s3": S3Server,
+    "clamd": ClamdServer,
 }
 # What `stackyard-harness servers` starts when no names are given (the cluster only on request).
 DEFAULT_SERVERS = ["kube", "redis", "mongo", "otel"]

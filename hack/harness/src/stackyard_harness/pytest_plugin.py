@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from .clamav import ClamdServer
 from .fake_sentry import FakeSentry
 from .harness import Harness
 from .kube import KubeCluster
@@ -81,6 +82,13 @@ def mongo_server(harness: Harness) -> MongoServer:
 def s3_server(harness: Harness) -> S3Server:
     """MinIO: `.endpoint`, `.access_key`, `.secret_key`, `.region`, `.create_bucket(prefix)`."""
     return _service(harness, "s3")
+
+
+@pytest.fixture(scope="session")
+def clamd(harness: Harness) -> ClamdServer:
+    """Debian's clamd with a test signature database (the EICAR file and `clamav.MARKER`):
+    `.address` (tcp://127.0.0.1:<port>), `.unix_address` (unix:///…/clamd.sock)."""
+    return _service(harness, "clamd")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,203 @@
+"""A client of ClamAV's daemon (clamd): the malware scan of uploads.
+
+It speaks clamd's own protocol over TCP (`tcp://host:port`) or a unix socket
+(`unix:///path`), as clamd(8) documents it: commands prefixed with `z` and ended by a NUL
+byte, so that replies end with NUL too.
+
+- `zPING\\0` -> `PONG`.
+- `zINSTREAM\\0`, then the bytes as chunks, each preceded by its length as 4 bytes big-endian,
+  then a zero length -> `stream: OK`, `stream: <Signature> FOUND` or `... ERROR` (among them
+  `INSTREAM size limit exceeded. ERROR` once more than clamd's StreamMaxLength was sent; clamd
+  may then close the connection before the client has sent everything).
+
+Written here rather than taken from PyPI: the `clamd` package was last released in 2017,
+is synchronous and unmaintained; the protocol is a few lines.
+
+A clean or infected verdict is a `ScanResult`. Anything else (clamd unreachable, no answer
+within the timeout, the size limit, an ERROR reply) raises `ScanUnavailable`: the scan job
+fails and its queue retries it, the file stays `scanning` and is never served meanwhile.
+
+    scanner = Clamd("tcp://clamav:3310", timeout=60)
+    result = await scanner.instream(storage.read("files/" + file_id))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["CHUNK_BYTES", "Clamd", "ScanResult", "ScanSizeLimit", "ScanUnavailable", "parse_address", "parse_reply"]
+
+CHUNK_BYTES = 256 * 1024
+"""Largest chunk sent in one INSTREAM frame (larger reads are split)."""
+REPLY_LIMIT = 4096
+"""Most bytes of a reply read (a signature name is short)."""
+
+
+class ScanUnavailable(Exception):
+    """No verdict: clamd unreachable or silent, an ERROR reply. The message names the
+    address's kind and the reason, never the file's contents."""
+
+
+class ScanSizeLimit(ScanUnavailable):
+    """clamd refused the stream as larger than its StreamMaxLength (raise it to at least
+    the Bucket's limits.maxObjectSize)."""
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    result: Literal["clean", "infected"]
+    signature: str | None = None
+    """The matched signature's name when infected (e.g. `Win.Test.EICAR_HDB-1`)."""
+
+    @property
+    def clean(self) -> bool:
+        return self.result == "clean"
+
+    @property
+    def infected(self) -> bool:
+        return self.result == "infected"
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+
+    def __str__(self) -> str:
+        return f"unix://{self.path}" if self.path is not None else f"tcp://{self.host}:{self.port}"
+
+
+def parse_address(address: str) -> Address:
+    """`tcp://host:port` or `unix:///path` (the forms ScanSettings.address allows)."""
+    if address.startswith("unix://"):
+        path = address[len("unix://") :]
+        if not path.startswith("/"):
+            raise ValueError(f"not a clamd address: {address!r} (write unix:///path/to/clamd.sock)")
+        return Address(path=path)
+    if address.startswith("tcp://"):
+        host, sep, port = address[len("tcp://") :].rpartition(":")
+        if sep and host and port.isdigit() and 0 < int(port) < 65536:
+            return Address(host=host.strip("[]"), port=int(port))
+    raise ValueError(f"not a clamd address: {address!r} (write tcp://host:port or unix:///path)")
+
+
+def parse_reply(reply: bytes) -> ScanResult:
+    """The verdict in an INSTREAM reply; ScanUnavailable when it is none."""
+    text = reply.rstrip(b"\0\r\n").decode("utf-8", "replace").strip()
+    # clamd answers `stream: ...`; with a session id prefix (`1: stream: ...`) under IDSESSION.
+    _, _, verdict = text.partition("stream: ")
+    if verdict == "OK":
+        return ScanResult("clean")
+    if verdict.endswith(" FOUND"):
+        return ScanResult("infected", verdict[: -len(" FOUND")].strip() or "unknown")
+    if "size limit exceeded" in text:
+        raise ScanSizeLimit("clamd refused the stream: larger than its StreamMaxLength")
+    if not text:
+        raise ScanUnavailable("clamd closed the connection without a verdict")
+    raise ScanUnavailable(f"clamd answered {text[:200]!r}")
+
+
+class Clamd:
+    """One clamd, reached at `address`; each call opens its own connection (clamd serves
+    one command per connection unless a session is started)."""
+
+    def __init__(self, address: str, *, timeout: float = 60.0, connect_timeout: float = 5.0) -> None:
+        self.address = parse_address(address)
+        self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
+
+    async def ping(self) -> None:
+        """PING -> PONG, or ScanUnavailable."""
+        reply = await self._command(b"zPING\0", None)
+        if reply.rstrip(b"\0\r\n") != b"PONG":
+            raise ScanUnavailable(f"clamd at {self._where()} answered PING with {reply[:100]!r}")
+
+    async def version(self) -> str:
+        """clamd's version line, e.g. `ClamAV 1.4.6/27000/...`."""
+        return (await self._command(b"zVERSION\0", None)).rstrip(b"\0\r\n").decode("utf-8", "replace")
+
+    async def instream(self, chunks: AsyncIterable[bytes]) -> ScanResult:
+        """Stream `chunks` to clamd and return its verdict (the whole scan within `timeout`)."""
+        return parse_reply(await self._command(b"zINSTREAM\0", chunks))
+
+    async def _command(self, command: bytes, chunks: AsyncIterable[bytes] | None) -> bytes:
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await self._connect()
+                # The reply is read while the stream is sent: past StreamMaxLength clamd answers,
+                # stops reading and closes, and its answer must be taken before the reset.
+                replying = asyncio.create_task(_read_reply(reader))
+                try:
+                    try:
+                        writer.write(command)
+                        if chunks is not None:
+                            await _send_stream(writer, chunks, replying)
+                        await writer.drain()
+                    except (ConnectionResetError, BrokenPipeError) as exc:
+                        if not await replying:
+                            raise ScanUnavailable(
+                                f"clamd at {self._where()} closed the connection ({type(exc).__name__})"
+                            ) from None
+                    return await replying
+                finally:
+                    replying.cancel()
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
+        except TimeoutError:
+            raise ScanUnavailable(f"clamd at {self._where()} gave no answer within {self.timeout:g} s") from None
+        except ScanUnavailable:
+            raise
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ScanUnavailable(f"clamd at {self._where()} is unreachable: {reason}") from None
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        address = self.address
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                if address.path is not None:
+                    return await asyncio.open_unix_connection(address.path)
+                return await asyncio.open_connection(address.host, address.port)
+        except TimeoutError:
+            raise ScanUnavailable(
+                f"clamd at {self._where()} did not accept a connection within {self.connect_timeout:g} s"
+            ) from None
+
+    def _where(self) -> str:
+        return str(self.address)
+
+
+async def _send_stream(
+    writer: asyncio.StreamWriter, chunks: AsyncIterable[bytes], replying: asyncio.Task[bytes]
+) -> None:
+    """The INSTREAM frames; stops early when clamd has answered already (its size limit)."""
+    async for chunk in chunks:
+        for start in range(0, len(chunk), CHUNK_BYTES):
+            if replying.done():
+                return
+            part = chunk[start : start + CHUNK_BYTES]
+            writer.write(struct.pack(">I", len(part)))
+            writer.write(part)
+            await writer.drain()
+    writer.write(struct.pack(">I", 0))
+
+
+async def _read_reply(reader: asyncio.StreamReader) -> bytes:
+    """What clamd answers, up to its NUL (what came before a reset or the end)."""
+    reply = b""
+    with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+        while len(reply) < REPLY_LIMIT:
+            data = await reader.read(REPLY_LIMIT - len(reply))
+            if not data:
+                break
+            reply += data
+            if reply.endswith(b"\0"):
+                break
+    return reply
