@@ -49,7 +49,7 @@ _BYTE_UNITS = {
 _TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]*"
 MediaRange = Annotated[str, StringConstraints(max_length=127, pattern=rf"^(\*/\*|{_TOKEN}/(\*|{_TOKEN}))$")]
 PathPart = Annotated[str, StringConstraints(max_length=200, pattern=r"^([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?$")]
-PresetName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+PRESET_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ImageFormat = Literal["jpeg", "png", "webp", "avif"]
 ALL_IMAGE_FORMATS: tuple[ImageFormat, ...] = ("jpeg", "png", "webp", "avif")
 FitMode = Literal["cover", "contain", "fill", "inside", "outside"]
@@ -181,10 +181,28 @@ class ImageSettings(CamelModel):
         default_factory=lambda: list(ALL_IMAGE_FORMATS), max_length=4, description="Output formats allowed."
     )
     default_quality: int = Field(default=80, ge=1, le=100, description="Quality when a transform names none.")
-    presets: dict[PresetName, ImageTransform] = Field(
+    presets: dict[str, ImageTransform] = Field(
         default_factory=dict,
+        max_length=50,
         description="Named transforms (thumb, avatar...). On a public Bucket they need no signature.",
+        # A CEL rule on the keys: a structural schema has no propertyNames.
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.all(k, k.matches('{PRESET_NAME}'))",
+                    "message": "every preset name must look like thumb or avatar_96 (a-z, 0-9, '_', '-')",
+                }
+            ]
+        },
     )
+
+    @field_validator("presets")
+    @classmethod
+    def _preset_names(cls, value: dict[str, ImageTransform]) -> dict[str, ImageTransform]:
+        for key in value:
+            if not re.fullmatch(PRESET_NAME, key):
+                raise ValueError(f"preset name {key!r} must look like thumb or avatar_96 (a-z, 0-9, '_', '-')")
+        return value
 
 
 class ScanSettings(CamelModel):
