@@ -173,6 +173,7 @@ def test_crds_are_installed_and_established(release, kube):
         "schedules.stackyard.dev",
         "identityproviders.stackyard.dev",
         "databases.stackyard.dev",
+        "buckets.stackyard.dev",
     }
 
 
@@ -330,6 +331,41 @@ def test_operator_with_the_chart_rbac_makes_and_removes_what_a_database_needs(re
     release.namespace.kubectl("delete", "database", "app")
 
 
+def test_operator_with_the_chart_rbac_makes_and_removes_a_buckets_retention_schedule(release, chart_operator):
+    """A volume Bucket of the default Stack with retention: Ready, its retention Schedule made
+    and deleted when retention goes, the claim mounted in the api, nothing refused."""
+    wait_until(lambda: ready(release.namespace, "stack", STACK), READY_TIMEOUT, f"Stack {STACK} Ready")
+    bucket = {
+        "apiVersion": "stackyard.dev/v1alpha1",
+        "kind": "Bucket",
+        "metadata": {"name": "files"},
+        "spec": {
+            "stackRef": {"name": STACK},
+            "backend": {"volume": {"claimName": "files", "subPath": "uploads"}},
+            "retention": {"days": 30},
+        },
+    }
+    release.namespace.kubectl("apply", "-f", "-", input=json.dumps(bucket))
+    wait_until(lambda: ready(release.namespace, "bucket", "files"), READY_TIMEOUT, "Bucket files Ready")
+    wait_until(
+        lambda: ready(release.namespace, "schedule", "files-retention"), READY_TIMEOUT, "Schedule files-retention"
+    )
+
+    def api_claims() -> list[str]:
+        api = release.namespace.get("deployment", f"{STACK}-api") or {}
+        volumes = api.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", [])
+        return [v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v]
+
+    wait_until(lambda: api_claims() == ["files"], 30, "the claim in the api's pod")
+    del bucket["spec"]["retention"]
+    release.namespace.kubectl("apply", "-f", "-", input=json.dumps(bucket))
+    wait_until(lambda: release.namespace.get("schedule", "files-retention") is None, 30, "the Schedule deleted")
+    release.namespace.kubectl("delete", "bucket", "files")
+    wait_until(lambda: api_claims() == [], 30, "the claim gone from the api's pod")
+    log = chart_operator.log()
+    assert not forbidden_requests(log), "\n".join(forbidden_requests(log))
+
+
 def test_operator_rendered_pods_are_admitted_under_the_restricted_standard(release, chart_operator):
     wait_until(lambda: release.namespace.get("deployment", f"{STACK}-api") is not None, READY_TIMEOUT, "api Deployment")
 
@@ -358,6 +394,8 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("patch", "databases.stackyard.dev", "--subresource=status", "-n", own),
         ("create", "jobs.batch", "-n", team.name),
         ("delete", "schedules.stackyard.dev", "-n", own),
+        ("watch", "buckets.stackyard.dev", "-n", own),
+        ("patch", "buckets.stackyard.dev", "--subresource=status", "-n", own),
     ]
     refused = [
         ("delete", "namespaces"),
@@ -373,6 +411,8 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("get", "customresourcedefinitions.apiextensions.k8s.io"),
         ("delete", "jobs.batch", "-n", own),
         ("delete", "databases.stackyard.dev", "-n", own),
+        ("delete", "buckets.stackyard.dev", "-n", own),
+        ("create", "buckets.stackyard.dev", "-n", own),
     ]
     for check in granted:
         assert can_i(kube, own, *check), f"the operator should be allowed to {' '.join(check)}"

@@ -241,6 +241,7 @@ class Runtime:
             "schedules": sorted(config.schedules),
             "identityProviders": sorted(config.identity_providers),
             "databases": sorted(config.databases),
+            "buckets": sorted(config.buckets),
             "lastError": self.live.last_error,
         }
 

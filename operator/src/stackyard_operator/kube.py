@@ -34,6 +34,7 @@ _PATHS = {
     "Schedule": (f"/apis/{GROUP}/{VERSION}", "schedules"),
     "IdentityProvider": (f"/apis/{GROUP}/{VERSION}", "identityproviders"),
     "Database": (f"/apis/{GROUP}/{VERSION}", "databases"),
+    "Bucket": (f"/apis/{GROUP}/{VERSION}", "buckets"),
 }
 
 

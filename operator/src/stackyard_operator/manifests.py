@@ -21,6 +21,7 @@ from stackyard.config import (
     credentials_secret_name,
 )
 from stackyard.resources import GROUP
+from stackyard.resources.bucket import VolumeBackend
 from stackyard.resources.database import BackupVolume
 from stackyard.resources.stack import StackSpec, WorkloadSettings
 
@@ -32,6 +33,9 @@ WORKER_PORT = 8081
 COMPONENTS = ("api", "worker")
 BACKUP_ROOT = "/var/lib/stackyard/backups"
 """Where the worker finds each Database's backup volume: <BACKUP_ROOT>/<database name>."""
+BUCKET_ROOT = "/var/lib/stackyard/buckets"
+"""Where the api and the worker find the claim of each Bucket with a volume backend:
+<BUCKET_ROOT>/<bucket name> (the files are in its spec.backend.volume.subPath below that)."""
 
 
 def service_account_name(stack: str) -> str:
@@ -96,8 +100,9 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
     """What the Stack's api and worker (and its migration Jobs) may do: read exactly the
     Stack's ConfigMap and credentials Secret, record the runs of Schedules in their status
     (the worker writes lastRunTime, nextRunTime and the last job there), the EmailProviders'
-    health in theirs (Reachable, breaker, lastAttempt) and the Databases' in theirs
-    (Connected, indexes, migration, last backup), nothing else."""
+    health in theirs (Reachable, breaker, lastAttempt), the Databases' in theirs
+    (Connected, indexes, migration, last backup) and the Buckets' in theirs (Reachable,
+    last retention sweep), nothing else."""
     name = stack_body["metadata"]["name"]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -118,7 +123,7 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
             },
             {
                 "apiGroups": [GROUP],
-                "resources": ["schedules/status", "emailproviders/status", "databases/status"],
+                "resources": ["schedules/status", "emailproviders/status", "databases/status", "buckets/status"],
                 "verbs": ["get", "patch"],
             },
         ],
@@ -261,14 +266,39 @@ def backup_volume_name(database: str) -> str:
     return f"backup-{hashlib.sha256(database.encode()).hexdigest()[:16]}"
 
 
+def bucket_volume_name(claim: str) -> str:
+    """The pod volume of a claim that Buckets keep their files on: one per claim (Buckets
+    may share one, each in its subPath), a DNS label whatever the claim's name."""
+    name = f"bucket-{claim}"
+    if len(name) <= 63 and "." not in name:
+        return name
+    return f"bucket-{hashlib.sha256(claim.encode()).hexdigest()[:16]}"
+
+
+def _mount_buckets(container: dict[str, Any], pod_spec: dict[str, Any], buckets: Mapping[str, VolumeBackend]) -> None:
+    """Each Bucket's claim, whole, at BUCKET_ROOT/<bucket> (the program adds the subPath)."""
+    if not buckets:
+        return
+    container["env"].append({"name": "STACKYARD_BUCKET_ROOT", "value": BUCKET_ROOT})
+    claims: set[str] = set()
+    for bucket, volume in sorted(buckets.items()):
+        name = bucket_volume_name(volume.claim_name)
+        container["volumeMounts"].append({"name": name, "mountPath": f"{BUCKET_ROOT}/{bucket}"})
+        if volume.claim_name not in claims:
+            claims.add(volume.claim_name)
+            pod_spec["volumes"].append({"name": name, "persistentVolumeClaim": {"claimName": volume.claim_name}})
+
+
 def deployment(
     stack_body: dict[str, Any],
     spec: StackSpec,
     component: str,
     backups: Mapping[str, BackupVolume] | None = None,
+    buckets: Mapping[str, VolumeBackend] | None = None,
 ) -> dict[str, Any]:
     """The api or worker Deployment; the worker mounts each Database's backup volume
-    (`backups`, by Database name) at BACKUP_ROOT/<name>."""
+    (`backups`, by Database name) at BACKUP_ROOT/<name>, and both mount the claim of each
+    Bucket with a volume backend (`buckets`, by Bucket name) at BUCKET_ROOT/<name>."""
     name = stack_body["metadata"]["name"]
     settings: WorkloadSettings = getattr(spec, component)
     port = API_PORT if component == "api" else WORKER_PORT
@@ -307,6 +337,7 @@ def deployment(
             container["volumeMounts"].append(mount | ({"subPath": volume.sub_path} if volume.sub_path else {}))
             claim = {"claimName": volume.claim_name}
             pod_spec["volumes"].append({"name": mount["name"], "persistentVolumeClaim": claim})
+    _mount_buckets(container, pod_spec, buckets or {})
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

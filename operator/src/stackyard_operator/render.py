@@ -19,8 +19,9 @@ Rules:
   `Desired.next_change` says when the reconciler must look again. An admin API key that
   does not resolve is left out with AuthReady=False; the rest of the config applies.
 - Databases in force also get their migration Job and backup Schedule (databases.py), the
-  worker mounts their backup volumes, and the backup Schedules no longer wanted are in
-  `Desired.obsolete`, for the reconciler to delete.
+  worker mounts their backup volumes; Buckets in force get their retention Schedule
+  (buckets.py), the api and the worker mount the claims of volume Buckets; the Schedules
+  made for them and no longer wanted are in `Desired.obsolete`, for the reconciler to delete.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from stackyard.config import (
 )
 from stackyard.resources import SecretKeyRef
 from stackyard.resources.auth import IdentityProviderSpec
+from stackyard.resources.bucket import BucketSpec
 from stackyard.resources.database import DatabaseSpec
 from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
 from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
@@ -52,6 +54,7 @@ from stackyard.resources.stack import StackSpec
 
 from . import manifests
 from .auth_keys import AuthKeys, AuthKeysObserved, auth_condition, render_auth_keys
+from .buckets import render_bucket_objects
 from .conditions import FALSE, TRUE, ConditionIntent, not_ready, ready
 from .databases import ObjectRef, render_database_objects
 
@@ -73,6 +76,7 @@ MEMBER_KINDS = {
         MemberKind("Schedule", "schedules", ScheduleSpec),
         MemberKind("IdentityProvider", "identity_providers", IdentityProviderSpec),
         MemberKind("Database", "databases", DatabaseSpec),
+        MemberKind("Bucket", "buckets", BucketSpec),
     )
 }
 
@@ -283,7 +287,9 @@ def render(observed: Observed) -> Desired:
     if ref is not None and (problem := _stack_database_problem(ref.name, members, invalid)) is not None:
         return keep_previous(*problem, keep=("Database", ref.name))
     made = render_database_objects(stack_body, spec, folded["databases"], members)
-    for obsolete in made.obsolete:  # about to be deleted: neither in force nor given a status
+    storage = render_bucket_objects(stack_body, folded["buckets"], members)
+    obsolete_objects = [*made.obsolete, *storage.obsolete]
+    for obsolete in obsolete_objects:  # about to be deleted: neither in force nor given a status
         folded["schedules"].pop(obsolete.name, None)
         statuses.pop((obsolete.kind, obsolete.name), None)
 
@@ -323,12 +329,13 @@ def render(observed: Observed) -> Desired:
         ),
         manifests.credentials_secret(stack_body, credentials, revision),
         manifests.config_map(stack_body, config),
-        *(manifests.deployment(stack_body, spec, c, made.backups) for c in manifests.COMPONENTS),
+        *(manifests.deployment(stack_body, spec, c, made.backups, storage.volumes) for c in manifests.COMPONENTS),
         manifests.api_service(stack_body),
         *made.objects,
+        *storage.objects,
     ]
     next_change = auth_keys.next_change if auth_keys is not None else None
-    return Desired(config, credentials, revision, objects, statuses, next_change, made.obsolete)
+    return Desired(config, credentials, revision, objects, statuses, next_change, obsolete_objects)
 
 
 def _stack_database_problem(

@@ -1,0 +1,48 @@
+"""Runtime.describe_config lists the Buckets of the config in force, by name, like the
+other member kinds (what GET /v1/config and the worker's /config show)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig
+from stackyard.runtime import Runtime
+
+STACK = {
+    "redis": {"urlSecretRef": {"name": "b", "key": "redis"}},
+    "mongodb": {"uriSecretRef": {"name": "b", "key": "m"}, "database": "plain"},
+}
+
+
+def bucket(backend: dict[str, object]) -> dict[str, object]:
+    return {"stackRef": {"name": "demo"}, "backend": backend}
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    live = LiveConfig()
+    made = Runtime("test-runtime-buckets", FileConfigSource(live, tmp_path), live)
+    yield made
+    await made.stop()
+
+
+async def test_describe_config_lists_the_buckets_by_name(runtime: Runtime) -> None:
+    config = RuntimeConfig.model_validate(
+        {
+            "stack": "demo",
+            "namespace": "ns",
+            "generation": 1,
+            "spec": STACK,
+            "buckets": {
+                "media": bucket({"s3": {"bucket": "uploads"}}),
+                "avatars": bucket({"volume": {"claimName": "files"}}),
+            },
+        }
+    )
+    credentials = {"stack.redis.url": "redis://127.0.0.1:1/0", "stack.mongodb.uri": "mongodb://127.0.0.1:1/"}
+    assert runtime.live.offer(config.canonical_json(), credentials, None)
+    described = runtime.describe_config()
+    assert described["buckets"] == ["avatars", "media"]
+    assert "uploads" not in str(described), "names only, not the Buckets' settings"
