@@ -82,7 +82,7 @@ def test_make_up_serves_the_examples_and_runs_the_example_job():
         job = wait_for(completed, timeout=20, what="the example job to complete")
         assert job["result"] == {"sentTo": "u_42", "report": "report-for-u_42.pdf"}
         assert set(job["steps"]) == {"build", "deliver"}
-        for kind in ("schedule", "jobqueue", "ratelimitpolicy", "emailtemplate"):
+        for kind in ("schedule", "jobqueue", "ratelimitpolicy", "emailtemplate", "bucket"):
             for item in stack.kube.kubectl_json("get", kind, "-n", NAMESPACE)["items"]:
                 ready = {c["type"]: c["status"] for c in item["status"]["conditions"]}["Ready"]
                 assert ready == "True", f"{kind} {item['metadata']['name']} is not Ready"

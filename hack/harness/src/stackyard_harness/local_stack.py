@@ -80,7 +80,7 @@ class LocalStack:
                 STACK,
                 kubeconfig=kubeconfig,
                 name=component,
-                extra_env=telemetry | (self._worker_env() if component == "worker" else {}),
+                extra_env=telemetry | self._bucket_env() | (self._worker_env() if component == "worker" else {}),
             )
         worker = self.services["worker"]
         progress("waiting for the worker to consume its queues")
@@ -107,6 +107,12 @@ class LocalStack:
         """The example job functions, and backups under the run directory (the example
         Database's schedule would write to /var/lib/stackyard/backups otherwise)."""
         return EXAMPLE_FUNCTIONS | {"STACKYARD_BACKUP_ROOT": str(self.harness.run_dir / "backups")}
+
+    def _bucket_env(self) -> dict[str, str]:
+        """The files of volume Buckets (the example Bucket `default`) under the run directory,
+        for the api and the worker alike (in a pod, the operator mounts the claim at
+        /var/lib/stackyard/buckets/<bucket>)."""
+        return {"STACKYARD_BUCKET_ROOT": str(self.harness.run_dir / "buckets")}
 
     def _stack_ready(self) -> bool:
         stack = self.kube.kubectl_json("get", "stack", STACK, "-n", NAMESPACE)
