@@ -1,4 +1,5 @@
-"""The SDK's blocking namespaces (`client/auth_sync.py`, `admin_sync.py`, `databases_sync.py`)
+"""The SDK's blocking namespaces (`client/auth_sync.py`, `admin_sync.py`, `databases_sync.py`,
+`files_sync.py`)
 are the asyncio ones (`auth_async.py`, ...) with the awaits taken out, and nothing
 else: the two of a pair cannot drift.
 They are compared as syntax trees, so that formatting (ruff joins lines the rewrite made
@@ -29,6 +30,10 @@ REWRITES = [
     (r"\.(\w+)_async\b", r".\1_sync"),
     (r"\basyncio\.sleep\(", "time.sleep("),
     (r"(?m)^import asyncio\n", ""),
+    (r"\basync with ", "with "),
+    (r"\.aiter_bytes\(", ".iter_bytes("),
+    (r"\.aread\(", ".read("),
+    (r"\.aclose\(", ".close("),
 ]
 
 
@@ -42,6 +47,7 @@ PAIRS = [
     ("auth_async.py", "auth_sync.py"),
     ("admin_async.py", "admin_sync.py"),
     ("databases_async.py", "databases_sync.py"),
+    ("files_async.py", "files_sync.py"),
 ]
 
 

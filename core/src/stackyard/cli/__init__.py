@@ -12,15 +12,15 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 
-from . import db, emails, events, jobs, users
+from . import db, emails, events, files, jobs, users
 from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, Cli, describe
 from .output import Output
 
 app = typer.Typer(
     name="stackyard",
     help=(
-        "Drive a stackyard Stack through its api: jobs, queues, dead letters, events, email, suppressions, users "
-        "and databases."
+        "Drive a stackyard Stack through its api: jobs, queues, dead letters, events, email, suppressions, users, "
+        "databases and files."
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -31,6 +31,7 @@ app.add_typer(emails.app, name="emails")
 app.add_typer(emails.suppressions, name="suppressions")
 app.add_typer(users.app, name="users")
 app.add_typer(db.app, name="db")
+app.add_typer(files.app, name="files")
 
 
 # The defaults are stackyard.client's; it is imported only when a command runs, so that

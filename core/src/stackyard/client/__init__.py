@@ -1,6 +1,7 @@
 """The Python SDK of the stackyard api: jobs, queues and their dead letters, events, email,
 the suppression list, auth (users' sign-up, login, tokens and sessions; the admin API), and
-the Stack's Databases (server, pool, migration state and history).
+the Stack's Databases (server, pool, migration state and history), and files (streamed
+uploads, signed URLs with image transforms, streamed downloads).
 
     from stackyard.client import Stackyard
 
@@ -55,6 +56,7 @@ from stackyard.jobs.contract import (
     QueueCounts,
     QueueInfo,
 )
+from stackyard.storage.contract import DirectUploadView, FileList, FileView, SignedUrlView
 
 from .admin_async import AsyncAdminEvents, AsyncAdminUsers, AsyncAuthAdmin
 from .admin_calls import AdminKeyMissing
@@ -93,6 +95,9 @@ from .errors import (
     WaitTimeout,
     WeakPassword,
 )
+from .file_calls import Progress
+from .files_async import AsyncFiles
+from .files_sync import Files
 from .retry import NO_RETRY, RetryPolicy
 from .sync_client import Emails, Events, Jobs, Queues, Stackyard, Suppressions
 
@@ -119,6 +124,7 @@ __all__ = [
     "AsyncDatabases",
     "AsyncEmails",
     "AsyncEvents",
+    "AsyncFiles",
     "AsyncJobs",
     "AsyncQueues",
     "AsyncStackyard",
@@ -135,6 +141,7 @@ __all__ = [
     "Databases",
     "DeadLetterResult",
     "Deleted",
+    "DirectUploadView",
     "EmailAccepted",
     "EmailNotVerified",
     "EmailPage",
@@ -145,6 +152,9 @@ __all__ = [
     "Emails",
     "EventResult",
     "Events",
+    "FileList",
+    "FileView",
+    "Files",
     "Forbidden",
     "HttpTarget",
     "InvalidCredentials",
@@ -170,6 +180,7 @@ __all__ = [
     "PoolView",
     "PreviewResult",
     "Profile",
+    "Progress",
     "QueueCounts",
     "QueueInfo",
     "Queues",
@@ -180,6 +191,7 @@ __all__ = [
     "ServerView",
     "Session",
     "SessionView",
+    "SignedUrlView",
     "SignupDisabled",
     "Stackyard",
     "StackyardError",

@@ -39,6 +39,7 @@ from .auth_async import AsyncAuth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
 from .databases_async import AsyncDatabases
 from .errors import ApiUnreachable, WaitTimeout
+from .files_async import AsyncFiles
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 
 log = logging.getLogger("stackyard.client")
@@ -51,7 +52,8 @@ class AsyncStackyard:
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
     as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
-    for `auth.admin` and `databases` only (default $STACKYARD_ADMIN_KEY); timeout: seconds for one request;
+    for `auth.admin`, `databases` and `files(owner=...)` only (default $STACKYARD_ADMIN_KEY);
+    timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
 
@@ -77,6 +79,7 @@ class AsyncStackyard:
         self.suppressions = AsyncSuppressions(self)
         self.auth = AsyncAuth(self, calls.admin_key(admin_key))
         self.databases = AsyncDatabases(self, calls.admin_key(admin_key))
+        self.files = AsyncFiles(self, calls.admin_key(admin_key))
 
     def __repr__(self) -> str:
         return f"AsyncStackyard({self.base_url!r})"

@@ -38,6 +38,7 @@ from .auth_sync import Auth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
 from .databases_sync import Databases
 from .errors import ApiUnreachable, WaitTimeout
+from .files_sync import Files
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 
 log = logging.getLogger("stackyard.client")
@@ -50,7 +51,8 @@ class Stackyard:
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
     as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
-    for `auth.admin` and `databases` only (default $STACKYARD_ADMIN_KEY); timeout: seconds for one request;
+    for `auth.admin`, `databases` and `files(owner=...)` only (default $STACKYARD_ADMIN_KEY);
+    timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
 
@@ -76,6 +78,7 @@ class Stackyard:
         self.suppressions = Suppressions(self)
         self.auth = Auth(self, calls.admin_key(admin_key))
         self.databases = Databases(self, calls.admin_key(admin_key))
+        self.files = Files(self, calls.admin_key(admin_key))
 
     def __repr__(self) -> str:
         return f"Stackyard({self.base_url!r})"
