@@ -22,6 +22,7 @@ from stackyard.db.schema import (
 from stackyard.email import log, suppressions
 from stackyard.email.log import DeliveryLog
 from stackyard.email.suppressions import SuppressionList
+from stackyard.storage import files
 
 ALL = sorted({i.collection for i in CAPABILITY_INDEXES})
 
@@ -40,6 +41,7 @@ def test_the_schema_names_the_capabilities_collections() -> None:
                 orgs.MEMBERSHIPS,
                 suppressions.COLLECTION,
                 log.COLLECTION,
+                files.COLLECTION,
             }
         )
         == ALL

@@ -26,6 +26,7 @@ ORGANIZATIONS = "organizations"
 MEMBERSHIPS = "memberships"
 EMAIL_SUPPRESSIONS = "email_suppressions"
 EMAILS = "emails"
+FILES = "files"
 EMAIL_TTL_INDEX = "expiresAt_ttl"
 """The delivery log's TTL index; made without TTL where the server has none (then the
 worker's sweep deletes expired records)."""
@@ -54,6 +55,11 @@ CAPABILITY_INDEXES: tuple[IndexDefinition, ...] = (
     index(EMAILS, ("tagPairs", 1), _NEWEST),
     index(EMAILS, ("providerMessageId", 1), ("provider", 1)),
     index(EMAILS, ("expiresAt", 1), name=EMAIL_TTL_INDEX, expireAfterSeconds=0),
+    # storage: an owner's files in a Bucket, newest first; the sweep's leftovers (pending,
+    # deleting) by age; retention by expiry (no TTL index: the sweep deletes the objects too)
+    index(FILES, ("bucket", 1), ("owner", 1), _NEWEST, name="bucket_owner_files"),
+    index(FILES, ("state", 1), ("updatedAt", 1), name="state_age"),
+    index(FILES, ("bucket", 1), ("expiresAt", 1), name="bucket_expiry"),
 )
 
 
