@@ -578,3 +578,27 @@ def test_file_ids_sort_by_creation_and_names_are_sanitized() -> None:
 def test_the_module_names_what_the_worker_runs() -> None:
     assert files_module.SCAN_FUNCTION == "stackyard.storage.scan"
     assert files_module.COLLECTION == "files"
+
+
+async def test_the_default_enqueue_puts_the_scan_job_on_the_buckets_queue(
+    db: Any, redis_server: Any, tmp_path: Path
+) -> None:
+    from stackyard.jobs.settings import QueueSettings
+    from stackyard.jobs.store import JobClient
+
+    queue = "scan-" + uuid.uuid4().hex[:8]
+    volume = {"stackRef": {"name": "s"}, "backend": {"volume": {"claimName": "files"}}}
+    redis = redis_client(redis_server.url)
+    runtime = FakeRuntime(applied({"media": volume | {"scan": {"enabled": True, "queue": queue}}}), db, redis)
+    (tmp_path / "media").mkdir()
+    buckets = Buckets(runtime, root=tmp_path)  # type: ignore[arg-type]
+    try:
+        record = await buckets.service().upload("u1", "a.txt", None, chunked(b"scan me"))
+        assert record.state == "scanning"
+        taken = await JobClient(redis).take(QueueSettings(name=queue), 10, "test-worker")
+        assert [(j.function, j.payload) for j in taken.jobs] == [
+            (SCAN_FUNCTION, {"bucket": "media", "fileId": record.id})
+        ]
+    finally:
+        await buckets.close()
+        await redis.aclose()
