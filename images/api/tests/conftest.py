@@ -3,10 +3,12 @@ configured before each test, an HTTP client on it and its MongoDB database.
 
 Each module names its Redis database in a `REDIS_DATABASE` constant (Redis has 16, 0-15), so
 that no module meets another's keys or queues. In use: 0 the harness's default, 1
-test_databases_api, 2 core/tests/test_cli_db, 3 test_telemetry_api, 5 test_telemetry_sentry,
-6 test_client_emails, 7 tests/integration/test_email_sending, 8 test_auth_flows, 9
-test_auth_mfa, 10 test_auth_oauth, 11 test_auth_orgs, 12 test_auth_admin, 13
-test_auth_tokens, 14 test_auth_schemathesis, 15 test_client_auth.
+test_databases_api, 2 core/tests/test_cli_db, 3 test_telemetry_api, 4 test_files_api (and
+core/tests/test_cli_files and tests/integration/test_telemetry_live, in other directories, run
+one after the other), 5 test_telemetry_sentry, 6 test_client_emails, 7
+tests/integration/test_email_sending, 8 test_auth_flows, 9 test_auth_mfa, 10 test_auth_oauth,
+11 test_auth_orgs, 12 test_auth_admin, 13 test_auth_tokens, 14 test_auth_schemathesis, 15
+test_client_auth.
 
 More constants, all optional: `RUN_WORKER = True` where a test reads the auth mails (a worker
 process sends them; none runs otherwise), `AUTH_SETTINGS`, the Stack auth settings (camelCase,

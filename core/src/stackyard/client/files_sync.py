@@ -17,7 +17,7 @@ from stackyard.storage.contract import DirectUploadView, FileList, FileView, Sig
 
 from . import file_calls
 from .errors import ApiUnreachable, StackyardError
-from .file_calls import FileChunks, Destination, Progress, Source
+from .file_calls import Destination, Progress, Source
 
 if TYPE_CHECKING:
     from .sync_client import Stackyard
@@ -44,7 +44,7 @@ class Files:
         """Upload `source` (a path, bytes or an open binary file) through the api, streamed:
         `POST /v1/files?name=…` with the raw bytes. The name defaults to the file's. The api
         detects the type from the bytes. Not retried (the body is read once)."""
-        chunks = FileChunks(source, progress)
+        chunks = file_calls.FileChunks(source, progress)
         params = file_calls.upload_params(file_calls.source_name(source, name), bucket, owner, metadata)
         headers = file_calls.headers_for(self._key, owner) | {"Content-Type": "application/octet-stream"}
         if chunks.total is not None:
@@ -91,7 +91,7 @@ class Files:
     ) -> FileView:
         """Upload `source` straight to the storage (the api sees none of its bytes):
         start_upload, send, complete. Its size must be known."""
-        chunks = FileChunks(source, progress)
+        chunks = file_calls.FileChunks(source, progress)
         if chunks.total is None:
             raise ValueError("a direct upload needs the size of its source: give a path, bytes or a regular file")
         direct = self.start_upload(

@@ -20,6 +20,7 @@ from .routers import (
     config,
     databases,
     emails,
+    files,
     health,
     jobs,
     ratelimit,
@@ -28,7 +29,7 @@ from .telemetry import instrument
 
 DESCRIPTION = """\
 The stackyard API: authentication and sessions, transactional email, durable jobs,
-rate limiting and more, on your own cluster. Errors are RFC 9457 problem+json.
+rate limiting, file storage and more, on your own cluster. Errors are RFC 9457 problem+json.
 """
 
 
@@ -46,6 +47,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         finally:
             if isinstance(email := getattr(app.state, "email", None), emails.EmailState):
                 await email.http.aclose()
+            if (buckets := getattr(app.state, "buckets", None)) is not None:
+                await buckets.close()
             await runtime.stop()
 
     app = FastAPI(title="stackyard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -71,6 +74,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(auth_mfa.router)
     app.include_router(auth_oauth.router)
     app.include_router(databases.router)
+    app.include_router(files.router)
     # Outermost: every request but the probes gets a span and counts in the RED metrics,
     # also those the middlewares answer (429, 503) or that fail (500).
     instrument(app)
