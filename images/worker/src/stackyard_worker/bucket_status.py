@@ -199,6 +199,7 @@ class BucketStatusReporter:
         except Exception as exc:  # missing credentials, settings the client refuses
             condition = reachable_condition(False, "Misconfigured", f"{what}: {self._error(exc)}")
             return self._noted(name, {"conditions": [condition]})
+        view: dict[str, Any]
         try:
             started = time.perf_counter()
             async with asyncio.timeout(self.timeout):
@@ -261,11 +262,11 @@ class BucketStatusReporter:
     def _error(self, exc: BaseException) -> str:
         """The reason in an exception, without any credential value of the Stack."""
         detail = getattr(exc, "detail", None)
-        text = detail if isinstance(detail, str) and detail else (str(exc) or type(exc).__name__)
+        text: str = detail if isinstance(detail, str) and detail else (str(exc) or type(exc).__name__)
         if isinstance(exc, KeyError):
             text = f"missing credential {text}"
         applied = self.runtime.live.current
         for secret in applied.credentials.values() if applied is not None else ():
             if len(secret) >= 6:
                 text = text.replace(secret, "***")
-        return scrub(text)
+        return str(scrub(text))

@@ -8,8 +8,9 @@ api. It serves /healthz, /readyz and /v1/config on STACKYARD_PORT (default 8081)
 answers 503 while Redis or MongoDB is away, and the worker carries on by itself when they
 return (a job that failed on them meanwhile is retried by its queue's policy).
 
-Besides the jobs: the status of EmailProviders and of Databases (Connected, IndexesInSync,
-Migrated), and the job function stackyard.db.backup.
+Besides the jobs: the status of EmailProviders, of Databases (Connected, IndexesInSync,
+Migrated) and of Buckets (Reachable), and the job functions stackyard.db.backup,
+stackyard.storage.scan and stackyard.storage.retention.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import uvicorn
 from stackyard.logs import configure_logging
 from stackyard.runtime import Runtime
 
+from .bucket_status import BucketStatusReporter
 from .cluster_status import ClusterStatus
 from .database_status import DatabaseStatusReporter
 from .db_backup import backup_functions
 from .email import StackEmail
 from .http import create_http_app
 from .jobs import StackJobs, functions_from_environment
+from .storage_jobs import storage_functions
 
 log = logging.getLogger("stackyard_worker")
 
@@ -41,8 +44,10 @@ async def run(host: str, port: int) -> None:
     functions = functions_from_environment()
     functions.include(email.functions())
     functions.include(backup_functions(runtime, cluster))
+    functions.include(storage_functions(runtime, cluster))
     jobs = StackJobs(runtime, functions, cluster)
     databases = DatabaseStatusReporter(runtime, cluster)
+    buckets = BucketStatusReporter(runtime, cluster)
     await runtime.start()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -63,12 +68,14 @@ async def run(host: str, port: int) -> None:
     working = asyncio.create_task(jobs.run(stop))
     emailing = asyncio.create_task(email.run(stop))
     reporting = asyncio.create_task(databases.run(stop))
+    checking_buckets = asyncio.create_task(buckets.run(stop))
     log.info("worker started")
     await stop.wait()
     log.info("worker stopping")
     await working
     await emailing
     await reporting
+    await checking_buckets
     await cluster.close()
     server.should_exit = True
     await serving
