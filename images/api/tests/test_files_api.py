@@ -8,6 +8,7 @@ user's file, no Bucket at all, and schemathesis over the routes."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -400,3 +401,59 @@ def test_the_routes_answer_what_their_openapi_says(buckets: Buckets, http: httpx
     buckets.one("volume")
     uploaded(upload_form(http, ana, png()))
     check_operations(buckets.stack.url, r"^/v1/files", route_labels(files.router), lambda case: ana)
+
+
+def test_delivery_redirect_sends_the_client_to_the_storage(buckets: Buckets, http: httpx.Client, ana: dict[str, str]):
+    buckets.one("s3", delivery="redirect")
+    data = png()
+    file_id = uploaded(upload_form(http, ana, data))["id"]
+    answer = http.get(path_of(signed(http, ana, file_id, download="true")))
+    assert answer.status_code == 302 and answer.headers["location"].startswith(buckets.s3.endpoint)
+    assert httpx.get(answer.headers["location"]).content == data
+
+
+# -- the SDK -------------------------------------------------------------------------------
+
+
+def test_the_sdk_uploads_lists_signs_and_downloads(
+    buckets: Buckets, kind: str, auth: AuthStack, ana: dict[str, str], tmp_path: Path
+):
+    from stackyard.client import AsyncStackyard, NotFound, Stackyard
+
+    buckets.one(kind)
+    token = ana["Authorization"].removeprefix("Bearer ")
+    source = tmp_path / "cat.png"
+    source.write_bytes(png(32, 32) + bytes(300_000))
+    seen: list[tuple[int, int | None]] = []
+    with Stackyard(auth.url, token=token, admin_key=ADMIN_API_KEY) as stackyard:
+        view = stackyard.files.upload(source, metadata={"k": "v"}, progress=lambda d, t: seen.append((d, t)))
+        assert (view.name, view.content_type, view.metadata) == ("cat.png", "image/png", {"k": "v"})
+        assert seen[-1] == (view.size, view.size) and len(seen) > 1
+        direct = stackyard.files.upload_direct(source, name="direct.png")
+        assert direct.state == "available" and direct.size == view.size
+        assert [f.id for f in stackyard.files.iterate(page_size=1)] == [direct.id, view.id]
+        target = tmp_path / "back.png"
+        assert stackyard.files.download(view.id, target) == view.size
+        assert target.read_bytes() == source.read_bytes()
+        small = tmp_path / "small.webp"
+        stackyard.files.download(view.id, small, width=8, format="webp")
+        assert Image.open(small).size == (8, 8)
+        for_owner = stackyard.files.upload(b"hello", name="hi.txt", owner=view.owner)
+        assert for_owner.owner == view.owner and stackyard.files.read(for_owner.id) == b"hello"
+        stackyard.files.delete(view.id)
+        with pytest.raises(NotFound):
+            stackyard.files.get(view.id)
+        with pytest.raises(NotFound):
+            stackyard.files.download(view.id, tmp_path / "gone.png")
+        assert not (tmp_path / "gone.png").exists() and not (tmp_path / "gone.png.part").exists()
+
+    async def from_asyncio() -> tuple[bytes, list[str]]:
+        async with AsyncStackyard(auth.url, token=token) as client:
+            made = await client.files.upload(io.BytesIO(b"async bytes"), name="a.txt")
+            direct = await client.files.upload_direct(b"direct bytes", name="d.txt")
+            ids = [f.id async for f in client.files.iterate()]
+            assert ids[:2] == [direct.id, made.id]
+            return await client.files.read(made.id), ids
+
+    body, _ = asyncio.run(from_asyncio())
+    assert body == b"async bytes"

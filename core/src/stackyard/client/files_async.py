@@ -105,6 +105,7 @@ class AsyncFiles:
         if direct.method == "PUT":
             headers = direct.headers | {"Content-Length": str(chunks.total)}
             request = httpx.Request("PUT", direct.url, headers=headers, content=chunks)
+            response = await self._send(request, external=True)
         else:
             handle = chunks.opened()
             try:
