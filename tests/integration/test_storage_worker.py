@@ -31,6 +31,7 @@ from stackyard.runtime import Runtime
 from stackyard.storage.files import Buckets, FileRecord, FileService
 from stackyard.storage.problems import FileNotAvailable, FileNotFound
 from stackyard_harness.clamav import EICAR, EICAR_SIGNATURE, MARKER, MARKER_SIGNATURE, ClamdServer
+from stackyard_harness.kube import KubeCluster
 from stackyard_harness.process import ManagedProcess, free_port
 from stackyard_harness.pytest_plugin import unavailable
 from stackyard_harness.s3 import S3Server
@@ -62,6 +63,8 @@ class StorageStack:
         live = LiveConfig()
         self.runtime = Runtime("test-storage", FileConfigSource(live, directory, interval=0.02), live)
         self.buckets: Buckets | None = None
+        self.namespace = "ns"
+        self.spec: BucketSpec | None = None
 
     def apply(self, clamd_address: str, *, max_attempts: int = 60, **bucket: Any) -> None:
         spec = BucketSpec.model_validate(
@@ -72,9 +75,10 @@ class StorageStack:
             }
             | bucket
         )
+        self.spec = spec
         config = RuntimeConfig(
             stack="demo",
-            namespace="ns",
+            namespace=self.namespace,
             generation=1,
             spec=StackSpec.model_validate(
                 {
@@ -117,7 +121,8 @@ class StorageStack:
             self.buckets = Buckets(self.runtime)
         return self.buckets.service("media")
 
-    def start_worker(self) -> ManagedProcess:
+    def start_worker(self, cluster: dict[str, str] | None = None) -> ManagedProcess:
+        """Start it; `cluster` (STACKYARD_STACK and KUBECONFIG) makes it write status."""
         port = free_port()
         env = {
             "STACKYARD_CONFIG_DIR": str(self.directory),
@@ -125,7 +130,7 @@ class StorageStack:
             "STACKYARD_PORT": str(port),
             "STACKYARD_HOST": "127.0.0.1",
             "STACKYARD_STACK": "",
-        }
+        } | (cluster or {})
         self.process = ManagedProcess("worker", [WORKER], self.directory / "worker.log", env=env)
         self.process.start().wait_ready(
             lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 30, "ready"
@@ -134,6 +139,22 @@ class StorageStack:
 
     def log(self) -> str:
         return self.process.log_path.read_text() if self.process else ""
+
+    async def enqueue(self, jobs: JobClient, function: str, payload: dict[str, Any]) -> str:
+        """A job on the Bucket's queue, as the operator's Schedule or the api would put it."""
+        queue = queues_from_config(self.runtime.config.config.job_queues)[self.queue]
+        request = EnqueueRequest(queue=self.queue, function=function, payload=payload)
+        job, _ = await jobs.enqueue(queue, request, builtin=True)
+        return job.id
+
+    async def backdate(self, file_id: str, days: int, retention_days: int) -> None:
+        """Make a file look uploaded `days` ago under a retention of `retention_days`."""
+        assert self.buckets is not None
+        past = datetime.now(UTC) - timedelta(days=days)
+        expiry = past + timedelta(days=retention_days)
+        await self.buckets.service("media").files.update_one(
+            {"_id": file_id}, {"$set": {"createdAt": past, "expiresAt": expiry}}
+        )
 
     def objects(self) -> set[str]:
         listed = self.s3.client().list_objects_v2(Bucket=self.bucket)
@@ -293,17 +314,11 @@ async def test_the_retention_job_deletes_expired_files_and_keeps_the_others(
     old = await service.upload(OWNER, "old.txt", None, chunks(b"o" * 1000))
     new = await service.upload(OWNER, "new.txt", None, chunks(b"n" * 10))
     assert old.expires_at is not None and old.expires_at - old.created_at == timedelta(days=7)
-    past = datetime.now(UTC) - timedelta(days=8)
-    await service.files.update_one(
-        {"_id": old.id}, {"$set": {"createdAt": past, "expiresAt": past + timedelta(days=7)}}
-    )
-
-    queues = queues_from_config(stack.runtime.config.config.job_queues)
-    request = EnqueueRequest(queue=stack.queue, function=RETENTION, payload={"bucket": "media"})
-    job, _ = await jobs.enqueue(queues[stack.queue], request, builtin=True)
+    await stack.backdate(old.id, days=8, retention_days=7)
+    job_id = await stack.enqueue(jobs, RETENTION, {"bucket": "media"})
 
     async def finished() -> Any:
-        found = await jobs.get(job.id)
+        found = await jobs.get(job_id)
         return found if found is not None and found.result is not None else None
 
     done = await until(finished, 30, "the retention job's result")
@@ -322,9 +337,8 @@ async def test_a_scan_job_for_an_unknown_bucket_or_a_bad_payload_is_dead_lettere
     await stack.service()
     stack.start_worker()
     await registered(jobs, stack.queue, SCAN)
-    queue = queues_from_config(stack.runtime.config.config.job_queues)[stack.queue]
     for payload in ({"bucket": "nope", "fileId": "f_x"}, {"bucket": "media"}):
-        await jobs.enqueue(queue, EnqueueRequest(queue=stack.queue, function=SCAN, payload=payload), builtin=True)
+        await stack.enqueue(jobs, SCAN, payload)
 
     async def dead() -> Any:
         items = (await jobs.dead_page(stack.queue)).items
@@ -334,3 +348,44 @@ async def test_a_scan_job_for_an_unknown_bucket_or_a_bad_payload_is_dead_lettere
     assert any("no Bucket 'nope' in the Stack's config" in error for error in errors), errors
     assert any('the payload must be {"bucket": "…", "fileId": "…"}' in error for error in errors), errors
     assert all("NonRetryable" in error for error in errors), errors
+
+
+async def test_the_worker_writes_the_buckets_reachable_status_and_its_last_retention(
+    stack: StorageStack, clamd: ClamdServer, jobs: JobClient, cluster: KubeCluster, namespace: Any
+) -> None:
+    """With STACKYARD_STACK set, the Bucket's status says it is Reachable (with the round
+    trip) and how the latest retention sweep went; no credential in either."""
+    stack.namespace = namespace.name
+    stack.apply(clamd.address, retention={"days": 1}, scan={"enabled": False})
+    assert stack.spec is not None
+    spec = stack.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    namespace.apply(
+        [{"apiVersion": "stackyard.dev/v1alpha1", "kind": "Bucket", "metadata": {"name": "media"}, "spec": spec}]
+    )
+    service = await stack.service()
+    stack.start_worker({"STACKYARD_STACK": "demo", "KUBECONFIG": str(cluster.kubeconfig)})
+    await registered(jobs, stack.queue, SCAN)
+
+    def status() -> dict[str, Any]:
+        return (namespace.get("buckets.stackyard.dev", "media") or {}).get("status") or {}
+
+    async def reachable() -> Any:
+        found = [c for c in status().get("conditions", []) if c["type"] == "Reachable"]
+        return found[0] if found else None
+
+    condition = await until(reachable, 30, "the Reachable condition of Bucket media")
+    assert (condition["status"], condition["reason"]) == ("True", "Reachable"), condition
+    assert condition["message"].startswith(f"S3 bucket {stack.bucket}: probe written, read and deleted in ")
+    assert status()["reachable"]["roundTripMs"] > 0
+
+    old = await service.upload(OWNER, "old.txt", None, chunks(b"o" * 200))
+    await stack.backdate(old.id, days=2, retention_days=1)
+    await stack.enqueue(jobs, RETENTION, {"bucket": "media"})
+
+    async def recorded() -> Any:
+        return status().get("lastRetention")
+
+    last = await until(recorded, 30, "status.lastRetention of Bucket media")
+    assert (last["deleted"], last["bytes"], last.get("error")) == (1, 200, None) and last["at"].endswith("Z")
+    text = json.dumps(status())
+    assert stack.s3.secret_key not in text and stack.s3.access_key not in text
