@@ -115,7 +115,7 @@ async def test_more_than_stream_max_length_raises_the_size_limit(small_clamd: Cl
 
 
 async def test_an_unreachable_clamd_raises_scan_unavailable(tmp_path: Path) -> None:
-    with pytest.raises(ScanUnavailable, match=r"tcp://127\.0\.0\.1:\d+ is unreachable"):
+    with pytest.raises(ScanUnavailable, match=r"tcp://127\.0\.0\.1:\d+ is unreachable: connection refused$"):
         await Clamd(f"tcp://127.0.0.1:{free_port()}", timeout=5).instream(stream(b"x"))
     with pytest.raises(ScanUnavailable, match="is unreachable"):
         await Clamd(f"unix://{tmp_path}/none.sock", timeout=5).ping()

@@ -155,7 +155,8 @@ class Clamd:
         except ScanUnavailable:
             raise
         except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
+            reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else exc.strerror
+            reason = reason or type(exc).__name__
             raise ScanUnavailable(f"clamd at {self._where()} is unreachable: {reason}") from None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
