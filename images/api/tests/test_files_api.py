@@ -395,6 +395,17 @@ def test_pages_follow_the_cursor(buckets: Buckets, http: httpx.Client, ana: dict
 def test_without_a_bucket_the_routes_say_so(auth: AuthStack, http: httpx.Client, ana: dict[str, str]):
     body = problem(http.get("/v1/files", headers=ana), 503, "not-configured")
     assert "Bucket" in body["detail"]
+    assert http.get("/v1/config").json()["buckets"] == []
+
+
+def test_the_config_names_the_buckets_in_force(buckets: Buckets, http: httpx.Client):
+    buckets.apply(
+        {
+            "media": {"backend": buckets.backend("s3", "media")},
+            "avatars": {"backend": buckets.backend("volume", "avatars")},
+        }
+    )
+    assert http.get("/v1/config").json()["buckets"] == ["avatars", "media"]
 
 
 def test_the_routes_answer_what_their_openapi_says(buckets: Buckets, http: httpx.Client, ana: dict[str, str]):

@@ -32,6 +32,8 @@ class AppliedConfigInfo(CamelModel):
                     "jobQueues": ["default", "reports"],
                     "schedules": ["nightly-report"],
                     "identityProviders": ["google"],
+                    "databases": ["main"],
+                    "buckets": ["default", "media"],
                     "lastError": None,
                 }
             ]
@@ -51,6 +53,8 @@ class AppliedConfigInfo(CamelModel):
     job_queues: list[str] = Field(default_factory=list)
     schedules: list[str] = Field(default_factory=list)
     identity_providers: list[str] = Field(default_factory=list)
+    databases: list[str] = Field(default_factory=list, description="Databases in force, by name.")
+    buckets: list[str] = Field(default_factory=list, description="Buckets (file stores) in force, by name.")
     last_error: str | None = Field(description="Why the last offered config was refused, if it was.")
 
 
