@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "stackyard.dev"
@@ -43,6 +43,52 @@ class CamelModel(BaseModel):
     (the API server has already pruned them against the schema)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two optional fields of a model (Python names): `exclusive`, exactly one of them is
+    set; otherwise both or neither. `cel` is the rule the API server checks, `check` what
+    the model checks (for the operator, which reads resources the API server took)."""
+
+    first: str
+    second: str
+    message: str
+    exclusive: bool = True
+
+    @property
+    def cel(self) -> dict[str, str]:
+        op = "!=" if self.exclusive else "=="
+        return {
+            "rule": f"has(self.{to_camel(self.first)}) {op} has(self.{to_camel(self.second)})",
+            "message": self.message,
+        }
+
+    def check(self, model: BaseModel) -> None:
+        both_or_neither = (getattr(model, self.first) is None) == (getattr(model, self.second) is None)
+        if both_or_neither == self.exclusive:
+            raise ValueError(self.message)
+
+
+def _pair_rules(schema: dict[str, Any], cls: type[Any]) -> None:
+    pairs: tuple[Pair, ...] = cls.pairs
+    if pairs:
+        schema.setdefault("x-kubernetes-validations", []).extend(pair.cel for pair in pairs)
+
+
+class PairedModel(CamelModel):
+    """A spec model whose `pairs` of optional fields are checked by the API server (CEL
+    rules in its schema) and by the model. A subclass that sets its own json_schema_extra
+    must add `pair.cel` of its pairs itself."""
+
+    pairs: ClassVar[tuple[Pair, ...]] = ()
+    model_config = CamelModel.model_config | {"json_schema_extra": _pair_rules}
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> Self:
+        for pair in self.pairs:
+            pair.check(self)
+        return self
 
 
 class StackRef(CamelModel):

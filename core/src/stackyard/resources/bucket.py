@@ -22,13 +22,15 @@ from .base import (
     Duration,
     KindInfo,
     ObjectName,
+    Pair,
+    PairedModel,
     PrinterColumn,
     ResourceStatus,
     SecretKeyRef,
     StackRef,
     duration_seconds,
 )
-from .jobs import check_cron, check_time_zone
+from .jobs import CronExpression, TimeZone
 
 # Kubernetes quantity style, binary or decimal: 512Ki, 100Mi, 5Gi, 1G, 1000.
 BYTE_SIZE_PATTERN = r"^[0-9]+(Ki|Mi|Gi|Ti|k|K|M|G|T)?$"
@@ -66,7 +68,16 @@ def byte_size(value: str) -> int:
 # -- backends ----------------------------------------------------------------------------------
 
 
-class S3Backend(CamelModel):
+class S3Backend(PairedModel):
+    pairs = (
+        Pair(
+            "access_key_id_secret_ref",
+            "secret_access_key_secret_ref",
+            "accessKeyIdSecretRef and secretAccessKeySecretRef go together",
+            exclusive=False,
+        ),
+    )
+
     endpoint: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = Field(
         default=None,
         description="Endpoint URL, e.g. http://minio.storage:9000 or https://<account>.r2.cloudflarestorage.com; "
@@ -91,23 +102,6 @@ class S3Backend(CamelModel):
         default=None, description="Secret key holding the secret access key."
     )
 
-    model_config = CamelModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.accessKeyIdSecretRef) == has(self.secretAccessKeySecretRef)",
-                    "message": "accessKeyIdSecretRef and secretAccessKeySecretRef go together",
-                }
-            ]
-        }
-    }
-
-    @model_validator(mode="after")
-    def _key_pair(self) -> S3Backend:
-        if (self.access_key_id_secret_ref is None) != (self.secret_access_key_secret_ref is None):
-            raise ValueError("accessKeyIdSecretRef and secretAccessKeySecretRef go together")
-        return self
-
 
 class VolumeBackend(CamelModel):
     claim_name: ObjectName = Field(
@@ -117,23 +111,11 @@ class VolumeBackend(CamelModel):
     sub_path: PathPart = Field(default="", description="Directory inside the volume.")
 
 
-class BucketBackend(CamelModel):
+class BucketBackend(PairedModel):
+    pairs = (Pair("s3", "volume", "exactly one of backend.s3 and backend.volume"),)
+
     s3: S3Backend | None = Field(default=None, description="An S3-compatible bucket (AWS S3, MinIO, Ceph, R2, GCS).")
     volume: VolumeBackend | None = Field(default=None, description="A directory on a PersistentVolumeClaim.")
-
-    model_config = CamelModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {"rule": "has(self.s3) != has(self.volume)", "message": "exactly one of backend.s3 and backend.volume"}
-            ]
-        }
-    }
-
-    @model_validator(mode="after")
-    def _one_backend(self) -> BucketBackend:
-        if (self.s3 is None) == (self.volume is None):
-            raise ValueError("exactly one of backend.s3 and backend.volume")
-        return self
 
 
 # -- limits, images, scan, retention -------------------------------------------------------------
@@ -216,20 +198,8 @@ class ScanSettings(CamelModel):
 
 class RetentionSettings(CamelModel):
     days: int = Field(ge=1, le=36_500, description="Files are deleted this many days after their upload.")
-    schedule: str = Field(default="@daily", min_length=1, max_length=100, description="Cron expression of the sweep.")
-    time_zone: str = Field(
-        default="UTC", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$", description="IANA time zone."
-    )
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        return check_cron(value)
-
-    @field_validator("time_zone")
-    @classmethod
-    def _time_zone(cls, value: str) -> str:
-        return check_time_zone(value)
+    schedule: CronExpression = Field(default="@daily", description="Cron expression of the sweep.")
+    time_zone: TimeZone = Field(default="UTC", description="IANA time zone.")
 
 
 class BucketSpec(CamelModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue, StringConstraints, field_validator, model_validator
+from pydantic import Field, JsonValue, StringConstraints, model_validator
 
 from .base import (
     AGE_COLUMN,
@@ -22,13 +22,15 @@ from .base import (
     Duration,
     KindInfo,
     ObjectName,
+    Pair,
+    PairedModel,
     PrinterColumn,
     ResourceStatus,
     SecretKeyRef,
     StackRef,
     duration_seconds,
 )
-from .jobs import check_cron, check_time_zone
+from .jobs import CronExpression, TimeZone
 
 DatabaseName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[^/\\. \"$]+$")]
 CollectionName = Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_][^$\x00]*$")]
@@ -221,7 +223,11 @@ class ConfigMapRef(CamelModel):
     name: ObjectName = Field(description="Name of the ConfigMap, in the resource's namespace.")
 
 
-class Migrations(CamelModel):
+class Migrations(PairedModel):
+    pairs = (
+        Pair("config_map_ref", "module", "exactly one of migrations.configMapRef and migrations.module must be set"),
+    )
+
     version: int = Field(
         ge=0, le=1_000_000, description="The version the database must reach; raising it runs the migrations up to it."
     )
@@ -241,23 +247,6 @@ class Migrations(CamelModel):
         description="How long the migration lock holds without renewal (a runner that died frees it after this).",
     )
 
-    model_config = CamelModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.configMapRef) != has(self.module)",
-                    "message": "exactly one of migrations.configMapRef and migrations.module must be set",
-                }
-            ]
-        }
-    }
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Migrations:
-        if (self.config_map_ref is None) == (self.module is None):
-            raise ValueError("exactly one of migrations.configMapRef and migrations.module must be set")
-        return self
-
 
 class BackupVolume(CamelModel):
     claim_name: ObjectName = Field(description="PersistentVolumeClaim the backups go to (mounted in the worker).")
@@ -274,30 +263,14 @@ class BackupRetention(CamelModel):
 
 
 class Backup(CamelModel):
-    schedule: str = Field(
-        min_length=1,
-        max_length=100,
-        description="Cron expression (five fields, or @daily...) of the backup runs.",
-    )
-    time_zone: str = Field(
-        default="UTC", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$", description="IANA time zone."
-    )
+    schedule: CronExpression = Field(description="Cron expression (five fields, or @daily...) of the backup runs.")
+    time_zone: TimeZone = Field(default="UTC", description="IANA time zone.")
     volume: BackupVolume = Field(description="Where the backups go.")
     retention: BackupRetention = Field(default_factory=BackupRetention, description="Which backups are kept.")
     collections: list[CollectionName] = Field(
         default_factory=list, max_length=500, description="Collections to back up; every collection when empty."
     )
     paused: bool = Field(default=False, description="No scheduled backup runs while paused.")
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        return check_cron(value)
-
-    @field_validator("time_zone")
-    @classmethod
-    def _time_zone(cls, value: str) -> str:
-        return check_time_zone(value)
 
 
 class DatabaseSpec(CamelModel):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
-from pydantic import Field, JsonValue, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, JsonValue, StringConstraints, field_validator
 
 from .base import (
     AGE_COLUMN,
@@ -23,6 +23,8 @@ from .base import (
     Duration,
     KindInfo,
     ObjectName,
+    Pair,
+    PairedModel,
     PrinterColumn,
     ResourceStatus,
     SecretKeyRef,
@@ -216,6 +218,14 @@ def check_time_zone(name: str) -> str:
     return name
 
 
+CronExpression = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(check_cron)]
+"""A five-field cron expression or an alias (@daily...), checked by check_cron."""
+TimeZone = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$"), AfterValidator(check_time_zone)
+]
+"""An IANA time zone name this process knows, checked by check_time_zone."""
+
+
 class ScheduledHttpTarget(CamelModel):
     url: UrlPattern = Field(description="Where to send the request; must match the queue's httpTarget.allowedUrls.")
     method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = Field(default="POST", description="HTTP method.")
@@ -227,7 +237,9 @@ class ScheduledHttpTarget(CamelModel):
     )
 
 
-class ScheduledJob(CamelModel):
+class ScheduledJob(PairedModel):
+    pairs = (Pair("function", "http", "exactly one of job.function and job.http must be set"),)
+
     queue: ObjectName = Field(default=DEFAULT_QUEUE, description="The JobQueue the job is put on.")
     function: FunctionName | None = Field(
         default=None, description="A function registered by a worker; exactly one of function and http."
@@ -251,25 +263,10 @@ class ScheduledJob(CamelModel):
         description="Attempts before the job is dead-lettered; the queue's retry policy when absent.",
     )
 
-    model_config = CamelModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.function) != has(self.http)",
-                    "message": "exactly one of job.function and job.http must be set",
-                }
-            ]
-        }
-    }
 
-    @model_validator(mode="after")
-    def _one_target(self) -> ScheduledJob:
-        if (self.function is None) == (self.http is None):
-            raise ValueError("exactly one of job.function and job.http must be set")
-        return self
+class ScheduleSpec(PairedModel):
+    pairs = (Pair("cron", "interval", "exactly one of cron and interval must be set"),)
 
-
-class ScheduleSpec(CamelModel):
     stack_ref: StackRef = Field(description="The Stack whose worker runs this schedule.")
     cron: str | None = Field(
         default=None,
@@ -289,12 +286,8 @@ class ScheduleSpec(CamelModel):
             ]
         },
     )
-    time_zone: str = Field(
-        default="UTC",
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_+\-/]+$",
-        description="IANA time zone the cron expression is read in, e.g. Europe/Paris.",
+    time_zone: TimeZone = Field(
+        default="UTC", description="IANA time zone the cron expression is read in, e.g. Europe/Paris."
     )
     job: ScheduledJob = Field(description="The job enqueued at each tick.")
     overlap_policy: Literal["allow", "skip", "replace"] = Field(
@@ -310,32 +303,10 @@ class ScheduleSpec(CamelModel):
         description="A tick missed by more than this (every worker was down) is skipped, not run late.",
     )
 
-    model_config = CamelModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.cron) != has(self.interval)",
-                    "message": "exactly one of cron and interval must be set",
-                }
-            ]
-        }
-    }
-
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         return None if value is None else check_cron(value)
-
-    @field_validator("time_zone")
-    @classmethod
-    def _time_zone(cls, value: str) -> str:
-        return check_time_zone(value)
-
-    @model_validator(mode="after")
-    def _one_clock(self) -> ScheduleSpec:
-        if (self.cron is None) == (self.interval is None):
-            raise ValueError("exactly one of cron and interval must be set")
-        return self
 
 
 class ScheduleStatus(ResourceStatus):

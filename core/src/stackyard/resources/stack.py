@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints
 
 from .base import (
     AGE_COLUMN,
@@ -16,6 +16,8 @@ from .base import (
     Duration,
     KindInfo,
     ObjectName,
+    Pair,
+    PairedModel,
     PrinterColumn,
     ResourceStatus,
     SecretKeyRef,
@@ -100,7 +102,13 @@ class DatabaseRef(CamelModel):
     name: ObjectName = Field(description="Name of a Database of this Stack, in the same namespace.")
 
 
-class MongoConnection(CamelModel):
+class MongoConnection(PairedModel):
+    pairs = (
+        Pair(
+            "uri_secret_ref", "database_ref", "exactly one of mongodb.uriSecretRef and mongodb.databaseRef must be set"
+        ),
+    )
+
     uri_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding the MongoDB connection string; or set databaseRef."
     )
@@ -118,23 +126,6 @@ class MongoConnection(CamelModel):
             "stackyard's own collections; or set uriSecretRef."
         ),
     )
-
-    model_config = CamelModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.uriSecretRef) != has(self.databaseRef)",
-                    "message": "exactly one of mongodb.uriSecretRef and mongodb.databaseRef must be set",
-                }
-            ]
-        }
-    }
-
-    @model_validator(mode="after")
-    def _one_source(self) -> MongoConnection:
-        if (self.uri_secret_ref is None) == (self.database_ref is None):
-            raise ValueError("exactly one of mongodb.uriSecretRef and mongodb.databaseRef must be set")
-        return self
 
 
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=100)]
