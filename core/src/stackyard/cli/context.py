@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -23,7 +23,7 @@ EXIT_UNREACHABLE = 3
 @dataclass
 class Cli:
     """The global options, handed to every command as `ctx.obj`. `admin_key` is set by the
-    `users` group (--admin-key or $STACKYARD_ADMIN_KEY); it is never printed."""
+    groups that take it (`admin_key_option`); it is never printed."""
 
     api: str | None
     output: Output
@@ -42,6 +42,25 @@ def cli(ctx: typer.Context) -> Cli:
     obj = ctx.find_object(Cli)
     assert obj is not None, "the global options set ctx.obj"
     return obj
+
+
+AdminKey = Annotated[
+    str | None,
+    typer.Option(
+        "--admin-key",
+        envvar="STACKYARD_ADMIN_KEY",
+        help="The Stack's admin API key (from the Secret of spec.auth.adminApiKeySecretRef).",
+        show_default=False,
+    ),
+]
+
+
+def admin_key_option(app: typer.Typer) -> None:
+    """Give the group `app` the --admin-key option ($STACKYARD_ADMIN_KEY), kept in ctx.obj."""
+
+    @app.callback()
+    def _admin_key(ctx: typer.Context, admin_key: AdminKey = None) -> None:
+        ctx.obj = replace(cli(ctx), admin_key=admin_key)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, cli, fail
+from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, admin_key_option, cli, fail
 from .output import Table, emit, millis, when, yes_no
-from .users import _admin_key, admin
+from .users import admin
 
 if TYPE_CHECKING:  # the SDK and the driver are imported when a command runs, so that --help starts fast
     from pymongo.asynchronous.database import AsyncDatabase
@@ -33,7 +33,7 @@ app = typer.Typer(
     help="Databases: status and migration history (api), migrations (operator or --local), backup and restore.",
     no_args_is_help=True,
 )
-app.callback()(_admin_key)
+admin_key_option(app)
 
 MIGRATE_REQUEST = "stackyard.dev/migrate-request"
 """The annotation that asks the operator for a new migrations Job (any new value does)."""

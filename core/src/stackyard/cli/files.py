@@ -11,13 +11,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .context import EXIT_USAGE, Cli, cli, fail
+from .context import EXIT_USAGE, Cli, admin_key_option, cli, fail
 from .output import Table, emit, when
 
 if TYPE_CHECKING:  # the SDK is imported when a command runs, so that --help starts fast
@@ -29,20 +28,7 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _admin_key(
-    ctx: typer.Context,
-    admin_key: Annotated[
-        str | None,
-        typer.Option(
-            "--admin-key",
-            envvar="STACKYARD_ADMIN_KEY",
-            help="The Stack's admin API key, for --owner.",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    ctx.obj = replace(cli(ctx), admin_key=admin_key)
+admin_key_option(app)
 
 
 FileId = Annotated[str, typer.Argument(metavar="ID", help="The file's id (f_…).")]

@@ -5,12 +5,11 @@ Stack's admin API key (--admin-key or $STACKYARD_ADMIN_KEY), which is never prin
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .context import EXIT_API_ERROR, EXIT_USAGE, Cli, cli, fail, interactive
+from .context import EXIT_API_ERROR, EXIT_USAGE, Cli, admin_key_option, cli, fail, interactive
 from .jobs import parse_json
 from .output import Output, Table, audit_table, emit, user_sessions_table, user_table, users_table
 
@@ -29,20 +28,7 @@ Cursor = Annotated[str | None, typer.Option(help="Where the previous page ended 
 Every = Annotated[bool, typer.Option("--all", help="Every page, not only the first.")]
 
 
-@app.callback()
-def _admin_key(
-    ctx: typer.Context,
-    admin_key: Annotated[
-        str | None,
-        typer.Option(
-            "--admin-key",
-            envvar="STACKYARD_ADMIN_KEY",
-            help="The Stack's admin API key (from the Secret of spec.auth.adminApiKeySecretRef).",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    ctx.obj = replace(cli(ctx), admin_key=admin_key)
+admin_key_option(app)
 
 
 def admin(ctx: typer.Context) -> Cli:
