@@ -32,13 +32,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from stackyard.db.probe import scrub
 from stackyard.resources.bucket import BucketSpec
 from stackyard.runtime import Runtime
 from stackyard.storage.backend import Storage
 from stackyard.storage.problems import StorageUnavailable
 
 from .cluster_status import ClusterStatus
+from .status_reporter import Condition, PeriodicStatusReporter
 
 __all__ = [
     "CHECK_INTERVAL",
@@ -58,10 +58,8 @@ REWRITE_INTERVAL = 300.0
 """Most seconds between two writes of an unchanged status (its timestamp and round trip)."""
 CHECK_TIMEOUT = 15.0
 """Most seconds for one Bucket's probe."""
-TICK = 1.0
 MESSAGE_LIMIT = 1024
 
-Condition = dict[str, Any]
 StorageFor = Callable[[str, BucketSpec, Mapping[str, str]], Storage]
 
 
@@ -128,8 +126,13 @@ def _default_storage_for(name: str, spec: BucketSpec, credentials: Mapping[str, 
     return storage_for(name, spec, credentials)
 
 
-class BucketStatusReporter:
+class BucketStatusReporter(PeriodicStatusReporter[BucketSpec]):
     """Checks every Bucket of the config and writes its status (see the module)."""
+
+    kind, plural = "Bucket", "buckets"
+    ok_word, failed_word = "reachable", "not reachable"
+    write_timeout = CHECK_TIMEOUT
+    log = log
 
     def __init__(
         self,
@@ -141,54 +144,15 @@ class BucketStatusReporter:
         timeout: float = CHECK_TIMEOUT,
         storage_for: StorageFor | None = None,
     ) -> None:
-        self.runtime = runtime
-        self.cluster = cluster
-        self.interval = interval
-        self.rewrite_interval = rewrite_interval
+        super().__init__(runtime, cluster, interval=interval, rewrite_interval=rewrite_interval)
         self.timeout = timeout
         self._storage_for = storage_for or _default_storage_for
-        self.views: dict[str, dict[str, Any]] = {}
-        """The latest view of each Bucket (what was or would be written)."""
-        self._written: dict[str, tuple[dict[str, Any], float]] = {}
-        self._reachable: dict[str, bool] = {}
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Check at once on a new config and every `interval`, until `stop` is set (which
-        cancels a check under way)."""
-        checked: object = None
-        due = 0.0
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                applied = self.runtime.live.current
-                if applied is not None and (applied is not checked or time.monotonic() >= due):
-                    checked, due = applied, time.monotonic() + self.interval
-                    await self._check_unless_stopped(stopping)
-                await asyncio.wait([stopping], timeout=TICK)
-        finally:
-            stopping.cancel()
+    def specs(self) -> Mapping[str, BucketSpec]:
+        return self.runtime.config.config.buckets
 
-    async def _check_unless_stopped(self, stopping: asyncio.Task[Any]) -> None:
-        checking = asyncio.create_task(self.check_all(), name="check Buckets")
-        await asyncio.wait([checking, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if not checking.done():
-            checking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checking
-        elif checking.exception() is not None:  # a bug: say so, try again on the next turn
-            log.error("checking the Buckets failed", exc_info=checking.exception())
-
-    async def check_all(self) -> None:
-        """Check and write every Bucket of the config in force, one after the other."""
-        buckets = self.runtime.config.config.buckets
-        for gone in set(self.views) - set(buckets):
-            self.views.pop(gone)
-            self._written.pop(gone, None)
-            self._reachable.pop(gone, None)
-        for name, spec in sorted(buckets.items()):
-            view = await self.check(name, spec)
-            self.views[name] = view
-            await self._write(name, view)
+    def _significant(self, view: Mapping[str, Any]) -> dict[str, Any]:
+        return significant(view)
 
     async def check(self, name: str, spec: BucketSpec) -> dict[str, Any]:
         """The status fields of one Bucket: Reachable and (when reached) status.reachable."""
@@ -226,38 +190,8 @@ class BucketStatusReporter:
         return self._noted(name, view)
 
     def _noted(self, name: str, view: dict[str, Any]) -> dict[str, Any]:
-        condition = view["conditions"][0]
-        ok = condition["status"] == "True"
-        if self._reachable.get(name) != ok:
-            self._reachable[name] = ok
-            if ok:
-                log.info("Bucket %s reachable: %s", name, condition["message"])
-            else:
-                log.warning("Bucket %s not reachable (%s): %s", name, condition["reason"], condition["message"])
+        self._note(name, view["conditions"][0])
         return view
-
-    async def _write(self, name: str, view: dict[str, Any]) -> None:
-        if not self.cluster.enabled:
-            return
-        now = time.monotonic()
-        written = self._written.get(name)
-        if written is not None and written[0] == significant(view) and now - written[1] < self.rewrite_interval:
-            return
-        try:
-            async with asyncio.timeout(CHECK_TIMEOUT):
-                found = await self.cluster.merge_status("buckets", name, view)
-        except Exception as exc:
-            code = getattr(exc, "status", None)
-            log.warning(
-                "status of Bucket %s not written (%s%s); trying again on the next check",
-                name,
-                type(exc).__name__,
-                f" {code}" if code else "",
-            )
-            return
-        if not found:
-            log.debug("Bucket %s/%s not found: its status is not written", self.cluster.namespace, name)
-        self._written[name] = (significant(view), now)
 
     def _error(self, exc: BaseException) -> str:
         """The reason in an exception, without any credential value of the Stack."""
@@ -265,8 +199,4 @@ class BucketStatusReporter:
         text: str = detail if isinstance(detail, str) and detail else (str(exc) or type(exc).__name__)
         if isinstance(exc, KeyError):
             text = f"missing credential {text}"
-        applied = self.runtime.live.current
-        for secret in applied.credentials.values() if applied is not None else ():
-            if len(secret) >= 6:
-                text = text.replace(secret, "***")
-        return str(scrub(text))
+        return self._scrub(text)

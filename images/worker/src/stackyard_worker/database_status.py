@@ -26,9 +26,7 @@ from the probe (scrubbed of URIs) and are scrubbed of the Stack's credential val
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +41,7 @@ from stackyard.resources.database import DatabaseSpec
 from stackyard.runtime import Runtime
 
 from .cluster_status import ClusterStatus
+from .status_reporter import Condition, PeriodicStatusReporter
 
 __all__ = [
     "CHECK_INTERVAL",
@@ -63,12 +62,10 @@ REWRITE_INTERVAL = 300.0
 PROBE_TIMEOUT = 10.0
 CHECK_TIMEOUT = 120.0
 """Most seconds for the indexes and migrations of one Database."""
-TICK = 1.0
 LIST_LIMIT = 1000
 ERROR_LIMIT = 2048
 MESSAGE_LIMIT = 4096
 
-Condition = dict[str, Any]
 Patch = Callable[[str, dict[str, Any]], Any]
 
 
@@ -162,8 +159,14 @@ def significant(view: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class DatabaseStatusReporter:
+class DatabaseStatusReporter(PeriodicStatusReporter[DatabaseSpec]):
     """Checks every Database of the config and writes its status (see the module)."""
+
+    kind, plural = "Database", "databases"
+    ok_word, failed_word = "connected", "not connected"
+    write_timeout = PROBE_TIMEOUT
+    isolate_failures = True
+    log = log
 
     def __init__(
         self,
@@ -174,70 +177,28 @@ class DatabaseStatusReporter:
         rewrite_interval: float = REWRITE_INTERVAL,
         client_for: Callable[[str], AsyncMongoClient[Any]] | None = None,
     ) -> None:
-        self.runtime = runtime
-        self.cluster = cluster
-        self.interval = interval
-        self.rewrite_interval = rewrite_interval
+        super().__init__(runtime, cluster, interval=interval, rewrite_interval=rewrite_interval)
         self._client_for = client_for or runtime.database_client
-        self.views: dict[str, dict[str, Any]] = {}
-        """The latest view of each Database (what was or would be written)."""
-        self._written: dict[str, tuple[dict[str, Any], float]] = {}
-        self._connected: dict[str, bool] = {}
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Check at once on a new config and every `interval`, until `stop` is set (which
-        cancels a check under way: a probe of an absent server takes seconds)."""
-        checked: object = None
-        due = 0.0
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                applied = self.runtime.live.current
-                if applied is not None and (applied is not checked or time.monotonic() >= due):
-                    checked, due = applied, time.monotonic() + self.interval
-                    await self._check_unless_stopped(stopping)
-                await asyncio.wait([stopping], timeout=TICK)
-        finally:
-            stopping.cancel()
+    def specs(self) -> Mapping[str, DatabaseSpec]:
+        return self.runtime.config.config.databases
 
-    async def _check_unless_stopped(self, stopping: asyncio.Task[Any]) -> None:
-        checking = asyncio.create_task(self.check_all(), name="check Databases")
-        await asyncio.wait([checking, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if not checking.done():
-            checking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checking
-        elif checking.exception() is not None:  # a bug: say so, try again on the next turn
-            log.error("checking the Databases failed", exc_info=checking.exception())
-
-    async def check_all(self) -> None:
-        """Check and write every Database of the config in force, one after the other."""
-        databases = self.runtime.config.config.databases
-        for gone in set(self.views) - set(databases):
-            self.views.pop(gone)
-            self._written.pop(gone, None)
-            self._connected.pop(gone, None)
-        for name, spec in sorted(databases.items()):
-            try:
-                view = await self.check(name, spec)
-            except Exception as exc:  # a bug or a refusal nothing classifies: the others still get checked
-                log.error("checking Database %s failed: %s", name, type(exc).__name__, exc_info=exc)
-                continue
-            self.views[name] = view
-            await self._write(name, view)
+    def _significant(self, view: Mapping[str, Any]) -> dict[str, Any]:
+        return significant(view)
 
     async def check(self, name: str, spec: DatabaseSpec) -> dict[str, Any]:
         """The status fields of one Database: Connected, then (when connected) indexes and
         migrations."""
+        view: dict[str, Any]
         try:
             client = self._client_for(name)
         except DatabaseOptionsError as exc:  # settings the driver refuses; the message quotes no password
             condition = _condition("Connected", False, "Misconfigured", str(exc))
             view = {"conditions": [self._scrubbed(condition)]}
-            self._note_connection(name, view["conditions"][0])
+            self._note(name, view["conditions"][0])
             return view
         result = await probe(client, spec.connection.database, timeout=PROBE_TIMEOUT)
-        view: dict[str, Any] = {"conditions": [self._scrubbed(connected_condition(result))]}
+        view = {"conditions": [self._scrubbed(connected_condition(result))]}
         if result.ok and result.server is not None:
             view["server"] = result.server.model_dump(by_alias=True)
             try:
@@ -248,7 +209,7 @@ class DatabaseStatusReporter:
                     raise
                 reason, message = classify(exc, client, CHECK_TIMEOUT)
                 view = {"conditions": [self._scrubbed(_condition("Connected", False, reason, message))]}
-        self._note_connection(name, view["conditions"][0])
+        self._note(name, view["conditions"][0])
         return view
 
     async def _check_contents(
@@ -280,45 +241,5 @@ class DatabaseStatusReporter:
                 view["migration"]["error"] = self._scrub(view["migration"]["error"])
             view["conditions"].append(self._scrubbed(condition))
 
-    def _note_connection(self, name: str, connected: Condition) -> None:
-        ok = connected["status"] == "True"
-        if self._connected.get(name) == ok:
-            return
-        self._connected[name] = ok
-        if ok:
-            log.info("Database %s connected: %s", name, connected["message"])
-        else:
-            log.warning("Database %s not connected (%s): %s", name, connected["reason"], connected["message"])
-
-    async def _write(self, name: str, view: dict[str, Any]) -> None:
-        if not self.cluster.enabled:
-            return
-        now = time.monotonic()
-        written = self._written.get(name)
-        if written is not None and written[0] == significant(view) and now - written[1] < self.rewrite_interval:
-            return
-        try:
-            async with asyncio.timeout(PROBE_TIMEOUT):
-                found = await self.cluster.merge_status("databases", name, view)
-        except Exception as exc:
-            code = getattr(exc, "status", None)
-            log.warning(
-                "status of Database %s not written (%s%s); trying again on the next check",
-                name,
-                type(exc).__name__,
-                f" {code}" if code else "",
-            )
-            return
-        if not found:
-            log.debug("Database %s/%s not found: its status is not written", self.cluster.namespace, name)
-        self._written[name] = (significant(view), now)
-
     def _scrubbed(self, condition: Condition) -> Condition:
         return condition | {"message": self._scrub(condition["message"])}
-
-    def _scrub(self, text: str) -> str:
-        applied = self.runtime.live.current
-        for secret in applied.credentials.values() if applied is not None else ():
-            if len(secret) >= 6:
-                text = text.replace(secret, "***")
-        return scrub(text)
