@@ -165,7 +165,6 @@ class DatabaseStatusReporter(PeriodicStatusReporter[DatabaseSpec]):
     kind, plural = "Database", "databases"
     ok_word, failed_word = "connected", "not connected"
     write_timeout = PROBE_TIMEOUT
-    isolate_failures = True
     log = log
 
     def __init__(

@@ -52,9 +52,6 @@ class PeriodicStatusReporter(Generic[SpecT]):
     """What its status False is logged as: `not reachable`."""
     write_timeout: ClassVar[float]
     """Most seconds for one status write."""
-    isolate_failures: ClassVar[bool] = False
-    """Whether a check that raises is logged and skipped (the others still checked), rather
-    than ending this round of checks."""
     log: ClassVar[logging.Logger]
     """The subclass's module logger."""
 
@@ -116,9 +113,7 @@ class PeriodicStatusReporter(Generic[SpecT]):
         for name, spec in sorted(specs.items()):
             try:
                 view = await self.check(name, spec)
-            except Exception as exc:  # a bug or a refusal nothing classifies
-                if not self.isolate_failures:
-                    raise
+            except Exception as exc:  # a bug or a refusal nothing classifies: the others still get checked
                 self.log.error("checking %s %s failed: %s", self.kind, name, type(exc).__name__, exc_info=exc)
                 continue
             self.views[name] = view
