@@ -38,7 +38,6 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
-import base64
 import glob
 import io
 import json
@@ -47,7 +46,6 @@ import secrets
 import signal
 import statistics
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -55,13 +53,10 @@ from typing import Any
 
 import httpx
 from PIL import Image, ImageOps
-from stackyard.config import RuntimeConfig, credential_key
-from stackyard.resources.bucket import BucketSpec, ImageSettings
-from stackyard.resources.stack import StackSpec
+from stackyard.resources.bucket import ImageSettings
 from stackyard.storage import images
-from stackyard_harness.auth_stack import signing_keys
+from stackyard_harness.api_process import MemorySampler, multipart_body, proc_status_kib, start_api, write_bucket_config
 from stackyard_harness.harness import Harness, progress
-from stackyard_harness.process import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_PYTHON = REPO / ".venv-bench" / "bin" / "python"
@@ -83,65 +78,6 @@ STARTUP_TIMEOUT = 120.0
 REQUEST_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
 
-# -- the api process ----------------------------------------------------------------------------
-
-
-def write_config(directory: Path, s3: Any, bucket: str, redis_url: str, mongo_url: str, admin_key: str) -> None:
-    """A Stack with one Bucket (`default`, on MinIO), as the operator renders it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    spec = StackSpec.model_validate(
-        {
-            "redis": {"urlSecretRef": {"name": "bench", "key": "redis"}},
-            "mongodb": {"uriSecretRef": {"name": "bench", "key": "mongodb"}, "database": "bench_storage"},
-        }
-    )
-    bucket_spec = BucketSpec.model_validate(
-        {
-            "stackRef": {"name": "bench"},
-            "backend": {
-                "s3": {
-                    "endpoint": s3.endpoint,
-                    "region": s3.region,
-                    "bucket": bucket,
-                    "pathStyle": True,
-                    "accessKeyIdSecretRef": {"name": "s3", "key": "id"},
-                    "secretAccessKeySecretRef": {"name": "s3", "key": "secret"},
-                }
-            },
-            "limits": {"maxObjectSize": "16Gi"},
-        }
-    )
-    config = RuntimeConfig(stack="bench", namespace="bench", generation=1, spec=spec, buckets={"default": bucket_spec})
-    credentials = {
-        "stack.redis.url": redis_url,
-        "stack.mongodb.uri": mongo_url,
-        "stack.auth.signingKeys": signing_keys(),
-        "stack.auth.encryptionKey": base64.b64encode(os.urandom(32)).decode(),
-        "stack.auth.adminApiKey": admin_key,
-        credential_key("Bucket", "default", "accessKeyId"): s3.access_key,
-        credential_key("Bucket", "default", "secretAccessKey"): s3.secret_key,
-    }
-    credentials_file = directory / "credentials.json"
-    credentials_file.write_text(json.dumps(credentials))
-    credentials_file.chmod(0o600)
-    (directory / "config.json").write_text(config.canonical_json())
-
-
-def start_api(directory: Path) -> tuple[ManagedProcess, str]:
-    """`stackyard-api` (its module, with this venv's Python) on a free port, serving."""
-    port = free_port()
-    env = {"STACKYARD_CONFIG_DIR": str(directory), "STACKYARD_LOG_LEVEL": "warning", "STACKYARD_STACK": ""}
-    argv = [sys.executable, "-m", "stackyard_api.main", "--host", "127.0.0.1", "--port", str(port)]
-    server = ManagedProcess("stackyard-api", argv, directory / "api.log", env=env).start()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        return httpx.get(f"{url}/v1/config", timeout=1).status_code == 200
-
-    server.wait_ready(ready, STARTUP_TIMEOUT, "serving its config")  # 3 s quiet, 30 s while tests run
-    return server, url
-
-
 # -- uploads ------------------------------------------------------------------------------------
 
 
@@ -159,24 +95,6 @@ def repeated_chunks(size: int, block: bytes) -> Iterator[bytes]:
         for start in range(0, len(piece), SEND_CHUNK):
             yield piece[start : start + SEND_CHUNK]
         sent += len(piece)
-
-
-def multipart(chunks: Iterator[bytes], size: int, filename: str) -> tuple[Iterator[bytes], str, int]:
-    """A multipart/form-data body around the chunks: (body, content type, length)."""
-    boundary = "----stackyard-bench-" + secrets.token_hex(8)
-    head = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-
-    def body() -> Iterator[bytes]:
-        yield head
-        yield from chunks
-        yield tail
-
-    return body(), f"multipart/form-data; boundary={boundary}", len(head) + size + len(tail)
 
 
 @dataclass
@@ -200,11 +118,11 @@ class Api:
     def upload(self, chunks: Iterator[bytes], size: int, name: str, form: bool) -> Upload:
         params = {"owner": OWNER}
         if form:
-            body, content_type, length = multipart(chunks, size, name)
+            body, sent = multipart_body(chunks, size, name)
         else:
-            body, content_type, length = chunks, "application/octet-stream", size
+            body, sent = chunks, {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
             params["name"] = name
-        headers = self.headers | {"Content-Type": content_type, "Content-Length": str(length)}
+        headers = self.headers | sent
         t0 = time.perf_counter()
         answer = self.http.post("/v1/files", params=params, headers=headers, content=body)
         seconds = time.perf_counter() - t0
@@ -244,47 +162,6 @@ def boto3_upload(s3: Any, bucket: str, path: Path, key: str) -> Upload:
 
 
 # -- memory -------------------------------------------------------------------------------------
-
-
-def status_kib(pid: int) -> dict[str, int]:
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            found[name] = int(value.split()[0])
-    return found
-
-
-@dataclass
-class Sampler:
-    """VmRSS of a process every SAMPLE_EVERY seconds, in a thread."""
-
-    pid: int
-    samples: list[int] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.samples.append(status_kib(self.pid)["VmRSS"])
-            time.sleep(SAMPLE_EVERY)
-
-    def during(self, work: Callable[[], Upload]) -> Upload:
-        thread = threading.Thread(target=self.run, daemon=True)
-        thread.start()
-        try:
-            return work()
-        finally:
-            self.stop.set()
-            thread.join()
-
-
-def idle_rss(pid: int, seconds: float) -> list[int]:
-    samples = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        samples.append(status_kib(pid)["VmRSS"])
-        time.sleep(SAMPLE_EVERY)
-    return samples
 
 
 def cpu_seconds(pid: int) -> float:
@@ -389,27 +266,29 @@ def throughput(api: Api, s3: Any, bucket: str, path: Path, size: int, rounds: in
 def memory(api: Api, pid: int, size: int, found: Found, fresh_kib: int) -> None:
     block = os.urandom(8 * MIB)
     progress(f"memory: idle RSS of the api for {IDLE_SECONDS:.0f} s")
-    idle = idle_rss(pid, IDLE_SECONDS)
+    with MemorySampler(pid, SAMPLE_EVERY) as at_rest:
+        time.sleep(IDLE_SECONDS)
+    idle = at_rest.rss
     reset = reset_peak(pid)
-    sampler = Sampler(pid)
     cpu0 = cpu_seconds(pid)
     progress(f"memory: one {size // MIB:,} MiB raw upload, VmRSS every {SAMPLE_EVERY * 1000:.0f} ms")
-    done = sampler.during(lambda: api.upload(repeated_chunks(size, block), size, "big.bin", form=False))
-    peak_hwm = status_kib(pid)["VmHWM"]
+    with MemorySampler(pid, SAMPLE_EVERY) as sampler:
+        done = api.upload(repeated_chunks(size, block), size, "big.bin", form=False)
+    peak_hwm = proc_status_kib(pid)["VmHWM"]
     cpu = cpu_seconds(pid) - cpu0
     api.delete(done.file_id)
     found.memory = {
         "idle_kib": statistics.median(idle),
         "fresh_kib": fresh_kib,
-        "peak_kib": max(sampler.samples),
+        "peak_kib": sampler.vm_rss,
         "hwm_kib": peak_hwm,
         "hwm_reset": reset,
-        "samples": len(sampler.samples),
+        "samples": sampler.samples,
         "cpu_s": cpu,
         "upload": done,
     }
-    growth = (max(max(sampler.samples), peak_hwm) - statistics.median(idle)) / 1024
-    progress(f"memory: peak {max(sampler.samples) / 1024:.0f} MiB, +{growth:.0f} MiB, {done.mb_per_s:,.0f} MB/s")
+    growth = (max(sampler.vm_rss, peak_hwm) - statistics.median(idle)) / 1024
+    progress(f"memory: peak {sampler.vm_rss / 1024:.0f} MiB, +{growth:.0f} MiB, {done.mb_per_s:,.0f} MB/s")
 
 
 def image_variants(api: Api, count: int, found: Found) -> None:
@@ -593,9 +472,19 @@ def main() -> int:
         bucket = s3.create_bucket("bench")  # type: ignore[attr-defined]
         work = harness.run_dir / "storage-bench"
         admin_key = secrets.token_urlsafe(24)
-        write_config(work / "config", s3, bucket, redis_url, mongo_url, admin_key)
+        write_bucket_config(
+            work / "config",
+            s3,
+            bucket,
+            redis_url,
+            mongo_url,
+            admin_key,
+            limits={"maxObjectSize": "16Gi"},
+            database="bench_storage",
+            stack="bench",
+        )
         progress("starting stackyard-api (one Bucket on MinIO)")
-        server, url = start_api(work / "config")
+        server, url = start_api(work / "config", work / "config", timeout=STARTUP_TIMEOUT)
         api = Api(url, admin_key)
         try:
             pid = server.proc.pid  # type: ignore[union-attr]
@@ -604,7 +493,7 @@ def main() -> int:
             with path.open("wb") as out:
                 for _ in range(args.size):
                     out.write(os.urandom(MIB))
-            fresh_kib = status_kib(pid)["VmRSS"]
+            fresh_kib = proc_status_kib(pid)["VmRSS"]
             progress("warm-up: one 16 MiB upload through the api")
             api.delete(api.upload(repeated_chunks(16 * MIB, os.urandom(MIB)), 16 * MIB, "warm.bin", False).file_id)
             memory(api, pid, memory_size, found, fresh_kib)
