@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -28,11 +29,8 @@ from stackyard.storage.contract import FileView
 from stackyard.storage.factory import storage_for
 from stackyard.storage.files import (
     SCAN_FUNCTION,
-    BucketNotFound,
     Buckets,
-    CursorInvalid,
     FileService,
-    MetadataInvalid,
     new_file_id,
     object_key,
     quarantine_key,
@@ -41,11 +39,15 @@ from stackyard.storage.files import (
 )
 from stackyard.storage.images import Transform
 from stackyard.storage.problems import (
+    BucketNotFound,
     ContentTypeRefused,
+    CursorInvalid,
     FileNotAvailable,
     FileNotFound,
     FileTooLarge,
+    MetadataInvalid,
     QuotaExceeded,
+    StorageUnavailable,
     UploadIncomplete,
 )
 from stackyard.storage.quota import usage_key
@@ -353,6 +355,8 @@ async def test_a_scanned_bucket_serves_a_file_only_once_found_clean(setup: Setup
     assert refused.value.extensions == {"state": "scanning"}
     clean = await service.mark_scanned(record.id, "clean")
     assert clean.state == "available" and clean.scan is not None and clean.scan["result"] == "clean"
+    verdict = clean.view().scan
+    assert verdict is not None and (verdict.result, verdict.signature) == ("clean", None)
     assert await read_all(service.content(clean)) == text(500)
 
 
@@ -370,6 +374,28 @@ async def test_an_infected_file_is_quarantined_and_never_served(setup: Setup) ->
     assert (await service.mark_scanned(record.id, "clean")).state == "quarantined"  # a late verdict changes nothing
     await service.delete(record.id)
     assert not await exists(service, quarantine_key(record.id))
+
+
+async def test_a_file_too_large_to_scan_is_quarantined_with_the_reason(setup: Setup) -> None:
+    service = setup.service(scan={"enabled": True})
+    record = await service.upload("u1", "huge.bin", None, chunked(os.urandom(3000)))
+    quarantined = await service.mark_scanned(record.id, "unscannable", reason="larger than clamd's StreamMaxLength")
+    assert quarantined.state == "quarantined" and quarantined.scan is not None
+    assert quarantined.scan == {"result": "unscannable", "reason": "larger than clamd's StreamMaxLength", "at": ANY}
+    assert not await exists(service, object_key(record.id))
+    assert await exists(service, quarantine_key(record.id))
+    with pytest.raises(FileNotAvailable, match="too large to scan") as refused:
+        service.content(quarantined)
+    assert refused.value.extensions == {"state": "quarantined"}
+    view = quarantined.view()
+    assert view.state == "quarantined" and view.scan is not None
+    assert (view.scan.result, view.scan.reason, view.scan.signature) == (
+        "unscannable",
+        "larger than clamd's StreamMaxLength",
+        None,
+    )
+    assert view.scan.at is not None and view.scan.at.tzinfo is not None
+    assert view.model_dump(by_alias=True, mode="json")["scan"]["result"] == "unscannable"
 
 
 # -- direct uploads --------------------------------------------------------------------------
@@ -454,10 +480,36 @@ async def test_a_variant_is_rendered_once_and_recorded(setup: Setup) -> None:
     assert variant.key == f"{variants_prefix(record.id)}{transform.digest}.webp"
     data = await read_all(service.variant_content(record, variant))
     assert len(data) == variant.size and Image.open(io.BytesIO(data)).size == (32, 32)
+    assert variant.data == data  # the rendered bytes come back with it: served without a read back
     stored = await service.get(record.id)
     assert stored.variants == {transform.digest: variant} and stored.view().variants == 1
-    assert await service.variant(record, transform) == variant  # from the document, not rendered again
-    assert await service.variant(stored, transform) == variant
+    again = await service.variant(stored, transform)  # from the record, not rendered again
+    assert again == variant and again.data is None and again.created_at == variant.created_at
+    # A record read before the variant was made renders it again: the same key, the same bytes.
+    remade = await service.variant(record, transform)
+    assert remade.key == variant.key and remade.data == data
+    assert (await service.get(record.id)).variants == {transform.digest: remade}
+
+
+@pytest.mark.parametrize("setup", ["volume"], indirect=True)
+async def test_a_variant_that_cannot_be_stored_fails_unrecorded_and_is_rendered_next_time(setup: Setup) -> None:
+    """The storage put and the record are made at once; when the put fails the record is
+    taken back (it never names a missing object) and the error goes on."""
+    service = setup.service()
+    record = await service.upload("u1", "cat.png", None, chunked(png(64, 48)))
+    transform = Transform(width=16, format="png")
+    # A file where the variants' directory goes: the volume cannot write the variant.
+    blocker = setup.root / service.name / "area" / variants_prefix(record.id).rstrip("/")
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_bytes(b"in the way")
+    with pytest.raises(StorageUnavailable, match="writing a file failed"):
+        await service.variant(record, transform)
+    assert (await service.get(record.id)).variants == {}
+    blocker.unlink()
+    variant = await service.variant(await service.get(record.id), transform)
+    assert variant.data is not None and Image.open(io.BytesIO(variant.data)).size == (16, 12)
+    assert await read_all(service.variant_content(record, variant)) == variant.data
+    assert (await service.get(record.id)).variants == {transform.digest: variant}
 
 
 async def test_no_variant_of_a_file_not_available(setup: Setup) -> None:

@@ -1,6 +1,7 @@
 """The clamd client against a real clamd (the harness's, with its test signature database):
-verdicts over TCP and a unix socket, streams split in chunks, and every way to get no
-verdict (unreachable, silent, size limit) raising ScanUnavailable."""
+verdicts over TCP and a unix socket, streams split in chunks, a stream over clamd's
+StreamMaxLength answered unscannable, and every way to get no verdict (unreachable, silent,
+an ERROR reply) raising ScanUnavailable."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from pathlib import Path
 import pytest
 from stackyard.storage.scan import (
     CHUNK_BYTES,
+    TOO_LARGE,
     Clamd,
     ScanResult,
-    ScanSizeLimit,
     ScanUnavailable,
     parse_address,
     parse_reply,
@@ -66,8 +67,9 @@ def test_replies_give_a_verdict_or_raise() -> None:
     assert parse_reply(b"stream: OK\0") == ScanResult("clean")
     assert parse_reply(b"stream: Win.Test.EICAR_HDB-1 FOUND\0") == ScanResult("infected", "Win.Test.EICAR_HDB-1")
     assert parse_reply(b"1: stream: Eicar-Signature FOUND\0").signature == "Eicar-Signature"
-    with pytest.raises(ScanSizeLimit):
-        parse_reply(b"INSTREAM size limit exceeded. ERROR\0")
+    too_large = parse_reply(b"INSTREAM size limit exceeded. ERROR\0")
+    assert too_large == ScanResult("unscannable", reason=TOO_LARGE) and too_large.unscannable
+    assert too_large.reason == "larger than clamd's StreamMaxLength"
     with pytest.raises(ScanUnavailable, match="without a verdict"):
         parse_reply(b"")
     with pytest.raises(ScanUnavailable, match="ERROR"):
@@ -107,11 +109,12 @@ async def test_a_signature_across_chunk_boundaries_inside_a_large_file_is_found(
     assert (await scanner.instream(stream(*pieces(data, 100_000)))).clean
 
 
-async def test_more_than_stream_max_length_raises_the_size_limit(small_clamd: ClamdServer) -> None:
+async def test_more_than_stream_max_length_is_unscannable(small_clamd: ClamdServer) -> None:
     scanner = Clamd(small_clamd.address, timeout=30)
     assert (await scanner.instream(stream(b"a" * 512 * 1024))).clean
-    with pytest.raises(ScanSizeLimit, match="StreamMaxLength"):
-        await scanner.instream(stream(*pieces(b"a" * 3 * 1024 * 1024, 64 * 1024)))
+    result = await scanner.instream(stream(*pieces(b"a" * 3 * 1024 * 1024, 64 * 1024)))
+    assert result == ScanResult("unscannable", reason=TOO_LARGE)
+    assert not result.clean and not result.infected
 
 
 async def test_an_unreachable_clamd_raises_scan_unavailable(tmp_path: Path) -> None:

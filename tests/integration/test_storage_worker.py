@@ -1,8 +1,9 @@
 """The storage job functions in a real worker process (`stackyard-worker`) with a file config
 holding an S3 Bucket on the harness's MinIO that scans uploads with the harness's clamd
 (Debian's, with its test signatures): the EICAR test file is quarantined (its object moved
-to quarantine/<id>), a clean file becomes available; with clamd down the scan job is retried
-and the file stays `scanning`, never served, until clamd is back. The retention job deletes
+to quarantine/<id>), a clean file becomes available, a file larger than clamd's
+StreamMaxLength is quarantined as unscannable at the first attempt; with clamd down the scan
+job is retried and the file stays `scanning`, never served, until clamd is back. The retention job deletes
 expired files and the worker reports the sweep."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -197,6 +199,19 @@ def own_clamd(tmp_path: Path) -> Iterator[ClamdServer]:
     server.stop()
 
 
+@pytest.fixture
+def small_clamd(tmp_path: Path) -> Iterator[ClamdServer]:
+    """A clamd of this test's own that takes streams of 1 MiB at most."""
+    try:
+        server = ClamdServer(None, tmp_path / "small", stream_max_length="1M")
+    except ToolMissing as exc:
+        unavailable(exc)
+        raise
+    server.start()
+    yield server
+    server.stop()
+
+
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
@@ -246,6 +261,39 @@ async def test_eicar_is_quarantined_and_a_clean_file_becomes_available(
     }
     assert f"scan of file {eicar.id} in Bucket media: {EICAR_SIGNATURE}" in stack.log()
     assert f"scan of file {clean.id} in Bucket media: clean" in stack.log()
+
+
+async def test_a_file_larger_than_clamds_stream_max_length_is_quarantined_as_unscannable_at_once(
+    stack: StorageStack, small_clamd: ClamdServer, jobs: JobClient
+) -> None:
+    stack.apply(small_clamd.address)
+    service = await stack.service()
+    stack.start_worker()
+    await registered(jobs, stack.queue, SCAN)
+    small = await service.upload(OWNER, "small.bin", None, chunks(os.urandom(100_000)))
+    large = await service.upload(OWNER, "large.bin", None, chunks(*[os.urandom(512 * 1024) for _ in range(6)]))
+    assert {small.state, large.state} == {"scanning"}
+
+    quarantined = await state_of(service, large.id, "quarantined")
+    assert quarantined.scan is not None
+    assert quarantined.scan == {"result": "unscannable", "reason": "larger than clamd's StreamMaxLength", "at": ANY}
+    view = quarantined.view()
+    assert view.scan is not None and (view.scan.result, view.scan.reason) == (
+        "unscannable",
+        "larger than clamd's StreamMaxLength",
+    )
+    with pytest.raises(FileNotAvailable) as refused:
+        service.content(quarantined)
+    assert refused.value.extensions["state"] == "quarantined"
+    assert (await state_of(service, small.id, "available")).scan is not None
+    assert stack.objects() == {f"files/{small.id}", f"quarantine/{large.id}"}
+    log = stack.log()
+    assert (
+        f"scan of file {large.id} in Bucket media: unscannable (larger than clamd's StreamMaxLength), quarantined"
+        in log
+    )
+    assert f"scan of file {large.id} in Bucket media: no verdict" not in log  # one attempt, no retry
+    assert (await jobs.dead_page(stack.queue)).items == []
 
 
 async def test_with_clamd_down_the_scan_is_retried_and_the_file_waits_until_clamd_is_back(

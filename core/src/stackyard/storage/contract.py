@@ -12,7 +12,8 @@ from pydantic.alias_generators import to_camel
 
 FileState = Literal["pending", "scanning", "available", "quarantined", "deleting"]
 """pending: being uploaded; scanning: uploaded, waiting for the malware scan; available:
-served; quarantined: the scan found malware (never served); deleting: on its way out."""
+served; quarantined: the scan found malware, or the file was too large to scan (never
+served); deleting: on its way out."""
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY = 64
@@ -50,6 +51,19 @@ class VariantView(_Wire):
     created_at: datetime
 
 
+class ScanView(_Wire):
+    """The malware scan's verdict on a file of a Bucket that scans uploads."""
+
+    result: Literal["clean", "infected", "unscannable"] = Field(
+        description="clean (served), infected or unscannable (both quarantined, never served)."
+    )
+    signature: str | None = Field(default=None, description="The matched signature when infected.")
+    reason: str | None = Field(
+        default=None, description="Why it could not be scanned (e.g. larger than clamd's StreamMaxLength)."
+    )
+    at: datetime | None = Field(default=None, description="When the verdict was given.")
+
+
 class FileView(_Wire):
     model_config = ConfigDict(
         json_schema_extra={
@@ -85,6 +99,7 @@ class FileView(_Wire):
     expires_at: datetime | None = Field(default=None, description="When retention deletes it; none without retention.")
     metadata: dict[str, str] = Field(default_factory=dict, description="The uploader's metadata (at most 16 pairs).")
     variants: int = Field(default=0, ge=0, description="Image variants rendered and stored so far.")
+    scan: ScanView | None = Field(default=None, description="The malware scan's verdict; none before or without one.")
 
 
 class FileList(_Wire):
@@ -150,6 +165,15 @@ def file_view(document: dict[str, Any]) -> FileView:
         expires_at=_aware(document.get("expiresAt")),
         metadata=dict(document.get("metadata") or {}),
         variants=len(document.get("variants") or {}),
+        scan=_scan(document.get("scan")),
+    )
+
+
+def _scan(scan: Any) -> ScanView | None:
+    if not isinstance(scan, dict) or scan.get("result") not in ("clean", "infected", "unscannable"):
+        return None
+    return ScanView(
+        result=scan["result"], signature=scan.get("signature"), reason=scan.get("reason"), at=_aware(scan.get("at"))
     )
 
 

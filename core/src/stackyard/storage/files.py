@@ -37,7 +37,7 @@ import re
 import tempfile
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, cast
@@ -50,18 +50,20 @@ from ..config.runtime import credential_key
 from ..db.indexes import Drift, IndexPolicy
 from ..db.schema import FILES, ensure_capability_indexes
 from ..jobs.ids import sortable_id
-from ..problems import NotFound, Problem
 from ..resources.base import duration_seconds
 from ..resources.bucket import BucketSpec
 from . import images, sniff
 from .backend import PART_SIZE, DirectUpload, ObjectMissing, Storage
 from .contract import FileState, FileView, check_metadata, file_view
 from .problems import (
+    BucketNotFound,
     ContentTypeRefused,
+    CursorInvalid,
     FileNotAvailable,
     FileNotFound,
     FileTooLarge,
     ImageRefused,
+    MetadataInvalid,
     StorageUnavailable,
     UploadIncomplete,
 )
@@ -76,13 +78,10 @@ log = logging.getLogger(__name__)
 __all__ = [
     "COLLECTION",
     "SCAN_FUNCTION",
-    "BucketNotFound",
     "Buckets",
-    "CursorInvalid",
     "Enqueue",
     "FileRecord",
     "FileService",
-    "MetadataInvalid",
     "SweepResult",
     "VariantRecord",
     "job_enqueue",
@@ -159,6 +158,9 @@ class VariantRecord:
     height: int
     size: int
     created_at: datetime
+    data: bytes | None = field(default=None, compare=False, repr=False)
+    """The rendered bytes when this call rendered the variant (stored and recorded already):
+    serve them rather than read them back. None for a variant found recorded."""
 
     @classmethod
     def from_document(cls, digest: str, document: Mapping[str, Any]) -> VariantRecord:
@@ -231,6 +233,7 @@ class FileRecord:
             "expiresAt": self.expires_at,
             "metadata": self.metadata,
             "variants": self.variants,
+            "scan": self.scan,
         }
         return file_view(document)
 
@@ -246,10 +249,6 @@ class SweepResult:
     @property
     def deleted(self) -> int:
         return self.expired + self.abandoned + self.deleting
-
-
-class MetadataInvalid(Problem):
-    status, slug, title = 422, "metadata-invalid", "Invalid file metadata"
 
 
 class FileService:
@@ -520,26 +519,28 @@ class FileService:
     # -- variants --------------------------------------------------------------------------
 
     async def variant(self, record: FileRecord, transform: images.Transform) -> VariantRecord:
-        """The variant of an available image made by `transform`: rendered once (Pillow, in a
-        thread, a few at a time), stored at variants/<id>/<digest>.<ext>, recorded in the
-        document; later calls find it there."""
+        """The variant of an available image made by `transform`. Found in `record` (read
+        just before, by the caller: nothing is read again here), or rendered (Pillow, in a
+        thread, a few at a time) from the original, then stored at
+        variants/<id>/<digest>.<ext> and recorded (`$set variants.<digest>`) at the same
+        time. A variant rendered here comes back with its bytes (`data`): the caller serves
+        them, nothing is read back. It is returned only once both the storage and the
+        document have it; when either fails the error goes on (the request fails, the next
+        one renders again) and a record whose object was not stored is taken back. A record
+        read before another call recorded the variant renders it again: the same key and
+        `$set` again, harmless."""
         _servable(record)
         if not self.spec.images.enabled:
             raise ImageRefused("this Bucket does not transform images")
         digest = transform.digest
         if digest in record.variants:
             return record.variants[digest]
-        document = await self.files.find_one({"_id": record.id}, {f"variants.{digest}": 1})
-        existing = ((document or {}).get("variants") or {}).get(digest)
-        if existing:
-            return VariantRecord.from_document(digest, existing)
         async with self._renders:
             with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as source:
                 await self._read_into(record, source)
                 source.seek(0)
                 rendered = await asyncio.to_thread(images.render, cast(BinaryIO, source), transform, self.spec.images)
         key = f"{variants_prefix(record.id)}{digest}.{rendered.extension}"
-        await self.storage.put(key, rendered.data, rendered.content_type)
         variant = {
             "key": key,
             "contentType": rendered.content_type,
@@ -548,17 +549,54 @@ class FileService:
             "size": len(rendered.data),
             "createdAt": _now(),
         }
-        await self.files.update_one({"_id": record.id}, {"$set": {f"variants.{digest}": variant}})
-        return VariantRecord.from_document(digest, variant)
+        await self._store_variant(record.id, digest, variant, rendered.data)
+        return replace(VariantRecord.from_document(digest, variant), data=rendered.data)
+
+    async def _store_variant(self, file_id: str, digest: str, variant: dict[str, Any], data: bytes) -> None:
+        """Put the variant's object and record it, both at once; if the object could not be
+        stored, the record (if made) is taken back so that it never names a missing object."""
+        put = self.storage.put(variant["key"], data, variant["contentType"])
+        record = self.files.update_one({"_id": file_id}, {"$set": {f"variants.{digest}": variant}})
+        try:
+            stored, recorded = await asyncio.gather(put, record, return_exceptions=True)
+        except BaseException:  # cancelled while either was on its way
+            await self._forget_variant(file_id, digest, variant)
+            raise
+        if isinstance(stored, BaseException):
+            await self._forget_variant(file_id, digest, variant)
+            raise stored
+        if isinstance(recorded, BaseException):
+            raise recorded  # the object stays: the next render overwrites it, a delete removes it
+
+    async def _forget_variant(self, file_id: str, digest: str, variant: dict[str, Any]) -> None:
+        """Take back this call's record of a variant (not one another call made since)."""
+        try:
+            await self.files.update_one(
+                {"_id": file_id, f"variants.{digest}.createdAt": variant["createdAt"]},
+                {"$unset": {f"variants.{digest}": ""}},
+            )
+        except Exception:
+            log.warning(
+                "bucket %s: file %s: variant %s recorded but not stored; record not taken back",
+                self.name,
+                file_id,
+                digest,
+                exc_info=True,
+            )
 
     async def _read_into(self, record: FileRecord, target: IO[bytes]) -> None:
+        """The original into `target` (a spooled file): in memory up to SPOOL_BYTES, written
+        there directly; past it the writes (to a temporary file) go through a thread."""
         limit = self.spec.max_object_bytes
         read = 0
         async for chunk in self.storage.read(record.key):
             read += len(chunk)
             if read > limit:
                 raise ImageRefused(f"the original is larger than this Bucket's limit of {limit} bytes")
-            await asyncio.to_thread(target.write, chunk)
+            if read <= SPOOL_BYTES:
+                target.write(chunk)
+            else:
+                await asyncio.to_thread(target.write, chunk)
 
     def variant_content(self, record: FileRecord, variant: VariantRecord) -> AsyncIterator[bytes]:
         _servable(record)
@@ -567,22 +605,32 @@ class FileService:
     # -- scan ------------------------------------------------------------------------------
 
     async def mark_scanned(
-        self, file_id: str, result: Literal["clean", "infected"], signature: str | None = None
+        self,
+        file_id: str,
+        result: Literal["clean", "infected", "unscannable"],
+        signature: str | None = None,
+        reason: str | None = None,
     ) -> FileRecord:
-        """The scan's verdict on a `scanning` file: clean -> available; infected -> the object
-        is moved to quarantine/<id> and the file is quarantined (never served). A file in any
-        other state is left as it is (a repeated job, a file deleted meanwhile)."""
+        """The scan's verdict on a `scanning` file: clean -> available; infected (with the
+        `signature`) or unscannable (with the `reason`, e.g. larger than clamd's
+        StreamMaxLength) -> the object is moved to quarantine/<id> and the file is
+        quarantined (never served). The verdict is kept in `scan`: {result, signature, at}
+        or {result, reason, at}. A file in any other state is left as it is (a repeated job,
+        a file deleted meanwhile)."""
         record = await self.get(file_id)
         if record.state != "scanning":
             return record
         now = _now()
-        scan = {"result": result, "signature": signature, "at": now}
-        if result == "infected":
-            await self.storage.move(record.key, quarantine_key(file_id))
-            state: FileState = "quarantined"
-            log.warning("bucket %s: file %s quarantined (%s)", self.name, file_id, signature)
+        scan: dict[str, Any] = {"result": result}
+        scan |= {"reason": reason} if result == "unscannable" else {"signature": signature}
+        scan["at"] = now
+        if result == "clean":
+            state: FileState = "available"
         else:
-            state = "available"
+            await self.storage.move(record.key, quarantine_key(file_id))
+            state = "quarantined"
+            why = signature if result == "infected" else f"unscannable: {reason}"
+            log.warning("bucket %s: file %s quarantined (%s)", self.name, file_id, why)
         await self.files.update_one({"_id": file_id}, {"$set": {"state": state, "scan": scan, "updatedAt": now}})
         return await self.get(file_id)
 
@@ -650,7 +698,7 @@ def _servable(record: FileRecord) -> None:
         why = {
             "pending": "is still being uploaded",
             "scanning": "is being scanned for malware",
-            "quarantined": "was quarantined by the malware scan",
+            "quarantined": "was quarantined by the malware scan (infected, or too large to scan)",
             "deleting": "is being deleted",
         }.get(record.state, f"is {record.state}")
         raise FileNotAvailable(f"file {record.id} {why}", state=record.state)
@@ -658,10 +706,6 @@ def _servable(record: FileRecord) -> None:
 
 def _encode_cursor(file_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"before": file_id}).encode()).decode().rstrip("=")
-
-
-class CursorInvalid(Problem):
-    status, slug, title = 400, "cursor-invalid", "Invalid cursor"
 
 
 def _decode_cursor(cursor: str) -> str:
@@ -676,10 +720,6 @@ def _decode_cursor(cursor: str) -> str:
 
 
 # -- the Buckets of a Runtime ------------------------------------------------------------------
-
-
-class BucketNotFound(NotFound):
-    slug, title = "bucket-not-found", "Bucket not found"
 
 
 def job_enqueue(runtime: Runtime) -> Enqueue:

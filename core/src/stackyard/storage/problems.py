@@ -10,6 +10,12 @@ class FileNotFound(NotFound):
     slug, title = "file-not-found", "File not found"
 
 
+class BucketNotFound(NotFound):
+    """No Bucket of that name in the Stack's config (or no default one to pick)."""
+
+    slug, title = "bucket-not-found", "Bucket not found"
+
+
 class FileTooLarge(PayloadTooLarge):
     slug, title = "file-too-large", "File too large"
 
@@ -22,6 +28,19 @@ class ContentTypeRefused(Problem):
 
 class QuotaExceeded(Problem):
     status, slug, title = 413, "quota-exceeded", "Storage quota exceeded"
+
+
+class MetadataInvalid(Problem):
+    """User metadata over its limits: more than 16 keys, a key or a value too long or of
+    other characters."""
+
+    status, slug, title = 422, "metadata-invalid", "Invalid file metadata"
+
+
+class CursorInvalid(Problem):
+    """A listing cursor this api did not make."""
+
+    status, slug, title = 400, "cursor-invalid", "Invalid cursor"
 
 
 class SignatureInvalid(Problem):

@@ -13,9 +13,11 @@ byte, so that replies end with NUL too.
 Written here rather than taken from PyPI: the `clamd` package was last released in 2017,
 is synchronous and unmaintained; the protocol is a few lines.
 
-A clean or infected verdict is a `ScanResult`. Anything else (clamd unreachable, no answer
-within the timeout, the size limit, an ERROR reply) raises `ScanUnavailable`: the scan job
-fails and its queue retries it, the file stays `scanning` and is never served meanwhile.
+A verdict is a `ScanResult`: clean, infected, or unscannable (clamd refused the stream as
+larger than its StreamMaxLength: asking again would get the same answer, so it is a verdict,
+and the file is quarantined). Anything else (clamd unreachable, no answer within the timeout,
+an ERROR reply) raises `ScanUnavailable`: the scan job fails and its queue retries it, the
+file stays `scanning` and is never served meanwhile.
 
     scanner = Clamd("tcp://clamav:3310", timeout=60)
     result = await scanner.instream(storage.read("files/" + file_id))
@@ -25,12 +27,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["CHUNK_BYTES", "Clamd", "ScanResult", "ScanSizeLimit", "ScanUnavailable", "parse_address", "parse_reply"]
+__all__ = [
+    "CHUNK_BYTES",
+    "TOO_LARGE",
+    "Clamd",
+    "ScanResult",
+    "ScanUnavailable",
+    "parse_address",
+    "parse_reply",
+]
 
 CHUNK_BYTES = 256 * 1024
 """Largest chunk sent in one INSTREAM frame (larger reads are split)."""
@@ -43,16 +54,20 @@ class ScanUnavailable(Exception):
     address's kind and the reason, never the file's contents."""
 
 
-class ScanSizeLimit(ScanUnavailable):
-    """clamd refused the stream as larger than its StreamMaxLength (raise it to at least
-    the Bucket's limits.maxObjectSize)."""
+TOO_LARGE = "larger than clamd's StreamMaxLength"
+"""The reason of an unscannable verdict: clamd's size limit (raise its StreamMaxLength to at
+least the Bucket's limits.maxObjectSize)."""
+
+Verdict = Literal["clean", "infected", "unscannable"]
 
 
 @dataclass(frozen=True)
 class ScanResult:
-    result: Literal["clean", "infected"]
+    result: Verdict
     signature: str | None = None
     """The matched signature's name when infected (e.g. `Win.Test.EICAR_HDB-1`)."""
+    reason: str | None = None
+    """Why there is no clean or infected verdict when unscannable (TOO_LARGE)."""
 
     @property
     def clean(self) -> bool:
@@ -61,6 +76,10 @@ class ScanResult:
     @property
     def infected(self) -> bool:
         return self.result == "infected"
+
+    @property
+    def unscannable(self) -> bool:
+        return self.result == "unscannable"
 
 
 @dataclass(frozen=True)
@@ -88,7 +107,8 @@ def parse_address(address: str) -> Address:
 
 
 def parse_reply(reply: bytes) -> ScanResult:
-    """The verdict in an INSTREAM reply; ScanUnavailable when it is none."""
+    """The verdict in an INSTREAM reply (clamd's size limit: unscannable, TOO_LARGE);
+    ScanUnavailable when it is none."""
     text = reply.rstrip(b"\0\r\n").decode("utf-8", "replace").strip()
     # clamd answers `stream: ...`; with a session id prefix (`1: stream: ...`) under IDSESSION.
     _, _, verdict = text.partition("stream: ")
@@ -97,7 +117,7 @@ def parse_reply(reply: bytes) -> ScanResult:
     if verdict.endswith(" FOUND"):
         return ScanResult("infected", verdict[: -len(" FOUND")].strip() or "unknown")
     if "size limit exceeded" in text:
-        raise ScanSizeLimit("clamd refused the stream: larger than its StreamMaxLength")
+        return ScanResult("unscannable", reason=TOO_LARGE)
     if not text:
         raise ScanUnavailable("clamd closed the connection without a verdict")
     raise ScanUnavailable(f"clamd answered {text[:200]!r}")
@@ -123,22 +143,25 @@ class Clamd:
         return (await self._command(b"zVERSION\0", None)).rstrip(b"\0\r\n").decode("utf-8", "replace")
 
     async def instream(self, chunks: AsyncIterable[bytes]) -> ScanResult:
-        """Stream `chunks` to clamd and return its verdict (the whole scan within `timeout`)."""
+        """Stream `chunks` to clamd and return its verdict (the whole scan within `timeout`);
+        past clamd's StreamMaxLength it stops sending and answers unscannable."""
         return parse_reply(await self._command(b"zINSTREAM\0", chunks))
 
     async def _command(self, command: bytes, chunks: AsyncIterable[bytes] | None) -> bytes:
         try:
             async with asyncio.timeout(self.timeout):
-                reader, writer = await self._connect()
+                loop = asyncio.get_running_loop()
+                sock = await self._connect(loop)
                 # The reply is read while the stream is sent: past StreamMaxLength clamd answers,
-                # stops reading and closes, and its answer must be taken before the reset.
-                replying = asyncio.create_task(_read_reply(reader))
+                # stops reading and closes with our bytes unread, which resets the connection.
+                # A plain socket (not asyncio's streams, whose transport drops what it received
+                # once a write fails) still gives what arrived before the reset.
+                replying = asyncio.create_task(_read_reply(loop, sock))
                 try:
                     try:
-                        writer.write(command)
+                        await loop.sock_sendall(sock, command)
                         if chunks is not None:
-                            await _send_stream(writer, chunks, replying)
-                        await writer.drain()
+                            await _send_stream(loop, sock, chunks, replying)
                     except (ConnectionResetError, BrokenPipeError) as exc:
                         if not await replying:
                             raise ScanUnavailable(
@@ -147,9 +170,7 @@ class Clamd:
                     return await replying
                 finally:
                     replying.cancel()
-                    writer.close()
-                    with contextlib.suppress(OSError):
-                        await writer.wait_closed()
+                    sock.close()
         except TimeoutError:
             raise ScanUnavailable(f"clamd at {self._where()} gave no answer within {self.timeout:g} s") from None
         except ScanUnavailable:
@@ -159,13 +180,20 @@ class Clamd:
             reason = reason or type(exc).__name__
             raise ScanUnavailable(f"clamd at {self._where()} is unreachable: {reason}") from None
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> socket.socket:
         address = self.address
         try:
             async with asyncio.timeout(self.connect_timeout):
                 if address.path is not None:
-                    return await asyncio.open_unix_connection(address.path)
-                return await asyncio.open_connection(address.host, address.port)
+                    return await _connected(loop, socket.AF_UNIX, address.path)
+                found = await loop.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+                error: OSError = ConnectionRefusedError("no address")
+                for family, _, _, _, where in found:
+                    try:
+                        return await _connected(loop, family, where)
+                    except OSError as exc:
+                        error = exc
+                raise error
         except TimeoutError:
             raise ScanUnavailable(
                 f"clamd at {self._where()} did not accept a connection within {self.connect_timeout:g} s"
@@ -175,8 +203,19 @@ class Clamd:
         return str(self.address)
 
 
+async def _connected(loop: asyncio.AbstractEventLoop, family: int, where: Any) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, where)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 async def _send_stream(
-    writer: asyncio.StreamWriter, chunks: AsyncIterable[bytes], replying: asyncio.Task[bytes]
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, chunks: AsyncIterable[bytes], replying: asyncio.Task[bytes]
 ) -> None:
     """The INSTREAM frames; stops early when clamd has answered already (its size limit)."""
     async for chunk in chunks:
@@ -184,18 +223,16 @@ async def _send_stream(
             if replying.done():
                 return
             part = chunk[start : start + CHUNK_BYTES]
-            writer.write(struct.pack(">I", len(part)))
-            writer.write(part)
-            await writer.drain()
-    writer.write(struct.pack(">I", 0))
+            await loop.sock_sendall(sock, struct.pack(">I", len(part)) + part)
+    await loop.sock_sendall(sock, struct.pack(">I", 0))
 
 
-async def _read_reply(reader: asyncio.StreamReader) -> bytes:
+async def _read_reply(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
     """What clamd answers, up to its NUL (what came before a reset or the end)."""
     reply = b""
     with contextlib.suppress(ConnectionResetError, BrokenPipeError):
         while len(reply) < REPLY_LIMIT:
-            data = await reader.read(REPLY_LIMIT - len(reply))
+            data = await loop.sock_recv(sock, REPLY_LIMIT - len(reply))
             if not data:
                 break
             reply += data

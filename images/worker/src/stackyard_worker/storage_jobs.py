@@ -4,10 +4,12 @@
 the Bucket's spec.scan.queue after an upload to a Bucket with spec.scan.enabled (the file
 is then `scanning`, never served). The worker streams the object to clamd (INSTREAM) and
 marks the file: clean -> `available`; infected -> `quarantined`, its object moved to
-`quarantine/<id>`, the signature recorded in the file's `scan`. When clamd cannot give a
-verdict (unreachable, no answer within spec.scan.timeout, its size limit) the job fails
-and its queue retries it with backoff; the file stays `scanning` meanwhile, and after the
-last attempt the job waits in the dead letters (retry it from there once clamd is back).
+`quarantine/<id>`, the signature recorded in the file's `scan`; larger than clamd's
+StreamMaxLength -> `quarantined` too (never served), with `scan` {result: unscannable,
+reason}, and the job ends: another attempt would meet the same limit. When clamd cannot
+give a verdict (unreachable, no answer within spec.scan.timeout, an ERROR reply) the job
+fails and its queue retries it with backoff; the file stays `scanning` meanwhile, and after
+the last attempt the job waits in the dead letters (retry it from there once clamd is back).
 
 `stackyard.storage.retention` `{"bucket": B}`: run by the Schedule `<bucket>-retention`
 the operator makes when spec.retention is set. It sweeps the Bucket (expired files,
@@ -43,7 +45,7 @@ MAX_ERROR = 2048
 
 
 class ScanFailed(Exception):
-    """No verdict this time (clamd unreachable, silent or over its size limit): retried."""
+    """No verdict this time (clamd unreachable, silent, an ERROR reply): retried."""
 
 
 class SweepFailed(Exception):
@@ -107,7 +109,11 @@ class StorageJobs:
                 exc,
             )
             raise ScanFailed(str(exc)) from None
-        await service.mark_scanned(file_id, result.result, result.signature)  # infected: moved to quarantine/
+        # infected or unscannable: moved to quarantine/
+        await service.mark_scanned(file_id, result.result, result.signature, result.reason)
+        if result.unscannable:
+            log.warning("scan of file %s in Bucket %s: unscannable (%s), quarantined", file_id, name, result.reason)
+            return {"fileId": file_id, "result": result.result, "reason": result.reason}
         log.info("scan of file %s in Bucket %s: %s", file_id, name, result.signature or result.result)
         return {"fileId": file_id, "result": result.result, "signature": result.signature}
 

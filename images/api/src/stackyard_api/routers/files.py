@@ -500,13 +500,15 @@ async def content(
         public_ok = files.spec.visibility == "public" and set(params) <= {"bucket", "preset", "download"}
         if not public_ok:
             raise SignatureInvalid("this file needs a signed URL (GET /v1/files/{id}/url)")
-    record = await files.get(file_id)
+    record = await files.get(file_id)  # the one read of the record in this request
     if record.state != "available":
         files.content(record)  # raises FileNotAvailable with the state
     transform_query = {k: v for k, v in params.items() if k in TRANSFORM_PARAMS}
     transform = images.parse_transform(transform_query, files.spec.images) if transform_query else None
+    rendered: bytes | None = None  # a variant rendered by this request: served as it is, not read back
     if transform is not None:
         variant = await files.variant(record, transform)
+        rendered = variant.data
         key, content_type, size, etag = (
             variant.key,
             variant.content_type,
@@ -543,8 +545,11 @@ async def content(
         (start, end), status = wanted, 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(max(end - start + 1, 0))
-    chunks = files.storage.read(key, start, end) if transform is not None else files.content(record, start, end)
-    body = await _primed(chunks) if size else _chunks(b"")
+    if rendered is not None or not size:
+        body = _chunks((rendered or b"")[start : end + 1])
+    else:
+        chunks = files.storage.read(key, start, end) if transform is not None else files.content(record, start, end)
+        body = await _primed(chunks)
     return StreamingResponse(body, status_code=status, media_type=content_type, headers=headers)
 
 
