@@ -118,6 +118,15 @@ def test_upload_list_get_url_download_and_delete(stack: AuthStack, tmp_path: Pat
     small = run(stack, "files", "download", view["id"], "--to", str(thumb), "-w", "10", "-f", "webp", token=ana)
     assert small.returncode == 0, small.stderr.decode()
     assert Image.open(thumb).format == "WEBP" and Image.open(thumb).size[0] == 10
+    region = tmp_path / "region.png"
+    cut = run(stack, "files", "download", view["id"], "--to", str(region), "--crop", "5,5,20,10", token=ana)
+    assert cut.returncode == 0, cut.stderr.decode()
+    assert Image.open(region).size == (20, 10)
+    north = run(stack, "files", "url", view["id"], "-w", "10", "-h", "10", "--gravity", "north", token=ana)
+    assert north.returncode == 0, north.stderr.decode()
+    assert "g=north" in north.stdout.decode() and httpx.get(north.stdout.decode().strip()).status_code == 200
+    malformed = run(stack, "files", "url", view["id"], "--crop", "1,2,3", token=ana)
+    assert malformed.returncode == 2 and "X,Y,W,H" in malformed.stderr.decode()
 
     gone = run(stack, "files", "delete", view["id"], token=ana)
     assert gone.returncode == 0 and f"deleted {view['id']}" in gone.stdout.decode()

@@ -4,6 +4,7 @@ bombs without decoding, not an image, limits). Every image is made here with Pil
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 import time
@@ -77,6 +78,25 @@ def test_digest_is_16_hex_stable_and_differs_per_field() -> None:
     assert len({base.digest, *(t.digest for t in others)}) == len(others) + 1
 
 
+def test_digests_of_transforms_without_gravity_or_crop_are_unchanged() -> None:
+    # Computed before g and crop existed: the variants already stored keep their names.
+    assert Transform(width=100, height=100, fit="cover", format="png", quality=80).digest == "0c770f5551ddb5b3"
+    assert Transform(width=200, quality=80).digest == "7dee2b4dee9159a6"
+    assert Transform(64, 64, "contain", "webp", 70).digest == "1e92ca83ba97cab4"
+    assert Transform(width=200, quality=80, gravity="centre").digest == "7dee2b4dee9159a6"
+
+
+def test_gravity_and_crop_change_the_digest_and_round_trip_as_parameters() -> None:
+    base = Transform(width=100, height=100, fit="cover", format="png", quality=80)
+    north = dataclasses.replace(base, gravity="north")
+    cropped = dataclasses.replace(base, crop=(1, 2, 30, 40))
+    assert len({base.digest, north.digest, cropped.digest}) == 3
+    assert north.canonical().endswith(";g=north") and cropped.canonical().endswith(";crop=1,2,30,40")
+    assert cropped.params()["crop"] == "1,2,30,40" and "g" not in cropped.params()
+    for transform in (north, cropped, dataclasses.replace(north, crop=(0, 0, 5, 5))):
+        assert parse_transform(transform.params(), SETTINGS) == transform
+
+
 def test_presets_resolve_and_take_the_default_quality_when_they_name_none() -> None:
     assert parse_transform({"preset": "thumb"}, SETTINGS) == Transform(64, 64, "cover", "webp", 70)
     assert parse_transform({"preset": "wide", "bucket": "b"}, SETTINGS) == Transform(200, None, "cover", None, 80)
@@ -97,6 +117,16 @@ def test_presets_resolve_and_take_the_default_quality_when_they_name_none() -> N
         ({"format": "gif"}, "format must be one of jpeg, png, webp, avif"),
         ({"preset": "huge"}, "no preset 'huge' on this Bucket (presets: thumb, wide)"),
         ({"preset": "thumb", "w": "10"}, "preset cannot be combined with other transform parameters (w)"),
+        ({"g": "up", "w": "10", "h": "10"}, "g (gravity) must be one of centre, north, south, east, west, northeast"),
+        ({"g": "north", "w": "10", "h": "10", "fit": "contain"}, "does not apply to fit=contain"),
+        ({"g": "centre", "w": "10", "h": "10", "fit": "inside"}, "does not apply to fit=inside"),
+        ({"g": "north", "w": "10"}, "needs both w and h"),
+        ({"crop": "1,2,3"}, "crop must be x,y,w,h"),
+        ({"crop": "1,2,3,x"}, "crop must be x,y,w,h"),
+        ({"crop": "-1,2,3,4"}, "crop must be x,y,w,h"),
+        ({"crop": "0,0,0,10"}, "crop 0,0,0,10 is empty"),
+        ({"crop": "1,1,1234567,1"}, "crop must be x,y,w,h"),
+        ({"preset": "thumb", "crop": "0,0,5,5"}, "preset cannot be combined with other transform parameters (crop)"),
     ],
 )
 def test_bad_parameters_are_refused_with_a_clear_detail(query: dict[str, str], detail: str) -> None:
@@ -167,6 +197,101 @@ def test_cover_crops_the_centre() -> None:
     for x in (2, 50, 97):
         red, green, blue = decoded.getpixel((x, 50))  # type: ignore[misc]
         assert red > 240 and green < 15 and blue < 15
+
+
+def halves(size: tuple[int, int] = (400, 200)) -> bytes:
+    """Left half red, right half blue."""
+    source = Image.new("RGB", size, (255, 0, 0))
+    source.paste((0, 0, 255), (size[0] // 2, 0, size[0], size[1]))
+    buffer = io.BytesIO()
+    source.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def colour(image: Image.Image, xy: tuple[int, int]) -> str:
+    red, green, blue = image.getpixel(xy)[:3]  # type: ignore[index]
+    if red > 240 and green < 15 and blue < 15:
+        return "red"
+    if blue > 240 and red < 15 and green < 15:
+        return "blue"
+    return f"{red},{green},{blue}"
+
+
+@pytest.mark.parametrize(
+    ("gravity", "expected"),
+    [("west", "red"), ("northwest", "red"), ("southwest", "red"), ("east", "blue"), ("southeast", "blue")],
+)
+def test_gravity_anchors_the_cover_crop(gravity: str, expected: str) -> None:
+    transform = parse_transform({"w": "100", "h": "100", "g": gravity, "format": "png"}, SETTINGS)
+    assert transform is not None
+    _, decoded = rendered(halves(), transform)
+    assert decoded.size == (100, 100)
+    assert {colour(decoded, (x, y)) for x in (1, 50, 98) for y in (1, 50, 98)} == {expected}
+
+
+def test_gravity_north_and_south_on_a_tall_image() -> None:
+    source = Image.new("RGB", (100, 300), (255, 0, 0))
+    source.paste((0, 0, 255), (0, 150, 100, 300))
+    buffer = io.BytesIO()
+    source.save(buffer, "PNG")
+    for gravity, expected in (("north", "red"), ("south", "blue")):
+        _, decoded = rendered(buffer.getvalue(), Transform(width=50, height=50, format="png", gravity=gravity))  # type: ignore[arg-type]
+        assert {colour(decoded, (x, y)) for x in (1, 25, 48) for y in (1, 25, 48)} == {expected}
+
+
+def test_a_preset_may_carry_a_gravity_only_with_cover_and_a_box() -> None:
+    settings = ImageSettings(presets={"left": ImageTransform(width=50, height=50, gravity="west", format="png")})
+    transform = parse_transform({"preset": "left"}, settings)
+    assert transform == Transform(50, 50, "cover", "png", 80, gravity="west")
+    _, decoded = rendered(halves(), transform, settings)
+    assert colour(decoded, (48, 25)) == "red"
+    for bad in ({"width": 50, "height": 50, "fit": "contain", "gravity": "north"}, {"width": 50, "gravity": "east"}):
+        with pytest.raises(ValueError, match="gravity anchors the crop of fit cover"):
+            ImageTransform.model_validate(bad)
+
+
+def test_crop_alone_outputs_the_region_as_is() -> None:
+    # Red left half, blue right half: a region across the border keeps both, pixel for pixel.
+    result, decoded = rendered(halves(), parse_transform({"crop": "190,50,20,30", "format": "png"}, SETTINGS))  # type: ignore[arg-type]
+    assert (result.width, result.height) == (20, 30)
+    assert [colour(decoded, (x, 10)) for x in (0, 9, 10, 19)] == ["red", "red", "blue", "blue"]
+    _, blue = rendered(halves(), Transform(format="png", crop=(300, 0, 100, 200)))
+    assert blue.size == (100, 200) and {colour(blue, (x, y)) for x in (0, 99) for y in (0, 199)} == {"blue"}
+
+
+def test_crop_comes_before_the_fit() -> None:
+    # The red half alone, covered to a square: all red, whatever the gravity.
+    transform = Transform(width=40, height=40, format="png", gravity="east", crop=(0, 0, 200, 200))
+    _, decoded = rendered(halves(), transform)
+    assert decoded.size == (40, 40) and {colour(decoded, (x, y)) for x in (0, 39) for y in (0, 39)} == {"red"}
+    _, inside = rendered(halves(), Transform(width=50, fit="inside", format="png", crop=(100, 0, 200, 100)))
+    assert inside.size == (50, 25)
+    assert colour(inside, (5, 12)) == "red" and colour(inside, (44, 12)) == "blue"
+
+
+def test_crop_is_in_the_upright_images_pixels() -> None:
+    # rotated_photo is shown 20x40, red on top and blue below: its lower half is blue.
+    _, decoded = rendered(rotated_photo(), Transform(format="png", crop=(0, 25, 20, 15)))
+    assert decoded.size == (20, 15)
+    red, _, blue = decoded.getpixel((10, 7))  # type: ignore[misc]
+    assert blue > 200 and red < 50
+    with pytest.raises(ImageRefused, match="which is 20x40"):
+        render(io.BytesIO(rotated_photo()), Transform(crop=(0, 0, 40, 20)), SETTINGS)
+
+
+@pytest.mark.parametrize("region", [(0, 0, 401, 200), (390, 0, 20, 10), (0, 150, 10, 51), (400, 0, 1, 1)])
+def test_crop_outside_the_image_is_refused_with_its_size(region: tuple[int, int, int, int]) -> None:
+    with pytest.raises(ImageRefused) as refused:
+        render(io.BytesIO(halves()), Transform(crop=region), SETTINGS)
+    assert refused.value.detail == (
+        f"crop {','.join(map(str, region))} is not inside the image, which is 400x200 "
+        "(upright, after its EXIF orientation)"
+    )
+
+
+def test_crop_of_a_bomb_is_refused_before_decoding() -> None:
+    with pytest.raises(ImageRefused, match="over this Bucket's limit"):
+        render(io.BytesIO(bomb_png(8_000, 8_000)), Transform(crop=(0, 0, 10, 10)), SETTINGS)
 
 
 def test_contain_pads_transparent_for_png_and_white_for_jpeg() -> None:

@@ -341,6 +341,43 @@ def test_an_image_variant_is_rendered_and_served(buckets: Buckets, kind: str, ht
     problem(http.get(f"/v1/files/{file_id}/url", headers=ana, params={"preset": "nope"}), 422, "image-refused")
 
 
+def test_a_signed_url_with_crop_and_gravity_serves_the_region(
+    buckets: Buckets, kind: str, http: httpx.Client, ana: dict[str, str]
+):
+    buckets.one(kind)
+    halves = Image.new("RGB", (80, 40), (255, 0, 0))
+    halves.paste((0, 0, 255), (40, 0, 80, 40))  # left half red, right half blue
+    out = io.BytesIO()
+    halves.save(out, format="PNG")
+    file_id = uploaded(upload_form(http, ana, out.getvalue()))["id"]
+    url = signed(http, ana, file_id, crop="30,5,20,10", format="png")
+    assert "crop=30%2C5%2C20%2C10" in url
+    region = http.get(path_of(url))
+    assert region.status_code == 200, region.text
+    cut = Image.open(io.BytesIO(region.content)).convert("RGB")
+    assert cut.size == (20, 10)
+    assert [cut.getpixel((x, 5)) for x in (0, 9, 10, 19)] == [(255, 0, 0)] * 2 + [(0, 0, 255)] * 2
+    for gravity, channel in (("west", 0), ("east", 2)):  # red for west, blue for east
+        square = http.get(path_of(signed(http, ana, file_id, w=10, h=10, g=gravity, format="png")))
+        assert square.status_code == 200, square.text
+        pixels = Image.open(io.BytesIO(square.content)).convert("RGB")
+        for xy in [(x, y) for x in (0, 5, 9) for y in (0, 9)]:  # near the border, a little of the other half
+            assert pixels.getpixel(xy)[channel] > 200 and pixels.getpixel(xy)[2 - channel] < 40  # type: ignore[index]
+    # The region is checked against the image when the variant is rendered; g only with cover.
+    outside = signed(http, ana, file_id, crop="70,0,20,10")
+    refused = problem(http.get(path_of(outside)), 422, "image-refused")
+    assert "which is 80x40" in refused["detail"]
+    problem(http.get(f"/v1/files/{file_id}/url", headers=ana, params={"crop": "0,0,0,5"}), 422, "image-refused")
+    problem(
+        http.get(f"/v1/files/{file_id}/url", headers=ana, params={"w": 5, "h": 5, "fit": "fill", "g": "north"}),
+        422,
+        "image-refused",
+    )
+    # Changing the crop breaks the signature.
+    tampered = path_of(url).replace("crop=30%2C5", "crop=31%2C5")
+    problem(http.get(tampered), 403, "signature-invalid")
+
+
 def test_a_public_bucket_serves_without_a_signature(
     buckets: Buckets, kind: str, http: httpx.Client, ana: dict[str, str]
 ):
@@ -453,6 +490,10 @@ def test_the_sdk_uploads_lists_signs_and_downloads(
         small = tmp_path / "small.webp"
         stackyard.files.download(view.id, small, width=8, format="webp")
         assert Image.open(small).size == (8, 8)
+        region = tmp_path / "region.png"
+        stackyard.files.download(view.id, region, crop=(4, 4, 12, 6), format="png")
+        assert Image.open(region).size == (12, 6)
+        assert "g=north" in stackyard.files.url(view.id, width=8, height=8, gravity="north").url
         for_owner = stackyard.files.upload(b"hello", name="hi.txt", owner=view.owner)
         assert for_owner.owner == view.owner and stackyard.files.read(for_owner.id) == b"hello"
         stackyard.files.delete(view.id)

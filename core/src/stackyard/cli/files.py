@@ -189,9 +189,34 @@ def get(ctx: typer.Context, file_id: FileId, bucket: Bucket = None, owner: Owner
 TransformWidth = Annotated[int | None, typer.Option("--width", "-w", min=1, help="Image width in pixels.")]
 TransformHeight = Annotated[int | None, typer.Option("--height", "-h", min=1, help="Image height in pixels.")]
 TransformFit = Annotated[str | None, typer.Option("--fit", help="cover, contain, fill, inside or outside.")]
+TransformGravity = Annotated[
+    str | None,
+    typer.Option(
+        "--gravity",
+        help="Where --fit cover anchors its crop: centre, north, south, east, west, northeast, northwest, "
+        "southeast or southwest.",
+    ),
+]
+TransformCrop = Annotated[
+    str | None,
+    typer.Option(
+        "--crop", metavar="X,Y,W,H", help="The region of the original, in pixels, cut before the fit or resize."
+    ),
+]
 TransformFormat = Annotated[str | None, typer.Option("--format", "-f", help="jpeg, png, webp or avif.")]
 TransformQuality = Annotated[int | None, typer.Option("--quality", "-q", min=1, max=100, help="Encoder quality.")]
 TransformPreset = Annotated[str | None, typer.Option("--preset", help="A preset of the Bucket.")]
+
+
+def crop_region(text: str | None) -> tuple[int, int, int, int] | None:
+    """--crop X,Y,W,H as four whole numbers (the api checks the region against the image)."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+        raise typer.BadParameter(f"{text!r} is not X,Y,W,H (four whole numbers)", param_hint="--crop")
+    x, y, w, h = (int(p) for p in parts)
+    return x, y, w, h
 
 
 @app.command()
@@ -204,6 +229,8 @@ def url(
     width: TransformWidth = None,
     height: TransformHeight = None,
     fit: TransformFit = None,
+    gravity: TransformGravity = None,
+    crop: TransformCrop = None,
     format: TransformFormat = None,
     quality: TransformQuality = None,
     preset: TransformPreset = None,
@@ -212,6 +239,7 @@ def url(
     owner: OwnerOpt = None,
 ) -> None:
     """A signed download URL (for an image variant with the transform options)."""
+    region = crop_region(crop)
     settings = _settings(ctx, owner)
     with settings.client() as client:
         signed = client.files.url(
@@ -220,6 +248,8 @@ def url(
             width=width,
             height=height,
             fit=fit,
+            gravity=gravity,
+            crop=region,
             format=format,
             quality=quality,
             preset=preset,
@@ -241,6 +271,8 @@ def download(
     width: TransformWidth = None,
     height: TransformHeight = None,
     fit: TransformFit = None,
+    gravity: TransformGravity = None,
+    crop: TransformCrop = None,
     format: TransformFormat = None,
     quality: TransformQuality = None,
     preset: TransformPreset = None,
@@ -249,8 +281,18 @@ def download(
     show: ProgressOpt = None,
 ) -> None:
     """Download a file (or an image variant), streamed; written whole or not at all."""
+    region = crop_region(crop)
     settings = _settings(ctx, owner)
-    transform = {"width": width, "height": height, "fit": fit, "format": format, "quality": quality, "preset": preset}
+    transform = {
+        "width": width,
+        "height": height,
+        "fit": fit,
+        "gravity": gravity,
+        "crop": region,
+        "format": format,
+        "quality": quality,
+        "preset": preset,
+    }
     given = {k: v for k, v in transform.items() if v is not None}
     with settings.client() as client:
         if output_path is None:

@@ -85,6 +85,8 @@ def signed_url(
     quality: int | None,
     preset: str | None,
     download: bool,
+    gravity: str | None = None,
+    crop: tuple[int, int, int, int] | None = None,
 ) -> Call[SignedUrlView]:
     params = _params(
         bucket,
@@ -93,6 +95,8 @@ def signed_url(
         w=width,
         h=height,
         fit=fit,
+        g=gravity,
+        crop=None if crop is None else ",".join(str(int(n)) for n in crop),
         format=format,
         q=quality,
         preset=preset,

@@ -161,6 +161,8 @@ class AsyncFiles:
         width: int | None = None,
         height: int | None = None,
         fit: str | None = None,
+        gravity: str | None = None,
+        crop: tuple[int, int, int, int] | None = None,
         format: str | None = None,
         quality: int | None = None,
         preset: str | None = None,
@@ -169,7 +171,9 @@ class AsyncFiles:
         owner: str | None = None,
     ) -> SignedUrlView:
         """A signed download URL anyone may use until it expires; transform parameters ask
-        for an image variant (width, height, fit, format, quality, or a preset)."""
+        for an image variant (width, height, fit, gravity, crop, format, quality, or a
+        preset). `gravity` anchors the crop of fit cover (north, southeast...); `crop` is the
+        region (x, y, width, height) of the original cut before the fit."""
         call = file_calls.signed_url(
             self._key,
             file_id,
@@ -183,6 +187,8 @@ class AsyncFiles:
             quality=quality,
             preset=preset,
             download=download,
+            gravity=gravity,
+            crop=crop,
         )
         return await self._client.send(call)
 
@@ -194,10 +200,10 @@ class AsyncFiles:
         bucket: str | None = None,
         owner: str | None = None,
         progress: Progress | None = None,
-        **transform: int | str | None,
+        **transform: int | str | tuple[int, int, int, int] | None,
     ) -> int:
-        """Stream the file (or the variant of `transform`: width, height, fit, format,
-        quality, preset) to `destination`, a path (written whole or not at all) or an open
+        """Stream the file (or the variant of `transform`: width, height, fit, gravity, crop,
+        format, quality, preset) to `destination`, a path (written whole or not at all) or an open
         binary file; the bytes written."""
         signed = await self.url(file_id, bucket=bucket, owner=owner, **transform)  # type: ignore[arg-type]
         return await self.download_url(signed.url, destination, progress=progress)

@@ -160,6 +160,8 @@ class Files:
         width: int | None = None,
         height: int | None = None,
         fit: str | None = None,
+        gravity: str | None = None,
+        crop: tuple[int, int, int, int] | None = None,
         format: str | None = None,
         quality: int | None = None,
         preset: str | None = None,
@@ -168,7 +170,9 @@ class Files:
         owner: str | None = None,
     ) -> SignedUrlView:
         """A signed download URL anyone may use until it expires; transform parameters ask
-        for an image variant (width, height, fit, format, quality, or a preset)."""
+        for an image variant (width, height, fit, gravity, crop, format, quality, or a
+        preset). `gravity` anchors the crop of fit cover (north, southeast...); `crop` is the
+        region (x, y, width, height) of the original cut before the fit."""
         call = file_calls.signed_url(
             self._key,
             file_id,
@@ -182,6 +186,8 @@ class Files:
             quality=quality,
             preset=preset,
             download=download,
+            gravity=gravity,
+            crop=crop,
         )
         return self._client.send(call)
 
@@ -193,10 +199,10 @@ class Files:
         bucket: str | None = None,
         owner: str | None = None,
         progress: Progress | None = None,
-        **transform: int | str | None,
+        **transform: int | str | tuple[int, int, int, int] | None,
     ) -> int:
-        """Stream the file (or the variant of `transform`: width, height, fit, format,
-        quality, preset) to `destination`, a path (written whole or not at all) or an open
+        """Stream the file (or the variant of `transform`: width, height, fit, gravity, crop,
+        format, quality, preset) to `destination`, a path (written whole or not at all) or an open
         binary file; the bytes written."""
         signed = self.url(file_id, bucket=bucket, owner=owner, **transform)  # type: ignore[arg-type]
         return self.download_url(signed.url, destination, progress=progress)

@@ -55,6 +55,13 @@ PRESET_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ImageFormat = Literal["jpeg", "png", "webp", "avif"]
 ALL_IMAGE_FORMATS: tuple[ImageFormat, ...] = ("jpeg", "png", "webp", "avif")
 FitMode = Literal["cover", "contain", "fill", "inside", "outside"]
+# Where fit=cover anchors its crop (Cloudinary's and imgproxy's gravity).
+Gravity = Literal["centre", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest"]
+GRAVITY_RULE = (
+    "!has(self.gravity) || self.gravity == 'centre' || "
+    "((!has(self.fit) || self.fit == 'cover') && has(self.width) && has(self.height))"
+)
+GRAVITY_MESSAGE = "gravity anchors the crop of fit cover: it needs fit cover (the default), a width and a height"
 
 
 def byte_size(value: str) -> int:
@@ -146,6 +153,21 @@ class ImageTransform(CamelModel):
     )
     format: ImageFormat | None = Field(default=None, description="Output format; the original's when absent.")
     quality: int | None = Field(default=None, ge=1, le=100, description="Encoder quality (jpeg, webp, avif).")
+    gravity: Gravity = Field(
+        default="centre",
+        description="Where fit cover anchors its crop: centre, north, south, east, west, northeast, northwest, "
+        "southeast or southwest. Only with fit cover, a width and a height.",
+    )
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {"x-kubernetes-validations": [{"rule": GRAVITY_RULE, "message": GRAVITY_MESSAGE}]}
+    }
+
+    @model_validator(mode="after")
+    def _gravity_with_cover(self) -> ImageTransform:
+        if self.gravity != "centre" and (self.fit != "cover" or self.width is None or self.height is None):
+            raise ValueError(GRAVITY_MESSAGE)
+        return self
 
 
 class ImageSettings(CamelModel):

@@ -1,5 +1,5 @@
-"""Image transforms: the query parameters that ask for one (`w`, `h`, `fit`, `format`, `q`,
-or `preset`), checked against the Bucket's ImageSettings, and the rendering with Pillow.
+"""Image transforms: the query parameters that ask for one (`w`, `h`, `fit`, `g`, `crop`,
+`format`, `q`, or `preset`), checked against the Bucket's ImageSettings, and the rendering with Pillow.
 
 `render` is safe on hostile input: the pixel count is read from the header and refused
 over ImageSettings.maxInputPixels before anything is decoded (Pillow's own guard, which
@@ -13,7 +13,8 @@ animation is used, the EXIF orientation is applied, and the output carries no me
 Fit modes, as sharp defines them (https://sharp.pixelplumbing.com/api-resize), for a box
 of `w` by `h`:
 
-- cover (default): fill the box, keeping the aspect ratio, and crop the overflow (centred);
+- cover (default): fill the box, keeping the aspect ratio, and crop the overflow (centred,
+  or anchored where the gravity `g` says: north, southeast...);
 - contain: fit inside the box, keeping the aspect ratio, and pad to exactly the box
   (transparent for png, webp and avif; white for jpeg);
 - fill: stretch to exactly the box, ignoring the aspect ratio;
@@ -24,6 +25,9 @@ of `w` by `h`:
 
 With only `w` or only `h`, the image is scaled to it keeping its aspect ratio (and, for
 `inside`, never enlarged); with neither, it keeps its size (a format or quality change).
+
+`crop=x,y,w,h` cuts that region (in pixels of the upright image, after the EXIF
+orientation) before the fit; alone, the output is the region as is.
 
 Output format when the transform names none: the original's when it is jpeg, png, webp or
 avif; otherwise (gif, bmp, tiff, ico) png for an image with transparency and jpeg for one
@@ -44,11 +48,25 @@ from typing import BinaryIO, Final, get_args
 
 from PIL import Image, ImageOps
 
-from ..resources.bucket import ALL_IMAGE_FORMATS, FitMode, ImageFormat, ImageSettings
+from ..resources.bucket import ALL_IMAGE_FORMATS, FitMode, Gravity, ImageFormat, ImageSettings
 from .problems import ImageRefused
 
-TRANSFORM_PARAMS: Final = ("w", "h", "fit", "format", "q", "preset")
+TRANSFORM_PARAMS: Final = ("w", "h", "fit", "g", "crop", "format", "q", "preset")
 FIT_MODES: Final[tuple[FitMode, ...]] = get_args(FitMode)
+GRAVITIES: Final[tuple[Gravity, ...]] = get_args(Gravity)
+# ImageOps.fit's centering (0: left/top, 1: right/bottom) of each gravity.
+CENTERING: Final[dict[Gravity, tuple[float, float]]] = {
+    "centre": (0.5, 0.5),
+    "north": (0.5, 0.0),
+    "south": (0.5, 1.0),
+    "east": (1.0, 0.5),
+    "west": (0.0, 0.5),
+    "northeast": (1.0, 0.0),
+    "northwest": (0.0, 0.0),
+    "southeast": (1.0, 1.0),
+    "southwest": (0.0, 1.0),
+}
+Region = tuple[int, int, int, int]  # x, y, width, height
 CONTENT_TYPES: Final[dict[ImageFormat, str]] = {
     "jpeg": "image/jpeg",
     "png": "image/png",
@@ -80,22 +98,33 @@ _UNREADABLE: Final = (OSError, ValueError, SyntaxError, EOFError, IndexError, st
 
 @dataclass(frozen=True)
 class Transform:
-    """One image variant. `format` None: the original's (see the module's doc)."""
+    """One image variant. `format` None: the original's (see the module's doc). `crop`: the
+    region (x, y, width, height) of the upright original cut before the fit."""
 
     width: int | None = None
     height: int | None = None
     fit: FitMode = "cover"
     format: ImageFormat | None = None
     quality: int | None = None
+    gravity: Gravity = "centre"
+    crop: Region | None = None
 
     def canonical(self) -> str:
+        """gravity and crop only when not the default, so that the variants stored before
+        they existed keep their digests."""
+
         def part(value: object) -> str:
             return "" if value is None else str(value)
 
-        return (
+        text = (
             f"v1;w={part(self.width)};h={part(self.height)};fit={self.fit};"
             f"format={part(self.format)};q={part(self.quality)}"
         )
+        if self.gravity != "centre":
+            text += f";g={self.gravity}"
+        if self.crop is not None:
+            text += f";crop={','.join(map(str, self.crop))}"
+        return text
 
     @property
     def digest(self) -> str:
@@ -105,7 +134,12 @@ class Transform:
     def params(self) -> dict[str, str]:
         """The query parameters that ask for this transform."""
         given = {"w": self.width, "h": self.height, "fit": self.fit, "format": self.format, "q": self.quality}
-        return {k: str(v) for k, v in given.items() if v is not None}
+        params = {k: str(v) for k, v in given.items() if v is not None}
+        if self.gravity != "centre":
+            params["g"] = self.gravity
+        if self.crop is not None:
+            params["crop"] = ",".join(map(str, self.crop))
+        return params
 
 
 @dataclass(frozen=True)
@@ -143,7 +177,9 @@ def parse_transform(query: Mapping[str, str], settings: ImageSettings) -> Transf
         if preset is None:
             known = ", ".join(sorted(settings.presets)) or "none"
             raise ImageRefused(f"no preset {name[:63]!r} on this Bucket (presets: {known})")
-        transform = Transform(preset.width, preset.height, preset.fit, preset.format, preset.quality)
+        transform = Transform(
+            preset.width, preset.height, preset.fit, preset.format, preset.quality, gravity=preset.gravity
+        )
     else:
         transform = Transform(
             width=_integer(given, "w", 1, 16384),
@@ -151,7 +187,14 @@ def parse_transform(query: Mapping[str, str], settings: ImageSettings) -> Transf
             fit=_fit_mode(given.get("fit", "cover")),
             format=_format(given.get("format")),
             quality=_integer(given, "q", 1, 100),
+            gravity=_gravity(given.get("g", "centre")),
+            crop=_region(given.get("crop")),
         )
+    if "g" in given or transform.gravity != "centre":
+        if transform.fit != "cover":
+            raise ImageRefused(f"g (gravity) anchors the crop of fit=cover; it does not apply to fit={transform.fit}")
+        if transform.width is None or transform.height is None:
+            raise ImageRefused("g (gravity) anchors the crop of fit=cover, which needs both w and h")
     limit = settings.max_output_dimension
     for name, value in (("width", transform.width), ("height", transform.height)):
         if value is not None and value > limit:
@@ -178,6 +221,25 @@ def _fit_mode(text: str) -> FitMode:
         if text == mode:
             return mode
     raise ImageRefused(f"fit must be one of {', '.join(FIT_MODES)}")
+
+
+def _gravity(text: str) -> Gravity:
+    for gravity in GRAVITIES:
+        if text == gravity:
+            return gravity
+    raise ImageRefused(f"g (gravity) must be one of {', '.join(GRAVITIES)}")
+
+
+def _region(text: str | None) -> Region | None:
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 6 for p in parts):
+        raise ImageRefused("crop must be x,y,w,h: four whole numbers (pixels), e.g. crop=10,20,300,200")
+    x, y, width, height = (int(p) for p in parts)
+    if width == 0 or height == 0:
+        raise ImageRefused(f"crop {text} is empty: its width and height must be at least 1")
+    return x, y, width, height
 
 
 def _format(text: str | None) -> ImageFormat | None:
@@ -272,19 +334,32 @@ def _render(image: Image.Image, transform: Transform, settings: ImageSettings) -
         raise ImageRefused(f"format {output} is not allowed on this Bucket (allowed: {', '.join(settings.formats)})")
     swapped = image.getexif().get(_ORIENTATION_TAG, 1) in _SWAPS_SIDES
     width, height = image.size
-    geometry = plan((height, width) if swapped else (width, height), transform)
+    upright = (height, width) if swapped else (width, height)
+    region = transform.crop
+    if region is not None:  # checked on the header's size, before decoding
+        x, y, crop_w, crop_h = region
+        if x + crop_w > upright[0] or y + crop_h > upright[1]:
+            raise ImageRefused(
+                f"crop {x},{y},{crop_w},{crop_h} is not inside the image, which is {upright[0]}x{upright[1]} "
+                "(upright, after its EXIF orientation)"
+            )
+    geometry = plan(upright if region is None else region[2:], transform)
     limit = settings.max_output_dimension
     if max(geometry.size) > limit or max(geometry.scaled) > limit:
         out_w, out_h = geometry.size if max(geometry.size) > limit else geometry.scaled
         raise ImageRefused(f"the result would be {out_w}x{out_h} pixels, over this Bucket's limit of {limit}")
-    if image.format in ("JPEG", "MPO") and geometry.step != "none":
-        # Decode at a reduced scale (1/2, 1/4, 1/8) when that still covers the output.
+    if image.format in ("JPEG", "MPO") and geometry.step != "none" and region is None:
+        # Decode at a reduced scale (1/2, 1/4, 1/8) when that still covers the output (not
+        # with a crop, whose pixels are the full-size image's).
         need = geometry.scaled
         image.draft(None, (need[1], need[0]) if swapped else need)
     image.seek(0)
     image.load()
     icc_profile = image.info.get("icc_profile")
     oriented = ImageOps.exif_transpose(image)
+    if region is not None:
+        x, y, crop_w, crop_h = region
+        oriented = oriented.crop((x, y, x + crop_w, y + crop_h))
     # Padding is transparent where the format has an alpha channel.
     alpha = transparent or (geometry.step == "pad" and output != "jpeg")
     picture = oriented.convert("RGBA" if alpha else "RGB")
@@ -292,7 +367,7 @@ def _render(image: Image.Image, transform: Transform, settings: ImageSettings) -
         flat = Image.new("RGB", picture.size, _WHITE)
         flat.paste(picture, mask=picture.getchannel("A"))
         picture = flat
-    picture = _reshape(picture, geometry)
+    picture = _reshape(picture, geometry, transform.gravity)
     picture.info = {}  # no EXIF, XMP or comment is written
     quality = transform.quality or settings.default_quality
     buffer = io.BytesIO()
@@ -307,12 +382,12 @@ def _render(image: Image.Image, transform: Transform, settings: ImageSettings) -
     return Rendered(buffer.getvalue(), CONTENT_TYPES[output], picture.width, picture.height, output)
 
 
-def _reshape(picture: Image.Image, geometry: Plan) -> Image.Image:
+def _reshape(picture: Image.Image, geometry: Plan, gravity: Gravity = "centre") -> Image.Image:
     resample = Image.Resampling.LANCZOS
     if geometry.step == "none":
         return picture
     if geometry.step == "crop":
-        return ImageOps.fit(picture, geometry.size, method=resample, centering=(0.5, 0.5))
+        return ImageOps.fit(picture, geometry.size, method=resample, centering=CENTERING[gravity])
     if geometry.step == "pad":
         canvas = Image.new(picture.mode, geometry.size, _TRANSPARENT if picture.mode == "RGBA" else _WHITE)
         inner = picture.resize(geometry.scaled, resample, reducing_gap=3.0)

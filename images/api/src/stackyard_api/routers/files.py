@@ -62,7 +62,7 @@ Owner = Annotated[
     str | None, Query(min_length=1, max_length=200, description="Admin API key only: act for this owner.")
 ]
 METADATA_PREFIX = "metadata."
-TRANSFORM_PARAMS = ("w", "h", "fit", "format", "q", "preset")
+TRANSFORM_PARAMS = images.TRANSFORM_PARAMS
 
 
 class BadRequest(Problem):
@@ -375,7 +375,7 @@ def absolute(request: Request, path: str, params: dict[str, str]) -> str:
     summary="A signed download URL",
     description=(
         "A URL of `GET /v1/files/{id}/content` anyone may use until it expires (at most the Bucket's "
-        "signedUrlLifetime). Transform parameters (w, h, fit, format, q, or preset) ask for an image variant; "
+        "signedUrlLifetime). Transform parameters (w, h, fit, g, crop, format, q, or preset) ask for an image variant; "
         "`download=1` for Content-Disposition: attachment. Changing any parameter breaks the signature."
     ),
     responses=problem_responses(401, 404, 409, 422, 503),
@@ -391,6 +391,20 @@ async def signed_url(
     w: Annotated[int | None, Query(ge=1, le=16384, description="Width in pixels.")] = None,
     h: Annotated[int | None, Query(ge=1, le=16384, description="Height in pixels.")] = None,
     fit: Annotated[str | None, Query(pattern=r"^(cover|contain|fill|inside|outside)$")] = None,
+    g: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(centre|north|south|east|west|northeast|northwest|southeast|southwest)$",
+            description="Gravity: where fit=cover anchors its crop (default centre).",
+        ),
+    ] = None,
+    crop: Annotated[
+        str | None,
+        Query(
+            max_length=31,
+            description="x,y,w,h: the region of the (upright) original, in pixels, cut before the fit.",
+        ),
+    ] = None,
     format: Annotated[str | None, Query(pattern=r"^(jpeg|png|webp|avif)$")] = None,
     q: Annotated[int | None, Query(ge=1, le=100, description="Encoder quality.")] = None,
     preset: Annotated[str | None, Query(min_length=1, max_length=63)] = None,
@@ -399,7 +413,7 @@ async def signed_url(
     files, record = await owned(request, registry, bucket, file_id, who)
     lifetime = int(duration_seconds(files.spec.signed_url_lifetime))
     seconds = min(expires_in or lifetime, lifetime)
-    given = {"w": w, "h": h, "fit": fit, "format": format, "q": q, "preset": preset}
+    given = {"w": w, "h": h, "fit": fit, "g": g, "crop": crop, "format": format, "q": q, "preset": preset}
     params = {k: str(v) for k, v in given.items() if v is not None}
     if params:
         images.parse_transform(params, files.spec.images)  # refused now rather than at download
