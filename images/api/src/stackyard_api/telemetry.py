@@ -47,8 +47,9 @@ _GROUP = re.compile(r"\(\?P<[^>]+>")
 
 class RouteTemplates:
     """`http.route` of a request: the path template of the first route whose path and method
-    match, else of the first whose path matches (a 405), else none (a 404), as the
-    instrumentation's own search answers, from one alternation per method."""
+    match, else of the last whose path matches (a 405, or a 404 of a route with that path
+    parameter), else none (a 404), as the instrumentation's own search answers, from one
+    alternation per method."""
 
     def __init__(self, routes: Iterable[Any]) -> None:
         self.templates: list[str] = []
@@ -66,7 +67,9 @@ class RouteTemplates:
                 by_method.setdefault(method, []).append(branch)
             by_method[None].append(branch)
         wildcard = by_method.pop("*", [])
-        self._any = self._compile(by_method.pop(None))
+        # No route of the method: the instrumentation keeps the *last* route whose path
+        # matches (it overwrites on each partial match), so the branches go in reverse.
+        self._any = self._compile(by_method.pop(None)[::-1])
         self._by_method = {method: self._compile(branches + wildcard) for method, branches in by_method.items()}
 
     @staticmethod
