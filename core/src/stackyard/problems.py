@@ -58,17 +58,26 @@ class NotConfigured(ServiceUnavailable):
     slug, title = "not-configured", "Not configured yet"
 
 
-class DatabaseUnavailable(ServiceUnavailable):
-    """MongoDB could not be reached or did not answer in time (the api's answer to the
-    driver's connection errors); `Retry-After` says when to try again. The programs
-    reconnect by themselves once the server is back."""
+class BackendUnavailable(ServiceUnavailable):
+    """A server the programs depend on did not answer; `Retry-After` (and the `retryAfter`
+    extension) says when to try again. Subclasses name the server (`subject`)."""
 
-    slug, title = "database-unavailable", "Database unavailable"
     RETRY_AFTER = 5
+    subject = "the server"
 
     def __init__(self, detail: str | None = None, retry_after: int = RETRY_AFTER) -> None:
-        super().__init__(detail or f"the database did not answer; try again in {retry_after} s", retryAfter=retry_after)
+        super().__init__(
+            detail or f"{self.subject} did not answer; try again in {retry_after} s", retryAfter=retry_after
+        )
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class DatabaseUnavailable(BackendUnavailable):
+    """MongoDB could not be reached or did not answer in time (the api's answer to the
+    driver's connection errors). The programs reconnect by themselves once the server is back."""
+
+    slug, title = "database-unavailable", "Database unavailable"
+    subject = "the database"
 
 
 class TooManyRequests(Problem):

@@ -3,7 +3,7 @@ be refused. Details name sizes and types, never a key, a signature or a credenti
 
 from __future__ import annotations
 
-from ..problems import Conflict, NotFound, PayloadTooLarge, Problem, ServiceUnavailable
+from ..problems import BackendUnavailable, Conflict, NotFound, PayloadTooLarge, Problem
 
 
 class FileNotFound(NotFound):
@@ -73,12 +73,8 @@ class UploadIncomplete(Problem):
     status, slug, title = 409, "upload-incomplete", "Upload incomplete"
 
 
-class StorageUnavailable(ServiceUnavailable):
+class StorageUnavailable(BackendUnavailable):
     """The S3 server or the volume did not answer; Retry-After says when to try again."""
 
     slug, title = "storage-unavailable", "Storage unavailable"
-    RETRY_AFTER = 5
-
-    def __init__(self, detail: str | None = None, retry_after: int = RETRY_AFTER) -> None:
-        super().__init__(detail or f"the storage did not answer; try again in {retry_after} s", retryAfter=retry_after)
-        self.headers = {"Retry-After": str(retry_after)}
+    subject = "the storage"

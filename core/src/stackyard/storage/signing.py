@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Final, Literal
 from urllib.parse import quote
 
@@ -40,9 +41,11 @@ _VERSION = "stackyard-url-v1"
 _EXP_PATTERN = re.compile(r"^[0-9]{1,12}$")
 
 
+@lru_cache(maxsize=8)
 def signing_key(encryption_key_b64: str) -> bytes:
     """The URL signing key: HKDF-SHA256 of the Stack's encryption key (standard base64),
-    so the encryption key itself never signs anything."""
+    so the encryption key itself never signs anything. Derived once per key (every signed
+    URL the api hands out or serves needs it)."""
     try:
         material = base64.b64decode(encryption_key_b64, validate=True)
     except (binascii.Error, ValueError) as error:

@@ -29,7 +29,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from stackyard.resources.bucket import BucketSpec
@@ -38,7 +37,7 @@ from stackyard.storage.backend import Storage
 from stackyard.storage.problems import StorageUnavailable
 
 from .cluster_status import ClusterStatus
-from .status_reporter import Condition, PeriodicStatusReporter
+from .status_reporter import Condition, PeriodicStatusReporter, now_iso
 
 __all__ = [
     "CHECK_INTERVAL",
@@ -61,10 +60,6 @@ CHECK_TIMEOUT = 15.0
 MESSAGE_LIMIT = 1024
 
 StorageFor = Callable[[str, BucketSpec, Mapping[str, str]], Storage]
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def describe(spec: BucketSpec) -> str:
@@ -106,7 +101,7 @@ def reachable_condition(ok: bool, reason: str, message: str) -> Condition:
         "status": "True" if ok else "False",
         "reason": reason,
         "message": message,
-        "lastTransitionTime": _now(),
+        "lastTransitionTime": now_iso(),
     }
 
 
@@ -182,7 +177,7 @@ class BucketStatusReporter(PeriodicStatusReporter[BucketSpec]):
             message = f"{what}: probe written, read and deleted in {round_trip:.1f} ms"
             view = {
                 "conditions": [reachable_condition(True, "Reachable", message)],
-                "reachable": {"roundTripMs": round(round_trip, 3), "checkedAt": _now()},
+                "reachable": {"roundTripMs": round(round_trip, 3), "checkedAt": now_iso()},
             }
         finally:
             with contextlib.suppress(Exception):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -41,7 +41,7 @@ from stackyard.resources.database import DatabaseSpec
 from stackyard.runtime import Runtime
 
 from .cluster_status import ClusterStatus
-from .status_reporter import Condition, PeriodicStatusReporter
+from .status_reporter import Condition, PeriodicStatusReporter, now_iso
 
 __all__ = [
     "CHECK_INTERVAL",
@@ -69,17 +69,13 @@ MESSAGE_LIMIT = 4096
 Patch = Callable[[str, dict[str, Any]], Any]
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _condition(type_: str, ok: bool, reason: str, message: str) -> Condition:
     return {
         "type": type_,
         "status": "True" if ok else "False",
         "reason": reason,
         "message": message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…",
-        "lastTransitionTime": _now(),
+        "lastTransitionTime": now_iso(),
     }
 
 
@@ -105,7 +101,7 @@ def indexes_status(
             parts.append("indexPolicy report: nothing changed")
         condition = _condition("IndexesInSync", False, "Drift", "; ".join(parts))
     labels = drift.labels()
-    status = {"inSync": in_sync, **{k: v[:LIST_LIMIT] for k, v in labels.items()}, "checkedAt": _now()}
+    status = {"inSync": in_sync, **{k: v[:LIST_LIMIT] for k, v in labels.items()}, "checkedAt": now_iso()}
     return condition, status
 
 

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from stackyard.db.probe import scrub
@@ -37,6 +38,11 @@ TICK = 1.0
 
 Condition = dict[str, Any]
 SpecT = TypeVar("SpecT")
+
+
+def now_iso() -> str:
+    """The time now as the status fields write it (RFC 3339, UTC, to the second)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PeriodicStatusReporter(Generic[SpecT]):

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from stackyard.auth.errors import InvalidToken
+from stackyard.config import AUTH_ENCRYPTION_KEY
 from stackyard.db.schema import stack_index_policy
 from stackyard.problems import NotConfigured, Problem
 from stackyard.resources.base import duration_seconds
@@ -142,8 +143,6 @@ async def owned(
 
 
 def url_signer(runtime: Any) -> signing.UrlSigner:
-    from stackyard.config import AUTH_ENCRYPTION_KEY
-
     key = runtime.config.credentials.get(AUTH_ENCRYPTION_KEY)
     if not key:
         raise NotConfigured("the Stack's credentials have no encryption key to sign URLs with")
