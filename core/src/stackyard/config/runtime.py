@@ -16,6 +16,7 @@ from ..resources.bucket import BucketSpec
 from ..resources.database import DatabaseSpec
 from ..resources.email import EmailProviderSpec, EmailTemplateSpec
 from ..resources.jobs import JobQueueSpec, ScheduleSpec
+from ..resources.notify import NotificationWorkflowSpec, WebhookSpec
 from ..resources.ratelimit import RateLimitPolicySpec
 from ..resources.stack import StackSpec
 
@@ -31,6 +32,10 @@ AUTH_ENCRYPTION_KEY = "stack.auth.encryptionKey"
 """32 random bytes, base64, made once by the operator: encrypts TOTP secrets at rest."""
 AUTH_ADMIN_API_KEY = "stack.auth.adminApiKey"
 """The admin API key, from the Stack's spec.auth.adminApiKeySecretRef."""
+NOTIFY_VAPID_PRIVATE_KEY = "stack.notify.vapidPrivateKey"
+"""The web push VAPID key pair's private key (PEM, P-256), made once by the operator."""
+NOTIFY_VAPID_PUBLIC_KEY = "stack.notify.vapidPublicKey"
+"""Its public key: the uncompressed point, base64url (what browsers take as applicationServerKey)."""
 TELEMETRY_SENTRY_DSN = "stack.telemetry.sentryDsn"
 """The Sentry DSN, from the Stack's spec.telemetry.sentry.dsnSecretRef."""
 
@@ -66,6 +71,10 @@ class RuntimeConfig(CamelModel):
         default_factory=dict, description="Databases by name; the Stack's spec.mongodb.databaseRef may name one."
     )
     buckets: dict[str, BucketSpec] = Field(default_factory=dict, description="Buckets (file stores) by name.")
+    notification_workflows: dict[str, NotificationWorkflowSpec] = Field(
+        default_factory=dict, description="NotificationWorkflows by name."
+    )
+    webhooks: dict[str, WebhookSpec] = Field(default_factory=dict, description="Webhooks by name.")
 
     @property
     def stack_database(self) -> DatabaseSpec | None:

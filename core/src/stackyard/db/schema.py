@@ -27,6 +27,11 @@ MEMBERSHIPS = "memberships"
 EMAIL_SUPPRESSIONS = "email_suppressions"
 EMAILS = "emails"
 FILES = "files"
+NOTIFICATION_RUNS = "notification_runs"
+NOTIFICATION_PREFERENCES = "notification_preferences"
+FEED_MESSAGES = "feed_messages"
+PUSH_SUBSCRIPTIONS = "push_subscriptions"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
 EMAIL_TTL_INDEX = "expiresAt_ttl"
 """The delivery log's TTL index; made without TTL where the server has none (then the
 worker's sweep deletes expired records)."""
@@ -60,6 +65,20 @@ CAPABILITY_INDEXES: tuple[IndexDefinition, ...] = (
     index(FILES, ("bucket", 1), ("owner", 1), _NEWEST, name="bucket_owner_files"),
     index(FILES, ("state", 1), ("updatedAt", 1), name="state_age"),
     index(FILES, ("bucket", 1), ("expiresAt", 1), name="bucket_expiry"),
+    # notify: a trigger's runs, a recipient's and a workflow's runs, newest first
+    index(NOTIFICATION_RUNS, ("triggerId", 1), ("_id", 1), name="trigger_runs"),
+    index(NOTIFICATION_RUNS, ("recipient", 1), _NEWEST, name="recipient_runs"),
+    index(NOTIFICATION_RUNS, ("workflow", 1), _NEWEST, name="workflow_runs"),
+    # notify: a user's feed newest first, with the unread and unseen counts
+    index(FEED_MESSAGES, ("recipient", 1), ("archivedAt", 1), _NEWEST, name="recipient_feed"),
+    index(FEED_MESSAGES, ("recipient", 1), ("readAt", 1), ("archivedAt", 1), name="recipient_unread"),
+    index(FEED_MESSAGES, ("recipient", 1), ("seenAt", 1), ("archivedAt", 1), name="recipient_unseen"),
+    # notify: a user's web push subscriptions
+    index(PUSH_SUBSCRIPTIONS, ("userId", 1), name="user_subscriptions"),
+    # webhooks: an endpoint's deliveries, newest first, by event type and status
+    index(WEBHOOK_DELIVERIES, ("webhook", 1), _NEWEST, name="webhook_deliveries"),
+    index(WEBHOOK_DELIVERIES, ("webhook", 1), ("status", 1), _NEWEST, name="webhook_status"),
+    index(WEBHOOK_DELIVERIES, ("eventType", 1), _NEWEST, name="event_deliveries"),
 )
 
 

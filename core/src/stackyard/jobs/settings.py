@@ -12,6 +12,10 @@ from ..resources.base import duration_seconds
 DEFAULT_QUEUE = "default"
 EMAIL_QUEUE = "email"
 """The queue that email sends run on (a JobQueue of that name tunes it)."""
+NOTIFY_QUEUE = "notify"
+"""The queue notification workflow runs (and trigger fan-outs) run on."""
+WEBHOOKS_QUEUE = "webhooks"
+"""The queue webhook deliveries run on."""
 EMAIL_PAYLOAD_BYTES = 20 * 1024 * 1024
 """The email queue's smallest payload limit: a message with 10 MiB of attachments (base64)
 and its bodies."""
@@ -91,11 +95,33 @@ EMAIL_QUEUE_DEFAULTS = QueueSettings(
 timeout in turn)."""
 
 
+NOTIFY_QUEUE_DEFAULTS = QueueSettings(
+    name=NOTIFY_QUEUE,
+    concurrency=50,
+    retry=RetryPolicy(max_attempts=10, initial_backoff=1.0, max_backoff=600.0),
+    timeout=120.0,
+)
+"""A run spends most of its time on MongoDB, Redis and enqueuing sends: many at once; a step that
+fails is retried for about half an hour."""
+
+WEBHOOKS_QUEUE_DEFAULTS = QueueSettings(
+    name=WEBHOOKS_QUEUE,
+    concurrency=50,
+    retry=RetryPolicy(max_attempts=30, initial_backoff=5.0, max_backoff=36_000.0, multiplier=6.0),
+    timeout=90.0,
+)
+"""5 s, 30 s, 3 min, 18 min, 1.8 h, then every 10 h (about Svix's schedule); each delivery's
+own maxAttempts (the Webhook's) stops it sooner."""
+
+
 def queues_from_config(job_queues: dict[str, Any]) -> dict[str, QueueSettings]:
-    """Every queue of a Stack: its JobQueues, and `default` and `email` unless JobQueues are
-    named so (the email queue always takes a whole message, whatever its JobQueue says)."""
+    """Every queue of a Stack: its JobQueues, and `default`, `email`, `notify` and `webhooks`
+    unless JobQueues are named so (the email queue always takes a whole message, whatever its
+    JobQueue says)."""
     queues = {name: QueueSettings.from_spec(name, spec) for name, spec in sorted(job_queues.items())}
     queues.setdefault(DEFAULT_QUEUE, QueueSettings())
+    queues.setdefault(NOTIFY_QUEUE, NOTIFY_QUEUE_DEFAULTS)
+    queues.setdefault(WEBHOOKS_QUEUE, WEBHOOKS_QUEUE_DEFAULTS)
     email = queues.setdefault(EMAIL_QUEUE, EMAIL_QUEUE_DEFAULTS)
     if email.max_payload_bytes < EMAIL_PAYLOAD_BYTES:
         queues[EMAIL_QUEUE] = replace(email, max_payload_bytes=EMAIL_PAYLOAD_BYTES)

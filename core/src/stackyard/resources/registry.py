@@ -8,6 +8,7 @@ from .bucket import Bucket
 from .database import Database
 from .email import EmailProvider, EmailTemplate
 from .jobs import JobQueue, Schedule
+from .notify import NotificationWorkflow, Webhook
 from .ratelimit import RateLimitPolicy
 from .stack import Stack
 
@@ -21,5 +22,7 @@ KINDS: list[type[CustomResource]] = [
     IdentityProvider,
     Database,
     Bucket,
+    NotificationWorkflow,
+    Webhook,
 ]
 BY_KIND: dict[str, type[CustomResource]] = {k.info.kind: k for k in KINDS}

@@ -20,10 +20,14 @@ from .routers import (
     config,
     databases,
     emails,
+    feed,
     files,
     health,
     jobs,
+    notify,
+    push,
     ratelimit,
+    webhooks,
 )
 from .telemetry import instrument
 
@@ -75,6 +79,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(auth_oauth.router)
     app.include_router(databases.router)
     app.include_router(files.router)
+    app.include_router(notify.router)
+    app.include_router(feed.router)
+    app.include_router(push.router)
+    app.include_router(webhooks.router)
     # Outermost: every request but the probes gets a span and counts in the RED metrics,
     # also those the middlewares answer (429, 503) or that fail (500).
     instrument(app)

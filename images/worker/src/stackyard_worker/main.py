@@ -32,7 +32,9 @@ from .db_backup import backup_functions
 from .email import StackEmail
 from .http import create_http_app
 from .jobs import StackJobs, functions_from_environment
+from .notify import notify_functions
 from .storage_jobs import storage_functions
+from .webhooks import webhook_functions
 
 log = logging.getLogger("stackyard_worker")
 
@@ -45,6 +47,8 @@ async def run(host: str, port: int) -> None:
     functions.include(email.functions())
     functions.include(backup_functions(runtime, cluster))
     functions.include(storage_functions(runtime, cluster))
+    functions.include(notify_functions(runtime, cluster))
+    functions.include(webhook_functions(runtime, cluster))
     jobs = StackJobs(runtime, functions, cluster)
     databases = DatabaseStatusReporter(runtime, cluster)
     buckets = BucketStatusReporter(runtime, cluster)
