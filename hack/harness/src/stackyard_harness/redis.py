@@ -15,6 +15,10 @@ def _ping(port: int) -> bool:
         return bool(client.ping())
 
 
+DATABASES = 32
+"""Databases 0-31: the test modules that need a Redis of their own take one each."""
+
+
 class RedisServer:
     name = "redis"
 
@@ -50,6 +54,8 @@ class RedisServer:
                 self.appendfsync,
                 "--daemonize",
                 "no",
+                "--databases",
+                str(DATABASES),
                 "--loglevel",
                 "warning",
             ],
