@@ -73,10 +73,15 @@ class AuthStack:
         email_templates: dict[str, dict[str, Any]] | None = None,
         extra_credentials: dict[str, str] | None = None,
         rate_limit_policies: dict[str, dict[str, Any]] | None = None,
+        notification_workflows: dict[str, dict[str, Any]] | None = None,
+        webhooks: dict[str, dict[str, Any]] | None = None,
         fresh_database: bool = True,
     ) -> None:
+        """A new config (generation) for the api and worker; resources are given by name as
+        their spec without stackRef, e.g. `webhooks={"crm": {"url": ..., "events": ["user.*"]}}`."""
         from stackyard.config import RuntimeConfig
         from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
+        from stackyard.resources.notify import NotificationWorkflowSpec, WebhookSpec
         from stackyard.resources.ratelimit import RateLimitPolicySpec
         from stackyard.resources.stack import StackSpec
 
@@ -106,6 +111,10 @@ class AuthStack:
             "rate_limit_policies": {
                 n: RateLimitPolicySpec.model_validate(stack | p) for n, p in (rate_limit_policies or {}).items()
             },
+            "notification_workflows": {
+                n: NotificationWorkflowSpec.model_validate(stack | w) for n, w in (notification_workflows or {}).items()
+            },
+            "webhooks": {n: WebhookSpec.model_validate(stack | w) for n, w in (webhooks or {}).items()},
         }
         if identity_providers is not None:
             from stackyard.resources.auth import IdentityProviderSpec
