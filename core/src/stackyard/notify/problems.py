@@ -3,7 +3,7 @@ own classes at the end of this file."""
 
 from __future__ import annotations
 
-from ..problems import NotFound, Problem
+from ..problems import NotFound, Problem, ServiceUnavailable
 
 
 class WorkflowNotFound(NotFound):
@@ -21,3 +21,16 @@ class TriggerInvalid(Problem):
     recipient without the address a step needs, a cursor this api did not make."""
 
     status, slug, title = 422, "trigger-invalid", "Invalid trigger"
+
+
+class SubscriptionInvalid(Problem):
+    """A web push subscription the api cannot send to: an endpoint that is not https, a
+    p256dh that is not an uncompressed P-256 point, an auth secret that is not 16 bytes."""
+
+    status, slug, title = 422, "subscription-invalid", "Invalid push subscription"
+
+
+class PushNotConfigured(ServiceUnavailable):
+    """The Stack's credentials hold no VAPID key pair (the operator makes it)."""
+
+    slug, title = "push-not-configured", "Web push not configured"
