@@ -34,3 +34,15 @@ class PushNotConfigured(ServiceUnavailable):
     """The Stack's credentials hold no VAPID key pair (the operator makes it)."""
 
     slug, title = "push-not-configured", "Web push not configured"
+
+
+class WebhookNotFound(NotFound):
+    """No Webhook of that name in the Stack's config."""
+
+    slug, title = "webhook-not-found", "Webhook not found"
+
+
+class DeliveryNotFound(NotFound):
+    """No webhook delivery with that id in the delivery log."""
+
+    slug, title = "delivery-not-found", "Webhook delivery not found"
