@@ -46,3 +46,9 @@ class DeliveryNotFound(NotFound):
     """No webhook delivery with that id in the delivery log."""
 
     slug, title = "delivery-not-found", "Webhook delivery not found"
+
+
+class FeedMessageNotFound(NotFound):
+    """No feed message with that id for the caller (another user's message is not revealed)."""
+
+    slug, title = "feed-message-not-found", "Feed message not found"
