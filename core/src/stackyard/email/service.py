@@ -17,7 +17,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -27,6 +27,7 @@ from ..jobs.contract import EnqueueRequest
 from ..jobs.ids import new_job_id
 from ..jobs.settings import EMAIL_QUEUE
 from ..problems import Conflict, NotFound, ServiceUnavailable, UnprocessableContent
+from ..resources.base import duration_seconds
 from ..resources.email import EmailTemplateSpec
 from .compose import TemplateNotFound, compose, initial_record, new_message_id, render, to_payload
 from .contract import EmailAccepted, EmailRecord, PreviewRequest, PreviewResult, SendEmailRequest, TimelineEvent
@@ -34,6 +35,11 @@ from .log import DeliveryLog
 from .sending import SEND_FUNCTION
 from .suppressions import SuppressionList
 from .templates import CompiledTemplate, compile_template
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from ..config import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +239,26 @@ class EmailService:
         )
 
 
+def email_service_for(
+    redis: AnyRedis, database: AsyncDatabase[Any], config: RuntimeConfig, templates: Mapping[str, CompiledTemplate]
+) -> EmailService:
+    """The EmailService of a Stack's config (the api's /v1/emails and the worker's
+    notification workflows): its delivery log and suppression list in `database`, the email
+    queue, retention and idempotency window of the config. Ensuring the indexes is the caller's."""
+    from ..jobs import queues_from_config
+
+    return EmailService(
+        redis=redis,
+        log=DeliveryLog(database),
+        suppressions=SuppressionList(database),
+        queue=queues_from_config(config.job_queues)[EMAIL_QUEUE],
+        templates=templates,
+        retention=duration_seconds(config.spec.email.log_retention),
+        idempotency_window=duration_seconds(config.spec.email.idempotency_window),
+        scope=f"{config.namespace}/{config.stack}",
+    )
+
+
 def _declared_samples(compiled: CompiledTemplate) -> dict[str, Any]:
     """A preview without values shows each required variable as its own name in braces."""
     return {
@@ -252,4 +278,4 @@ def _suppressed(message_id: str, refused: Iterable[tuple[str, Any]]) -> Recipien
     )
 
 
-__all__ = ["EmailService", "RecipientSuppressed", "TemplateCache", "TemplateNotFound"]
+__all__ = ["EmailService", "RecipientSuppressed", "TemplateCache", "TemplateNotFound", "email_service_for"]

@@ -34,9 +34,7 @@ from stackyard.email.contract import (
     SuppressionReason,
     SuppressionRequest,
 )
-from stackyard.email.log import DeliveryLog
-from stackyard.email.service import EmailService, TemplateCache
-from stackyard.email.suppressions import SuppressionList
+from stackyard.email.service import EmailService, TemplateCache, email_service_for
 from stackyard.email.webhooks import (
     WebhookFetchFailed,
     WebhookInvalid,
@@ -44,10 +42,7 @@ from stackyard.email.webhooks import (
     WebhookUnauthorized,
     receive_webhook,
 )
-from stackyard.jobs import queues_from_config
-from stackyard.jobs.settings import EMAIL_QUEUE
 from stackyard.problems import CapabilityOff, NotFound, Problem, UnprocessableContent
-from stackyard.resources.base import duration_seconds
 
 from ..deps import RuntimeDep
 from ..errors import problem_responses
@@ -94,23 +89,15 @@ async def email_service(runtime: RuntimeDep, state: StateDep) -> EmailService:
     config = applied.config
     if not config.spec.capabilities.email:
         raise CapabilityOff("the email capability is off in this Stack (spec.capabilities.email)")
-    database = runtime.database
-    log, suppressions = DeliveryLog(database), SuppressionList(database)
-    if database.name not in state.indexed:
-        policy = stack_index_policy(config)
-        await log.ensure_indexes(policy)
-        await suppressions.ensure_indexes(policy)
-        state.indexed.add(database.name)
-    return EmailService(
-        redis=runtime.redis,
-        log=log,
-        suppressions=suppressions,
-        queue=queues_from_config(config.job_queues)[EMAIL_QUEUE],
-        templates=state.templates.get(applied.hash, config.email_templates),
-        retention=duration_seconds(config.spec.email.log_retention),
-        idempotency_window=duration_seconds(config.spec.email.idempotency_window),
-        scope=f"{config.namespace}/{config.stack}",
+    service = email_service_for(
+        runtime.redis, runtime.database, config, state.templates.get(applied.hash, config.email_templates)
     )
+    if runtime.database.name not in state.indexed:
+        policy = stack_index_policy(config)
+        await service.log.ensure_indexes(policy)
+        await service.suppressions.ensure_indexes(policy)
+        state.indexed.add(runtime.database.name)
+    return service
 
 
 ServiceDep = Annotated[EmailService, Depends(email_service)]
