@@ -220,6 +220,11 @@ class PushService(FakeServer[_State]):
             self._state.browsers[browser.endpoint] = browser
         return browser
 
+    def forget(self, endpoint: str) -> None:
+        """Drop the endpoint as if the service never made it: 404 Not Found from now on."""
+        with self._lock:
+            self._state.browsers.pop(endpoint, None)
+
     def gone(self, endpoint: str) -> None:
         """The browser unsubscribed: its endpoint answers 410 Gone from now on."""
         with self._lock:
