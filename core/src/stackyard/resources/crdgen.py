@@ -47,7 +47,11 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         node["enum"] = [node.pop("const")]
     if "default" in node and node["default"] is None:
         del node["default"]  # absent means the same, and null is not a value of a non-nullable field
-    return {k: _resolve(v, defs) for k, v in node.items()}
+    # A property may be named like a dropped key (a step's `title`): only schema keys go.
+    return {
+        k: {name: _resolve(schema, defs) for name, schema in v.items()} if k == "properties" else _resolve(v, defs)
+        for k, v in node.items()
+    }
 
 
 def _finish(node: Any) -> Any:
