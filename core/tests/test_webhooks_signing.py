@@ -13,11 +13,11 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from standardwebhooks import Webhook as ReferenceWebhook
-from standardwebhooks.webhooks import WebhookVerificationError
 from stackyard.notify.events import envelope
 from stackyard.notify.webhooks import judge, post_delivery, spec_hash
 from stackyard.resources.notify import PLATFORM_EVENTS, WebhookSpec, event_matches
+from standardwebhooks import Webhook as ReferenceWebhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 DELIVERY = "whd_01jb8x7k2m3n4p5q6r7s8t9v0w"
