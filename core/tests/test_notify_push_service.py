@@ -5,7 +5,7 @@ for the browser, no or a wrong VAPID token, a body over 4096 bytes."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import jwt
@@ -17,6 +17,9 @@ from stackyard_harness.push_service import Browser, PushService
 
 PRIVATE, PUBLIC = new_vapid_keys()
 KEYS = VapidKeys.from_credentials({"stack.notify.vapidPrivateKey": PRIVATE, "stack.notify.vapidPublicKey": PUBLIC})
+
+
+Spoil = Callable[[bytes, dict[str, str]], tuple[bytes, dict[str, str]]]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def good_request(browser: Browser, plaintext: bytes = b'{"title":"hi"}') -> tupl
 
 def token(claims: dict[str, object]) -> str:
     key = serialization.load_pem_private_key(PRIVATE.encode(), None)
-    return f"vapid t={jwt.encode(claims, key, algorithm='ES256')}, k={PUBLIC}"  # type: ignore[arg-type]
+    return f"vapid t={jwt.encode(claims, key, algorithm='ES256')}, k={PUBLIC}"
 
 
 async def test_a_good_push_is_taken_and_decrypted(push_service: PushService, http: httpx.AsyncClient) -> None:
@@ -69,10 +72,10 @@ async def test_a_good_push_is_taken_and_decrypted(push_service: PushService, htt
     ],
 )
 async def test_a_bad_push_is_refused(
-    push_service: PushService, http: httpx.AsyncClient, spoil: object, status: int, reason: str
+    push_service: PushService, http: httpx.AsyncClient, spoil: Spoil, status: int, reason: str
 ) -> None:
     browser = push_service.subscribe(PUBLIC)
-    body, headers = spoil(*good_request(browser))  # type: ignore[operator]
+    body, headers = spoil(*good_request(browser))
     answer = await http.post(browser.endpoint, content=body, headers=headers)
     assert answer.status_code == status, answer.text
     (request,) = push_service.requests(browser.endpoint)
