@@ -220,6 +220,8 @@ def test_job_queues_and_schedules_are_folded_into_the_config():
         "IdentityProvider": 0,
         "Database": 0,
         "Bucket": 0,
+        "NotificationWorkflow": 0,
+        "Webhook": 0,
     }
     config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
     data = json.loads(config_map["data"]["config.json"])
@@ -283,11 +285,11 @@ def test_paused_queue_and_schedule_are_in_force_and_say_so():
     assert desired.config.job_queues["webhooks"].paused and desired.config.schedules["nightly"].paused
 
 
-def test_runtime_role_lets_the_worker_record_schedule_runs_and_provider_database_and_bucket_health_and_nothing_more():
+def test_runtime_role_lets_the_worker_record_schedule_runs_health_and_webhook_deliveries_and_nothing_more():
     desired = render(Observed(STACK, [], {"backends": BACKENDS}))
     role = next(o for o in desired.objects if o["kind"] == "Role")
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
-    statuses = ("schedules/status", "emailproviders/status", "databases/status", "buckets/status")
+    statuses = ("schedules/status", "emailproviders/status", "databases/status", "buckets/status", "webhooks/status")
     assert rules[(("stackyard.dev",), statuses)]["verbs"] == ["get", "patch"]
     assert all("resourceNames" in r for r in role["rules"] if r["apiGroups"] == [""])
     assert {v for r in role["rules"] for v in r["verbs"]} == {"get", "list", "watch", "patch"}

@@ -174,6 +174,8 @@ def test_crds_are_installed_and_established(release, kube):
         "identityproviders.stackyard.dev",
         "databases.stackyard.dev",
         "buckets.stackyard.dev",
+        "notificationworkflows.stackyard.dev",
+        "webhooks.stackyard.dev",
     }
 
 
@@ -397,6 +399,8 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("delete", "schedules.stackyard.dev", "-n", own),
         ("watch", "buckets.stackyard.dev", "-n", own),
         ("patch", "buckets.stackyard.dev", "--subresource=status", "-n", own),
+        ("watch", "notificationworkflows.stackyard.dev", "-n", own),
+        ("patch", "webhooks.stackyard.dev", "--subresource=status", "-n", own),
     ]
     refused = [
         ("delete", "namespaces"),
@@ -414,6 +418,8 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("delete", "databases.stackyard.dev", "-n", own),
         ("delete", "buckets.stackyard.dev", "-n", own),
         ("create", "buckets.stackyard.dev", "-n", own),
+        ("delete", "webhooks.stackyard.dev", "-n", own),
+        ("create", "notificationworkflows.stackyard.dev", "-n", own),
     ]
     for check in granted:
         assert can_i(kube, own, *check), f"the operator should be allowed to {' '.join(check)}"

@@ -242,6 +242,8 @@ class Runtime:
             "identityProviders": sorted(config.identity_providers),
             "databases": sorted(config.databases),
             "buckets": sorted(config.buckets),
+            "notificationWorkflows": sorted(config.notification_workflows),
+            "webhooks": sorted(config.webhooks),
             "lastError": self.live.last_error,
         }
 

@@ -7,9 +7,9 @@ from typing import Any
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
-WORKER_CONDITIONS = frozenset({"Reachable", "Connected", "IndexesInSync", "Migrated"})
+WORKER_CONDITIONS = frozenset({"Reachable", "Connected", "IndexesInSync", "Migrated", "Enabled"})
 """Condition types that workers write (an EmailProvider's Reachable, a Database's Connected,
-IndexesInSync and Migrated); the operator keeps them."""
+IndexesInSync and Migrated, a Webhook's Enabled); the operator keeps them."""
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Every handler is a few lines; the decisions are in render.py, the mechanics in
 reconciler.py. Nothing here is edge-triggered: any event on a Stack, a member
 resource, a referenced Secret or an owned Deployment leads to the same reconcile
-of the whole Stack, except a Schedule's or a Bucket's status writes by the worker, which
-change nothing the operator renders. (A Database's do: the migration version the worker
+of the whole Stack, except a Schedule's, a Bucket's or a Webhook's status writes by the
+worker, which change nothing the operator renders. (A Database's do: the migration version the worker
 reports there decides whether a migration Job is wanted.) (No kopf timers: they would
 put finalizers on users' Stacks; the reconciler runs its own periodic resync.)
 """
@@ -33,6 +33,8 @@ MEMBER_PLURALS = {
     "IdentityProvider": "identityproviders",
     "Database": "databases",
     "Bucket": "buckets",
+    "NotificationWorkflow": "notificationworkflows",
+    "Webhook": "webhooks",
 }
 assert set(MEMBER_PLURALS) == set(MEMBER_KINDS), "every member kind needs a plural here"
 
@@ -108,6 +110,16 @@ def buckets(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, stack_ref(body)): snapshot(body)}
 
 
+@kopf.index(GROUP, VERSION, "notificationworkflows")
+def notificationworkflows(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
+@kopf.index(GROUP, VERSION, "webhooks")
+def webhooks(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
 @kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})
 def workloads(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict[Any, Any]:
     return {
@@ -153,6 +165,7 @@ async def stack_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any)
 @kopf.on.event(GROUP, VERSION, "jobqueues")
 @kopf.on.event(GROUP, VERSION, "identityproviders")
 @kopf.on.event(GROUP, VERSION, "databases")
+@kopf.on.event(GROUP, VERSION, "notificationworkflows")
 async def member_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     # Ask for the Stack named now; one it named before (if stackRef changed) is
     # reconciled by its own next resync.
@@ -161,10 +174,12 @@ async def member_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **kwarg
 
 @kopf.on.event(GROUP, VERSION, "schedules")
 @kopf.on.event(GROUP, VERSION, "buckets")
+@kopf.on.event(GROUP, VERSION, "webhooks")
 async def schedule_event(namespace: str, body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
-    # The worker records every run in the Schedule's status, and a Bucket's reachability and
-    # retention sweeps in the Bucket's; those writes change nothing the operator renders, so
-    # only a new generation (or a new or deleted object) asks for a reconcile, not every tick.
+    # The worker records every run in the Schedule's status, a Bucket's reachability and
+    # retention sweeps in the Bucket's and a Webhook's deliveries (Enabled, failingSince) in
+    # the Webhook's; those writes change nothing the operator renders, so only a new
+    # generation (or a new or deleted object) asks for a reconcile, not every tick.
     seen: dict[str, int] = memo["shared"].setdefault("schedule_generations", {})
     if generation_changed(seen, type, body.metadata.get("uid", ""), int(body.metadata.get("generation") or 0)):
         reconciler(memo, _indices(kwargs)).request(namespace, stack_ref(body))

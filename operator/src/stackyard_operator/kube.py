@@ -35,6 +35,8 @@ _PATHS = {
     "IdentityProvider": (f"/apis/{GROUP}/{VERSION}", "identityproviders"),
     "Database": (f"/apis/{GROUP}/{VERSION}", "databases"),
     "Bucket": (f"/apis/{GROUP}/{VERSION}", "buckets"),
+    "NotificationWorkflow": (f"/apis/{GROUP}/{VERSION}", "notificationworkflows"),
+    "Webhook": (f"/apis/{GROUP}/{VERSION}", "webhooks"),
 }
 
 

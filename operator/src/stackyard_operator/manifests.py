@@ -101,8 +101,9 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
     Stack's ConfigMap and credentials Secret, record the runs of Schedules in their status
     (the worker writes lastRunTime, nextRunTime and the last job there), the EmailProviders'
     health in theirs (Reachable, breaker, lastAttempt), the Databases' in theirs
-    (Connected, indexes, migration, last backup) and the Buckets' in theirs (Reachable,
-    last retention sweep), nothing else."""
+    (Connected, indexes, migration, last backup), the Buckets' in theirs (Reachable,
+    last retention sweep) and the Webhooks' in theirs (Enabled, failingSince, last
+    delivery), nothing else."""
     name = stack_body["metadata"]["name"]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -123,7 +124,13 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
             },
             {
                 "apiGroups": [GROUP],
-                "resources": ["schedules/status", "emailproviders/status", "databases/status", "buckets/status"],
+                "resources": [
+                    "schedules/status",
+                    "emailproviders/status",
+                    "databases/status",
+                    "buckets/status",
+                    "webhooks/status",
+                ],
                 "verbs": ["get", "patch"],
             },
         ],

@@ -37,6 +37,7 @@ from .auth_keys import AuthKeysObserved, auth_keys_secret_name
 from .conditions import FALSE, TRUE, merge_conditions, not_ready, transitions
 from .kube import Kube
 from .metrics import NOT_READY, READY, ReconcileTelemetry
+from .notify import NotifyFresh, missing_generated_secrets, needs_vapid
 from .render import Desired, Observed, StatusUpdate, orphan_status, referenced_secrets, render
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,10 @@ class StackReconciler:
         auth_keys = AuthKeysObserved.observe(
             self.time(), await self.kube.secret_with_annotations(namespace, auth_keys_secret_name(name))
         )
-        return Observed(stack, members, secrets, previous_config, previous_credentials, revision, workloads, auth_keys)
+        fresh = NotifyFresh.make(missing_generated_secrets(members, secrets), needs_vapid(previous_credentials))
+        return Observed(
+            stack, members, secrets, previous_config, previous_credentials, revision, workloads, auth_keys, fresh
+        )
 
     def set_timer(self, key: Key, at: datetime | None) -> None:
         """Request `key` again at `at` (None: no timer); replaces the Stack's earlier timer."""

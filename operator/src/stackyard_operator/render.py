@@ -22,6 +22,9 @@ Rules:
   worker mounts their backup volumes; Buckets in force get their retention Schedule
   (buckets.py), the api and the worker mount the claims of volume Buckets; the Schedules
   made for them and no longer wanted are in `Desired.obsolete`, for the reconciler to delete.
+- NotificationWorkflows are in force only when what they name is (notify.settle_workflows);
+  a Webhook without spec.secretRef gets a signing Secret made once, and the Stack a web push
+  (VAPID) key pair made once into the credentials (notify.py).
 """
 
 from __future__ import annotations
@@ -49,10 +52,11 @@ from stackyard.resources.bucket import BucketSpec
 from stackyard.resources.database import DatabaseSpec
 from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
 from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
+from stackyard.resources.notify import NotificationWorkflowSpec, WebhookSpec
 from stackyard.resources.ratelimit import RateLimitPolicySpec
 from stackyard.resources.stack import StackSpec
 
-from . import manifests
+from . import manifests, notify
 from .auth_keys import AuthKeys, AuthKeysObserved, auth_condition, render_auth_keys
 from .buckets import render_bucket_objects
 from .conditions import FALSE, TRUE, ConditionIntent, not_ready, ready
@@ -77,6 +81,8 @@ MEMBER_KINDS = {
         MemberKind("IdentityProvider", "identity_providers", IdentityProviderSpec),
         MemberKind("Database", "databases", DatabaseSpec),
         MemberKind("Bucket", "buckets", BucketSpec),
+        MemberKind("NotificationWorkflow", "notification_workflows", NotificationWorkflowSpec),
+        MemberKind("Webhook", "webhooks", WebhookSpec),
     )
 }
 
@@ -95,6 +101,9 @@ class Observed:
     auth_keys: AuthKeysObserved | None = None
     """The auth-keys Secret, the time and fresh key material; None: not observed (the
     auth keys in force stay as they are)."""
+    notify: notify.NotifyFresh | None = None
+    """Fresh webhook signing secrets and VAPID keys for what is missing; None: not observed
+    (nothing is made; what is in force stays)."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,8 @@ def referenced_secrets(body: dict[str, Any]) -> set[str]:
                 walk(item, key)
 
     walk(body.get("spec", {}))
+    if notify.needs_generated_secret(body):
+        names.update(notify.generated_secrets([body]).values())
     return names
 
 
@@ -182,7 +193,11 @@ def _stack_credentials(spec: StackSpec, secrets: Mapping[str, Mapping[str, str]]
 def _member_credentials(
     kind: str, name: str, spec: BaseModel, secrets: Mapping[str, Mapping[str, str]]
 ) -> dict[str, str]:
-    refs: dict[str, SecretKeyRef] = spec.secret_refs() if hasattr(spec, "secret_refs") else {}
+    refs: dict[str, SecretKeyRef]
+    if isinstance(spec, WebhookSpec):  # its made Secret is named after it
+        refs = spec.secret_refs(name)
+    else:
+        refs = spec.secret_refs() if hasattr(spec, "secret_refs") else {}
     return {credential_key(kind, name, cred): resolve_secret(ref, secrets) for cred, ref in sorted(refs.items())}
 
 
@@ -240,6 +255,11 @@ def render(observed: Observed) -> Desired:
     except Unresolved as exc:
         return keep_previous(exc.reason, exc.message)
     auth_keys, auth_intent = _auth(stack_body, spec, observed, credentials)
+    credentials.update(notify.vapid_credentials(observed.previous_credentials, observed.notify))
+    signing = notify.signing_secrets(
+        stack_body, members, observed.secrets, observed.previous_credentials, observed.notify
+    )
+    secrets = {**observed.secrets, **signing.secrets}
 
     folded: dict[str, dict[str, Any]] = {k.config_field: {} for k in MEMBER_KINDS.values()}
     member_problems = []
@@ -249,9 +269,11 @@ def render(observed: Observed) -> Desired:
         member_kind = MEMBER_KINDS[kind]
         member_generation = int(member["metadata"].get("generation", 0))
         intents: list[ConditionIntent]
+        fields: dict[str, Any] = {}
         try:
             member_spec = member_kind.spec_model.model_validate(member.get("spec", {}))
-            member_credentials = _member_credentials(kind, name, member_spec, observed.secrets)
+            fields = notify.status_fields(kind, name, member_spec)
+            member_credentials = _member_credentials(kind, name, member_spec, secrets)
         except (ValidationError, Unresolved) as exc:
             reason, message = (
                 ("Invalid", validation_message(exc)) if isinstance(exc, ValidationError) else (exc.reason, exc.message)
@@ -281,7 +303,8 @@ def render(observed: Observed) -> Desired:
                         "CredentialsResolved", TRUE, "SecretsFound", "every referenced Secret key is present"
                     )
                 )
-        statuses[(kind, name)] = StatusUpdate(intents, member_generation)
+        statuses[(kind, name)] = StatusUpdate(intents, member_generation, fields)
+    _settle_workflows(stack_name, members, folded, statuses, observed, member_problems, invalid)
 
     ref = spec.mongodb.database_ref
     if ref is not None and (problem := _stack_database_problem(ref.name, members, invalid)) is not None:
@@ -333,9 +356,45 @@ def render(observed: Observed) -> Desired:
         manifests.api_service(stack_body),
         *made.objects,
         *storage.objects,
+        *signing.objects,
     ]
     next_change = auth_keys.next_change if auth_keys is not None else None
     return Desired(config, credentials, revision, objects, statuses, next_change, obsolete_objects)
+
+
+def _settle_workflows(
+    stack: str,
+    members: list[dict[str, Any]],
+    folded: dict[str, dict[str, Any]],
+    statuses: dict[tuple[str, str], StatusUpdate],
+    observed: Observed,
+    member_problems: list[str],
+    invalid: dict[tuple[str, str], str],
+) -> None:
+    """Leave in the config only the NotificationWorkflows that can run (notify.py), and say
+    why of the others."""
+    previous = observed.previous_config.notification_workflows if observed.previous_config is not None else {}
+    created = {
+        m["metadata"]["name"]: str(m["metadata"].get("creationTimestamp") or "")
+        for m in members
+        if m["kind"] == "NotificationWorkflow"
+    }
+    candidates = {
+        n: s for n, s in folded["notification_workflows"].items() if ("NotificationWorkflow", n) not in invalid
+    }
+    in_force, verdicts = notify.settle_workflows(
+        stack, candidates, previous, folded["email_templates"], folded["webhooks"], created
+    )
+    kept_invalid = {n: s for n, s in folded["notification_workflows"].items() if n not in candidates}
+    folded["notification_workflows"] = {**kept_invalid, **in_force}
+    for name, verdict in verdicts.items():
+        message = verdict.message + ("; the last good version stays in force" if verdict.kept else "")
+        status = statuses[("NotificationWorkflow", name)]
+        statuses[("NotificationWorkflow", name)] = StatusUpdate(
+            [not_ready(verdict.reason, message)], status.generation, status.fields
+        )
+        member_problems.append(f"NotificationWorkflow {name}: {verdict.reason}")
+        invalid[("NotificationWorkflow", name)] = f"{verdict.reason}: {message}"
 
 
 def _stack_database_problem(

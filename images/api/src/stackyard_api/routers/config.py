@@ -34,6 +34,8 @@ class AppliedConfigInfo(CamelModel):
                     "identityProviders": ["google"],
                     "databases": ["main"],
                     "buckets": ["default", "media"],
+                    "notificationWorkflows": ["comment-created"],
+                    "webhooks": ["crm"],
                     "lastError": None,
                 }
             ]
@@ -55,6 +57,10 @@ class AppliedConfigInfo(CamelModel):
     identity_providers: list[str] = Field(default_factory=list)
     databases: list[str] = Field(default_factory=list, description="Databases in force, by name.")
     buckets: list[str] = Field(default_factory=list, description="Buckets (file stores) in force, by name.")
+    notification_workflows: list[str] = Field(
+        default_factory=list, description="NotificationWorkflows in force, by name."
+    )
+    webhooks: list[str] = Field(default_factory=list, description="Webhooks in force, by name.")
     last_error: str | None = Field(description="Why the last offered config was refused, if it was.")
 
 
