@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -19,6 +19,9 @@ from .onetime import OneTimeTokens
 from .passwords import PasswordHasher
 from .sessions import LivenessCache, Sessions
 from .users import UserStore
+
+if TYPE_CHECKING:
+    from ..notify.events import EventSink
 
 
 def utc_now() -> datetime:
@@ -48,9 +51,11 @@ class AuthContext:
     """Sessions seen alive lately; one per process (the api keeps it across requests)."""
     org_claims: Callable[[str], Awaitable[dict[str, str]]] = no_orgs
     """The `orgs` claim of a user's tokens: organisation id -> role."""
+    events: EventSink | None = None
+    """Where user.created, user.updated and user.deleted go (platform events; none: not emitted)."""
 
     def __post_init__(self) -> None:
-        self.users = UserStore(self.db)
+        self.users = UserStore(self.db, self.events)
         self.sessions = Sessions(self)
         self.audit = AuditLog(self)
         self.attempts = AttemptLimits(self)

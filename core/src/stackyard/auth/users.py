@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, Field
@@ -19,6 +19,9 @@ from ..db.indexes import Drift, IndexPolicy
 from ..db.schema import ensure_capability_indexes
 from ..jobs.ids import sortable_id
 from .errors import EmailTaken, InvalidEmail
+
+if TYPE_CHECKING:
+    from ..notify.events import EventSink
 
 COLLECTION = "users"
 PROFILE_FIELDS = ("name", "givenName", "familyName", "picture", "locale")
@@ -123,9 +126,26 @@ def public_user(user: UserRecord, *, admin: bool = False) -> dict[str, Any]:
     return body
 
 
+_UPDATED_FIELDS = ("email", "emailVerified", "profile", "metadata", "appMetadata", "disabled", "identities")
+"""Changes of these (or of fields under them) are user.updated events; sign-in times, password
+hashes and second factors are not."""
+
+
 class UserStore:
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], events: EventSink | None = None) -> None:
         self.collection = db[COLLECTION]
+        self.events = events
+        """Where user.created, user.updated and user.deleted go (platform events)."""
+
+    async def _emit(self, event_type: str, user: UserRecord | dict[str, Any]) -> None:
+        """Publish a platform event of this user; a failure is logged, never raised."""
+        if self.events is None:
+            return
+        from ..notify.events import emit
+
+        data = public_user(user, admin=True) if isinstance(user, UserRecord) else user
+        stamp = user.updated_at.isoformat() if isinstance(user, UserRecord) else ""
+        await emit(self.events, event_type, data, idempotency_key=f"{event_type}:{data['id']}:{stamp}")
 
     async def ensure_indexes(self, policy: IndexPolicy = "enforce") -> Drift:
         """The unique email index and the identity index (stackyard.db.schema)."""
@@ -165,7 +185,9 @@ class UserStore:
             await self.collection.insert_one(doc)
         except DuplicateKeyError:
             raise EmailTaken("an account with this email address exists") from None
-        return UserRecord.from_document(doc)
+        user = UserRecord.from_document(doc)
+        await self._emit("user.created", user)
+        return user
 
     async def by_id(self, user_id: str) -> UserRecord | None:
         doc = await self.collection.find_one({"_id": user_id})
@@ -188,7 +210,12 @@ class UserStore:
             )
         except DuplicateKeyError:
             raise EmailTaken("an account with this email address exists") from None
-        return UserRecord.from_document(doc) if doc else None
+        if not doc:
+            return None
+        user = UserRecord.from_document(doc)
+        if any(name.split(".")[0] in _UPDATED_FIELDS for name in fields):
+            await self._emit("user.updated", user)
+        return user
 
     async def add_identity(self, user_id: str, identity: Identity) -> None:
         await self.collection.update_one(
@@ -204,4 +231,6 @@ class UserStore:
 
     async def delete(self, user_id: str) -> bool:
         result = await self.collection.delete_one({"_id": user_id})
+        if result.deleted_count == 1:
+            await self._emit("user.deleted", {"id": user_id})
         return result.deleted_count == 1

@@ -31,7 +31,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import pydantic_core
 from pymongo import DESCENDING
@@ -54,6 +54,9 @@ from .contract import (
     TimelineType,
 )
 from .webhooks import ProviderEvent
+
+if TYPE_CHECKING:
+    from ..notify.events import EventSink
 
 __all__ = [
     "COLLECTION",
@@ -86,6 +89,26 @@ _RANK: Final[dict[str, int]] = {
 """Where a status stands in delivery; failed, suppressed, dead and cancelled are not ranked:
 no provider event moves them."""
 _PROVIDER_REPORTED: Final = frozenset(("deferred", "delivered", "bounced", "complained"))
+_EMITTED: Final[dict[str, str]] = {
+    "sent": "email.sent",
+    "failed": "email.failed",
+    "dead": "email.failed",
+    "delivered": "email.delivered",
+    "bounced": "email.bounced",
+    "complained": "email.complained",
+}
+"""The platform event of a worker's status or a provider's event."""
+_EVENT_FIELDS: Final = (
+    "status",
+    "from",
+    "to",
+    "subject",
+    "template",
+    "tags",
+    "provider",
+    "providerMessageId",
+    "lastError",
+)
 _PROVIDER_EVENT_TYPES: Final = frozenset(("delivered", "deferred", "bounced", "complained", "opened", "clicked"))
 
 _FIELDS: Final[dict[str, str]] = {
@@ -178,9 +201,13 @@ def replaceable_by(status: str) -> list[str]:
 
 
 class DeliveryLog:
-    def __init__(self, db: AsyncDatabase[Any], *, timeline_limit: int = TIMELINE_LIMIT) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Any], *, timeline_limit: int = TIMELINE_LIMIT, events: EventSink | None = None
+    ) -> None:
         self.emails: AsyncCollection[Any] = db[COLLECTION]
         self.timeline_limit = timeline_limit
+        self.events = events
+        """Where email.sent, .failed, .delivered, .bounced and .complained go (platform events)."""
         self.ttl_supported: bool | None = None
         """Whether the server expires records itself (None: `ensure_indexes` not called yet)."""
         self._indexes = asyncio.Lock()
@@ -281,6 +308,8 @@ class DeliveryLog:
             with_status = {**update, "$set": {**update["$set"], "status": status}}
             result = await self.emails.update_one({"_id": id, "status": {"$in": replaceable_by(status)}}, with_status)
             if result.matched_count:
+                if status in _EMITTED:
+                    await self._emit(_EMITTED[status], id)
                 return True
         result = await self.emails.update_one({"_id": id}, update)
         return result.matched_count > 0
@@ -318,6 +347,8 @@ class DeliveryLog:
             result = await self.emails.update_one({"_id": doc["_id"], "status": current}, update)
             if result.matched_count:
                 await self._trim(doc["_id"], len(timeline) + 1 - self.timeline_limit)
+                if event.type in _EMITTED:
+                    await self._emit(_EMITTED[event.type], str(doc["_id"]), entry)
                 return str(doc["_id"])
         raise Conflict("the email changed too often while a provider event was recorded; try again")
 
@@ -331,6 +362,25 @@ class DeliveryLog:
             query = {"providerMessageId": event.provider_message_id, "provider": provider, "expiresAt": live}
             doc = await self.emails.find_one(query, projection)
         return doc
+
+    async def _emit(self, event_type: str, id: str, entry: TimelineEvent | None = None) -> None:
+        """Publish the platform event of a transition (the record read only when a Webhook
+        subscribes); a failure is logged, never raised."""
+        if self.events is None:
+            return
+        from ..notify.events import emit
+
+        async def data() -> dict[str, Any] | None:
+            doc = await self.emails.find_one({"_id": id}, dict.fromkeys(_EVENT_FIELDS, 1))
+            if doc is None:
+                return None
+            body = {"id": id, **{k: doc[k] for k in _EVENT_FIELDS if k in doc}}
+            if entry is not None:
+                body["event"] = _event(entry)
+            return body
+
+        key = f"{event_type}:{id}" + (f":{_ms(entry.at)}:{entry.recipient or ''}" if entry is not None else "")
+        await emit(self.events, event_type, data, idempotency_key=key)
 
     async def _trim(self, id: str, excess: int) -> None:
         """Drop the oldest timeline events past the limit where the server ignored `$slice`

@@ -27,7 +27,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -38,9 +38,12 @@ from .context import JobContext, Suspend
 from .errors import NonRetryable, RetryAfter
 from .metrics import JobMetrics, job_metrics
 from .registry import FunctionRegistry
-from .settings import QueueSettings
+from .settings import WEBHOOKS_QUEUE, QueueSettings
 from .store import HTTP_KIND, Claimed, JobClient
 from .tracing import processed, processing
+
+if TYPE_CHECKING:
+    from ..notify.events import EventSink
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,7 @@ class Worker:
         only: set[str] | None = None,
         shutdown_grace: float = 25.0,
         metrics: JobMetrics | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self._redis = redis
         self.functions = functions
@@ -97,6 +101,8 @@ class Worker:
         self._stopping = False
         self._http: httpx.AsyncClient | None = None
         self.metrics = metrics or job_metrics()
+        self.events = events
+        """Where job.completed and job.dead go (platform events; not for the webhooks queue's own jobs)."""
 
     @property
     def client(self) -> JobClient:
@@ -257,6 +263,24 @@ class Worker:
             processed(span, outcome, failure)
         error = type(failure).__name__ if failure is not None else None
         self.metrics.finished(job.queue, job.function, outcome, time.monotonic() - started, error)
+        if self.events is not None and outcome in ("completed", "dead") and job.queue != WEBHOOKS_QUEUE:
+            await self._emit(job, outcome, failure)
+
+    async def _emit(self, job: Claimed, outcome: str, failure: Exception | None) -> None:
+        from ..notify.events import emit
+
+        data: dict[str, Any] = {
+            "id": job.id,
+            "queue": job.queue,
+            "function": job.function if job.function != HTTP_KIND else None,
+            "attempt": job.attempt,
+        }
+        if job.http is not None:
+            data["url"] = str(job.http.url)
+        if failure is not None:
+            data["error"] = f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
+        event = "job.completed" if outcome == "completed" else "job.dead"
+        await emit(self.events, event, data, idempotency_key=f"{event}:{job.id}")
 
     async def _attempt(
         self, lane: _Lane, settings: QueueSettings, job: Claimed, started: float

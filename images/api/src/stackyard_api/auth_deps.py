@@ -24,6 +24,7 @@ from stackyard.auth.sessions import ClientInfo, LivenessCache, TokenPair
 from stackyard.auth.tokens import AccessClaims, verify_access_token
 from stackyard.config import AUTH_ADMIN_API_KEY, AUTH_ENCRYPTION_KEY, AUTH_SIGNING_KEYS, AppliedConfig
 from stackyard.db.schema import stack_index_policy
+from stackyard.notify.events import PlatformEvents
 from stackyard.problems import CapabilityOff, Problem
 from stackyard.ratelimit.keys import client_ip, parse_networks
 from stackyard.resources.base import duration_seconds
@@ -155,6 +156,7 @@ async def auth_context(request: Request, runtime: RuntimeDep) -> AuthContext:
         admin_api_key=stack.admin_api_key,
         liveness=state.liveness,
         org_claims=org_claims(database),
+        events=PlatformEvents.of_runtime(runtime),
     )
     if database.name not in state.indexed:
         policy = stack_index_policy(config)

@@ -15,6 +15,7 @@ from stackyard.email.log import DeliveryLog
 from stackyard.email.sending import SEND_FUNCTION, EmailSending, email_function
 from stackyard.email.suppressions import SuppressionList
 from stackyard.jobs import FunctionRegistry
+from stackyard.notify.events import PlatformEvents
 from stackyard.ratelimit import RateLimiter
 from stackyard.runtime import Runtime
 
@@ -61,7 +62,8 @@ class StackEmail:
                 await self.providers.update(config.email_providers, applied.credentials)
             self.breakers = Breakers(self.runtime.redis)
             database = self.runtime.database
-            delivery_log, suppressions = DeliveryLog(database), SuppressionList(database)
+            delivery_log = DeliveryLog(database, events=PlatformEvents.of_runtime(self.runtime))
+            suppressions = SuppressionList(database)
             if database.name not in self._indexed:
                 policy = stack_index_policy(config)
                 await delivery_log.ensure_indexes(policy)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from stackyard.jobs import FunctionRegistry, JobClient, QueueSettings, Worker, load_registries, queues_from_config
 from stackyard.jobs.scheduler import Fired, Scheduler
+from stackyard.notify.events import PlatformEvents
 from stackyard.resources.jobs import ScheduleSpec
 from stackyard.runtime import Runtime
 
@@ -34,6 +35,7 @@ class StackJobs:
             self.queues,
             secrets=lambda key: runtime.config.credentials.get(key),
             shutdown_grace=float(os.environ.get("STACKYARD_SHUTDOWN_GRACE", "25")),
+            events=PlatformEvents.of_runtime(runtime),
         )
         self.scheduler = Scheduler(
             lambda: JobClient(runtime.redis), self.schedules, self.queues, on_fired=self.record_run

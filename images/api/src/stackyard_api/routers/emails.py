@@ -42,6 +42,7 @@ from stackyard.email.webhooks import (
     WebhookUnauthorized,
     receive_webhook,
 )
+from stackyard.notify.events import PlatformEvents
 from stackyard.problems import CapabilityOff, NotFound, Problem, UnprocessableContent
 
 from ..deps import RuntimeDep
@@ -92,6 +93,7 @@ async def email_service(runtime: RuntimeDep, state: StateDep) -> EmailService:
     service = email_service_for(
         runtime.redis, runtime.database, config, state.templates.get(applied.hash, config.email_templates)
     )
+    service.log.events = PlatformEvents.of_runtime(runtime)  # email.* platform events
     if runtime.database.name not in state.indexed:
         policy = stack_index_policy(config)
         await service.log.ensure_indexes(policy)
