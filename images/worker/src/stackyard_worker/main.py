@@ -9,8 +9,9 @@ answers 503 while Redis or MongoDB is away, and the worker carries on by itself 
 return (a job that failed on them meanwhile is retried by its queue's policy).
 
 Besides the jobs: the status of EmailProviders, of Databases (Connected, IndexesInSync,
-Migrated) and of Buckets (Reachable), and the job functions stackyard.db.backup,
-stackyard.storage.scan and stackyard.storage.retention.
+Migrated), of Buckets (Reachable) and of Webhooks (Enabled, failingSince, lastDelivery), and
+the job functions stackyard.db.backup, stackyard.storage.scan, stackyard.storage.retention and
+stackyard.webhooks.deliver.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .http import create_http_app
 from .jobs import StackJobs, functions_from_environment
 from .notify import notify_functions
 from .storage_jobs import storage_functions
+from .webhook_status import WebhookStatusReporter
 from .webhooks import webhook_functions
 
 log = logging.getLogger("stackyard_worker")
@@ -52,6 +54,7 @@ async def run(host: str, port: int) -> None:
     jobs = StackJobs(runtime, functions, cluster)
     databases = DatabaseStatusReporter(runtime, cluster)
     buckets = BucketStatusReporter(runtime, cluster)
+    webhooks = WebhookStatusReporter(runtime, cluster)
     await runtime.start()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -73,6 +76,7 @@ async def run(host: str, port: int) -> None:
     emailing = asyncio.create_task(email.run(stop))
     reporting = asyncio.create_task(databases.run(stop))
     checking_buckets = asyncio.create_task(buckets.run(stop))
+    checking_webhooks = asyncio.create_task(webhooks.run(stop))
     log.info("worker started")
     await stop.wait()
     log.info("worker stopping")
@@ -80,6 +84,7 @@ async def run(host: str, port: int) -> None:
     await emailing
     await reporting
     await checking_buckets
+    await checking_webhooks
     await cluster.close()
     server.should_exit = True
     await serving
