@@ -3,17 +3,21 @@ subscribe, list, unsubscribe, another user's never seen, invalid keys refused.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from auth_http import bearer, problem, sign_up_and_log_in
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from stackyard.clients import mongo_client
 from stackyard.config.runtime import NOTIFY_VAPID_PRIVATE_KEY, NOTIFY_VAPID_PUBLIC_KEY
-from stackyard.notify.push import new_vapid_keys
+from stackyard.notify.push import PushMessage, PushOutcome, PushSender, new_vapid_keys
 from stackyard_harness.auth_stack import AuthStack
+from stackyard_harness.push_service import PushService
 
 REDIS_DATABASE = 17
 AUTH_SETTINGS = {"requireEmailVerification": False}
@@ -126,3 +130,31 @@ def test_bad_keys_are_refused(http: httpx.Client, change: dict[str, Any], detail
 def test_a_body_that_is_not_a_subscription_is_a_validation_problem(http: httpx.Client) -> None:
     ana = user(http, "ana@example.com")
     problem(http.post("/v1/push/subscriptions", json={"endpoint": "https://x.test"}, headers=ana), 422, "validation")
+
+
+async def push_to(user_id: str, auth: AuthStack, push_service: PushService, message: PushMessage) -> PushOutcome:
+    """What the worker's push step does: PushSender on the Stack's database."""
+    client = mongo_client(auth.mongo_url, "test-push-api")
+    try:
+        async with httpx.AsyncClient(verify=push_service.ssl_context(), timeout=10) as push_http:
+            return await PushSender(client[auth.database], VAPID, push_http).send_to_user(user_id, message)
+    finally:
+        await client.close()
+
+
+def test_a_browser_subscribed_through_the_api_gets_the_push_decrypted(auth: AuthStack, http: httpx.Client) -> None:
+    session = sign_up_and_log_in(http, "ana@example.com")
+    user_id = jwt.decode(session["accessToken"], options={"verify_signature": False})["sub"]
+    with PushService() as push_service:
+        browser = push_service.subscribe(http.get("/v1/push/vapid-public-key").json()["publicKey"])
+        answer = http.post("/v1/push/subscriptions", json=browser.subscription, headers=bearer(session))
+        assert answer.status_code == 201, answer.text
+
+        outcome = asyncio.run(push_to(user_id, auth, push_service, PushMessage(title="Hello", body="from the api")))
+
+        assert outcome == PushOutcome(sent=1)
+        (message,) = push_service.messages(browser.endpoint)
+        assert message.json() == {"title": "Hello", "body": "from the api", "data": {}}
+        assert message.vapid_key == PUBLIC_KEY
+        listed = http.get("/v1/push/subscriptions", headers=bearer(session)).json()["items"]
+        assert listed[0]["lastSuccessAt"] is not None
