@@ -26,6 +26,7 @@ from stackyard.clients import redis_client
 from stackyard.jobs.ids import sortable_id
 from stackyard.notify.feed import FeedStore
 from stackyard.notify.feed_contract import FeedMessage, FeedMessageIn
+from stackyard_api.routers import feed as feed_router
 from stackyard_harness.api_process import start_api
 from stackyard_harness.auth_stack import AuthStack
 from stackyard_harness.process import ManagedProcess
@@ -155,14 +156,14 @@ class EventStream:
             self.opened.set()
 
     def next(self, kind: str, timeout: float = 5.0) -> tuple[float, dict[str, str]]:
-        """The next event of `kind` (message, counts, update, ...), skipping others."""
+        """The next event of `kind` (message, counts, update, expired, or comment), skipping others."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 at, event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(f"no {kind} event within {timeout} s") from None
-            if event.get("event") == kind:
+            if event.get("event", "comment" if "comment" in event else "") == kind:
                 return at, event
 
     def counts(self, timeout: float = 5.0) -> dict[str, int]:
@@ -391,3 +392,17 @@ def test_a_reconnecting_stream_gets_the_messages_after_its_last_event_id(
     replayed = [message_of(again.next("message")[1])["id"] for _ in missed]
     assert replayed == [m.id for m in missed] and first.id not in replayed
     assert again.counts() == {"total": 3, "unread": 3, "unseen": 3}
+
+
+def test_heartbeats_keep_a_stream_open_and_a_logout_ends_it(
+    auth: AuthStack, http: httpx.Client, streams: list[EventStream], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(feed_router, "HEARTBEAT_SECONDS", 0.2)  # the api runs in this process
+    _, headers = user(http)
+    stream = open_stream(streams, auth.url, headers)
+    stream.counts()
+    assert stream.next("comment", timeout=2)[1] == {"comment": "heartbeat"}
+    assert http.post("/v1/auth/logout", headers=headers).status_code == 204
+    _, expired = stream.next("expired", timeout=3)
+    assert "session" in message_of(expired)["detail"]
+    stream.close()  # the server ended it already: the reader is done
