@@ -140,17 +140,25 @@ class DeliveryStore:
         return DeliveryPage(items=items, next_cursor=encode_cursor(items[-1].id) if len(docs) > limit else None)
 
     async def record_attempt(
-        self, delivery_id: str, attempt: DeliveryAttempt, status: DeliveryStatus, *, count: int
+        self,
+        delivery_id: str,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+        *,
+        count: int,
+        reason: str | None = None,
     ) -> None:
-        """Add an attempt and set the status; `count` is the attempt's number (absolute, so a
-        retried write sets the same)."""
+        """Add an attempt and set the status in one write; `count` is the attempt's number
+        (absolute, so a retried write sets the same); `reason` replaces the attempt's error
+        as lastError (why it was given up)."""
         entry = attempt.model_dump(by_alias=True)
+        error = reason or attempt.error
         update: dict[str, Any] = {
             "$set": {
                 "status": status,
                 "updatedAt": now_ms(),
                 "attemptCount": count,
-                "lastError": attempt.error[:ERROR_CHARS] if attempt.error else None,
+                "lastError": error[:ERROR_CHARS] if error else None,
             },
             "$push": {"attempts": {"$each": [entry], "$slice": -ATTEMPTS_KEPT}},
         }

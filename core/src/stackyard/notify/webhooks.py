@@ -381,8 +381,8 @@ class WebhookDeliverer:
             reason = f"every delivery failed for {spec.disable_after} or more (since {_iso(failing_since)}): {error}"
             disabled = await state.disable(name, spec, attempt.at, reason)
             log.warning("Webhook %s disabled: %s", name, disabled.reason)
-            await store.record_attempt(delivery.id, attempt, "failed", count=count)
-            await store.finish(delivery.id, "failed", f"the endpoint was disabled: {error}")
+            why = f"the endpoint was disabled: {error}"
+            await store.record_attempt(delivery.id, attempt, "failed", count=count, reason=why)
             return {"delivery": delivery.id, "status": "failed", "reason": "disabled"}
         final = not verdict.retry or ctx.attempt >= ctx.max_attempts
         await store.record_attempt(delivery.id, attempt, "failed" if final else "pending", count=count)
