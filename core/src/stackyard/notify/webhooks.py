@@ -5,7 +5,8 @@ One attempt of a delivery:
 
 1. the delivery record is read (its payload is the body, the same bytes on every attempt);
    a delivery already succeeded or failed is left alone (a retried job changes nothing);
-2. the Webhook in force is read: gone -> failed ("no Webhook ..."); paused -> paused, not
+2. the Webhook in force is read: gone -> failed ("no Webhook ...", after waiting up to 30 s
+   from the publish for this worker's config to catch up); paused -> paused, not
    sent; disabled (see below) -> failed with why; its signing secret comes from the
    credentials (credential_key("Webhook", name, "signingSecret"));
 3. the request is POSTed, signed per Standard Webhooks with `stackyard.jobs.http_target.sign`:
@@ -41,6 +42,7 @@ import orjson
 
 from ..clients import AnyRedis
 from ..config.runtime import credential_key
+from ..jobs.context import Suspend
 from ..jobs.errors import NonRetryable, RetryAfter
 from ..jobs.http_target import (
     _connect_failure,
@@ -86,6 +88,10 @@ try:
 except PackageNotFoundError:  # pragma: no cover - a source tree without metadata
     _VERSION = "0"
 USER_AGENT = f"stackyard-webhooks/{_VERSION}"
+CONFIG_LAG = 30.0
+"""Seconds after its publish that a delivery to a Webhook this worker's config lacks waits
+for the config (api and worker take a new config a moment apart) before it is failed."""
+CONFIG_RETRY = 1.0
 
 
 class DeliveryFailed(Exception):
@@ -330,6 +336,10 @@ class WebhookDeliverer:
             return {"delivery": delivery_id, "status": delivery.status}
         applied = self._applied()
         spec = applied.config.webhooks.get(name)
+        if spec is None and now_ms() - delivery.created_at < timedelta(seconds=CONFIG_LAG):
+            # The publisher may have a newer config than this worker: come back in a moment
+            # (the attempt is not counted) rather than fail a delivery to a Webhook just added.
+            raise Suspend(CONFIG_RETRY, "webhook-config")
         if spec is None:
             why = f"no Webhook {name!r} in the Stack's config any more"
             await store.finish(delivery_id, "failed", why)
