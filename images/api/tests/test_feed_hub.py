@@ -99,3 +99,27 @@ def test_the_channel_pattern_takes_glob_characters_literally_and_odd_payloads_ar
     assert parse_event(b'{"type": "other"}') is None
     event = parse_event(b'{"type":"message","message":{"id":"msg_1","createdAt":"2026-11-26T12:00:00Z"}}')
     assert event is not None and event.message_id == "msg_1" and event.tenant is None
+
+
+async def test_on_a_redis_cluster_events_published_through_any_node_reach_the_hub(redis_cluster):  # type: ignore[no-untyped-def]
+    from redis.crc import key_slot
+    from stackyard.clients import redis_client
+    from stackyard.notify.live import user_channel
+
+    scope = f"test-{uuid.uuid4().hex[:8]}/demo"
+    client = redis_client(redis_cluster.stackyard_url)  # a cluster client
+    hub = FeedHub(lambda: client, lambda: scope)
+    try:
+        users = [f"user-{i}" for i in range(6)]
+        subscriptions = {user: hub.subscribe(user) for user in users}
+        await asyncio.wait_for(hub.subscribed.wait(), 5)
+        nodes = {client.nodes_manager.get_node_from_slot(key_slot(user_channel(scope, u).encode())).name for u in users}
+        assert len(nodes) > 1  # published to other nodes than the one subscribed to
+        for user in subscriptions:
+            await publish_update(client, scope, user, "read", [f"msg_{user}"])
+        for user, subscription in subscriptions.items():
+            event = await next_event(subscription.queue)
+            assert event is not None and f"msg_{user}" in event.data
+    finally:
+        await hub.stop()
+        await client.aclose()

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
 from ..clients import AnyRedis
@@ -213,6 +214,10 @@ class FeedHub:
                 client = self._redis()
                 scope = self._scope()
                 self._prefix = channel_prefix(scope)
+                if isinstance(client, RedisCluster):
+                    # Its slots are learnt by the first command, which pubsub() is not. Any
+                    # node will do: PUBLISH reaches every node of a cluster.
+                    await client.initialize()
                 async with client.pubsub() as pubsub:
                     await pubsub.psubscribe(channel_pattern(scope))
                     while self._redis() is client:
