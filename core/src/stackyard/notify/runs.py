@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..db.indexes import IndexPolicy
-from ..db.schema import NOTIFICATION_PREFERENCES, NOTIFICATION_RUNS, ensure_capability_indexes
+from ..db.schema import NOTIFICATION_RUNS, ensure_capability_indexes
 from ..jobs.ids import _ALPHABET, _encode
 from .contract import FINISHED_RUN_STATUSES, RunFilter, RunPage, RunView, StepOutcome
 from .problems import TriggerInvalid
@@ -117,7 +117,7 @@ class RunStore:
         self.runs = database[NOTIFICATION_RUNS]
 
     async def ensure_indexes(self, policy: IndexPolicy = "enforce") -> None:
-        await ensure_capability_indexes(self.runs.database, [NOTIFICATION_RUNS, NOTIFICATION_PREFERENCES], policy)
+        await ensure_capability_indexes(self.runs.database, [NOTIFICATION_RUNS], policy)
 
     async def create_many(self, docs: list[dict[str, Any]]) -> int:
         """Insert the runs that are not there yet (a retried batch inserts the rest); answers

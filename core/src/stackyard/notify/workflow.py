@@ -429,10 +429,11 @@ class WorkflowRun:
             variables: dict[str, Any] = {
                 name: self._render(f"email.variables.{name}", source) for name, source in step.email.variables.items()
             }
-        else:
-            variables = dict(self.variables["data"])
-            if "digest" in self.variables:
-                variables["digest"] = self.variables["digest"]
+        else:  # the template's declared variables out of the data, then recipient, actor, ..., digest
+            compiled = (await self.env.email()).templates.get(step.email.template)
+            declared = compiled.source.variables if compiled is not None else {}
+            offered = {k: v for k, v in self.variables.items() if k != "data"} | dict(self.variables["data"])
+            variables = {name: value for name, value in offered.items() if name in declared}
         try:
             request = SendEmailRequest.model_validate(
                 {
