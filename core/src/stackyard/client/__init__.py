@@ -1,7 +1,8 @@
 """The Python SDK of the stackyard api: jobs, queues and their dead letters, events, email,
 the suppression list, auth (users' sign-up, login, tokens and sessions; the admin API), and
-the Stack's Databases (server, pool, migration state and history), and files (streamed
-uploads, signed URLs with image transforms, streamed downloads).
+the Stack's Databases (server, pool, migration state and history), files (streamed
+uploads, signed URLs with image transforms, streamed downloads), notifications (triggers,
+runs, preferences), the user's in-app feed, and Webhooks with their deliveries.
 
     from stackyard.client import Stackyard
 
@@ -12,8 +13,8 @@ uploads, signed URLs with image transforms, streamed downloads).
         print(stackyard.emails.get(sent.id).status)
 
 `AsyncStackyard` is the same for asyncio code. The bodies are the contract's models
-(`stackyard.jobs.contract`, `stackyard.email.contract`, `stackyard.auth.contract`),
-re-exported here.
+(`stackyard.jobs.contract`, `stackyard.email.contract`, `stackyard.auth.contract`,
+`stackyard.notify.contract`, ...), re-exported here.
 """
 
 from stackyard.auth.contract import (
@@ -55,6 +56,23 @@ from stackyard.jobs.contract import (
     JobState,
     QueueCounts,
     QueueInfo,
+)
+from stackyard.notify.contract import (
+    Preferences,
+    PreferencesUpdate,
+    Recipient,
+    RunPage,
+    RunView,
+    StepOutcome,
+    TriggerAccepted,
+)
+from stackyard.notify.feed_contract import BulkResult, FeedCounts, FeedMessage, FeedPage
+from stackyard.notify.webhook_contract import (
+    DeliveryAttempt,
+    DeliveryPage,
+    DeliverySummary,
+    WebhookDelivery,
+    WebhookView,
 )
 from stackyard.storage.contract import DirectUploadView, FileList, FileView, SignedUrlView
 
@@ -98,6 +116,9 @@ from .errors import (
 from .file_calls import Progress
 from .files_async import AsyncFiles
 from .files_sync import Files
+from .notify_async import AsyncFeed, AsyncNotify, AsyncWebhooks
+from .notify_calls import RunWaitTimeout
+from .notify_sync import Feed, Notify, Webhooks
 from .retry import NO_RETRY, RetryPolicy
 from .sync_client import Emails, Events, Jobs, Queues, Stackyard, Suppressions
 
@@ -124,11 +145,14 @@ __all__ = [
     "AsyncDatabases",
     "AsyncEmails",
     "AsyncEvents",
+    "AsyncFeed",
     "AsyncFiles",
     "AsyncJobs",
+    "AsyncNotify",
     "AsyncQueues",
     "AsyncStackyard",
     "AsyncSuppressions",
+    "AsyncWebhooks",
     "AttachmentIn",
     "AttemptError",
     "AuditEvent",
@@ -136,11 +160,15 @@ __all__ = [
     "Auth",
     "AuthAdmin",
     "AuthNotConfigured",
+    "BulkResult",
     "Conflict",
     "DatabaseView",
     "Databases",
     "DeadLetterResult",
     "Deleted",
+    "DeliveryAttempt",
+    "DeliveryPage",
+    "DeliverySummary",
     "DirectUploadView",
     "EmailAccepted",
     "EmailNotVerified",
@@ -152,6 +180,10 @@ __all__ = [
     "Emails",
     "EventResult",
     "Events",
+    "Feed",
+    "FeedCounts",
+    "FeedMessage",
+    "FeedPage",
     "FileList",
     "FileView",
     "Files",
@@ -175,9 +207,12 @@ __all__ = [
     "MigrationView",
     "MigrationWaitTimeout",
     "NotFound",
+    "Notify",
     "OpenIdConfiguration",
     "OrgMembership",
     "PoolView",
+    "Preferences",
+    "PreferencesUpdate",
     "PreviewResult",
     "Profile",
     "Progress",
@@ -185,9 +220,13 @@ __all__ = [
     "QueueInfo",
     "Queues",
     "RateLimited",
+    "Recipient",
     "RecipientSuppressed",
     "RefreshTokenReused",
     "RetryPolicy",
+    "RunPage",
+    "RunView",
+    "RunWaitTimeout",
     "ServerView",
     "Session",
     "SessionView",
@@ -195,6 +234,7 @@ __all__ = [
     "SignupDisabled",
     "Stackyard",
     "StackyardError",
+    "StepOutcome",
     "Suppression",
     "SuppressionPage",
     "SuppressionReason",
@@ -202,6 +242,7 @@ __all__ = [
     "TemplateRef",
     "TimelineEvent",
     "TooManyAttempts",
+    "TriggerAccepted",
     "Unauthorized",
     "Unavailable",
     "Unprocessable",
@@ -210,5 +251,8 @@ __all__ = [
     "UserPage",
     "WaitTimeout",
     "WeakPassword",
+    "WebhookDelivery",
+    "WebhookView",
+    "Webhooks",
     "attachment",
 ]

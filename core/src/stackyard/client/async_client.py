@@ -40,6 +40,7 @@ from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seco
 from .databases_async import AsyncDatabases
 from .errors import ApiUnreachable, WaitTimeout
 from .files_async import AsyncFiles
+from .notify_async import AsyncFeed, AsyncNotify, AsyncWebhooks
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 
 log = logging.getLogger("stackyard.client")
@@ -52,7 +53,8 @@ class AsyncStackyard:
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
     as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
-    for `auth.admin`, `databases` and `files(owner=...)` only (default $STACKYARD_ADMIN_KEY);
+    for `auth.admin`, `databases`, `files(owner=...)`, `notify` and `webhooks` only
+    (default $STACKYARD_ADMIN_KEY);
     timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
@@ -80,6 +82,9 @@ class AsyncStackyard:
         self.auth = AsyncAuth(self, calls.admin_key(admin_key))
         self.databases = AsyncDatabases(self, calls.admin_key(admin_key))
         self.files = AsyncFiles(self, calls.admin_key(admin_key))
+        self.notify = AsyncNotify(self, calls.admin_key(admin_key))
+        self.feed = AsyncFeed(self)
+        self.webhooks = AsyncWebhooks(self, calls.admin_key(admin_key))
 
     def __repr__(self) -> str:
         return f"AsyncStackyard({self.base_url!r})"

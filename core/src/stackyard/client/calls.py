@@ -76,7 +76,7 @@ class Call(Generic[Answer]):
     `never_retry`: answers after which this call is not sent again whatever the client's
     retry policy says (a login answered 429 or 401 is the caller's to decide on)."""
 
-    method: Literal["GET", "POST", "PATCH", "DELETE"]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str
     answer: type[Answer]
     json: Any = None

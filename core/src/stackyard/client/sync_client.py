@@ -39,6 +39,7 @@ from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seco
 from .databases_sync import Databases
 from .errors import ApiUnreachable, WaitTimeout
 from .files_sync import Files
+from .notify_sync import Feed, Notify, Webhooks
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 
 log = logging.getLogger("stackyard.client")
@@ -51,7 +52,8 @@ class Stackyard:
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
     as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
-    for `auth.admin`, `databases` and `files(owner=...)` only (default $STACKYARD_ADMIN_KEY);
+    for `auth.admin`, `databases`, `files(owner=...)`, `notify` and `webhooks` only
+    (default $STACKYARD_ADMIN_KEY);
     timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
@@ -79,6 +81,9 @@ class Stackyard:
         self.auth = Auth(self, calls.admin_key(admin_key))
         self.databases = Databases(self, calls.admin_key(admin_key))
         self.files = Files(self, calls.admin_key(admin_key))
+        self.notify = Notify(self, calls.admin_key(admin_key))
+        self.feed = Feed(self)
+        self.webhooks = Webhooks(self, calls.admin_key(admin_key))
 
     def __repr__(self) -> str:
         return f"Stackyard({self.base_url!r})"
