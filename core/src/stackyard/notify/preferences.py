@@ -68,9 +68,7 @@ def to_document(user_id: str, prefs: Preferences, now: datetime) -> dict[str, An
         "_id": user_id,
         "channels": _channels_doc(prefs.channels),
         "workflows": [{"key": k, "channels": _channels_doc(v.channels)} for k, v in sorted(prefs.workflows.items())],
-        "categories": [
-            {"key": k, "channels": _channels_doc(v.channels)} for k, v in sorted(prefs.categories.items())
-        ],
+        "categories": [{"key": k, "channels": _channels_doc(v.channels)} for k, v in sorted(prefs.categories.items())],
         "updatedAt": now,
     }
 
