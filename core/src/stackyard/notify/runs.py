@@ -46,8 +46,9 @@ def run_id_for(trigger_id: str, recipient: str) -> str:
     return "nrun_" + run_suffix(trigger_id, recipient)
 
 
-def job_id_for(queue: str, run_id: str) -> str:
-    return f"{queue}.{run_id.removeprefix('nrun_')}"
+def job_id_for(queue: str, id_: str) -> str:
+    """The job of a run (nrun_…) or of a trigger's fan-out (ntr_…): the queue and the id's 26 characters."""
+    return f"{queue}.{id_.partition('_')[2]}"
 
 
 def encode_cursor(key: str) -> str:

@@ -123,7 +123,11 @@ class NotifyService:
                     at=now(),
                 )
                 await self.runs.create(doc)
-                await enqueue_run(self.redis, self.config, run_id)
+                try:
+                    await enqueue_run(self.redis, self.config, run_id)
+                except Exception:  # the trigger is refused: its run must not wait for ever
+                    await self.runs.finish(run_id, "failed", reason="its job could not be queued; trigger again")
+                    raise
                 return
             stored = {
                 "workflow": request.workflow,
