@@ -28,11 +28,23 @@ from stackyard.notify.feed import FeedStore
 from stackyard.notify.feed_contract import FeedMessage, FeedMessageIn
 from stackyard_api.routers import feed as feed_router
 from stackyard_harness.api_process import start_api
-from stackyard_harness.auth_stack import AuthStack
+from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack
 from stackyard_harness.process import ManagedProcess
 
 REDIS_DATABASE = 16
+RUN_WORKER = True  # the workflow test's inApp step runs on a real worker
 AUTH_SETTINGS = {"requireEmailVerification": False}
+ADMIN = {"Authorization": f"Bearer {ADMIN_API_KEY}"}
+WORKFLOWS: dict[str, dict[str, Any]] = {
+    "comment-created": {
+        "steps": [
+            {
+                "name": "in-app",
+                "inApp": {"title": "{{ actor.name }} commented", "body": "{{ data.text }}", "data": {"kind": "c"}},
+            }
+        ]
+    }
+}
 SCOPE = "ns/demo"  # the AuthStack's Stack: namespace ns, name demo
 
 
@@ -100,11 +112,15 @@ def second_process(
 def replica(auth: AuthStack, second_process: tuple[ManagedProcess, str]) -> str:
     """The second replica's URL, once it serves the test's config."""
     _, url = second_process
+    wait_for_config(url, auth)
+    return url
+
+
+def wait_for_config(url: str, auth: AuthStack) -> None:
     deadline = time.monotonic() + 15
     while httpx.get(f"{url}/v1/config", timeout=2).json()["generation"] != auth.generation:
         assert time.monotonic() < deadline, "the second api process did not take the config"
         time.sleep(0.05)
-    return url
 
 
 # -- an SSE client ----------------------------------------------------------------------------
@@ -406,3 +422,33 @@ def test_heartbeats_keep_a_stream_open_and_a_logout_ends_it(
     _, expired = stream.next("expired", timeout=3)
     assert "session" in message_of(expired)["detail"]
     stream.close()  # the server ended it already: the reader is done
+
+
+def test_a_message_triggered_through_one_replica_reaches_a_stream_on_the_other_within_a_second(
+    auth: AuthStack, http: httpx.Client, replica: str, streams: list[EventStream]
+):
+    auth.configure(AUTH_SETTINGS, notification_workflows=WORKFLOWS)
+    wait_for_config(replica, auth)
+    user_id, headers = user(http)
+    stream = open_stream(streams, auth.url, headers)
+    assert stream.counts() == {"total": 0, "unread": 0, "unseen": 0}
+    with httpx.Client(base_url=replica, timeout=10) as other:
+        # The first run in a fresh database also makes the worker's indexes there: not timed.
+        for i in range(4):
+            body = {"workflow": "comment-created", "recipients": [user_id], "data": {"text": f"hi {i}"}}
+            body["actor"] = {"id": "u_ana", "name": "Ana"}
+            started = time.monotonic()
+            accepted = other.post("/v1/notify", json=body, headers=ADMIN)
+            assert accepted.status_code == 202, accepted.text
+            arrived, event = stream.next("message", timeout=10)
+            message = message_of(event)
+            assert (message["title"], message["body"], message["data"]) == ("Ana commented", f"hi {i}", {"kind": "c"})
+            assert message["recipient"] == user_id and message["workflow"] == "comment-created"
+            assert i == 0 or arrived - started < 1.0, f"trigger to stream took {arrived - started:.3f} s"
+            assert stream.counts() == {"total": i + 1, "unread": i + 1, "unseen": i + 1}
+        deadline = time.monotonic() + 10  # the run records the step's outcome after the delivery
+        while (run := other.get(f"/v1/notify/runs/{message['runId']}", headers=ADMIN).json())["status"] != "completed":
+            assert time.monotonic() < deadline, run
+            time.sleep(0.05)
+    assert run["steps"][0]["detail"]["messageId"] == message["id"]
+    assert http.get(f"/v1/feed/{message['id']}", headers=headers).json()["body"] == "hi 3"
