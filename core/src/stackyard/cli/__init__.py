@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 
-from . import db, emails, events, files, jobs, users
+from . import db, emails, events, files, jobs, notify, users
 from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, Cli, describe
 from .output import Output
 
@@ -20,7 +20,7 @@ app = typer.Typer(
     name="stackyard",
     help=(
         "Drive a stackyard Stack through its api: jobs, queues, dead letters, events, email, suppressions, users, "
-        "databases and files."
+        "databases, files, notifications and webhooks."
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -32,6 +32,8 @@ app.add_typer(emails.suppressions, name="suppressions")
 app.add_typer(users.app, name="users")
 app.add_typer(db.app, name="db")
 app.add_typer(files.app, name="files")
+app.add_typer(notify.app, name="notify")
+app.add_typer(notify.webhooks, name="webhooks")
 
 
 # The defaults are stackyard.client's; it is imported only when a command runs, so that
