@@ -1,9 +1,10 @@
 """Webhook deliveries with a real worker process (`stackyard-worker`), the real Redis and
 MongoDB-wire server, and a local HTTP receiver: a subscribed event arrives signed (verified
 by the reference `standardwebhooks` library); a failing endpoint is retried with the
-`webhooks` queue's backoff, then disabled after disableAfter, and its status says so; a
-replay resends the same payload under a new delivery id; a paused Webhook sends nothing;
-job.completed reaches a Webhook and the deliveries' own jobs emit nothing."""
+`webhooks` queue's backoff, then disabled after disableAfter, and its status says so (also
+in the Webhook's status in a real API server); a replay resends the same payload under a
+new delivery id; a paused Webhook sends nothing; job.completed reaches a Webhook and the
+deliveries' own jobs emit nothing."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from stackyard.resources.jobs import JobQueueSpec
 from stackyard.resources.notify import WebhookSpec
 from stackyard.resources.stack import StackSpec
 from stackyard_harness.auth_stack import flushed_redis_url
+from stackyard_harness.kube import KubeCluster
 from stackyard_harness.process import ManagedProcess, free_port
 from stackyard_harness.webhook_receiver import WebhookReceiver
 from stackyard_worker.webhook_status import webhook_view
@@ -53,6 +55,7 @@ class WebhookStack:
 
     def __init__(self, directory: Path, redis_url: str, mongo_url: str) -> None:
         self.directory = directory
+        self.namespace = "ns"
         self.redis_url, self.mongo_url = redis_url, mongo_url
         self.dbname = f"whw_{uuid.uuid4().hex[:10]}"
         self.stack = f"s{uuid.uuid4().hex[:6]}"
@@ -76,7 +79,7 @@ class WebhookStack:
         )
         self.config = RuntimeConfig(
             stack=self.stack,
-            namespace="ns",
+            namespace=self.namespace,
             generation=self.generation,
             spec=spec,
             job_queues={"webhooks": fast, "default": JobQueueSpec.model_validate(STACK)},
@@ -92,12 +95,12 @@ class WebhookStack:
             assert self.config is not None
             return self.config
 
-        return PlatformEvents(self.redis, self.database, config, f"ns/{self.stack}")
+        return PlatformEvents(self.redis, self.database, config, f"{self.namespace}/{self.stack}")
 
     def state(self) -> EndpointState:
-        return EndpointState(self.redis, f"ns/{self.stack}")
+        return EndpointState(self.redis, f"{self.namespace}/{self.stack}")
 
-    def start_worker(self) -> None:
+    def start_worker(self, env: dict[str, str] | None = None) -> None:
         port = free_port()
         env = {
             **os.environ,
@@ -107,13 +110,14 @@ class WebhookStack:
             "STACKYARD_PORT": str(port),
             "STACKYARD_HOST": "127.0.0.1",
             "STACKYARD_STACK": "",
-        }
+            "STACKYARD_SHUTDOWN_GRACE": "1",
+        } | (env or {})
         self.process = ManagedProcess("webhooks-worker", [WORKER], self.directory / "worker.log", env=env)
         self.process.start().wait_ready(
             lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 30, "ready"
         )
 
-    async def delivery(self, delivery_id: str, wanted: str, timeout: float = 20) -> WebhookDelivery:
+    async def delivery(self, delivery_id: str, wanted: str, timeout: float = 45) -> WebhookDelivery:
         store = DeliveryStore(self.database)
 
         async def reached() -> WebhookDelivery | None:
@@ -148,8 +152,8 @@ def hook(receiver: WebhookReceiver, path: str, **fields: Any) -> dict[str, Any]:
     return {"url": receiver.url + path, "events": ["user.*"]} | fields
 
 
-async def started(stack: WebhookStack) -> None:
-    stack.start_worker()
+async def started(stack: WebhookStack, env: dict[str, str] | None = None) -> None:
+    stack.start_worker(env)
     await registered(JobClient(stack.redis), "webhooks", DELIVER)
 
 
@@ -186,7 +190,7 @@ async def test_a_failing_endpoint_is_retried_with_backoff_then_disabled_and_its_
     stack.apply({"flaky": hook(receiver, path, disableAfter="2s")})
     await started(stack)
     [delivery_id] = await stack.events().publish("user.updated", {"id": "usr_1"})
-    failed = await stack.delivery(delivery_id, "failed", timeout=30)
+    failed = await stack.delivery(delivery_id, "failed")
     attempts = receiver.received(path)
     gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
     assert len(attempts) >= 3, gaps
@@ -194,7 +198,9 @@ async def test_a_failing_endpoint_is_retried_with_backoff_then_disabled_and_its_
     assert all(gap >= 0.25 for gap in gaps), gaps  # the queue's backoff: 300 ms, then 600 ms
     assert all(verified(r)["type"] == "user.updated" for r in attempts)
     assert failed.attempts[-1].http_status == 500 and "disabled" in (failed.last_error or "")
-    assert attempts[-1].at - attempts[0].at >= 2.0
+    # disabled by the first failure 2 s after the first (by the worker's clock: when each attempt began)
+    assert (failed.attempts[-1].at - failed.attempts[0].at).total_seconds() >= 2.0
+    assert (failed.attempts[-2].at - failed.attempts[0].at).total_seconds() < 2.0
 
     spec = WebhookSpec.model_validate(STACK | hook(receiver, path, disableAfter="2s"))
     view = await webhook_view(stack.state(), "flaky", spec)
@@ -268,3 +274,44 @@ async def test_a_completed_job_reaches_a_webhook_and_deliveries_emit_no_job_even
     assert payload["data"] == {"id": job.id, "queue": "default", "function": "tests.record", "attempt": 1}
     await asyncio.sleep(1.5)  # the delivery's own job completing must not make another event
     assert len(receiver.received(path)) == 1
+
+
+async def test_the_worker_writes_the_webhooks_enabled_status_failing_since_and_last_delivery(
+    stack: WebhookStack, receiver: WebhookReceiver, cluster: KubeCluster, namespace: Any
+) -> None:
+    """With STACKYARD_STACK set, the Webhook's status says Enabled, then, its endpoint
+    failing past disableAfter, Enabled=False Disabled with failingSince and lastDelivery."""
+    path = f"/status-{uuid.uuid4().hex[:6]}"
+    stack.namespace, stack.stack = namespace.name, "demo"
+    spec = hook(receiver, path, disableAfter="1s")
+    stack.apply({"flaky": spec})
+    namespace.apply(
+        [
+            {
+                "apiVersion": "stackyard.dev/v1alpha1",
+                "kind": "Webhook",
+                "metadata": {"name": "flaky"},
+                "spec": STACK | spec,
+            }
+        ]
+    )
+    await started(stack, {"STACKYARD_STACK": "demo", "KUBECONFIG": str(cluster.kubeconfig)})
+
+    def status() -> dict[str, Any]:
+        return (namespace.get("webhooks.stackyard.dev", "flaky") or {}).get("status") or {}
+
+    async def enabled(wanted: str) -> Any:
+        found = [c for c in status().get("conditions", []) if c["type"] == "Enabled" and c["status"] == wanted]
+        return found[0] if found else None
+
+    condition = await until(lambda: enabled("True"), 30, "Enabled=True on Webhook flaky")
+    assert condition["reason"] == "Enabled"
+
+    receiver.answer(path, 500)
+    [delivery_id] = await stack.events().publish("user.created", {"id": "usr_1"})
+    await stack.delivery(delivery_id, "failed")
+    condition = await until(lambda: enabled("False"), 30, "Enabled=False on Webhook flaky")
+    assert condition["reason"] == "Disabled" and "/v1/webhooks/flaky/enable" in condition["message"]
+    assert status()["failingSince"].endswith("Z")
+    last = status()["lastDelivery"]
+    assert (last["eventType"], last["succeeded"], last["httpStatus"]) == ("user.created", False, 500)
