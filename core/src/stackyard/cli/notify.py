@@ -75,6 +75,8 @@ def run_table(run: RunView) -> Table:
     ]
     if run.digested_into:
         rows.append(["DIGESTED INTO", run.digested_into])
+    if run.reason:
+        rows.append(["REASON", run.reason])
     return Table(["FIELD", "VALUE"], rows, header=False)
 
 
