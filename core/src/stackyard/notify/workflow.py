@@ -488,14 +488,19 @@ class WorkflowRun:
             icon=step.push.icon,
             data={"runId": self.run_id, "workflow": self.key},
         )
+        from .problems import PushNotConfigured
+
         sender = PushSender(self.env.database, self.env.credentials, self.env.http)
-        sent = await sender.send_to_user(
-            self.doc["recipient"],
-            message,
-            int(duration_seconds(step.push.ttl)),
-            step.push.urgency,
-            topic=f"{self.run_id}.{step.name}",
-        )
+        try:
+            sent = await sender.send_to_user(
+                self.doc["recipient"],
+                message,
+                int(duration_seconds(step.push.ttl)),
+                step.push.urgency,
+                topic=f"{self.run_id}.{step.name}",
+            )
+        except PushNotConfigured as exc:  # no VAPID keys: the step fails, the later steps still run
+            raise StepFailed(exc.detail) from None
         detail = {"sent": sent.sent, "removed": sent.removed, "failed": sent.failed}
         if sent.retryable and not sent.sent and self.ctx.attempt < self.ctx.max_attempts:
             raise ConnectionError(f"push: {sent.retryable} subscriptions may take it later")
