@@ -7,6 +7,8 @@ purpose."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import re
 import time
 import uuid
@@ -23,6 +25,8 @@ from stackyard.notify.contract import PreferencesUpdate, TriggerAccepted, Trigge
 from stackyard.notify.service import NotifyService
 from stackyard_harness.auth_stack import AuthStack, flushed_redis_url
 from stackyard_harness.smtp import SmtpSink
+from stackyard_harness.webhook_receiver import WebhookReceiver
+from standardwebhooks import Webhook as ReferenceWebhook
 
 REDIS_DATABASE = 21
 
@@ -316,3 +320,36 @@ def test_a_trigger_replays_its_idempotency_key_and_an_unknown_user_fails_its_run
     assert auth.mail_to(address, "hi") and auth.mail_to("ext@example.com", "hi")
     time.sleep(0.5)
     assert len(auth.mails_to(address)) == 1
+
+
+def test_a_webhook_step_posts_signed_and_the_run_publishes_notification_completed(auth: AuthStack) -> None:
+    from stackyard.notify.webhooks import signing_secret_key
+
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    with WebhookReceiver() as receiver:
+        auth.configure(
+            email_templates=TEMPLATES,
+            notification_workflows={"order": {"steps": [{"name": "crm", "webhook": {"webhook": "crm"}}]}},
+            webhooks={
+                "crm": {"url": receiver.url + "/crm", "events": ["user.created"]},
+                "audit": {"url": receiver.url + "/audit", "events": ["notification.*"]},
+            },
+            extra_credentials={signing_secret_key("crm"): secret, signing_secret_key("audit"): secret},
+        )
+        user, _ = add_user(auth, "Ana")
+        accepted = trigger(auth, "order", [user], data={"orderId": "o1"}, tenant="acme")
+        run = wait_runs(auth, [accepted.id], {"completed"})[0]
+
+        step = receiver.wait_for(1, path="/crm", timeout=30)[0]
+        body = ReferenceWebhook(secret).verify(step.body, step.headers)
+        assert body["type"] == "notification.order"
+        assert body["data"]["runId"] == run["_id"] and body["data"]["data"] == {"orderId": "o1"}
+        assert body["data"]["recipient"]["email"].startswith("ana-") and body["data"]["tenant"] == "acme"
+        assert steps_of(run)["crm"]["detail"]["deliveryIds"] == [step.headers["webhook-id"]]
+
+        event = receiver.wait_for(1, path="/audit", timeout=30)[0]
+        completed = ReferenceWebhook(secret).verify(event.body, event.headers)
+        assert completed["type"] == "notification.completed"
+        assert completed["data"]["runId"] == run["_id"] and completed["data"]["status"] == "completed"
+        time.sleep(0.5)
+        assert len(receiver.received("/crm")) == len(receiver.received("/audit")) == 1
