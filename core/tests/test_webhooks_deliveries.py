@@ -30,7 +30,7 @@ from stackyard.resources.stack import StackSpec
 from stackyard_harness.auth_stack import flushed_redis_url
 from standardwebhooks import Webhook as ReferenceWebhook
 
-REDIS_DATABASE = 22
+REDIS_DATABASE = 24
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 STACK_SPEC = StackSpec.model_validate(
     {"redis": {"urlSecretRef": {"name": "b", "key": "r"}}, "mongodb": {"uriSecretRef": {"name": "b", "key": "m"}}}

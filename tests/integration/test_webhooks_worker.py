@@ -43,7 +43,7 @@ from .test_jobs_workers import registered, until
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = str(Path(sys.executable).parent / "stackyard-worker")
-REDIS_DATABASE = 21
+REDIS_DATABASE = 23
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 STACK = {"stackRef": {"name": "demo"}}
 DELIVER = "stackyard.webhooks.deliver"

@@ -9,7 +9,9 @@ one after the other), 5 test_telemetry_sentry, 6 test_client_emails, 7
 tests/integration/test_email_sending, 8 test_auth_flows, 9 test_auth_mfa, 10 test_auth_oauth,
 11 test_auth_orgs, 12 test_auth_admin, 13 test_auth_tokens, 14 test_auth_schemathesis, 15
 test_client_auth (the harness's Redis has 32 databases). Notifications: 16 test_feed_api,
-17 test_push_api, 18 test_webhooks_api, 19 test_notify_api, 20 test_client_notify.
+17 test_push_api, 18 test_webhooks_api, 19 test_notify_api, 20 test_client_notify, 21
+tests/integration/test_notify_workflows, 22 core/tests/test_notify_fanout, 23
+tests/integration/test_webhooks_worker, 24 core/tests/test_webhooks_deliveries.
 
 More constants, all optional: `RUN_WORKER = True` where a test reads the auth mails (a worker
 process sends them; none runs otherwise), `AUTH_SETTINGS`, the Stack auth settings (camelCase,
