@@ -10,7 +10,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
-from stackyard.notify.live import RESYNC, FeedEvent, FeedHub, channel_pattern, parse_event, publish_update
+from stackyard.notify.live import (
+    RESYNC,
+    STREAMS_PER_USER,
+    FeedEvent,
+    FeedHub,
+    channel_pattern,
+    parse_event,
+    publish_update,
+)
 
 
 @pytest.fixture
@@ -123,3 +131,10 @@ async def test_on_a_redis_cluster_events_published_through_any_node_reach_the_hu
     finally:
         await hub.stop()
         await client.aclose()
+
+
+async def test_a_user_opening_more_streams_than_allowed_ends_their_oldest(hub: FeedHub):
+    oldest, *others = [hub.subscribe("ana") for _ in range(STREAMS_PER_USER)]
+    newest = hub.subscribe("ana")
+    assert oldest.dropped and await next_event(oldest.queue) is None
+    assert not any(s.dropped for s in [*others, newest]) and hub.subscribers("ana") == STREAMS_PER_USER

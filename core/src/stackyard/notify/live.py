@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
 """Events one subscriber may have waiting; one more and it is dropped."""
+STREAMS_PER_USER = 16
+"""Streams one user may hold in one process; a new one beyond drops the oldest."""
 POLL_SECONDS = 1.0
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 2.0
 
@@ -140,9 +142,11 @@ class FeedHub:
         self._redis = redis
         self._scope = scope
         self._queue_size = queue_size
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self._subscribers: dict[str, dict[Subscription, None]] = {}
+        """Per user, their subscriptions oldest first (a dict as an ordered set)."""
         self._task: asyncio.Task[None] | None = None
         self._prefix = ""
+        self._stopping = False
         self.subscribed = asyncio.Event()
         """Set while the pattern subscription is in place (tests and readiness wait on it)."""
         self.dropped = 0
@@ -152,14 +156,18 @@ class FeedHub:
 
     def subscribe(self, user_id: str) -> Subscription:
         subscription = Subscription(user_id, asyncio.Queue(self._queue_size))
-        self._subscribers.setdefault(user_id, set()).add(subscription)
+        held = self._subscribers.setdefault(user_id, {})
+        while len(held) >= STREAMS_PER_USER:
+            self._drop(next(iter(held)))
+            held = self._subscribers.setdefault(user_id, {})
+        held[subscription] = None
         self.start()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         held = self._subscribers.get(subscription.user_id)
         if held is not None:
-            held.discard(subscription)
+            held.pop(subscription, None)
             if not held:
                 del self._subscribers[subscription.user_id]
 
@@ -193,14 +201,18 @@ class FeedHub:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._run(), name="feed hub")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        # A flag as well as the cancel: redis-py may turn a cancel while connecting into a
+        # ConnectionError, which the loop would otherwise take for Redis going away.
+        self._stopping = True
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await asyncio.wait({task}, timeout=5)
         for held in list(self._subscribers.values()):
             for subscription in list(held):
                 self._drop(subscription)
@@ -209,7 +221,7 @@ class FeedHub:
     async def _run(self) -> None:
         delay = RECONNECT_MIN
         established = False
-        while True:
+        while not self._stopping:
             try:
                 client = self._redis()
                 scope = self._scope()
@@ -220,7 +232,7 @@ class FeedHub:
                     await client.initialize()
                 async with client.pubsub() as pubsub:
                     await pubsub.psubscribe(channel_pattern(scope))
-                    while self._redis() is client:
+                    while self._redis() is client and not self._stopping:
                         message = await pubsub.get_message(timeout=POLL_SECONDS)
                         if message is None:
                             continue
@@ -238,22 +250,24 @@ class FeedHub:
                 self.subscribed.clear()
             except asyncio.CancelledError:
                 raise
-            except Problem as exc:  # no config yet
+            except Exception as exc:
                 self.subscribed.clear()
-                log.info("feed: no live subscription yet: %s", exc.detail)
-                await asyncio.sleep(RECONNECT_MAX)
-            except (RedisError, OSError) as exc:
-                self.subscribed.clear()
-                log.warning(
-                    "feed: the live subscription lost Redis (%s); retrying in %.1f s", type(exc).__name__, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX)
-            except Exception:
-                self.subscribed.clear()
-                log.exception("feed: the live subscription failed; retrying in %.1f s", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX)
+                if self._stopping:
+                    return
+                delay = await self._wait_to_retry(exc, delay)
+
+    async def _wait_to_retry(self, exc: Exception, delay: float) -> float:
+        """Log why the subscription failed, sleep before the next try; the next delay."""
+        if isinstance(exc, Problem):  # no config yet
+            log.info("feed: no live subscription yet: %s", exc.detail)
+            await asyncio.sleep(RECONNECT_MAX)
+            return delay
+        if isinstance(exc, RedisError | OSError):
+            log.warning("feed: the live subscription lost Redis (%s); retrying in %.1f s", type(exc).__name__, delay)
+        else:
+            log.error("feed: the live subscription failed; retrying in %.1f s", delay, exc_info=exc)
+        await asyncio.sleep(delay)
+        return min(delay * 2, RECONNECT_MAX)
 
     def _deliver(self, channel: bytes | str, data: bytes | str) -> None:
         name = channel.decode() if isinstance(channel, bytes) else channel
