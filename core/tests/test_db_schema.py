@@ -22,6 +22,7 @@ from stackyard.db.schema import (
 from stackyard.email import log, suppressions
 from stackyard.email.log import DeliveryLog
 from stackyard.email.suppressions import SuppressionList
+from stackyard.notify import deliveries, feed, push_subscriptions, runs
 from stackyard.storage import files
 
 ALL = sorted({i.collection for i in CAPABILITY_INDEXES})
@@ -42,6 +43,10 @@ def test_the_schema_names_the_capabilities_collections() -> None:
                 suppressions.COLLECTION,
                 log.COLLECTION,
                 files.COLLECTION,
+                feed.COLLECTION,
+                push_subscriptions.COLLECTION,
+                deliveries.WEBHOOK_DELIVERIES,
+                runs.NOTIFICATION_RUNS,
             }
         )
         == ALL

@@ -3,9 +3,13 @@ say which events an endpoint takes."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 from pydantic import ValidationError
+from stackyard.notify import contract
 from stackyard.resources.notify import (
+    CHANNELS,
     PLATFORM_EVENTS,
     NotificationWorkflowSpec,
     WebhookSpec,
@@ -84,6 +88,10 @@ def test_channel_defaults_and_required():
     spec = workflow(FEED, preferences={"channels": {"email": False}, "required": False})
     assert spec.preferences.channels.get("email") is False
     assert spec.preferences.channels.get("inApp") is None
+
+
+def test_the_wire_contract_names_the_same_channels():
+    assert get_args(contract.Channel) == CHANNELS
 
 
 def test_event_patterns():

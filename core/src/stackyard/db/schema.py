@@ -69,8 +69,9 @@ CAPABILITY_INDEXES: tuple[IndexDefinition, ...] = (
     index(NOTIFICATION_RUNS, ("triggerId", 1), ("_id", 1), name="trigger_runs"),
     index(NOTIFICATION_RUNS, ("recipient", 1), _NEWEST, name="recipient_runs"),
     index(NOTIFICATION_RUNS, ("workflow", 1), _NEWEST, name="workflow_runs"),
-    # notify: a user's feed newest first, with the unread and unseen counts
-    index(FEED_MESSAGES, ("recipient", 1), ("archivedAt", 1), _NEWEST, name="recipient_feed"),
+    # notify: a user's feed newest first by delivery (a delayed step delivers long after its
+    # run's id was made), with the unread and unseen counts
+    index(FEED_MESSAGES, ("recipient", 1), ("archivedAt", 1), ("createdAt", -1), _NEWEST, name="recipient_feed"),
     index(FEED_MESSAGES, ("recipient", 1), ("readAt", 1), ("archivedAt", 1), name="recipient_unread"),
     index(FEED_MESSAGES, ("recipient", 1), ("seenAt", 1), ("archivedAt", 1), name="recipient_unseen"),
     # notify: a user's web push subscriptions

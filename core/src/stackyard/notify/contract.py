@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from ..resources.notify import Channel
+Channel = Literal["email", "inApp", "push", "webhook"]
+"""The channels preferences name (stackyard.resources.notify.Channel, repeated here so that the
+SDK does not import the resource models)."""
 
 MAX_RECIPIENTS = 10_000
 

@@ -1,7 +1,8 @@
 """stackyard-api: serve the HTTP API.
 
 Config comes from the Stack's ConfigMap and Secret (STACKYARD_STACK, STACKYARD_NAMESPACE,
-in-cluster or KUBECONFIG credentials) or from files (STACKYARD_CONFIG_DIR).
+in-cluster or KUBECONFIG credentials) or from files (STACKYARD_CONFIG_DIR). On SIGTERM, open
+requests get SHUTDOWN_GRACE seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from stackyard.runtime import Runtime
 
 from .app import create_app
 
+SHUTDOWN_GRACE = 5.0
+"""Seconds open requests get after SIGTERM, long-lived ones (the feed's event streams) included;
+the clients reconnect to another replica with Last-Event-ID."""
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="stackyard-api", description=__doc__.split("\n\n")[0])
@@ -23,7 +28,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_logging("stackyard-api")
     app = create_app(Runtime.from_environment("stackyard-api"))
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+    )
 
 
 if __name__ == "__main__":

@@ -9,10 +9,15 @@ import asyncio
 from typing import Any
 
 import httpx
-from stackyard.db.schema import stack_index_policy
+from stackyard.db.schema import (
+    FEED_MESSAGES,
+    NOTIFICATION_RUNS,
+    PUSH_SUBSCRIPTIONS,
+    ensure_capability_indexes,
+    stack_index_policy,
+)
 from stackyard.email.service import EmailService, TemplateCache, email_service_for
 from stackyard.jobs import FunctionRegistry, JobContext
-from stackyard.notify.runs import RunStore
 from stackyard.notify.workflow import FANOUT_FUNCTION, RUN_FUNCTION, NotifyEnvironment, fanout, run
 from stackyard.runtime import Runtime
 
@@ -34,7 +39,9 @@ class StackNotify:
         if database.name not in self._indexed:
             async with self._lock:
                 if database.name not in self._indexed:
-                    await RunStore(database).ensure_indexes(stack_index_policy(config))
+                    await ensure_capability_indexes(
+                        database, (NOTIFICATION_RUNS, FEED_MESSAGES, PUSH_SUBSCRIPTIONS), stack_index_policy(config)
+                    )
                     self._indexed.add(database.name)
 
         async def email() -> EmailService:
