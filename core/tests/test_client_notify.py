@@ -113,20 +113,7 @@ def stack(running: AuthStack, receiver: Receiver) -> AuthStack:
         webhooks={"crm": {"url": receiver.url, "events": ["user.created"]}},
         extra_credentials={credential_key("Webhook", "crm", "signingSecret"): SIGNING_SECRET},
     )
-    worker_took_config(running)
     return running
-
-
-def worker_took_config(stack: AuthStack, timeout: float = 10.0) -> None:
-    """Wait until the worker applied the config `configure` just wrote: AuthStack waits for the
-    api only, and a run job the worker took under the config before would look for its run
-    in the test before's database."""
-    log = stack.directory / "worker.log"
-    line = f"(stack demo generation {stack.generation})"
-    deadline = time.monotonic() + timeout
-    while line not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline, f"the worker did not apply generation {stack.generation}"
-        time.sleep(0.02)
 
 
 @pytest.fixture

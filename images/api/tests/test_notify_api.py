@@ -54,19 +54,6 @@ WORKFLOWS: dict[str, dict[str, Any]] = {
 
 def configure(auth: AuthStack) -> None:
     auth.configure(AUTH_SETTINGS, email_templates={"hello": HELLO_TEMPLATE}, notification_workflows=WORKFLOWS)
-    worker_took_config(auth)
-
-
-def worker_took_config(stack: AuthStack, timeout: float = 10.0) -> None:
-    """Wait until the worker applied the config `configure` just wrote: AuthStack waits for the
-    api only, and a run job the worker took under the config before would look for its run
-    in the test before's database."""
-    log = stack.directory / "worker.log"
-    line = f"(stack demo generation {stack.generation})"
-    deadline = time.monotonic() + timeout
-    while line not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline, f"the worker did not apply generation {stack.generation}"
-        time.sleep(0.02)
 
 
 def user(http: httpx.Client, email: str) -> tuple[str, dict[str, str]]:

@@ -60,6 +60,7 @@ class AuthStack:
             "stack.auth.adminApiKey": ADMIN_API_KEY,
         }
         self.worker: ManagedProcess | None = None
+        self.worker_url: str | None = None
         self.app: Any = None
 
     # -- config -----------------------------------------------------------------------
@@ -149,16 +150,22 @@ class AuthStack:
                 client.delete(*keys)
 
     def wait_applied(self) -> None:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                answer = httpx.get(f"{self.url}/v1/config", timeout=2)
-                if answer.status_code == 200 and answer.json()["generation"] == self.generation:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the api did not take the config"
-            time.sleep(0.02)
+        """Until the api, and the worker when one runs, have taken the config just written (a
+        job must not meet the previous test's config in the worker)."""
+        worker_up = self.worker is not None and self.worker.running and self.worker_url is not None
+        urls = [self.url] + ([self.worker_url] if worker_up and self.worker_url else [])
+        deadline = time.monotonic() + 20
+        for url in urls:
+            while not self._has_generation(url):
+                assert time.monotonic() < deadline, f"{url} did not take config generation {self.generation}"
+                time.sleep(0.02)
+
+    def _has_generation(self, url: str) -> bool:
+        try:
+            answer = httpx.get(f"{url}/v1/config", timeout=2)
+        except httpx.TransportError:
+            return False
+        return answer.status_code == 200 and answer.json()["generation"] == self.generation
 
     # -- processes ----------------------------------------------------------------------
 
@@ -196,8 +203,9 @@ class AuthStack:
         worker = Path(os.sys.executable).with_name("stackyard-worker")  # type: ignore[attr-defined]
         self.worker = ManagedProcess("auth-worker", [worker], self.directory / "worker.log", env=env).start()
         self.worker.wait_ready(
-            lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 30, "ready"
+            lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 60, "ready"
         )
+        self.worker_url = f"http://127.0.0.1:{port}"
 
     # -- mail ---------------------------------------------------------------------------
 
