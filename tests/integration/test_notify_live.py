@@ -158,11 +158,16 @@ def test_a_webhook_without_secret_ref_gets_its_secret_and_the_credentials_key(na
     }
     assert not find_leaks({"signing secret": secret}, outputs)
 
-    # Goes with its Webhook (owner reference; the harness runs the garbage collector).
+    # Goes with its Webhook (owner reference; the harness runs the garbage collector, which
+    # watches a kind installed after it started only from its next discovery, every 30 s).
     namespace.kubectl("delete", "webhook", "crm")
     wait_for(lambda: "crm" not in config(namespace)["webhooks"], what="the Webhook out of the config")
     wait_for(lambda: SIGNING not in credentials(namespace), what="its key out of the credentials")
-    wait_for(lambda: namespace.get("secret", "crm-webhook-signing") is None, what="its Secret garbage-collected")
+    wait_for(
+        lambda: namespace.get("secret", "crm-webhook-signing") is None,
+        timeout=60,
+        what="its Secret garbage-collected",
+    )
 
 
 def test_vapid_keys_are_made_once_and_kept_across_reconciles(namespace, backends, operator):

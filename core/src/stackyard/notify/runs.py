@@ -149,17 +149,23 @@ class RunStore:
         doc = await self.document(run_id)
         return view(doc) if doc is not None else None
 
-    async def set_step(self, run_id: str, index: int, outcome: dict[str, Any], status: str | None = None) -> None:
+    async def set_step(self, run_id: str, index: int, outcome: dict[str, Any], status: str | None = None) -> bool:
+        """Record a step's outcome; False when the run had finished (cancelled meanwhile)."""
         changes: dict[str, Any] = {f"steps.{index}": outcome, "updatedAt": now()}
         if status is not None:
             changes["status"] = status
-        await self.runs.update_one({"_id": run_id, "status": {"$nin": list(FINISHED_RUN_STATUSES)}}, {"$set": changes})
+        result = await self.runs.update_one(
+            {"_id": run_id, "status": {"$nin": list(FINISHED_RUN_STATUSES)}}, {"$set": changes}
+        )
+        return bool(result.matched_count)
 
-    async def set_status(self, run_id: str, status: str) -> None:
-        await self.runs.update_one(
+    async def set_status(self, run_id: str, status: str) -> bool:
+        """False when the run had finished (cancelled before it started)."""
+        result = await self.runs.update_one(
             {"_id": run_id, "status": {"$nin": list(FINISHED_RUN_STATUSES)}},
             {"$set": {"status": status, "updatedAt": now()}},
         )
+        return bool(result.matched_count)
 
     async def finish(
         self, run_id: str, status: str, *, reason: str | None = None, digested_into: str | None = None

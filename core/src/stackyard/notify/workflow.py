@@ -48,7 +48,7 @@ from ..problems import Problem, ServiceUnavailable
 from ..resources.base import duration_seconds
 from ..resources.notify import NotificationWorkflowSpec, WorkflowStep
 from .conditions import conditions_hold
-from .contract import FINISHED_RUN_STATUSES, StepOutcome
+from .contract import FINISHED_RUN_STATUSES, Preferences, StepOutcome
 from .digest import Digests, Throttles
 from .preferences import PreferenceStore, channel_allowed
 from .recipients import resolve, resolve_actor
@@ -192,6 +192,9 @@ class WorkflowRun:
         self.variables: dict[str, Any] = {}
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.current: int | None = None
+        self.unfinished = True
+        """Whether the run record was unfinished at its last write (False: cancelled meanwhile)."""
+        self._preferences: Preferences | None = None
 
     async def execute(self) -> dict[str, Any]:
         recipient: dict[str, Any] | None = await self.ctx.step(
@@ -209,15 +212,15 @@ class WorkflowRun:
             "tenant": self.doc.get("tenant"),
             "workflow": self.key,
         }
-        await self.runs.set_status(self.run_id, "running")
+        self.unfinished = await self.runs.set_status(self.run_id, "running")
         try:
             for index, step in enumerate(self.spec.steps):
                 self.current = index
-                if index and await self._cancelled():
-                    raise RunFinished("cancelled")
+                if not self.unfinished:
+                    raise RunFinished(await self._final_status())
                 outcome = await self.run_step(index, step)
                 self.outcomes[step.name] = outcome
-                await self.runs.set_step(self.run_id, index, _stored(outcome), status="running")
+                self.unfinished = await self.runs.set_step(self.run_id, index, _stored(outcome), status="running")
         except RunFinished as finished:
             return {"runId": self.run_id, "status": str(finished)}
         self.current = None
@@ -226,9 +229,10 @@ class WorkflowRun:
             return await self.finish("failed", f"step {failed[0]} failed: {self.outcomes[failed[0]].get('reason')}")
         return await self.finish("completed")
 
-    async def _cancelled(self) -> bool:
+    async def _final_status(self) -> str:
+        """The status of a run found finished (cancelled meanwhile, or by an earlier attempt)."""
         doc = await self.runs.runs.find_one({"_id": self.run_id}, {"status": 1})
-        return doc is None or doc.get("status") == "cancelled"
+        return str(doc.get("status")) if doc is not None else "cancelled"
 
     async def finish(self, status: str, reason: str | None = None, digested_into: str | None = None) -> dict[str, Any]:
         await self.runs.finish(self.run_id, status, reason=reason, digested_into=digested_into)
@@ -370,8 +374,9 @@ class WorkflowRun:
         channel = step.channel
         assert channel is not None
         if not self.spec.preferences.required:
-            prefs = await PreferenceStore(self.env.database).get(self.doc["recipient"])
-            if not channel_allowed(self.spec, self.key, self.spec.category, prefs, channel):
+            if self._preferences is None:  # read once per attempt, not once per channel step
+                self._preferences = await PreferenceStore(self.env.database).get(self.doc["recipient"])
+            if not channel_allowed(self.spec, self.key, self.spec.category, self._preferences, channel):
                 return {"run": False, "reason": f"the recipient's preferences turn {channel} off", "at": at}
         messages: dict[str, Mapping[str, Any] | None] = {}
         for rule in step.conditions.rules if step.conditions else []:
