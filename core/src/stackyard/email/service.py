@@ -13,15 +13,13 @@ with the same request answers the first message (`replayed`); with another reque
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from ..clients import AnyRedis
+from ..idempotency import IdempotencyKeys
 from ..jobs import JobClient, QueueSettings
 from ..jobs.contract import EnqueueRequest
 from ..jobs.ids import new_job_id
@@ -91,7 +89,9 @@ class EmailService:
         self.queue = queue
         self.templates = templates
         self.retention = retention
-        self.idempotency_window = idempotency_window
+        self.keys = IdempotencyKeys(
+            redis, prefix=IDEMPOTENCY_PREFIX, scope=scope, window=idempotency_window, what="message"
+        )
 
     # -- sending -------------------------------------------------------------------------
 
@@ -104,14 +104,14 @@ class EmailService:
         message_id = new_message_id()
         composed = compose(request, message_id, self.templates, now=now)  # refuse bad input before the key
         if key:
-            first = await self._claim_key(key, request, message_id)
+            first = await self.keys.claim(key, request, {"id": message_id})
             if first is not None:
-                return await self._replay(first), True
+                return await self._replay(first["id"]), True
         try:
             return await self._accept(request, composed, now), False
         except (ServiceUnavailable, OSError, ConnectionError, TimeoutError):
             if key:
-                await self._release_key(key, message_id)
+                await self.keys.release(key, message_id)
             raise
 
     async def _accept(self, request: SendEmailRequest, composed: Any, now: datetime) -> EmailAccepted:
@@ -158,36 +158,6 @@ class EmailService:
             why = record.timeline[0].detail if record.timeline else None
             raise RecipientSuppressed(f"not sent: on the suppression list: {why}", id=record.id)
         return EmailAccepted(id=record.id, status=record.status, send_at=record.send_at)
-
-    def _key(self, key: str) -> str:
-        return IDEMPOTENCY_PREFIX + hashlib.sha256(f"{self.scope}\0{key}".encode()).hexdigest()
-
-    async def _claim_key(self, key: str, request: SendEmailRequest, message_id: str) -> str | None:
-        """None if the key is now this message's; else the id of the key's first message."""
-        fingerprint = hashlib.sha256(request.model_dump_json(by_alias=True).encode()).hexdigest()
-        value = orjson.dumps({"id": message_id, "fingerprint": fingerprint})
-        ttl = max(1, round(self.idempotency_window))
-        if await self.redis.set(self._key(key), value, nx=True, ex=ttl):
-            return None
-        held = await self.redis.get(self._key(key))
-        if held is None:  # expired in between: take it
-            await self.redis.set(self._key(key), value, ex=ttl)
-            return None
-        first = orjson.loads(held)
-        if first["fingerprint"] != fingerprint:
-            raise Conflict(
-                "this idempotency key was used with a different request; use a new key for a new message",
-                id=first["id"],
-            )
-        return str(first["id"])
-
-    async def _release_key(self, key: str, message_id: str) -> None:
-        try:
-            held = await self.redis.get(self._key(key))
-            if held is not None and orjson.loads(held)["id"] == message_id:
-                await self.redis.delete(self._key(key))
-        except Exception:
-            log.warning("email %s: its idempotency key could not be released", message_id)
 
     # -- the other calls -------------------------------------------------------------------
 

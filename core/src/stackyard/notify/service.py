@@ -12,7 +12,6 @@ nothing runs twice whatever is retried.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
@@ -22,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ..clients import AnyRedis
 from ..config import RuntimeConfig
 from ..db.indexes import IndexPolicy
+from ..idempotency import IdempotencyKeys
 from ..jobs import JobClient, queues_from_config
 from ..jobs.contract import EnqueueRequest
 from ..jobs.ids import sortable_id
@@ -47,7 +47,7 @@ from .workflow import FANOUT_FUNCTION, TRIGGER_TTL, enqueue_run, find_workflow, 
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_PREFIX = "sy:notify:"
+IDEMPOTENCY_PREFIX = "sy:notify:idem:"
 
 
 def new_trigger_id() -> str:
@@ -62,6 +62,8 @@ class NotifyService:
         self.scope = scope
         self.runs = RunStore(database)
         self.preferences = PreferenceStore(database)
+        window = duration_seconds(config.spec.email.idempotency_window)
+        self.keys = IdempotencyKeys(redis, prefix=IDEMPOTENCY_PREFIX, scope=scope, window=window, what="trigger")
 
     async def ensure_indexes(self, policy: IndexPolicy = "enforce") -> None:
         """The indexes of notification_runs and notification_preferences (once per database)."""
@@ -87,14 +89,14 @@ class NotifyService:
         trigger_id = new_trigger_id()
         accepted = TriggerAccepted(id=trigger_id, workflow=request.workflow, recipients=len(recipients))
         if key:
-            first = await self._claim_key(key, request, accepted)
+            first = await self.keys.claim(key, request, accepted.model_dump(by_alias=True))
             if first is not None:
-                return first, True
+                return TriggerAccepted.model_validate(first), True
         try:
             await self._start(trigger_id, request, recipients, step_names(spec))
         except Exception:
             if key:
-                await self._release_key(key, trigger_id)
+                await self.keys.release(key, trigger_id)
             raise
         return accepted, False
 
@@ -147,38 +149,6 @@ class NotifyService:
             await JobClient(self.redis).enqueue(queue, fan, job_id=job_id_for(NOTIFY_QUEUE, trigger_id), builtin=True)
         except (OSError, ConnectionError, TimeoutError) as exc:
             raise ServiceUnavailable(f"the trigger was not accepted: {type(exc).__name__}; try again") from None
-
-    def _key(self, key: str) -> str:
-        return f"{IDEMPOTENCY_PREFIX}{self.scope}:idem:" + hashlib.sha256(key.encode()).hexdigest()
-
-    async def _claim_key(self, key: str, request: TriggerRequest, accepted: TriggerAccepted) -> TriggerAccepted | None:
-        """None if the key is now this trigger's; else the key's first trigger."""
-        fingerprint = hashlib.sha256(request.model_dump_json(by_alias=True).encode()).hexdigest()
-        value = orjson.dumps({"accepted": accepted.model_dump(by_alias=True), "fingerprint": fingerprint})
-        ttl = max(1, round(duration_seconds(self.config.spec.email.idempotency_window)))
-        redis_key = self._key(key)
-        if await self.redis.set(redis_key, value, nx=True, ex=ttl):
-            return None
-        held = await self.redis.get(redis_key)
-        if held is None:  # expired in between: take it
-            await self.redis.set(redis_key, value, ex=ttl)
-            return None
-        first = orjson.loads(held)
-        if first["fingerprint"] != fingerprint:
-            raise Conflict(
-                "this idempotency key was used with a different trigger; use a new key for a new trigger",
-                id=first["accepted"]["id"],
-            )
-        return TriggerAccepted.model_validate(first["accepted"])
-
-    async def _release_key(self, key: str, trigger_id: str) -> None:
-        redis_key = self._key(key)
-        try:
-            held = await self.redis.get(redis_key)
-            if held is not None and orjson.loads(held)["accepted"]["id"] == trigger_id:
-                await self.redis.delete(redis_key)
-        except Exception:
-            log.warning("trigger %s: its idempotency key could not be released", trigger_id)
 
     # -- runs ---------------------------------------------------------------------------
 
