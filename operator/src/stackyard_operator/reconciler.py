@@ -103,6 +103,9 @@ class StackReconciler:
         self.clock = clock
         self.time = time
         self.telemetry = telemetry or ReconcileTelemetry(_describe)
+        self._told: dict[str, dict[str, tuple[str, str]]] = {}
+        """By object uid: the (status, reason) of each condition last written, so that a reconcile
+        reading a cache that has not yet seen that write does not tell a transition twice."""
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._pending: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
@@ -230,7 +233,11 @@ class StackReconciler:
         new = status_body(existing, update, self.clock())
         if all(existing.get(key) == value for key, value in new.items()):
             return
+        uid = str(body["metadata"].get("uid", ""))
+        told = self._told.get(uid, {})
         for intent in transitions(existing.get("conditions", []), update.conditions):
+            if told.get(intent.type) == (intent.status, intent.reason):
+                continue
             kopf.event(
                 body,
                 type="Warning" if intent.status == FALSE else "Normal",
@@ -239,6 +246,7 @@ class StackReconciler:
             )
         meta = body["metadata"]
         await self.kube.patch_status(body["kind"], meta["namespace"], meta["name"], new)
+        self._told[uid] = {i.type: (i.status, i.reason) for i in update.conditions}
 
     async def report_orphans(self, key: Key) -> None:
         for member in self.indices.members_of(key):
