@@ -106,6 +106,21 @@ def stack_index_policy(config: RuntimeConfig) -> IndexPolicy:
     return database.index_policy if database is not None else "enforce"
 
 
+_ENSURED: set[tuple[int, str, tuple[str, ...]]] = set()
+"""(client, database, collections) whose indexes this process has ensured."""
+
+
+async def ensure_capability_indexes_once(
+    db: AsyncDatabase[Any], collections: Iterable[str], policy: IndexPolicy = "enforce"
+) -> None:
+    """`ensure_capability_indexes` the first time this process meets these collections in this
+    database (of this client); later calls cost a set lookup, so request paths may call it."""
+    key = (id(db.client), db.name, tuple(sorted(collections)))
+    if key not in _ENSURED:
+        await ensure_capability_indexes(db, key[2], policy)
+        _ENSURED.add(key)
+
+
 async def ensure_capability_indexes(
     db: AsyncDatabase[Any], collections: Iterable[str], policy: IndexPolicy = "enforce"
 ) -> Drift:

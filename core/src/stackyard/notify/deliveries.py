@@ -14,7 +14,6 @@ finds it) and its status moves pending -> succeeded | failed; paused deliveries 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..db.indexes import IndexPolicy
-from ..db.schema import WEBHOOK_DELIVERIES, ensure_capability_indexes
+from ..db.schema import WEBHOOK_DELIVERIES, ensure_capability_indexes_once
 from ..email.log import check_limit, decode_cursor, encode_cursor
 from ..jobs.ids import sortable_id
 from .webhook_contract import DeliveryAttempt, DeliveryPage, DeliveryStatus, DeliverySummary, WebhookDelivery
@@ -65,17 +64,10 @@ def _summary_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
 class DeliveryStore:
     def __init__(self, database: AsyncDatabase[Any]) -> None:
         self.collection: AsyncCollection[Any] = database[WEBHOOK_DELIVERIES]
-        self._indexed = False
-        self._lock = asyncio.Lock()
 
     async def ensure_indexes(self, policy: IndexPolicy = "enforce") -> None:
-        """The delivery log's indexes (stackyard.db.schema), once per store."""
-        if self._indexed:
-            return
-        async with self._lock:
-            if not self._indexed:
-                await ensure_capability_indexes(self.collection.database, [WEBHOOK_DELIVERIES], policy)
-                self._indexed = True
+        """The delivery log's indexes (stackyard.db.schema), once per database in this process."""
+        await ensure_capability_indexes_once(self.collection.database, [WEBHOOK_DELIVERIES], policy)
 
     async def create(
         self,

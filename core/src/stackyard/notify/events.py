@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from ..clients import AnyRedis
-from ..db.schema import stack_index_policy
+from ..db.schema import WEBHOOK_DELIVERIES, ensure_capability_indexes_once, stack_index_policy
 from ..jobs.contract import EnqueueRequest
 from ..jobs.settings import WEBHOOKS_QUEUE, queues_from_config
 from ..jobs.store import JobClient
@@ -53,9 +53,6 @@ IDEMPOTENCY_WINDOW = 86400
 """Seconds an idempotency key of `publish` or `send_to` is remembered."""
 JOB_TIMEOUT_MARGIN = 15.0
 """Seconds a delivery job may run beyond the Webhook's timeout (reading and writing the log)."""
-
-_ENSURED: set[tuple[int, str]] = set()
-"""(client, database) pairs whose delivery-log indexes were ensured in this process."""
 
 
 class EventSink(Protocol):
@@ -136,12 +133,8 @@ class PlatformEvents:
     async def store(self) -> DeliveryStore:
         """The delivery log, its indexes ensured once per database in this process."""
         database = self._database_of()
-        store = DeliveryStore(database)
-        key = (id(database.client), database.name)
-        if key not in _ENSURED:
-            await store.ensure_indexes(stack_index_policy(self._config()))
-            _ENSURED.add(key)
-        return store
+        await ensure_capability_indexes_once(database, [WEBHOOK_DELIVERIES], stack_index_policy(self._config()))
+        return DeliveryStore(database)
 
     def spec(self, name: str) -> WebhookSpec:
         spec = self._config().webhooks.get(name)

@@ -5,7 +5,6 @@ with the EmailService, MongoDB, Redis and credentials of the config in force
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ from stackyard.db.schema import (
     FEED_MESSAGES,
     NOTIFICATION_RUNS,
     PUSH_SUBSCRIPTIONS,
-    ensure_capability_indexes,
+    ensure_capability_indexes_once,
     stack_index_policy,
 )
 from stackyard.email.service import EmailService, TemplateCache, email_service_for
@@ -29,20 +28,14 @@ class StackNotify:
         self.runtime = runtime
         self.templates = TemplateCache()
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
-        self._indexed: set[str] = set()
-        self._lock = asyncio.Lock()
 
     async def environment(self) -> NotifyEnvironment:
         applied = self.runtime.config
         config = applied.config
         database = self.runtime.database
-        if database.name not in self._indexed:
-            async with self._lock:
-                if database.name not in self._indexed:
-                    await ensure_capability_indexes(
-                        database, (NOTIFICATION_RUNS, FEED_MESSAGES, PUSH_SUBSCRIPTIONS), stack_index_policy(config)
-                    )
-                    self._indexed.add(database.name)
+        await ensure_capability_indexes_once(
+            database, (NOTIFICATION_RUNS, FEED_MESSAGES, PUSH_SUBSCRIPTIONS), stack_index_policy(config)
+        )
 
         async def email() -> EmailService:
             service = email_service_for(

@@ -21,7 +21,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -30,7 +30,7 @@ from fastapi.responses import StreamingResponse
 from stackyard.auth.context import AuthContext
 from stackyard.auth.errors import InvalidToken
 from stackyard.auth.tokens import AccessClaims, verify_access_token
-from stackyard.db.schema import stack_index_policy
+from stackyard.db.schema import FEED_MESSAGES, ensure_capability_indexes_once, stack_index_policy
 from stackyard.notify.feed import FeedStore
 from stackyard.notify.feed_contract import (
     MAX_PAGE,
@@ -58,10 +58,9 @@ SUBSCRIBE_WAIT = 2.0
 
 @dataclass
 class FeedState:
-    """Kept on app.state.feed: the process's FeedHub and the databases whose indexes are ensured."""
+    """Kept on app.state.feed: the process's FeedHub."""
 
     hub: FeedHub
-    indexed: set[str] = field(default_factory=set)
 
 
 def feed_state(app: FastAPI) -> FeedState:
@@ -91,15 +90,10 @@ def _scope(runtime: Runtime) -> str:
     return f"{config.namespace}/{config.stack}"
 
 
-async def feed_store(request: Request, runtime: RuntimeDep) -> FeedStore:
+async def feed_store(runtime: RuntimeDep) -> FeedStore:
     """The Stack's FeedStore, its indexes ensured once per database."""
-    store = FeedStore(runtime.database, runtime.redis, _scope(runtime))
-    state = feed_state(request.app)
-    name = store.messages.database.name
-    if name not in state.indexed:
-        await store.ensure_indexes(stack_index_policy(runtime.config.config))
-        state.indexed.add(name)
-    return store
+    await ensure_capability_indexes_once(runtime.database, [FEED_MESSAGES], stack_index_policy(runtime.config.config))
+    return FeedStore(runtime.database, runtime.redis, _scope(runtime))
 
 
 StoreDep = Annotated[FeedStore, Depends(feed_store)]

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from stackyard.db.schema import stack_index_policy
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from stackyard.db.schema import NOTIFICATION_RUNS, ensure_capability_indexes_once, stack_index_policy
 from stackyard.notify.contract import (
     Preferences,
     PreferencesUpdate,
@@ -43,15 +43,11 @@ RunId = Annotated[str, Path(min_length=1, max_length=100, description="The run's
 UserId = Annotated[str, Path(alias="userId", min_length=1, max_length=200, description="The user's id.")]
 
 
-async def notify_service(request: Request, runtime: RuntimeDep) -> NotifyService:
+async def notify_service(runtime: RuntimeDep) -> NotifyService:
     """The NotifyService of the config in force; its indexes ensured once per database."""
     config = runtime.config.config
-    service = NotifyService(runtime.redis, runtime.database, config, f"{config.namespace}/{config.stack}")
-    indexed: set[str] = request.app.state.__dict__.setdefault("notify_indexed", set())
-    if service.database.name not in indexed:
-        await service.ensure_indexes(stack_index_policy(config))
-        indexed.add(service.database.name)
-    return service
+    await ensure_capability_indexes_once(runtime.database, [NOTIFICATION_RUNS], stack_index_policy(config))
+    return NotifyService(runtime.redis, runtime.database, config, f"{config.namespace}/{config.stack}")
 
 
 ServiceDep = Annotated[NotifyService, Depends(notify_service)]

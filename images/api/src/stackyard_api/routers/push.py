@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from stackyard.config.runtime import NOTIFY_VAPID_PRIVATE_KEY, NOTIFY_VAPID_PUBLIC_KEY
-from stackyard.db.schema import stack_index_policy
+from stackyard.db.schema import PUSH_SUBSCRIPTIONS, ensure_capability_indexes_once, stack_index_policy
 from stackyard.notify.problems import PushNotConfigured
 from stackyard.notify.push_contract import (
     PushSubscriptionIn,
@@ -38,14 +38,11 @@ SubscriptionId = Annotated[
 ]
 
 
-async def subscriptions(request: Request, runtime: Runtime) -> PushSubscriptions:
+async def subscriptions(runtime: Runtime) -> PushSubscriptions:
     """The store on the Stack's database, its index ensured once per database."""
-    store = PushSubscriptions(runtime.database)
-    indexed: set[str] = request.app.state.__dict__.setdefault("push_indexed", set())
-    if store.collection.database.name not in indexed:
-        await store.ensure_indexes(stack_index_policy(runtime.config.config))
-        indexed.add(store.collection.database.name)
-    return store
+    policy = stack_index_policy(runtime.config.config)
+    await ensure_capability_indexes_once(runtime.database, [PUSH_SUBSCRIPTIONS], policy)
+    return PushSubscriptions(runtime.database)
 
 
 @router.get(
@@ -86,7 +83,7 @@ async def vapid_public_key(runtime: RuntimeDep, response: Response) -> dict[str,
 async def subscribe(
     body: PushSubscriptionIn, claims: ClaimsDep, request: Request, runtime: RuntimeDep
 ) -> PushSubscriptionView:
-    store = await subscriptions(request, runtime)
+    store = await subscriptions(runtime)
     stored = await store.subscribe(claims.sub, body, user_agent=request.headers.get("user-agent"))
     return stored.view()
 
@@ -98,8 +95,8 @@ async def subscribe(
     summary="Your push subscriptions",
     responses=problem_responses(401, 503),
 )
-async def list_subscriptions(claims: ClaimsDep, request: Request, runtime: RuntimeDep) -> PushSubscriptionList:
-    store = await subscriptions(request, runtime)
+async def list_subscriptions(claims: ClaimsDep, runtime: RuntimeDep) -> PushSubscriptionList:
+    store = await subscriptions(runtime)
     return PushSubscriptionList(items=[s.view() for s in await store.for_user(claims.sub)])
 
 
@@ -110,9 +107,7 @@ async def list_subscriptions(claims: ClaimsDep, request: Request, runtime: Runti
     description="Forget one of your subscriptions (call it after `subscription.unsubscribe()` in the browser).",
     responses=problem_responses(401, 404, 503),
 )
-async def unsubscribe(
-    subscription_id: SubscriptionId, claims: ClaimsDep, request: Request, runtime: RuntimeDep
-) -> Response:
-    store = await subscriptions(request, runtime)
+async def unsubscribe(subscription_id: SubscriptionId, claims: ClaimsDep, runtime: RuntimeDep) -> Response:
+    store = await subscriptions(runtime)
     await store.delete(subscription_id, claims.sub)
     return Response(status_code=204)
