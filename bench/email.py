@@ -47,7 +47,6 @@ import os
 import signal
 import statistics
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -71,13 +70,13 @@ from stackyard.jobs.settings import EMAIL_QUEUE
 from stackyard.resources.base import duration_seconds
 from stackyard.resources.email import EmailProviderSpec
 from stackyard.resources.stack import StackSpec
+from stackyard_harness.api_process import start_worker
 from stackyard_harness.fake_email_providers import RESEND_API_KEY, FakeEmailProviders
 from stackyard_harness.harness import Harness, progress
-from stackyard_harness.process import ManagedProcess, free_port, tcp_open
+from stackyard_harness.process import ManagedProcess
+from stackyard_harness.smtp_sink_process import SmtpSinkProcess
 
 REPO = Path(__file__).resolve().parent.parent
-SINK = REPO / "bench" / "peers" / "smtp_sink.py"
-WORKER = Path(sys.executable).parent / "stackyard-worker"
 DATABASE = "bench_email"
 # Messages per throughput round: raw a few seconds; stackyard tens of seconds, on FerretDB (bench/README.md).
 MESSAGES = {"stackyard": 150, "raw": 1000}
@@ -102,55 +101,11 @@ REQUEST = {
 }
 
 
-class Sink:
-    """bench/peers/smtp_sink.py in its own process; its count read over HTTP."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.smtp_port, self.http_port = free_port(), free_port()
-        argv = [sys.executable, str(SINK), str(self.smtp_port), str(self.http_port)]
-        self.process = ManagedProcess("smtp-sink", argv, run_dir / "smtp-sink.log")
-
-    def start(self) -> Sink:
-        self.process.start().wait_ready(lambda: tcp_open(self.smtp_port) and tcp_open(self.http_port), 15)
-        return self
-
-    def _get(self, path: str) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as answer:
-            result: dict[str, Any] = json.loads(answer.read())
-        return result
-
-    async def read(self) -> dict[str, Any]:
-        return await asyncio.to_thread(self._get, "/count")
-
-    async def reset(self) -> None:
-        await asyncio.to_thread(self._get, "/reset")
-
-    async def wait_for(self, count: int, what: ManagedProcess | None = None, interval: float = 0.02) -> float:
-        """Polls the count until it reaches `count`; the (monotonic) time the sink took the last one."""
-        last, last_change = -1, time.monotonic()
-        while True:
-            seen = await self.read()
-            if seen["count"] >= count:
-                return float(seen["last"])
-            now = time.monotonic()
-            if seen["count"] != last:
-                last, last_change = seen["count"], now
-            elif now - last_change > STALL:
-                where = f"; see {what.log_path}" if what is not None else ""
-                raise SystemExit(f"stalled at {seen['count']} of {count} messages for {STALL:.0f} s{where}")
-            if what is not None and not what.running:
-                raise SystemExit(f"{what.name} exited; see {what.log_path}")
-            await asyncio.sleep(interval)
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
 def request() -> SendEmailRequest:
     return SendEmailRequest.model_validate(REQUEST)
 
 
-def smtp_spec(sink: Sink, priority: int) -> dict[str, Any]:
+def smtp_spec(sink: SmtpSinkProcess, priority: int) -> dict[str, Any]:
     return {
         "type": "smtp",
         "priority": priority,
@@ -158,7 +113,7 @@ def smtp_spec(sink: Sink, priority: int) -> dict[str, Any]:
     }
 
 
-def write_config(directory: Path, sink: Sink, redis_url: str, mongo_url: str) -> RuntimeConfig:
+def write_config(directory: Path, sink: SmtpSinkProcess, redis_url: str, mongo_url: str) -> RuntimeConfig:
     """What the operator renders for a Stack with one SMTP EmailProvider, as files."""
     directory.mkdir(parents=True, exist_ok=True)
     spec = StackSpec.model_validate(
@@ -180,21 +135,6 @@ def write_config(directory: Path, sink: Sink, redis_url: str, mongo_url: str) ->
     (directory / "credentials.json").write_text(json.dumps(credentials))
     (directory / "config.json").write_text(config.canonical_json())
     return config
-
-
-def start_worker(directory: Path) -> ManagedProcess:
-    port = free_port()
-    env = {
-        "STACKYARD_CONFIG_DIR": str(directory),
-        "STACKYARD_PORT": str(port),
-        "STACKYARD_HOST": "127.0.0.1",
-        "STACKYARD_STACK": "",
-    }
-    worker = ManagedProcess("stackyard-worker", [WORKER], directory / "worker.log", env=env)
-    worker.start().wait_ready(
-        lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 30, "ready"
-    )
-    return worker
 
 
 async def email_service(config: RuntimeConfig, redis: Any, mongo: Any) -> EmailService:
@@ -220,7 +160,9 @@ async def accept(service: EmailService, count: int) -> None:
         await asyncio.gather(*(service.send(body) for _ in range(min(BATCH, count - start))))
 
 
-async def stackyard_round(service: EmailService, sink: Sink, worker: ManagedProcess, count: int) -> dict[str, float]:
+async def stackyard_round(
+    service: EmailService, sink: SmtpSinkProcess, worker: ManagedProcess, count: int
+) -> dict[str, float]:
     # Every round starts from an empty delivery log: on FerretDB an update's cost grows with
     # the collection (see `parts`), so rounds are comparable only from the same size.
     await service.log.emails.delete_many({})  # type: ignore[attr-defined]
@@ -236,7 +178,7 @@ def outgoing() -> OutgoingEmail:
     return compose(request(), new_message_id(), {}).message
 
 
-async def raw_round(sink: Sink, count: int) -> dict[str, float]:
+async def raw_round(sink: SmtpSinkProcess, count: int) -> dict[str, float]:
     base = outgoing()
     sender, recipients = "hello@acme.dev", ["ana@example.com"]
     connections = [aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.smtp_port) for _ in range(POOL)]
@@ -269,7 +211,12 @@ def show(name: str, result: dict[str, float]) -> None:
 
 
 async def throughput(
-    config: RuntimeConfig, redis_url: str, mongo_url: str, sink: Sink, worker: ManagedProcess, counts: dict[str, int]
+    config: RuntimeConfig,
+    redis_url: str,
+    mongo_url: str,
+    sink: SmtpSinkProcess,
+    worker: ManagedProcess,
+    counts: dict[str, int],
 ) -> dict[str, dict[str, float]]:
     redis = redis_client(redis_url)
     mongo = mongo_client(mongo_url, "bench-email")
@@ -306,7 +253,7 @@ async def timed(what: Callable[[int], Awaitable[object]], count: int = PART_CALL
     return (time.monotonic() - t0) / count
 
 
-async def parts(service: EmailService, sink: Sink) -> dict[str, float]:
+async def parts(service: EmailService, sink: SmtpSinkProcess) -> dict[str, float]:
     """Where a message's time goes: each step of the pipeline alone, one call after the
     other, on the same servers, the delivery log as the last round left it."""
     progress(f"where the time goes: each step alone, {PART_CALLS} calls one after the other")
@@ -341,7 +288,7 @@ async def parts(service: EmailService, sink: Sink) -> dict[str, float]:
     return result
 
 
-async def failover(redis_url: str, sink: Sink, fake: FakeEmailProviders, count: int) -> list[float]:
+async def failover(redis_url: str, sink: SmtpSinkProcess, fake: FakeEmailProviders, count: int) -> list[float]:
     """Seconds from the start of each send until the sink accepted it, the primary hanging."""
     stack = {"stackRef": {"name": "bench"}}
     specs = {
@@ -444,12 +391,12 @@ def main() -> int:
         redis_url = harness.started["redis"].url  # type: ignore[attr-defined]
         mongo_url = harness.started["mongo"].url  # type: ignore[attr-defined]
         progress("starting the SMTP sink (its own process)")
-        sink = Sink(harness.run_dir).start()
+        sink = SmtpSinkProcess(harness.run_dir, stall=STALL).start()
         stack.callback(sink.stop)
         directory = harness.run_dir / "email-bench"
         config = write_config(directory, sink, redis_url, mongo_url)
         progress("starting one stackyard-worker")
-        worker = start_worker(directory)
+        worker = start_worker(directory, directory)
         stack.callback(worker.stop)
         best = asyncio.run(throughput(config, redis_url, mongo_url, sink, worker, counts))
         progress(f"failover: {FAILOVER_MESSAGES} messages, the primary hanging past its {FAILOVER_TIMEOUT} timeout")

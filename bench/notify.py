@@ -70,14 +70,13 @@ from stackyard.notify.service import NotifyService
 from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
 from stackyard.resources.notify import NotificationWorkflowSpec
 from stackyard.resources.stack import StackSpec
-from stackyard_harness.api_process import start_api
+from stackyard_harness.api_process import start_api, start_worker
 from stackyard_harness.auth_stack import ADMIN_API_KEY, signing_keys
 from stackyard_harness.harness import Harness, progress
-from stackyard_harness.process import ManagedProcess, free_port, tcp_open
+from stackyard_harness.process import ManagedProcess
+from stackyard_harness.smtp_sink_process import SmtpSinkProcess
 
 REPO = Path(__file__).resolve().parent.parent
-SINK = REPO / "bench" / "peers" / "smtp_sink.py"
-WORKER = Path(sys.executable).parent / "stackyard-worker"
 STACK, NAMESPACE = "bench", "bench"
 SCOPE = f"{NAMESPACE}/{STACK}"
 DATABASE = "bench_notify"
@@ -124,34 +123,7 @@ PING = {"steps": [{"name": "feed", "inApp": {"title": "ping {{ data.n }}"}}]}
 # -- the servers ---------------------------------------------------------------------------------
 
 
-class Sink:
-    """bench/peers/smtp_sink.py in its own process; its count read over HTTP."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.smtp_port, self.http_port = free_port(), free_port()
-        argv = [sys.executable, str(SINK), str(self.smtp_port), str(self.http_port)]
-        self.process = ManagedProcess("smtp-sink", argv, run_dir / "smtp-sink.log")
-
-    def start(self) -> Sink:
-        self.process.start().wait_ready(lambda: tcp_open(self.smtp_port) and tcp_open(self.http_port), 15)
-        return self
-
-    def _get(self, path: str) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as answer:
-            result: dict[str, Any] = json.loads(answer.read())
-        return result
-
-    async def read(self) -> dict[str, Any]:
-        return await asyncio.to_thread(self._get, "/count")
-
-    async def reset(self) -> None:
-        await asyncio.to_thread(self._get, "/reset")
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
-def write_config(directory: Path, sink: Sink, redis_url: str, mongo_url: str) -> RuntimeConfig:
+def write_config(directory: Path, sink: SmtpSinkProcess, redis_url: str, mongo_url: str) -> RuntimeConfig:
     """What the operator renders for a Stack with one SMTP EmailProvider (the sink), one
     EmailTemplate and the two workflows, as files (signing keys made as the operator does)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -188,22 +160,6 @@ def write_config(directory: Path, sink: Sink, redis_url: str, mongo_url: str) ->
     return config
 
 
-def start_worker(directory: Path) -> ManagedProcess:
-    port = free_port()
-    env = {
-        "STACKYARD_CONFIG_DIR": str(directory),
-        "STACKYARD_PORT": str(port),
-        "STACKYARD_HOST": "127.0.0.1",
-        "STACKYARD_STACK": "",
-        "STACKYARD_LOG_LEVEL": "warning",
-    }
-    worker = ManagedProcess("stackyard-worker", [WORKER], directory / "worker.log", env=env)
-    worker.start().wait_ready(
-        lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 30, "ready"
-    )
-    return worker
-
-
 # -- fan-out -------------------------------------------------------------------------------------
 
 
@@ -214,7 +170,7 @@ def recipients(count: int, prefix: str) -> list[str | Recipient]:
 
 
 async def fanout(
-    config: RuntimeConfig, redis_url: str, mongo_url: str, sink: Sink, worker: ManagedProcess, n: int
+    config: RuntimeConfig, redis_url: str, mongo_url: str, sink: SmtpSinkProcess, worker: ManagedProcess, n: int
 ) -> dict[str, float]:
     redis = redis_client(redis_url)
     mongo = mongo_client(mongo_url, "bench-notify")
@@ -252,7 +208,7 @@ async def fanout(
         await mongo.close()
 
 
-async def counts(feed: Any, sink: Sink, prefix: str) -> tuple[int, int, float]:
+async def counts(feed: Any, sink: SmtpSinkProcess, prefix: str) -> tuple[int, int, float]:
     """(feed messages of recipients `prefix`*, emails the sink counted, the sink's last time)."""
     in_feed = await feed.count_documents({"recipient": {"$regex": f"^{prefix}"}})
     seen = await sink.read()
@@ -288,7 +244,7 @@ async def until(read: Any, n: int, worker: ManagedProcess, what: str, t0: float 
         await asyncio.sleep(0.2)
 
 
-def peer(mongo_url: str, sink: Sink, n: int, sample: dict[str, Any]) -> dict[str, float]:
+def peer(mongo_url: str, sink: SmtpSinkProcess, n: int, sample: dict[str, Any]) -> dict[str, float]:
     """The same feed documents with pymongo insert_many, the same emails with smtplib on one
     connection, one after the other, in a plain loop."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(mongo_url, tz_aware=True)
@@ -502,12 +458,12 @@ def main() -> int:
         redis_url = harness.started["redis"].url  # type: ignore[attr-defined]
         mongo_url = harness.started["mongo"].url  # type: ignore[attr-defined]
         progress("starting the SMTP sink (its own process)")
-        sink = Sink(harness.run_dir).start()
+        sink = SmtpSinkProcess(harness.run_dir, stall=STALL).start()
         stack.callback(sink.stop)
         directory = harness.run_dir / "notify-bench"
         config = write_config(directory, sink, redis_url, mongo_url)
         progress("starting one stackyard-worker and one stackyard-api")
-        worker = start_worker(directory)
+        worker = start_worker(directory, directory, env={"STACKYARD_LOG_LEVEL": "warning"})
         stack.callback(worker.stop)
         api_process, api = start_api(directory, directory)
         stack.callback(api_process.stop)

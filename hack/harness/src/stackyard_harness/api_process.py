@@ -116,6 +116,24 @@ def start_api(directory: Path, log_dir: Path, *, timeout: float = 120.0) -> tupl
     return process, url
 
 
+def start_worker(directory: Path, log_dir: Path, *, env: dict[str, str] | None = None) -> ManagedProcess:
+    """`stackyard-worker` (next to this Python) over the config `directory` on a free loopback
+    port, its log in `log_dir`/worker.log; returns once it answers /readyz."""
+    port = free_port()
+    settings = {
+        "STACKYARD_CONFIG_DIR": str(directory),
+        "STACKYARD_PORT": str(port),
+        "STACKYARD_HOST": "127.0.0.1",
+        "STACKYARD_STACK": "",
+    } | (env or {})
+    worker = Path(sys.executable).parent / "stackyard-worker"
+    process = ManagedProcess("stackyard-worker", [worker], log_dir / "worker.log", env=settings)
+    process.start().wait_ready(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 30, "ready"
+    )
+    return process
+
+
 def proc_status_kib(pid: int) -> dict[str, int]:
     """VmSize, VmRSS and VmHWM of a process from /proc/<pid>/status (KiB), and Threads (a count)."""
     found = {}
