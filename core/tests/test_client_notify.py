@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -33,6 +30,7 @@ from stackyard.client import (
 from stackyard.config.runtime import credential_key
 from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack, flushed_redis_url
 from stackyard_harness.smtp import SmtpSink
+from stackyard_harness.webhook_receiver import WebhookReceiver
 
 REDIS_DATABASE = 20
 PASSWORD = "a long and quiet river"
@@ -61,37 +59,13 @@ WORKFLOWS: dict[str, dict[str, Any]] = {
 }
 
 
-class Receiver:
-    """A local webhook endpoint that answers 204 and keeps what it was sent."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                receiver.received.append({"headers": dict(self.headers), "body": json.loads(body or b"{}")})
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+HOOK = "/hooks"
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +77,14 @@ def running(tmp_path_factory: pytest.TempPathFactory, redis_server: Any, mongo_s
 
 
 @pytest.fixture
-def stack(running: AuthStack, receiver: Receiver) -> AuthStack:
+def stack(running: AuthStack, receiver: WebhookReceiver) -> AuthStack:
     running.reset()
-    receiver.received.clear()
+    receiver.reset()
     running.configure(
         {"requireEmailVerification": False},
         email_templates={"hello": HELLO},
         notification_workflows=WORKFLOWS,
-        webhooks={"crm": {"url": receiver.url, "events": ["user.created"]}},
+        webhooks={"crm": {"url": receiver.url + HOOK, "events": ["user.created"]}},
         extra_credentials={credential_key("Webhook", "crm", "signingSecret"): SIGNING_SECRET},
     )
     return running
@@ -236,9 +210,9 @@ def test_the_feed_of_the_users_token(stack: AuthStack, admin: Stackyard):
             ana.feed.read("msg_nrun_nothing.in-app")
 
 
-def test_webhooks_list_test_deliveries_replay_and_enable(stack: AuthStack, admin: Stackyard, receiver: Receiver):
+def test_webhooks_list_test_deliveries_replay_and_enable(stack: AuthStack, admin: Stackyard, receiver: WebhookReceiver):
     (crm,) = admin.webhooks.list()
-    assert (crm.name, crm.url, crm.enabled) == ("crm", receiver.url, True)
+    assert (crm.name, crm.url, crm.enabled) == ("crm", receiver.url + HOOK, True)
     sent = admin.webhooks.test("crm")
     assert sent.id.startswith("whd_") and sent.event_type == "webhook.test"
     deadline = time.monotonic() + 20
@@ -246,7 +220,7 @@ def test_webhooks_list_test_deliveries_replay_and_enable(stack: AuthStack, admin
         assert time.monotonic() < deadline, delivery
         time.sleep(0.1)
     assert delivery.attempts[-1].http_status == 204
-    assert receiver.received[-1]["headers"]["webhook-id"] == sent.id
+    assert receiver.received(HOOK)[-1].headers["webhook-id"] == sent.id
     assert [d.id for d in admin.webhooks.deliveries("crm").items] == [sent.id]
 
     again = admin.webhooks.replay(sent.id)
