@@ -69,7 +69,7 @@ class Setup:
         return AppliedConfig(config=self.config(), credentials=credentials, hash="h", applied_at=0.0)
 
     def events(self) -> PlatformEvents:
-        return PlatformEvents(self.redis, self.database, self.config, f"ns/{self.stack}")
+        return PlatformEvents.fixed(self.redis, self.database, self.config)
 
     def state(self) -> EndpointState:
         return EndpointState(self.redis, f"ns/{self.stack}")

@@ -95,7 +95,7 @@ class WebhookStack:
             assert self.config is not None
             return self.config
 
-        return PlatformEvents(self.redis, self.database, config, f"{self.namespace}/{self.stack}")
+        return PlatformEvents.fixed(self.redis, self.database, config)
 
     def state(self) -> EndpointState:
         return EndpointState(self.redis, f"{self.namespace}/{self.stack}")

@@ -1,6 +1,6 @@
 """Platform events: user.created, email.delivered, job.dead, … become webhook deliveries.
 
-    events = PlatformEvents(redis, database, lambda: runtime.config.config, scope)
+    events = PlatformEvents.of_runtime(runtime)
     ids = await events.publish("user.created", {"id": ..., "email": ...}, idempotency_key=user_id)
 
 `publish` makes one delivery per Webhook subscribed to the event type (its `events` patterns):
@@ -103,26 +103,31 @@ class PlatformEvents:
 
     def __init__(
         self,
-        redis: AnyRedis,
-        database: AsyncDatabase[Any],
-        config_getter: Callable[[], RuntimeConfig],
-        scope: str,
+        redis_of: Callable[[], AnyRedis],
+        database_of: Callable[[], AsyncDatabase[Any]],
+        config_of: Callable[[], RuntimeConfig],
     ) -> None:
-        self._redis_of: Callable[[], AnyRedis] = lambda: redis
-        self._database_of: Callable[[], AsyncDatabase[Any]] = lambda: database
-        self._config = config_getter
-        self._scope_of: Callable[[], str] = lambda: scope
+        """Each taken from its getter at each use; the Stack's scope (namespace/name) from the config."""
+        self._redis_of = redis_of
+        self._database_of = database_of
+        self._config = config_of
+
+    @classmethod
+    def fixed(
+        cls, redis: AnyRedis, database: AsyncDatabase[Any], config_getter: Callable[[], RuntimeConfig]
+    ) -> PlatformEvents:
+        """On one Redis and database (a job's, a test's)."""
+        return cls(lambda: redis, lambda: database, config_getter)
 
     @classmethod
     def of_runtime(cls, runtime: Runtime) -> PlatformEvents:
         """Following the runtime's config, Redis and database as they change (the emitters
         the api and the worker hand to the auth, email and jobs code, made once)."""
-        events = cls.__new__(cls)
-        events._redis_of = lambda: runtime.redis
-        events._database_of = lambda: runtime.database
-        events._config = lambda: runtime.config.config
-        events._scope_of = lambda: f"{runtime.config.config.namespace}/{runtime.config.config.stack}"
-        return events
+        return cls(lambda: runtime.redis, lambda: runtime.database, lambda: runtime.config.config)
+
+    def _scope_of(self) -> str:
+        config = self._config()
+        return f"{config.namespace}/{config.stack}"
 
     # -- reading ---------------------------------------------------------------------
 

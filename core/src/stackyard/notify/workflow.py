@@ -256,7 +256,7 @@ class WorkflowRun:
             "reason": reason,
             "steps": [{"name": name, "status": o["status"]} for name, o in self.outcomes.items()],
         }
-        events = PlatformEvents(self.env.redis, self.env.database, self.env.config_getter, self.env.scope)
+        events = PlatformEvents.fixed(self.env.redis, self.env.database, self.env.config_getter)
         return await events.publish(f"notification.{status}", data, idempotency_key=f"{self.run_id}:{status}")
 
     # -- steps ------------------------------------------------------------------------------
@@ -531,7 +531,7 @@ class WorkflowRun:
         }
         if "digest" in self.variables:
             data["digest"] = self.variables["digest"]
-        events = PlatformEvents(self.env.redis, self.env.database, self.env.config_getter, self.env.scope)
+        events = PlatformEvents.fixed(self.env.redis, self.env.database, self.env.config_getter)
         delivery = await events.send_to(
             step.webhook.webhook, f"notification.{self.key}", data, idempotency_key=f"notify:{self.run_id}:{step.name}"
         )
