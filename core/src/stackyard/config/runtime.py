@@ -18,6 +18,7 @@ from ..resources.email import EmailProviderSpec, EmailTemplateSpec
 from ..resources.jobs import JobQueueSpec, ScheduleSpec
 from ..resources.notify import NotificationWorkflowSpec, WebhookSpec
 from ..resources.ratelimit import RateLimitPolicySpec
+from ..resources.search import SearchIndexSpec
 from ..resources.stack import StackSpec
 
 CONFIG_KEY = "config.json"
@@ -75,6 +76,9 @@ class RuntimeConfig(CamelModel):
         default_factory=dict, description="NotificationWorkflows by name."
     )
     webhooks: dict[str, WebhookSpec] = Field(default_factory=dict, description="Webhooks by name.")
+    search_indexes: dict[str, SearchIndexSpec] = Field(
+        default_factory=dict, description="SearchIndexes by name (the name is the index's uid in the API)."
+    )
 
     @property
     def stack_database(self) -> DatabaseSpec | None:

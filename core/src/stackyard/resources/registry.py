@@ -10,6 +10,7 @@ from .email import EmailProvider, EmailTemplate
 from .jobs import JobQueue, Schedule
 from .notify import NotificationWorkflow, Webhook
 from .ratelimit import RateLimitPolicy
+from .search import SearchIndex
 from .stack import Stack
 
 KINDS: list[type[CustomResource]] = [
@@ -24,5 +25,6 @@ KINDS: list[type[CustomResource]] = [
     Bucket,
     NotificationWorkflow,
     Webhook,
+    SearchIndex,
 ]
 BY_KIND: dict[str, type[CustomResource]] = {k.info.kind: k for k in KINDS}
