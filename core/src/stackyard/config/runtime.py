@@ -37,6 +37,8 @@ NOTIFY_VAPID_PRIVATE_KEY = "stack.notify.vapidPrivateKey"
 """The web push VAPID key pair's private key (PEM, P-256), made once by the operator."""
 NOTIFY_VAPID_PUBLIC_KEY = "stack.notify.vapidPublicKey"
 """Its public key: the uncompressed point, base64url (what browsers take as applicationServerKey)."""
+SEARCH_API_KEY = "stack.search.apiKey"
+"""The search-only API key, from the Stack's spec.search.searchApiKeySecretRef."""
 TELEMETRY_SENTRY_DSN = "stack.telemetry.sentryDsn"
 """The Sentry DSN, from the Stack's spec.telemetry.sentry.dsnSecretRef."""
 

@@ -296,6 +296,26 @@ class EmailSettings(CamelModel):
     )
 
 
+class SearchSettings(CamelModel):
+    """The search component: one pod (a StatefulSet) holding the index files of every
+    SearchIndex of the Stack on its volume; deployed only while the Stack has a SearchIndex."""
+
+    storage: Quantity = Field(default="10Gi", description="Size of the volume holding the index files.")
+    storage_class_name: str | None = Field(
+        default=None, max_length=253, description="StorageClass of that volume; the cluster's default when absent."
+    )
+    resources: ComputeResources = Field(
+        default=ComputeResources(requests={"cpu": "250m", "memory": "512Mi"}),
+        description="Requests and limits of the search pod.",
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict, description="nodeSelector of the search pod.")
+    search_api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding a search-only API key: it may search (for instant search from browsers) "
+        "but not write, read tasks or list documents. The admin API key may do everything.",
+    )
+
+
 class Capabilities(CamelModel):
     auth: bool = Field(default=True, description="Authentication and sessions.")
     email: bool = Field(default=True, description="Transactional email.")
@@ -329,6 +349,7 @@ class StackSpec(CamelModel):
         },
     )
     email: EmailSettings = Field(default=EmailSettings(), description="Transactional email: log and idempotency.")
+    search: SearchSettings = Field(default=SearchSettings(), description="The search component (SearchIndexes).")
     capabilities: Capabilities = Field(default=Capabilities(), description="Which capabilities are on.")
 
 
