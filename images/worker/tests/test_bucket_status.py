@@ -16,10 +16,10 @@ from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig, creden
 from stackyard.resources.bucket import BucketSpec
 from stackyard.resources.stack import StackSpec
 from stackyard.runtime import Runtime
+from stackyard.status_reports import ClusterStatus
 from stackyard_harness.process import free_port
 from stackyard_harness.s3 import S3Server
 from stackyard_worker.bucket_status import BucketStatusReporter, classify, significant
-from stackyard_worker.cluster_status import ClusterStatus
 
 STACK = {"stackRef": {"name": "demo"}}
 KEYS = {

@@ -22,8 +22,8 @@ from stackyard.db.schema import capability_indexes
 from stackyard.resources.database import DatabaseSpec
 from stackyard.resources.stack import StackSpec
 from stackyard.runtime import Runtime
+from stackyard.status_reports import ClusterStatus
 from stackyard_harness.process import free_port
-from stackyard_worker.cluster_status import ClusterStatus
 from stackyard_worker.database_status import (
     DatabaseStatusReporter,
     connected_condition,

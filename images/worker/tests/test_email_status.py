@@ -22,6 +22,7 @@ from stackyard.email.message import OutgoingEmail
 from stackyard.resources.email import EmailProviderSpec, EmailProviderStatus
 from stackyard.resources.stack import StackSpec
 from stackyard.runtime import Runtime
+from stackyard.status_reports import status_patch
 from stackyard_harness.fake_email_providers import (
     POSTMARK_SERVER_TOKEN,
     RESEND_API_KEY,
@@ -31,7 +32,7 @@ from stackyard_harness.fake_email_providers import (
     FakeEmailProviders,
 )
 from stackyard_harness.smtp import SmtpSink
-from stackyard_worker.email_status import ProviderStatusReporter, status_patch
+from stackyard_worker.email_status import ProviderStatusReporter
 
 SMTP_PASSWORD = "smtp-pass-7d1c9e2b4a"
 WRONG_KEY = "re_wrong_0a1b2c3d4e5f6a7b"

@@ -33,11 +33,9 @@ from typing import Any
 
 from stackyard.resources.bucket import BucketSpec
 from stackyard.runtime import Runtime
+from stackyard.status_reports import ClusterStatus, Condition, PeriodicStatusReporter, now_iso
 from stackyard.storage.backend import Storage
 from stackyard.storage.problems import StorageUnavailable
-
-from .cluster_status import ClusterStatus
-from .status_reporter import Condition, PeriodicStatusReporter, now_iso
 
 __all__ = [
     "CHECK_INTERVAL",

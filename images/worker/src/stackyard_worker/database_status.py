@@ -39,9 +39,7 @@ from stackyard.db.probe import ProbeResult, classify, is_connection_error, probe
 from stackyard.db.schema import capability_indexes
 from stackyard.resources.database import DatabaseSpec
 from stackyard.runtime import Runtime
-
-from .cluster_status import ClusterStatus
-from .status_reporter import Condition, PeriodicStatusReporter, now_iso
+from stackyard.status_reports import ClusterStatus, Condition, PeriodicStatusReporter, now_iso
 
 __all__ = [
     "CHECK_INTERVAL",

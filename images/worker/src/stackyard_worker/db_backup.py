@@ -23,8 +23,7 @@ from stackyard.db.options import database_uri, scrub
 from stackyard.jobs import FunctionRegistry, JobContext, NonRetryable
 from stackyard.resources.base import as_timedelta
 from stackyard.runtime import Runtime
-
-from .cluster_status import ClusterStatus
+from stackyard.status_reports import ClusterStatus
 
 log = logging.getLogger(__name__)
 

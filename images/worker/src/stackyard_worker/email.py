@@ -18,8 +18,8 @@ from stackyard.jobs import FunctionRegistry
 from stackyard.notify.events import PlatformEvents
 from stackyard.ratelimit import RateLimiter
 from stackyard.runtime import Runtime
+from stackyard.status_reports import ClusterStatus
 
-from .cluster_status import ClusterStatus
 from .email_status import ProviderStatusReporter
 
 log = logging.getLogger(__name__)

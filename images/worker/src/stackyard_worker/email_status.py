@@ -45,10 +45,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from stackyard.email.delivery import AttemptRecord, Breakers, Provider, Providers
 from stackyard.email.message import ProviderMisconfigured, RateLimited, Rejected, SendFailure
 from stackyard.runtime import Runtime
+from stackyard.status_reports import ClusterStatus, status_patch
 
-from .cluster_status import ClusterStatus
-
-__all__ = ["PROBE_INTERVAL", "WRITE_INTERVAL", "Patch", "ProviderStatusReporter", "Reachability", "status_patch"]
+__all__ = ["PROBE_INTERVAL", "WRITE_INTERVAL", "Patch", "ProviderStatusReporter", "Reachability"]
 
 log = logging.getLogger(__name__)
 
@@ -360,25 +359,6 @@ class ProviderStatusReporter:
                 if len(secret) >= 6:
                     text = text.replace(secret, "***")
         return text
-
-
-def status_patch(current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-    """The status fields to merge-patch: the conditions as a whole list (a merge patch
-    replaces lists), the others as they are."""
-    merged = {k: v for k, v in status.items() if k != "conditions"}
-    if "conditions" in status:
-        ours = {c["type"]: c for c in status["conditions"]}
-        conditions = []
-        for existing in current.get("conditions") or []:
-            mine = ours.pop(existing.get("type"), None)
-            if mine is None:
-                conditions.append(existing)
-            elif existing.get("status") == mine["status"] and existing.get("lastTransitionTime"):
-                conditions.append(mine | {"lastTransitionTime": existing["lastTransitionTime"]})
-            else:
-                conditions.append(mine)
-        merged["conditions"] = conditions + list(ours.values())
-    return merged
 
 
 def _outcome(failure: SendFailure) -> str:

@@ -13,8 +13,7 @@ from stackyard.jobs.scheduler import Fired, Scheduler
 from stackyard.notify.events import PlatformEvents
 from stackyard.resources.jobs import ScheduleSpec
 from stackyard.runtime import Runtime
-
-from .cluster_status import ClusterStatus
+from stackyard.status_reports import ClusterStatus
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ import signal
 import uvicorn
 from stackyard.logs import configure_logging
 from stackyard.runtime import Runtime
+from stackyard.status_reports import ClusterStatus
 
 from .bucket_status import BucketStatusReporter
-from .cluster_status import ClusterStatus
 from .database_status import DatabaseStatusReporter
 from .db_backup import backup_functions
 from .email import StackEmail

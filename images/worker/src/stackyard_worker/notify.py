@@ -19,8 +19,7 @@ from stackyard.email.service import EmailService, TemplateCache, email_service_f
 from stackyard.jobs import FunctionRegistry, JobContext
 from stackyard.notify.workflow import FANOUT_FUNCTION, RUN_FUNCTION, NotifyEnvironment, fanout, run
 from stackyard.runtime import Runtime
-
-from .cluster_status import ClusterStatus
+from stackyard.status_reports import ClusterStatus
 
 
 class StackNotify:

@@ -28,12 +28,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from stackyard.jobs import FunctionRegistry, JobContext, NonRetryable
 from stackyard.resources.base import duration_seconds
 from stackyard.runtime import Runtime
+from stackyard.status_reports import ClusterStatus
 from stackyard.storage.files import Buckets
 from stackyard.storage.problems import FileNotFound
 from stackyard.storage.retention import retention_run
 from stackyard.storage.scan import Clamd, ScanUnavailable
-
-from .cluster_status import ClusterStatus
 
 __all__ = ["RETENTION_FUNCTION", "SCAN_FUNCTION", "ScanFailed", "StorageJobs", "storage_functions"]
 

@@ -28,9 +28,7 @@ from typing import Any
 from stackyard.notify.webhooks import EndpointState
 from stackyard.resources.notify import WebhookSpec
 from stackyard.runtime import Runtime
-
-from .cluster_status import ClusterStatus
-from .status_reporter import Condition, PeriodicStatusReporter, now_iso
+from stackyard.status_reports import ClusterStatus, Condition, PeriodicStatusReporter, now_iso
 
 __all__ = ["CHECK_INTERVAL", "REWRITE_INTERVAL", "WebhookStatusReporter", "enabled_condition", "webhook_view"]
 

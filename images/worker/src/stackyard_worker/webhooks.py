@@ -8,8 +8,7 @@ import httpx
 from stackyard.jobs import FunctionRegistry
 from stackyard.notify.webhooks import DELIVER_FUNCTION, WebhookDeliverer
 from stackyard.runtime import Runtime
-
-from .cluster_status import ClusterStatus
+from stackyard.status_reports import ClusterStatus
 
 __all__ = ["DELIVER_FUNCTION", "webhook_functions"]
 

@@ -1,9 +1,16 @@
-"""The machinery the worker's per-resource status reporters share (Buckets, Databases):
-check every resource of a kind at once on a new config and every `interval`, one after the
-other, forget the ones the config no longer has, and merge each one's view into its status
-when something else than timestamps changed, and at least every `rewrite_interval`.
+"""Writing the status of a Stack's custom resources from the programs that watch them (the
+worker's Schedules, EmailProviders, Buckets, Databases and Webhooks; the search component's
+SearchIndexes): one Kubernetes client, merge patches that keep the conditions others own
+(the operator's Ready), and the periodic reporter the per-resource status writers share.
 
-A subclass says which kind it checks and how:
+- `ClusterStatus`: the client, opened on first use, and only where the config comes from a
+  cluster (STACKYARD_STACK set); `merge_status` merges a status conditionally on the
+  resourceVersion read.
+- `status_patch`: the merge patch of our fields and conditions into a status.
+- `PeriodicStatusReporter`: check every resource of a kind at once on a new config and every
+  `interval`, one after the other, forget the ones the config no longer has, and merge each
+  one's view into its status when something else than timestamps changed, and at least every
+  `rewrite_interval`. A subclass says which kind it checks and how:
 
     class BucketStatusReporter(PeriodicStatusReporter[BucketSpec]):
         kind, plural = "Bucket", "buckets"
@@ -21,18 +28,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from stackyard.db.probe import scrub
-from stackyard.runtime import Runtime
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
-from .cluster_status import ClusterStatus
+from .config.sources import kube_api_client
+from .db.probe import scrub
+from .resources import GROUP, VERSION
+from .runtime import Runtime
 
-__all__ = ["TICK", "Condition", "PeriodicStatusReporter"]
+__all__ = ["TICK", "ClusterStatus", "Condition", "PeriodicStatusReporter", "now_iso", "status_patch"]
 
+MERGE_PATCH = "application/merge-patch+json"
+CONFLICT_RETRIES = 3
 TICK = 1.0
 """Seconds between two looks at the config in force."""
 
@@ -43,6 +56,85 @@ SpecT = TypeVar("SpecT")
 def now_iso() -> str:
     """The time now as the status fields write it (RFC 3339, UTC, to the second)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_patch(current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The status fields to merge-patch: the conditions as a whole list (a merge patch
+    replaces lists), the others as they are."""
+    merged = {k: v for k, v in status.items() if k != "conditions"}
+    if "conditions" in status:
+        ours = {c["type"]: c for c in status["conditions"]}
+        conditions = []
+        for existing in current.get("conditions") or []:
+            mine = ours.pop(existing.get("type"), None)
+            if mine is None:
+                conditions.append(existing)
+            elif existing.get("status") == mine["status"] and existing.get("lastTransitionTime"):
+                conditions.append(mine | {"lastTransitionTime": existing["lastTransitionTime"]})
+            else:
+                conditions.append(mine)
+        merged["conditions"] = conditions + list(ours.values())
+    return merged
+
+
+class ClusterStatus:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._kube: client.ApiClient | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(os.environ.get("STACKYARD_STACK"))
+
+    @property
+    def namespace(self) -> str:
+        return self.runtime.config.config.namespace
+
+    async def api(self) -> client.CustomObjectsApi:
+        if self._kube is None:
+            self._kube = await kube_api_client()
+        return client.CustomObjectsApi(self._kube)
+
+    async def get(self, plural: str, name: str) -> dict[str, Any]:
+        api = await self.api()
+        found: dict[str, Any] = await api.get_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, plural, name
+        )
+        return found
+
+    async def merge(self, plural: str, name: str, body: dict[str, Any]) -> None:
+        """Merge-patch `body` (a status, with a metadata.resourceVersion to make it
+        conditional) into <plural>/<name>/status."""
+        api = await self.api()
+        await api.patch_namespaced_custom_object_status(  # type: ignore[call-arg]  # _content_type is a kwarg
+            GROUP, VERSION, self.namespace, plural, name, body, _content_type=MERGE_PATCH
+        )
+
+    async def merge_status(self, plural: str, name: str, status: dict[str, Any]) -> bool:
+        """Merge `status` into <plural>/<name>/status, our conditions replacing their own
+        entries among the others' (keeping lastTransitionTime while the status is the
+        same), conditional on the resourceVersion read and read again on a conflict. False
+        when the object does not exist (no error: it may come, or be gone)."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                current = await self.get(plural, name)
+                body = {
+                    "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                    "status": status_patch(current.get("status") or {}, status),
+                }
+                await self.merge(plural, name, body)
+                return True
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                if exc.status != 409 or attempt == CONFLICT_RETRIES - 1:
+                    raise
+        return False
+
+    async def close(self) -> None:
+        if self._kube is not None:
+            await self._kube.close()
+            self._kube = None
 
 
 class PeriodicStatusReporter(Generic[SpecT]):
