@@ -1,5 +1,5 @@
 """The SDK's blocking namespaces (`client/auth_sync.py`, `admin_sync.py`, `databases_sync.py`,
-`files_sync.py`, `notify_sync.py`)
+`files_sync.py`, `notify_sync.py`, `search_sync.py`)
 are the asyncio ones (`auth_async.py`, ...) with the awaits taken out, and nothing
 else: the two of a pair cannot drift.
 They are compared as syntax trees, so that formatting (ruff joins lines the rewrite made
@@ -49,6 +49,7 @@ PAIRS = [
     ("databases_async.py", "databases_sync.py"),
     ("files_async.py", "files_sync.py"),
     ("notify_async.py", "notify_sync.py"),
+    ("search_async.py", "search_sync.py"),
 ]
 
 

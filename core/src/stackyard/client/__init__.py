@@ -2,7 +2,8 @@
 the suppression list, auth (users' sign-up, login, tokens and sessions; the admin API), and
 the Stack's Databases (server, pool, migration state and history), files (streamed
 uploads, signed URLs with image transforms, streamed downloads), notifications (triggers,
-runs, preferences), the user's in-app feed, and Webhooks with their deliveries.
+runs, preferences), the user's in-app feed, Webhooks with their deliveries, and search
+(SearchIndexes: search, multi-search, documents written as tasks, rebuilds).
 
     from stackyard.client import Stackyard
 
@@ -74,6 +75,16 @@ from stackyard.notify.webhook_contract import (
     WebhookDelivery,
     WebhookView,
 )
+from stackyard.search.contract import (
+    DocumentPage,
+    IndexStats,
+    MultiSearchQuery,
+    SearchRequest,
+    SearchResponse,
+    Task,
+    TaskPage,
+    TaskSummary,
+)
 from stackyard.storage.contract import DirectUploadView, FileList, FileView, SignedUrlView
 
 from .admin_async import AsyncAdminEvents, AsyncAdminUsers, AsyncAuthAdmin
@@ -90,12 +101,16 @@ from .errors import (
     AdminKeyRefused,
     ApiUnreachable,
     AuthNotConfigured,
+    BadRequest,
     Conflict,
     EmailNotVerified,
     EmailTaken,
     Forbidden,
+    IndexNotFound,
     InvalidCredentials,
+    InvalidDocument,
     InvalidEmail,
+    InvalidSearch,
     InvalidToken,
     LastOwner,
     MigrationFailed,
@@ -104,6 +119,8 @@ from .errors import (
     RateLimited,
     RecipientSuppressed,
     RefreshTokenReused,
+    SearchKeyRefused,
+    SearchUnavailable,
     SignupDisabled,
     StackyardError,
     TooManyAttempts,
@@ -120,6 +137,9 @@ from .notify_async import AsyncFeed, AsyncNotify, AsyncWebhooks
 from .notify_calls import RunWaitTimeout
 from .notify_sync import Feed, Notify, Webhooks
 from .retry import NO_RETRY, RetryPolicy
+from .search_async import AsyncSearch
+from .search_calls import SEARCH_KEY_ENV, SearchKeyMissing, TaskWaitTimeout
+from .search_sync import Search
 from .sync_client import Emails, Events, Jobs, Queues, Stackyard, Suppressions
 
 __all__ = [
@@ -129,6 +149,7 @@ __all__ = [
     "DEFAULT_API_URL",
     "FINISHED_STATES",
     "NO_RETRY",
+    "SEARCH_KEY_ENV",
     "Accepted",
     "Account",
     "AccountDisabled",
@@ -150,6 +171,7 @@ __all__ = [
     "AsyncJobs",
     "AsyncNotify",
     "AsyncQueues",
+    "AsyncSearch",
     "AsyncStackyard",
     "AsyncSuppressions",
     "AsyncWebhooks",
@@ -160,6 +182,7 @@ __all__ = [
     "Auth",
     "AuthAdmin",
     "AuthNotConfigured",
+    "BadRequest",
     "BulkResult",
     "Conflict",
     "DatabaseView",
@@ -170,6 +193,7 @@ __all__ = [
     "DeliveryPage",
     "DeliverySummary",
     "DirectUploadView",
+    "DocumentPage",
     "EmailAccepted",
     "EmailNotVerified",
     "EmailPage",
@@ -189,8 +213,12 @@ __all__ = [
     "Files",
     "Forbidden",
     "HttpTarget",
+    "IndexNotFound",
+    "IndexStats",
     "InvalidCredentials",
+    "InvalidDocument",
     "InvalidEmail",
+    "InvalidSearch",
     "InvalidToken",
     "Job",
     "JobPage",
@@ -206,6 +234,7 @@ __all__ = [
     "MigrationRecord",
     "MigrationView",
     "MigrationWaitTimeout",
+    "MultiSearchQuery",
     "NotFound",
     "Notify",
     "OpenIdConfiguration",
@@ -227,6 +256,12 @@ __all__ = [
     "RunPage",
     "RunView",
     "RunWaitTimeout",
+    "Search",
+    "SearchKeyMissing",
+    "SearchKeyRefused",
+    "SearchRequest",
+    "SearchResponse",
+    "SearchUnavailable",
     "ServerView",
     "Session",
     "SessionView",
@@ -239,6 +274,10 @@ __all__ = [
     "SuppressionPage",
     "SuppressionReason",
     "Suppressions",
+    "Task",
+    "TaskPage",
+    "TaskSummary",
+    "TaskWaitTimeout",
     "TemplateRef",
     "TimelineEvent",
     "TooManyAttempts",

@@ -34,7 +34,7 @@ from stackyard.jobs.contract import (
     QueueInfo,
 )
 
-from . import calls
+from . import calls, search_calls
 from .auth_async import AsyncAuth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
 from .databases_async import AsyncDatabases
@@ -42,6 +42,7 @@ from .errors import ApiUnreachable, WaitTimeout
 from .files_async import AsyncFiles
 from .notify_async import AsyncFeed, AsyncNotify, AsyncWebhooks
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
+from .search_async import AsyncSearch
 
 log = logging.getLogger("stackyard.client")
 
@@ -53,8 +54,9 @@ class AsyncStackyard:
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
     as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
-    for `auth.admin`, `databases`, `files(owner=...)`, `notify` and `webhooks` only
-    (default $STACKYARD_ADMIN_KEY);
+    for `auth.admin`, `databases`, `files(owner=...)`, `notify`, `webhooks` and `search` only
+    (default $STACKYARD_ADMIN_KEY); search_key: the Stack's search-only API key, for
+    `search.search` and `search.multi_search` (default $STACKYARD_SEARCH_KEY);
     timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
@@ -65,6 +67,7 @@ class AsyncStackyard:
         *,
         token: str | None = None,
         admin_key: str | None = None,
+        search_key: str | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -85,6 +88,7 @@ class AsyncStackyard:
         self.notify = AsyncNotify(self, calls.admin_key(admin_key))
         self.feed = AsyncFeed(self)
         self.webhooks = AsyncWebhooks(self, calls.admin_key(admin_key))
+        self.search = AsyncSearch(self, calls.admin_key(admin_key), search_calls.search_key(search_key))
 
     def __repr__(self) -> str:
         return f"AsyncStackyard({self.base_url!r})"

@@ -44,6 +44,13 @@ class StackyardError(Exception):
         self.retry_after = retry_after
 
     @property
+    def code(self) -> str | None:
+        """The problem's `code`, where the api gives one (the search API's Meilisearch codes:
+        index_not_found, invalid_search_filter, invalid_document_id, ...)."""
+        value = self.extensions.get("code")
+        return value if isinstance(value, str) else None
+
+    @property
     def trace_id(self) -> str | None:
         """The problem's `traceId` (32 hex digits), when the api's telemetry is on."""
         value = self.extensions.get("traceId")
@@ -199,13 +206,50 @@ class TooManyAttempts(RateLimited):
             self.retry_after = float(self.extensions["retryAfter"])
 
 
+class BadRequest(StackyardError):
+    """400: the request cannot be served as it is (`code` says why)."""
+
+    status_code = 400
+
+
+# The search API's problems (stackyard_api.routers.search).
+
+
+class InvalidSearch(BadRequest):
+    """400: a filter expression that does not parse or names an attribute that is not
+    filterable (code invalid_search_filter), or a bad sort or facets; `position` is the
+    0-based character offset of the error."""
+
+    @property
+    def position(self) -> int | None:
+        value = self.extensions.get("position")
+        return value if isinstance(value, int) else None
+
+
+class InvalidDocument(BadRequest):
+    """400: a document without its primary key (code missing_document_id), with an id that
+    is not an integer or a string of A-Z a-z 0-9 _ - (invalid_document_id), or not an object."""
+
+
+class IndexNotFound(NotFound):
+    """404: the Stack has no SearchIndex of this name."""
+
+
+class SearchKeyRefused(Unauthorized):
+    """401: no API key, or one that is neither the admin API key nor the search API key."""
+
+
+class SearchUnavailable(Unavailable):
+    """503: the search component did not answer the api, still after the client's retries."""
+
+
 class AuthNotConfigured(Unavailable):
     """503: something the auth flow needs is not set up (signing keys, email, the admin key)."""
 
 
 _BY_STATUS: dict[int, type[StackyardError]] = {
     c.status_code: c
-    for c in (Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, RateLimited, Unavailable)
+    for c in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, RateLimited, Unavailable)
     if c.status_code
 }
 
@@ -225,6 +269,13 @@ _BY_TYPE: dict[str, type[StackyardError]] = {
     "weak-password": WeakPassword,
     "too-many-attempts": TooManyAttempts,
     "auth-not-configured": AuthNotConfigured,
+    "invalid-search-filter": InvalidSearch,
+    "invalid-search-sort": InvalidSearch,
+    "invalid-search-facets": InvalidSearch,
+    "invalid-document": InvalidDocument,
+    "index-not-found": IndexNotFound,
+    "search-key": SearchKeyRefused,
+    "search-unavailable": SearchUnavailable,
 }
 """Problems more precise than their status, by the last segment of their type URI. A slug
 is trusted only under the status it belongs to (see `from_response`)."""

@@ -33,7 +33,7 @@ from stackyard.jobs.contract import (
     QueueInfo,
 )
 
-from . import calls
+from . import calls, search_calls
 from .auth_sync import Auth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
 from .databases_sync import Databases
@@ -41,6 +41,7 @@ from .errors import ApiUnreachable, WaitTimeout
 from .files_sync import Files
 from .notify_sync import Feed, Notify, Webhooks
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
+from .search_sync import Search
 
 log = logging.getLogger("stackyard.client")
 
@@ -52,8 +53,9 @@ class Stackyard:
 
     base_url: the api (default $STACKYARD_API_URL, else http://127.0.0.1:8080); token: sent
     as a bearer token (default $STACKYARD_API_TOKEN); admin_key: the Stack's admin API key,
-    for `auth.admin`, `databases`, `files(owner=...)`, `notify` and `webhooks` only
-    (default $STACKYARD_ADMIN_KEY);
+    for `auth.admin`, `databases`, `files(owner=...)`, `notify`, `webhooks` and `search` only
+    (default $STACKYARD_ADMIN_KEY); search_key: the Stack's search-only API key, for
+    `search.search` and `search.multi_search` (default $STACKYARD_SEARCH_KEY);
     timeout: seconds for one request;
     retry: how 429/503 answers and failed connections are retried.
     """
@@ -64,6 +66,7 @@ class Stackyard:
         *,
         token: str | None = None,
         admin_key: str | None = None,
+        search_key: str | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -84,6 +87,7 @@ class Stackyard:
         self.notify = Notify(self, calls.admin_key(admin_key))
         self.feed = Feed(self)
         self.webhooks = Webhooks(self, calls.admin_key(admin_key))
+        self.search = Search(self, calls.admin_key(admin_key), search_calls.search_key(search_key))
 
     def __repr__(self) -> str:
         return f"Stackyard({self.base_url!r})"

@@ -166,6 +166,16 @@ class Task(_Wire):
         }
 
 
+class TaskSummary(_Wire):
+    """The 202 answer of a request that enqueued a task (`Task.summary()`, as a model)."""
+
+    task_uid: int
+    index_uid: str
+    status: TaskStatus
+    type: TaskType
+    enqueued_at: datetime
+
+
 class TaskPage(_Wire):
     results: list[Task]
     limit: int
@@ -199,3 +209,21 @@ class IndexStats(_Wire):
     version: int = Field(description="Version of the index files being served (a rebuild makes the next).")
     source: Literal["mongodb", "api"]
     field_distribution: dict[str, int] = Field(default_factory=dict, description="Documents having each attribute.")
+
+
+class IndexList(_Wire):
+    """GET /v1/indexes: the indexes served, by uid."""
+
+    results: list[IndexStats]
+    offset: int = 0
+    limit: int = 20
+    total: int
+
+
+class DocumentPage(_Wire):
+    """GET /v1/indexes/<uid>/documents: one page of stored documents (fields as asked)."""
+
+    results: list[dict[str, Any]]
+    offset: int
+    limit: int
+    total: int

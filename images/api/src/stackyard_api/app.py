@@ -27,6 +27,7 @@ from .routers import (
     notify,
     push,
     ratelimit,
+    search_proxy,
     webhooks,
 )
 from .telemetry import instrument
@@ -53,6 +54,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 await email.http.aclose()
             if (buckets := getattr(app.state, "buckets", None)) is not None:
                 await buckets.close()
+            await search_proxy.close(app)
             await runtime.stop()
 
     app = FastAPI(title="stackyard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -83,6 +85,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(feed.router)
     app.include_router(push.router)
     app.include_router(webhooks.router)
+    # /v1/indexes, /v1/multi-search, /v1/search/tasks: passed on to the search component.
+    search_proxy.install(app)
     # Outermost: every request but the probes gets a span and counts in the RED metrics,
     # also those the middlewares answer (429, 503) or that fail (500).
     instrument(app)
