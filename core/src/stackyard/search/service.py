@@ -1,0 +1,757 @@
+"""The search component's core: the indexes of the config in force, their writes applied as
+tasks, their searches, and the rebuilds that replace an index without a pause in service.
+
+Threads. Each index has one writer thread: its engine is created, written, committed and
+closed there only, and its writes (tasks, sync batches, settings, a rebuild) take the index's
+lane (an asyncio lock, first come first served) so they run one at a time in the order they
+came. Searches run in a shared pool, concurrently with the writes, on the version being served
+(an engine sees its last commit). A version taken out of service is closed once the searches
+still running on it are done.
+
+Tasks. A write through the API is a task in the TaskStore (`<data>/tasks.sqlite`, its
+documents in `<data>/tasks/<uid>.json`, written before the 202): one loop per index takes its
+enqueued tasks in order. A task a crash left `processing` is processed again at start (a
+write by primary key is idempotent). `stop()` lets the task being processed finish, except a
+rebuild, which is abandoned (its half-built version removed) and done again after the restart.
+
+Rebuild. The next version is made beside the current one (`versions.IndexVersions`): from the
+source for a MongoDB-sourced index (`FullSource`: the change feed's checkpoint taken first,
+then every document), else copied from the current version; it is committed, its meta gets the
+checkpoint, `current` is swapped and the old version removed. Searches are served from the old
+version until the swap. A config whose `SearchEngine.layout_key` differs from the files'
+enqueues a rebuild; other setting changes are applied in place (`update_settings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from ..resources.search import SearchIndexSpec
+from .contract import (
+    FilterInput,
+    IndexStats,
+    MultiSearchQuery,
+    SearchRequest,
+    SearchResponse,
+    Task,
+    TaskError,
+    TaskPage,
+    TaskStatus,
+    TaskType,
+)
+from .engine import DocumentError, SearchEngine
+from .filter_ast import Filter, FilterError
+from .filters import parse_filter
+from .tasks import TaskStore
+from .versions import IndexVersions, VersionMeta
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+COPY_BATCH = 1000
+"""Documents per batch when a rebuild copies the current version."""
+SEARCH_THREADS = max(4, 2 * (os.cpu_count() or 2))
+
+
+class IndexNotFound(LookupError):
+    """No index of that name in the config in force (404, code index_not_found)."""
+
+    code = "index_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Index `{name}` not found.")
+        self.name = name
+        self.message = str(self)
+
+
+class IndexFollowsSource(RuntimeError):
+    """Documents written to an index that follows a MongoDB collection (409): its documents
+    change in the collection only."""
+
+    code = "index_follows_source"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Index `{name}` follows a MongoDB collection: write to the collection, or rebuild the index.")
+        self.name = name
+        self.message = str(self)
+
+
+class FullSource(Protocol):
+    """Where a rebuild of a MongoDB-sourced index reads every document (the index's MongoSync)."""
+
+    async def checkpoint_now(self) -> dict[str, Any]:
+        """Where the change feed is now: the new version follows on from here."""
+        ...
+
+    def full_load(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every document of the source, mapped, in batches."""
+        ...
+
+
+class _Stopping(Exception):
+    """The service stops: a rebuild is abandoned, its task processed again after the restart."""
+
+
+class _Served:
+    """One open version of an index: its engine, its meta, and who is searching it. Retired at
+    a swap or a removal, it is closed (in the writer thread) when its last search is done."""
+
+    def __init__(
+        self, engine: SearchEngine, meta: VersionMeta, spec: SearchIndexSpec, writer: concurrent.futures.Executor
+    ) -> None:
+        self.engine = engine
+        self.meta = meta
+        self.spec = spec
+        self._writer = writer
+        self._lock = threading.Lock()
+        self._users = 0
+        self._retired = False
+        self._after: Callable[[], None] | None = None
+        self.closed: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    @property
+    def version(self) -> int:
+        return self.meta.version
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self._retired:
+                return False
+            self._users += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._retired and self._users == 0
+        if last:
+            self._close()
+
+    def retire(self, after: Callable[[], None] | None = None) -> concurrent.futures.Future[None]:
+        """No new searches; closed (then `after` runs) once the running ones are done."""
+        with self._lock:
+            if self._retired:
+                return self.closed
+            self._retired, self._after = True, after
+            last = self._users == 0
+        if last:
+            self._close()
+        return self.closed
+
+    def _close(self) -> None:
+        def close() -> None:
+            try:
+                self.engine.close()
+            except Exception:
+                log.exception("closing version %s failed", self.meta.version)
+            if self._after is not None:
+                self._after()
+            self.closed.set_result(None)
+
+        try:
+            self._writer.submit(close)
+        except RuntimeError:  # the writer is shut down already
+            close()
+
+
+@dataclass
+class _Index:
+    name: str
+    spec: SearchIndexSpec
+    versions: IndexVersions
+    writer: concurrent.futures.ThreadPoolExecutor
+    served: _Served
+    lane: asyncio.Lock
+    wake: asyncio.Event
+    loop: asyncio.Task[None] | None = None
+    source: FullSource | None = None
+    rebuilding: bool = False
+    processing: bool = False
+    removed: bool = False
+
+    @property
+    def follows_source(self) -> bool:
+        return self.spec.source.mongodb is not None
+
+
+class SearchService:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        (data_dir / "indexes").mkdir(parents=True, exist_ok=True)
+        self._indexes: dict[str, _Index] = {}
+        self._store_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="search-tasks")
+        self._search_pool = concurrent.futures.ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="search")
+        self._store: TaskStore = self._store_thread.submit(TaskStore, data_dir).result()
+        self._config_lock = asyncio.Lock()
+        self._finished = asyncio.Event()
+        self._started = False
+        self._stopping = False
+        self._configured = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Process the tasks: those a crash left processing first, then the enqueued ones."""
+        if self._started:
+            return
+        requeued = await self._tasks(self._store.requeue_processing)
+        if requeued:
+            log.info("search: %s task(s) interrupted by a stop are processed again", requeued)
+        self._started = True
+        for index in self._indexes.values():
+            self._start_loop(index)
+
+    async def stop(self) -> None:
+        """Stop after the task being processed (a rebuild is abandoned), close every index."""
+        self._stopping = True
+        for index in self._indexes.values():
+            index.wake.set()
+        loops = [index.loop for index in self._indexes.values() if index.loop is not None]
+        if loops:
+            await asyncio.gather(*loops, return_exceptions=True)
+        for index in list(self._indexes.values()):
+            async with index.lane:
+                await asyncio.wrap_future(index.served.retire())
+            index.writer.shutdown(wait=True)
+        self._indexes.clear()
+        await self._tasks(self._store.close)
+        self._store_thread.shutdown(wait=True)
+        self._search_pool.shutdown(wait=False)
+
+    # -- config --------------------------------------------------------------------------
+
+    async def apply_config(self, indexes: Mapping[str, SearchIndexSpec]) -> None:
+        """Make the indexes those of `indexes`: new ones created (empty), changed settings
+        applied in place or by a rebuild when the files depend on them, gone ones closed and
+        their files and tasks removed."""
+        async with self._config_lock:
+            for name in [name for name in self._indexes if name not in indexes]:
+                await self._remove(name)
+            if not self._configured:
+                await self._remove_leftovers(set(indexes))
+                self._configured = True
+            for name, spec in indexes.items():
+                index = self._indexes.get(name)
+                if index is None:
+                    await self._open(name, spec)
+                elif spec != index.spec:
+                    await self._change(index, spec)
+
+    async def _open(self, name: str, spec: SearchIndexSpec) -> None:
+        versions = IndexVersions(self.data_dir / "indexes" / name)
+        writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"search-writer-{name}")
+        engine, meta, served = await asyncio.wrap_future(writer.submit(_open_or_create, versions, name, spec))
+        index = _Index(
+            name=name,
+            spec=spec,
+            versions=versions,
+            writer=writer,
+            served=_Served(engine, meta, served, writer),
+            lane=asyncio.Lock(),
+            wake=asyncio.Event(),
+        )
+        self._indexes[name] = index
+        log.info("search: index %s serves version %s", name, meta.version)
+        if meta.layout_key != SearchEngine.layout_key(spec):
+            await self._enqueue_rebuild(index, reason="layoutChanged")
+        if self._started:
+            self._start_loop(index)
+
+    async def _change(self, index: _Index, spec: SearchIndexSpec) -> None:
+        old, index.spec = index.spec, spec
+        if old.source != spec.source and spec.source.mongodb is not None:
+            # Another collection (or one for the first time): the checkpoint is of no use; the
+            # index's sync starts over with a full load (a rebuild from the new source).
+            async with index.lane:
+                served = index.served
+                meta = replace(served.meta, checkpoint=None)
+                await self._write(index, index.versions.write_meta, meta)
+                served.meta = meta
+        if SearchEngine.layout_key(spec) != index.served.meta.layout_key:
+            await self._enqueue_rebuild(index, reason="layoutChanged")
+            return
+        async with index.lane:
+            served = index.served
+
+            def update() -> None:
+                served.engine.update_settings(spec)
+                meta = replace(served.meta, spec=_spec_json(spec))
+                index.versions.write_meta(meta)
+                served.meta, served.spec = meta, spec
+
+            await self._write(index, update)
+
+    async def _remove(self, name: str) -> None:
+        index = self._indexes.pop(name)
+        index.removed = True
+        index.wake.set()
+        canceled = await self._tasks(self._store.cancel_index, name)
+        if index.loop is not None:
+            await asyncio.gather(index.loop, return_exceptions=True)
+        async with index.lane:
+            await asyncio.wrap_future(index.served.retire())
+            await self._write(index, index.versions.remove_all)
+        index.writer.shutdown(wait=False)
+        log.info("search: index %s removed (no longer in the config; %s task(s) canceled)", name, canceled)
+
+    async def _remove_leftovers(self, keep: set[str]) -> None:
+        """At the first config: the files and tasks of indexes removed while the component was
+        not running."""
+        root = self.data_dir / "indexes"
+        for directory in root.iterdir():
+            if directory.is_dir() and directory.name not in keep:
+                log.info("search: removing the files of index %s (not in the config)", directory.name)
+                await asyncio.to_thread(IndexVersions(directory).remove_all)
+        for name in await self._tasks(self._store.indexes_with_enqueued):
+            if name not in keep:
+                await self._tasks(self._store.cancel_index, name)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def index_names(self) -> list[str]:
+        return sorted(self._indexes)
+
+    def spec(self, name: str) -> SearchIndexSpec:
+        return self._get(name).spec
+
+    def stats(self, name: str) -> IndexStats:
+        index = self._get(name)
+        with self._using(index) as served:
+            count = served.engine.count()
+            distribution = served.engine.field_distribution()
+            version = served.version
+        return IndexStats(
+            uid=name,
+            primary_key=index.spec.primary_key,
+            number_of_documents=count,
+            is_indexing=index.processing or index.rebuilding,
+            version=version,
+            source="mongodb" if index.follows_source else "api",
+            field_distribution=distribution,
+        )
+
+    async def search(self, name: str, request: SearchRequest) -> SearchResponse:
+        return await self._read(self._get(name), lambda served: served.engine.search(request))
+
+    async def multi_search(self, queries: Sequence[MultiSearchQuery]) -> list[SearchResponse]:
+        """Every query, at once; an error in one (unknown index, bad filter) fails them all."""
+        for query in queries:
+            self._get(query.index_uid)
+
+        async def one(query: MultiSearchQuery) -> SearchResponse:
+            request = SearchRequest.model_validate(query.model_dump(exclude={"index_uid"}))
+            response = await self.search(query.index_uid, request)
+            return response.model_copy(update={"index_uid": query.index_uid})
+
+        return list(await asyncio.gather(*(one(query) for query in queries)))
+
+    async def get_document(self, name: str, id: str, fields: Sequence[str] | None = None) -> dict[str, Any] | None:
+        return await self._read(self._get(name), lambda served: served.engine.get_document(id, fields))
+
+    async def documents(
+        self,
+        name: str,
+        offset: int,
+        limit: int,
+        fields: Sequence[str] | None = None,
+        filter: FilterInput | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        def read(served: _Served) -> tuple[list[dict[str, Any]], int]:
+            parsed = parse_filter(filter, served.spec.filter_attributes) if filter is not None else None
+            return served.engine.documents(offset, limit, fields, parsed)
+
+        return await self._read(self._get(name), read)
+
+    def index_ids(self, name: str) -> set[str]:
+        with self._using(self._get(name)) as served:
+            return served.engine.ids()
+
+    def rebuilding(self, name: str) -> bool:
+        return self._get(name).rebuilding
+
+    def version(self, name: str) -> int:
+        return self._get(name).served.version
+
+    def checkpoint(self, name: str) -> dict[str, Any] | None:
+        """Where the change feed was when the version being served last took its changes (None:
+        never loaded from its source)."""
+        return self._get(name).served.meta.checkpoint
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    async def enqueue_documents(self, name: str, documents: list[dict[str, Any]], *, merge: bool) -> Task:
+        """Add or replace (merge: add or update) documents; 202 with the task once the
+        documents are on disk."""
+        index = self._writable(name)
+        details = {"receivedDocuments": len(documents), "indexedDocuments": None}
+        payload = {"documents": documents, "merge": merge}
+        return await self._enqueue(index, "documentAdditionOrUpdate", details, payload)
+
+    async def enqueue_delete(
+        self,
+        name: str,
+        *,
+        ids: Sequence[str] | None = None,
+        filter: FilterInput | None = None,
+        everything: bool = False,
+    ) -> Task:
+        """Delete by ids, by filter (checked now: a bad one raises FilterError and no task is
+        made) or every document."""
+        index = self._writable(name)
+        if sum((ids is not None, filter is not None, everything)) != 1:
+            raise ValueError("give exactly one of ids, filter and everything")
+        details: dict[str, Any]
+        if ids is not None:
+            ids = [str(id) for id in ids]
+            details = {"providedIds": len(ids), "deletedDocuments": None}
+            payload: dict[str, Any] = {"ids": ids}
+        elif filter is not None:
+            parse_filter(filter, index.served.spec.filter_attributes)
+            details = {"originalFilter": filter, "deletedDocuments": None}
+            payload = {"filter": filter}
+        else:
+            details = {"deletedDocuments": None}
+            payload = {"everything": True}
+        return await self._enqueue(index, "documentDeletion", details, payload)
+
+    async def enqueue_rebuild(self, name: str) -> Task:
+        """A new version from the source (or a copy of the current one), then a swap; a rebuild
+        already waiting for this index is returned instead of a second one."""
+        return await self._enqueue_rebuild(self._get(name), reason="requested")
+
+    async def _enqueue_rebuild(self, index: _Index, *, reason: str) -> Task:
+        waiting = await self._tasks(
+            self._store.list, statuses=["enqueued"], types=["indexRebuild"], index_uids=[index.name], limit=1
+        )
+        if waiting.results:
+            return waiting.results[0]
+        details = {"fromVersion": index.served.version, "toVersion": None, "reason": reason}
+        return await self._enqueue(index, "indexRebuild", details, None)
+
+    async def _enqueue(self, index: _Index, type: TaskType, details: dict[str, Any], payload: Any) -> Task:
+        task = await self._tasks(self._store.enqueue, index.name, type, details, payload)
+        index.wake.set()
+        return task
+
+    def task(self, uid: int) -> Task | None:
+        return self._store_thread.submit(self._store.get, uid).result()
+
+    def tasks(
+        self,
+        *,
+        statuses: Sequence[TaskStatus] | None = None,
+        types: Sequence[TaskType] | None = None,
+        index_uids: Sequence[str] | None = None,
+        limit: int = 20,
+        from_: int | None = None,
+    ) -> TaskPage:
+        return self._store_thread.submit(
+            self._store.list, statuses=statuses, types=types, index_uids=index_uids, limit=limit, from_=from_
+        ).result()
+
+    async def wait_for_task(self, uid: int, timeout: float = 30.0) -> Task:
+        """The task once it has finished (succeeded, failed or canceled); TimeoutError after
+        `timeout` seconds, LookupError for a uid that does not exist."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            finished = self._finished
+            task = await self._tasks(self._store.get, uid)
+            if task is None:
+                raise LookupError(f"no task {uid}")
+            if task.status in FINISHED:
+                return task
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"task {uid} is still {task.status} after {timeout} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), min(left, 0.5))
+
+    # -- sync (the MongoSync of a MongoDB-sourced index) ----------------------------------
+
+    def set_source(self, name: str, source: FullSource | None) -> None:
+        """Where a rebuild of `name` reads every document; a rebuild waiting for one goes on."""
+        index = self._get(name)
+        index.source = source
+        index.wake.set()
+
+    async def apply_sync(
+        self, name: str, upserts: list[dict[str, Any]], deletes: list[str], checkpoint: dict[str, Any]
+    ) -> None:
+        """Changes read from the source, applied in the index's write order: the deletes, then
+        the upserts (so an id deleted and inserted again is present), one commit, then
+        `checkpoint` stored with the version served. A bad document raises DocumentError and
+        nothing of the batch is applied."""
+        index = self._get(name)
+        async with index.lane:
+            served = index.served
+
+            def write() -> None:
+                if deletes:
+                    served.engine.delete_documents(deletes)
+                if upserts:
+                    served.engine.add_documents(upserts)
+                served.engine.commit()
+                meta = replace(served.meta, checkpoint=checkpoint)
+                index.versions.write_meta(meta)
+                served.meta = meta
+
+            await self._write(index, write)
+
+    # -- processing ----------------------------------------------------------------------
+
+    def _start_loop(self, index: _Index) -> None:
+        if index.loop is None:
+            index.loop = asyncio.create_task(self._run(index), name=f"search tasks {index.name}")
+
+    async def _run(self, index: _Index) -> None:
+        while not (self._stopping or index.removed):
+            index.wake.clear()
+            try:
+                task = await self._tasks(self._store.next_enqueued, index.name)
+            except Exception:
+                log.exception("search: reading the tasks of %s failed; trying again", index.name)
+                await asyncio.sleep(1.0)
+                continue
+            if task is None or (task.type == "indexRebuild" and index.follows_source and index.source is None):
+                # Nothing to do, or a rebuild that waits for the index's sync to give its source.
+                await index.wake.wait()
+                continue
+            await self._process(index, task)
+
+    async def _process(self, index: _Index, task: Task) -> None:
+        await self._tasks(self._store.start, task.uid)
+        index.processing = True
+        try:
+            async with index.lane:
+                details = await self._apply(index, task)
+        except _Stopping:
+            log.info("search: rebuild task %s of %s abandoned by the stop; done again at start", task.uid, index.name)
+            return
+        except DocumentError as exc:
+            await self._fail(task, TaskError(message=exc.message, code=exc.code), _zeroed(task.details))
+        except FilterError as exc:
+            await self._fail(task, TaskError(message=exc.message, code=exc.code), _zeroed(task.details))
+        except Exception as exc:
+            log.exception("search: task %s of %s failed", task.uid, index.name)
+            error = TaskError(message=f"{type(exc).__name__}: {exc}"[:1000], code="internal", type="internal")
+            await self._fail(task, error, _zeroed(task.details))
+        else:
+            await self._tasks(self._store.succeed, task.uid, details)
+        finally:
+            index.processing = False
+            self._pulse()
+
+    async def _fail(self, task: Task, error: TaskError, details: dict[str, Any]) -> None:
+        await self._tasks(self._store.fail, task.uid, error, details)
+
+    async def _apply(self, index: _Index, task: Task) -> dict[str, Any]:
+        """Apply one task (the lane held): the details it finished with."""
+        if task.type == "indexRebuild":
+            to_version = await self._rebuild(index)
+            return task.details | {"toVersion": to_version}
+        payload = await self._tasks(self._store.payload, task.uid)
+        if not isinstance(payload, dict):
+            raise RuntimeError(f"the payload of task {task.uid} is missing from {self.data_dir / 'tasks'}")
+        served = index.served
+        if task.type == "documentAdditionOrUpdate":
+            documents, merge = payload["documents"], bool(payload.get("merge", False))
+            indexed = await self._write(index, _add, served.engine, documents, merge)
+            return task.details | {"indexedDocuments": indexed}
+        if "ids" in payload:
+            deleted = await self._write(index, _delete_ids, served.engine, payload["ids"])
+        elif "filter" in payload:
+            parsed = parse_filter(payload["filter"], served.spec.filter_attributes)
+            deleted = await self._write(index, _delete_filter, served.engine, parsed)
+        else:
+            deleted = await self._write(index, _clear, served.engine)
+        return task.details | {"deletedDocuments": deleted}
+
+    async def _rebuild(self, index: _Index) -> int:
+        """Build the next version, then swap it in (the lane held): its number."""
+        old = index.served
+        spec = index.spec
+        versions = index.versions
+        version = await self._write(index, versions.next_version)
+        checkpoint: dict[str, Any] | None = None
+        source = index.source if index.follows_source else None
+        if index.follows_source and source is None:
+            raise RuntimeError(f"index {index.name} has no source to rebuild from yet")
+        index.rebuilding = True
+        log.info("search: rebuilding %s as version %s", index.name, version)
+        try:
+            path = await self._write(index, versions.prepare, version)
+            engine = await self._write(index, SearchEngine.create, path, index.name, spec)
+        except BaseException:
+            index.rebuilding = False
+            await self._write(index, versions.remove_version, version)
+            raise
+        try:
+            if source is not None:
+                checkpoint = await source.checkpoint_now()
+                async for batch in source.full_load():
+                    if self._stopping or index.removed:
+                        raise _Stopping
+                    if batch:
+                        await self._write(index, engine.add_documents, batch)
+            else:
+                await self._write(index, self._copy, old.engine, engine)
+            meta = _meta(version, spec, checkpoint)
+
+            def swap() -> None:
+                engine.commit()
+                versions.write_meta(meta)
+                versions.swap(version)
+
+            await self._write(index, swap)
+        except BaseException:
+            await self._write(index, engine.close)
+            await self._write(index, versions.remove_version, version)
+            raise
+        finally:
+            index.rebuilding = False
+        index.served = _Served(engine, meta, spec, index.writer)
+        old.retire(after=lambda: versions.remove_version(old.version))
+        log.info("search: %s serves version %s (was %s)", index.name, version, old.version)
+        return version
+
+    def _copy(self, source: SearchEngine, target: SearchEngine) -> None:
+        for batch in source.iter_documents(COPY_BATCH):
+            if self._stopping:
+                raise _Stopping
+            target.add_documents(batch)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _get(self, name: str) -> _Index:
+        index = self._indexes.get(name)
+        if index is None:
+            raise IndexNotFound(name)
+        return index
+
+    def _writable(self, name: str) -> _Index:
+        index = self._get(name)
+        if index.follows_source:
+            raise IndexFollowsSource(name)
+        return index
+
+    async def _tasks(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A TaskStore call, in the store's own thread."""
+        return await asyncio.wrap_future(self._store_thread.submit(call, *args, **kwargs))
+
+    async def _write(self, index: _Index, call: Callable[..., T], *args: Any) -> T:
+        """A call in the index's writer thread."""
+        return await asyncio.wrap_future(index.writer.submit(call, *args))
+
+    async def _read(self, index: _Index, read: Callable[[_Served], T]) -> T:
+        def run() -> T:
+            with self._using(index) as served:
+                return read(served)
+
+        return await asyncio.wrap_future(self._search_pool.submit(run))
+
+    @contextlib.contextmanager
+    def _using(self, index: _Index) -> Iterator[_Served]:
+        """The version being served, kept open while the block runs."""
+        while True:
+            if index.removed:
+                raise IndexNotFound(index.name)
+            served = index.served
+            if served.acquire():
+                break
+        try:
+            yield served
+        finally:
+            served.release()
+
+    def _pulse(self) -> None:
+        """Wake whoever waits for a task to finish."""
+        self._finished.set()
+        self._finished = asyncio.Event()
+
+
+def _open_or_create(
+    versions: IndexVersions, name: str, spec: SearchIndexSpec
+) -> tuple[SearchEngine, VersionMeta, SearchIndexSpec]:
+    """The version being served (leftovers of an unfinished rebuild removed), or a first empty
+    one: (its engine, its meta, the spec it is served with). A version whose layout differs from
+    `spec` is opened with the spec it was built with, until its rebuild."""
+    versions.root.mkdir(parents=True, exist_ok=True)
+    current = versions.current()
+    removed = versions.remove_others()
+    if removed:
+        log.info("search: index %s: removed the unfinished or old version(s) %s", name, removed)
+    if current is not None:
+        try:
+            meta = versions.read_meta(current)
+            served = spec
+            if meta.layout_key != SearchEngine.layout_key(spec) and meta.spec is not None:
+                served = SearchIndexSpec.model_validate(meta.spec)
+            engine = SearchEngine.open(versions.engine_dir(current), name, served)
+            if served is spec and meta.spec != _spec_json(spec):
+                meta = replace(meta, spec=_spec_json(spec))
+                versions.write_meta(meta)
+            return engine, meta, served
+        except Exception:
+            log.exception("search: index %s: version %s cannot be opened; starting an empty version", name, current)
+    version = versions.next_version()
+    engine = SearchEngine.create(versions.prepare(version), name, spec)
+    engine.commit()
+    meta = _meta(version, spec, None)
+    versions.write_meta(meta)
+    versions.swap(version)
+    if current is not None:
+        versions.remove_version(current)
+    return engine, meta, spec
+
+
+def _meta(version: int, spec: SearchIndexSpec, checkpoint: dict[str, Any] | None) -> VersionMeta:
+    return VersionMeta(
+        version=version, layout_key=SearchEngine.layout_key(spec), checkpoint=checkpoint, spec=_spec_json(spec)
+    )
+
+
+def _spec_json(spec: SearchIndexSpec) -> dict[str, Any]:
+    return spec.model_dump(mode="json", by_alias=True)
+
+
+def _add(engine: SearchEngine, documents: list[dict[str, Any]], merge: bool) -> int:
+    indexed = engine.add_documents(documents, merge=merge)
+    engine.commit()
+    return indexed
+
+
+def _delete_ids(engine: SearchEngine, ids: list[str]) -> int:
+    deleted = engine.delete_documents(ids)
+    engine.commit()
+    return deleted
+
+
+def _delete_filter(engine: SearchEngine, filter: Filter) -> int:
+    deleted = engine.delete_by_filter(filter)
+    engine.commit()
+    return deleted
+
+
+def _clear(engine: SearchEngine) -> int:
+    deleted = engine.clear()
+    engine.commit()
+    return deleted
+
+
+def _zeroed(details: dict[str, Any]) -> dict[str, Any]:
+    """A failed task's details: nothing indexed or deleted."""
+    return {
+        key: (0 if value is None and key in ("indexedDocuments", "deletedDocuments") else value)
+        for key, value in details.items()
+    }
