@@ -282,6 +282,8 @@ def check(expression: Any, document: dict[str, Any] = BOOK) -> bool:
         ("price 1 TO 12", False),
         ("rating = 4", True),
         ("code = 10", True),  # a bare number equals the same number written as a string
+        ("code = 10.0", True),
+        ("price = '12.50'", False),  # a quoted value compares as text: 12.5 is written "12.5"
         ("code > 5", False),  # ranges compare numbers only
         ("title > 5", False),
         ("stock = true", True),

@@ -614,25 +614,24 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
+def _keyword(value: Any) -> str | None:
+    """A stored or filter value as the text `=` and IN compare (case ignored): strings as
+    they are, numbers as Meilisearch writes them (10, 9.99), booleans as true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return normalize_facet_value(value)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return None
+
+
 def _equal(stored: Any, value: Value) -> bool:
-    if isinstance(stored, bool):
-        if isinstance(value, bool):
-            return stored is value
-        return isinstance(value, str) and value.lower() == ("true" if stored else "false")
-    number = _as_number(stored)
-    if number is not None:
-        if isinstance(value, bool):
-            return False
-        if isinstance(value, float):
-            return number == value
-        return _number(value.strip()) == number
-    if isinstance(stored, str):
-        if isinstance(value, bool):
-            return stored.lower() == ("true" if value else "false")
-        if isinstance(value, float):
-            return _number(stored.strip()) == value
-        return normalize_facet_value(stored) == normalize_facet_value(value)
-    return False
+    """`=`: the same text (so "10" = 10 and "TRUE" = true), or, for a number, the same number."""
+    if isinstance(value, float) and not isinstance(value, bool) and _as_number(stored) == value:
+        return True
+    text = _keyword(stored)
+    return text is not None and text == _keyword(value)
 
 
 _RANGE: dict[str, Callable[[float, float], bool]] = {
