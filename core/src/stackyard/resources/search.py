@@ -6,9 +6,10 @@ These models only declare and validate: `stackyard.search` indexes, ranks and sy
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, JsonValue, StringConstraints, field_validator, model_validator
 
 from .base import (
     AGE_COLUMN,
@@ -31,6 +32,22 @@ from .stack import DatabaseRef
 ATTRIBUTE = r"^(\*|[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*)$"
 Attribute = Annotated[str, StringConstraints(pattern=ATTRIBUTE, max_length=200)]
 Word = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# A structural schema has no propertyNames or patternProperties: map keys are checked by CEL
+# rules in the CRD and by validators here. A key names one attribute (never `*`).
+ATTRIBUTE_KEY = r"^[A-Za-z_][A-Za-z0-9_-]*([.][A-Za-z_][A-Za-z0-9_-]*)*$"
+ATTRIBUTE_KEYS_RULE: dict[str, JsonValue] = {
+    "x-kubernetes-validations": [
+        {
+            "rule": f"self.all(k, size(k) <= 200 && k.matches('{ATTRIBUTE_KEY}'))",
+            "message": "every key must be an attribute name (title, author.name)",
+        }
+    ]
+}
+WORD_KEYS_RULE: dict[str, JsonValue] = {
+    "x-kubernetes-validations": [
+        {"rule": "self.all(k, size(k) >= 1 && size(k) <= 100)", "message": "every key must be 1 to 100 characters"}
+    ]
+}
 Language = Literal[
     "none", "arabic", "danish", "dutch", "english", "finnish", "french", "german", "greek", "hungarian",
     "italian", "norwegian", "portuguese", "romanian", "russian", "spanish", "swedish", "tamil", "turkish",
@@ -98,13 +115,22 @@ class MongoSource(CamelModel):
     collection: Annotated[str, StringConstraints(pattern=COLLECTION_NAME)] = Field(
         description="Collection whose documents are indexed."
     )
-    fields: dict[Attribute, Attribute] = Field(
+    fields: dict[str, Attribute] = Field(
         default_factory=dict,
         max_length=200,
         description="Index attribute -> source field (dotted path). When empty, every field of the source "
         "document is indexed under its own name. The primary key always comes from `_id`.",
+        json_schema_extra=ATTRIBUTE_KEYS_RULE,
     )
     sync: SyncSettings = Field(default=SyncSettings(), description="How inserts, updates and deletes are followed.")
+
+    @field_validator("fields")
+    @classmethod
+    def _attribute_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if len(key) > 200 or not re.fullmatch(ATTRIBUTE_KEY, key):
+                raise ValueError(f"{key!r} is not an attribute name (title, author.name)")
+        return value
 
 
 class ApiSource(CamelModel):
@@ -160,10 +186,11 @@ class SearchIndexSpec(CamelModel):
         default_factory=lambda: ["*"], min_length=1, max_length=200, description="Attributes a hit returns."
     )
     typo_tolerance: TypoTolerance = Field(default=TypoTolerance(), description="How typos are forgiven.")
-    synonyms: dict[Word, list[Word]] = Field(
+    synonyms: dict[str, list[Word]] = Field(
         default_factory=dict,
         max_length=10_000,
         description="A word or phrase -> its synonyms (one way; list both directions for mutual synonyms).",
+        json_schema_extra=WORD_KEYS_RULE,
     )
     stop_words: list[Word] = Field(
         default_factory=list, max_length=10_000, description="Words ignored in queries (the, a, of)."
@@ -179,6 +206,14 @@ class SearchIndexSpec(CamelModel):
             raise ValueError("`*` stands alone: it already means every attribute")
         if len(set(value)) != len(value):
             raise ValueError("an attribute is listed twice")
+        return value
+
+    @field_validator("synonyms")
+    @classmethod
+    def _word_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key in value:
+            if not 1 <= len(key) <= 100:
+                raise ValueError(f"synonym key {key[:20]!r} must be 1 to 100 characters")
         return value
 
     @field_validator("filterable_attributes", "facetable_attributes", "sortable_attributes")
@@ -198,13 +233,21 @@ class SearchIndexSpec(CamelModel):
     model_config = CamelModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
+                # Absent lists (their defaults are not in the schema) pass: has() first.
                 {
-                    "rule": "!self.searchableAttributes.exists(a, a == '*') || size(self.searchableAttributes) == 1",
+                    "rule": "!has(self.searchableAttributes) || !self.searchableAttributes.exists(a, a == '*') "
+                    "|| size(self.searchableAttributes) == 1",
                     "message": "`*` stands alone in searchableAttributes: it already means every attribute",
                 },
                 {
-                    "rule": "!self.filterableAttributes.exists(a, a == '*') && "
-                    "!self.facetableAttributes.exists(a, a == '*') && !self.sortableAttributes.exists(a, a == '*')",
+                    "rule": "!has(self.displayedAttributes) || !self.displayedAttributes.exists(a, a == '*') "
+                    "|| size(self.displayedAttributes) == 1",
+                    "message": "`*` stands alone in displayedAttributes: it already means every attribute",
+                },
+                {
+                    "rule": "(!has(self.filterableAttributes) || !self.filterableAttributes.exists(a, a == '*')) && "
+                    "(!has(self.facetableAttributes) || !self.facetableAttributes.exists(a, a == '*')) && "
+                    "(!has(self.sortableAttributes) || !self.sortableAttributes.exists(a, a == '*'))",
                     "message": "name the attributes: `*` is not allowed in filterable, facetable or sortable ones",
                 },
             ]
