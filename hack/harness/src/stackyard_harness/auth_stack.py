@@ -4,7 +4,11 @@ directory written as the operator would render it (signing keys and encryption k
 included).
 
 `configure(auth=...)` applies Stack auth settings (camelCase, as in a Stack's spec.auth)
-with a database of its own, so each test starts with no users."""
+with a database of its own, so each test starts with no users.
+
+With `run_search=True` the search component (`stackyard-search`, search_process) runs beside
+them on the same config, its data under the directory, and the api proxies to it;
+`configure(search_indexes={"products": {"source": {"api": {}}}})` declares SearchIndexes."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import redis
 import uvicorn
 
 from .process import ManagedProcess, free_port
+from .search_process import SearchProcess
 from .smtp import Received, SmtpSink
 
 ADMIN_API_KEY = "admin-key-for-tests-0123456789"
@@ -43,11 +48,20 @@ def signing_keys(alg: str = "EdDSA") -> str:
 
 
 class AuthStack:
-    def __init__(self, directory: Path, redis_url: str, mongo_url: str, smtp: SmtpSink, run_worker: bool = True):
+    def __init__(
+        self,
+        directory: Path,
+        redis_url: str,
+        mongo_url: str,
+        smtp: SmtpSink,
+        run_worker: bool = True,
+        run_search: bool = False,
+    ):
         self.directory = directory
         self.redis_url, self.mongo_url = redis_url, mongo_url
         self.smtp = smtp
         self.run_worker = run_worker
+        self.run_search = run_search
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.generation = 0
@@ -61,6 +75,7 @@ class AuthStack:
         }
         self.worker: ManagedProcess | None = None
         self.worker_url: str | None = None
+        self.search: SearchProcess | None = None
         self.app: Any = None
 
     # -- config -----------------------------------------------------------------------
@@ -76,6 +91,7 @@ class AuthStack:
         rate_limit_policies: dict[str, dict[str, Any]] | None = None,
         notification_workflows: dict[str, dict[str, Any]] | None = None,
         webhooks: dict[str, dict[str, Any]] | None = None,
+        search_indexes: dict[str, dict[str, Any]] | None = None,
         fresh_database: bool = True,
     ) -> None:
         """A new config (generation) for the api and worker; resources are given by name as
@@ -117,6 +133,10 @@ class AuthStack:
             },
             "webhooks": {n: WebhookSpec.model_validate(stack | w) for n, w in (webhooks or {}).items()},
         }
+        if search_indexes:
+            from stackyard.resources.search import SearchIndexSpec
+
+            fields["search_indexes"] = {n: SearchIndexSpec.model_validate(stack | i) for n, i in search_indexes.items()}
         if identity_providers is not None:
             from stackyard.resources.auth import IdentityProviderSpec
 
@@ -154,6 +174,8 @@ class AuthStack:
         job must not meet the previous test's config in the worker)."""
         worker_up = self.worker is not None and self.worker.running and self.worker_url is not None
         urls = [self.url] + ([self.worker_url] if worker_up and self.worker_url else [])
+        if self.search is not None and self.search.running:
+            urls.append(self.search.url)
         deadline = time.monotonic() + 20
         for url in urls:
             while not self._has_generation(url):
@@ -184,8 +206,13 @@ class AuthStack:
             self.configure()
             if self.run_worker:
                 self.start_worker()
+            if self.run_search:
+                self.start_search()
             yield self
         finally:
+            if self.search is not None:
+                self.search.stop()
+                os.environ.pop("STACKYARD_SEARCH_URL", None)
             if self.worker is not None:
                 self.worker.stop()
             server.should_exit = True
@@ -206,6 +233,13 @@ class AuthStack:
             lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 60, "ready"
         )
         self.worker_url = f"http://127.0.0.1:{port}"
+
+    def start_search(self) -> None:
+        """The search component on this config, its data in <directory>/search; the api (in this
+        process) proxies the search routes to it."""
+        self.search = SearchProcess(self.directory, self.directory / "search", self.directory / "search.log")
+        self.search.start()
+        os.environ["STACKYARD_SEARCH_URL"] = self.search.url
 
     # -- mail ---------------------------------------------------------------------------
 
