@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 
-from . import db, emails, events, files, jobs, notify, users
+from . import db, emails, events, files, jobs, notify, search, users
 from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, Cli, describe
 from .output import Output
 
@@ -20,7 +20,7 @@ app = typer.Typer(
     name="stackyard",
     help=(
         "Drive a stackyard Stack through its api: jobs, queues, dead letters, events, email, suppressions, users, "
-        "databases, files, notifications and webhooks."
+        "databases, files, notifications, webhooks and search."
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -34,6 +34,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(files.app, name="files")
 app.add_typer(notify.app, name="notify")
 app.add_typer(notify.webhooks, name="webhooks")
+app.add_typer(search.app, name="search")
 
 
 # The defaults are stackyard.client's; it is imported only when a command runs, so that
