@@ -222,6 +222,7 @@ def test_job_queues_and_schedules_are_folded_into_the_config():
         "Bucket": 0,
         "NotificationWorkflow": 0,
         "Webhook": 0,
+        "SearchIndex": 0,
     }
     config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
     data = json.loads(config_map["data"]["config.json"])
@@ -289,7 +290,14 @@ def test_runtime_role_lets_the_worker_record_schedule_runs_health_and_webhook_de
     desired = render(Observed(STACK, [], {"backends": BACKENDS}))
     role = next(o for o in desired.objects if o["kind"] == "Role")
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
-    statuses = ("schedules/status", "emailproviders/status", "databases/status", "buckets/status", "webhooks/status")
+    statuses = (
+        "schedules/status",
+        "emailproviders/status",
+        "databases/status",
+        "buckets/status",
+        "webhooks/status",
+        "searchindexes/status",
+    )
     assert rules[(("stackyard.dev",), statuses)]["verbs"] == ["get", "patch"]
     assert all("resourceNames" in r for r in role["rules"] if r["apiGroups"] == [""])
     assert {v for r in role["rules"] for v in r["verbs"]} == {"get", "list", "watch", "patch"}

@@ -176,6 +176,7 @@ def test_crds_are_installed_and_established(release, kube):
         "buckets.stackyard.dev",
         "notificationworkflows.stackyard.dev",
         "webhooks.stackyard.dev",
+        "searchindexes.stackyard.dev",
     }
 
 
@@ -369,6 +370,40 @@ def test_operator_with_the_chart_rbac_makes_and_removes_a_buckets_retention_sche
     assert not forbidden_requests(log), "\n".join(forbidden_requests(log))
 
 
+def test_operator_with_the_chart_rbac_deploys_and_removes_the_search_component(release, chart_operator):
+    """A SearchIndex of the default Stack: Ready, the search StatefulSet and Service made and
+    its pod admitted under the restricted standard, both deleted with the last index (the
+    claim kept by the retention policy), nothing refused."""
+    wait_until(lambda: ready(release.namespace, "stack", STACK), READY_TIMEOUT, f"Stack {STACK} Ready")
+    index = {
+        "apiVersion": "stackyard.dev/v1alpha1",
+        "kind": "SearchIndex",
+        "metadata": {"name": "products"},
+        "spec": {"stackRef": {"name": STACK}, "source": {"api": {}}, "sortableAttributes": ["price"]},
+    }
+    release.namespace.kubectl("apply", "-f", "-", input=json.dumps(index))
+    wait_until(lambda: ready(release.namespace, "searchindex", "products"), READY_TIMEOUT, "SearchIndex Ready")
+    name = f"{STACK}-search"
+    wait_until(lambda: release.namespace.get("statefulset", name) is not None, 30, "the search StatefulSet")
+    assert release.namespace.get("service", name) is not None
+    (template,) = pod_specs([release.namespace.get("statefulset", name)])
+    _, metadata, spec = template
+    spec["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": f"data-{name}-0"}})
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "search-dry-run", "labels": metadata["labels"]}}
+    result = release.namespace.kubectl(
+        "create", "--dry-run=server", "-f", "-", input=json.dumps(pod | {"spec": spec}), check=False
+    )
+    assert result.returncode == 0 and "PodSecurity" not in result.stderr, result.stderr
+    # (No StatefulSet controller runs here to make the claim: the policy that keeps it is stored.)
+    stored = release.namespace.get("statefulset", name)["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert stored == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    release.namespace.kubectl("delete", "searchindex", "products")
+    wait_until(lambda: release.namespace.get("statefulset", name) is None, 30, "the search StatefulSet deleted")
+    wait_until(lambda: release.namespace.get("service", name) is None, 30, "the search Service deleted")
+    log = chart_operator.log()
+    assert not forbidden_requests(log), "\n".join(forbidden_requests(log))
+
+
 def test_operator_rendered_pods_are_admitted_under_the_restricted_standard(release, chart_operator):
     wait_until(lambda: release.namespace.get("deployment", f"{STACK}-api") is not None, READY_TIMEOUT, "api Deployment")
 
@@ -401,6 +436,11 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("patch", "buckets.stackyard.dev", "--subresource=status", "-n", own),
         ("watch", "notificationworkflows.stackyard.dev", "-n", own),
         ("patch", "webhooks.stackyard.dev", "--subresource=status", "-n", own),
+        ("watch", "searchindexes.stackyard.dev", "-n", own),
+        ("patch", "searchindexes.stackyard.dev", "--subresource=status", "-n", own),
+        ("watch", "statefulsets.apps", "-n", own),
+        ("delete", "statefulsets.apps", "-n", team.name),
+        ("delete", "services", "-n", own),
     ]
     refused = [
         ("delete", "namespaces"),
@@ -420,6 +460,10 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("create", "buckets.stackyard.dev", "-n", own),
         ("delete", "webhooks.stackyard.dev", "-n", own),
         ("create", "notificationworkflows.stackyard.dev", "-n", own),
+        ("delete", "searchindexes.stackyard.dev", "-n", own),
+        ("create", "searchindexes.stackyard.dev", "-n", own),
+        ("delete", "persistentvolumeclaims", "-n", own),
+        ("delete", "serviceaccounts", "-n", own),
     ]
     for check in granted:
         assert can_i(kube, own, *check), f"the operator should be allowed to {' '.join(check)}"

@@ -360,6 +360,7 @@ def test_backend_network_policies_admit_exactly_the_release_and_operator_rendere
     objects = chart_helm.template({"mongodb": {"enabled": True}})
     api_pod_labels = manifests.labels("anything", "api", "0.1.0")
     worker_pod_labels = manifests.labels("anything", "worker", "0.1.0")
+    search_pod_labels = manifests.labels("anything", "search", "0.1.0")  # a mongodb-sourced index reads MongoDB
     operator_pod_labels = find(objects, "Deployment", "demo-stack-operator")["spec"]["template"]["metadata"]["labels"]
     stranger = {"app.kubernetes.io/name": "web", "app.kubernetes.io/part-of": "shop"}
     for name, port in (("demo-stack-redis", "redis"), ("demo-stack-mongodb", "mongodb")):
@@ -372,6 +373,7 @@ def test_backend_network_policies_admit_exactly_the_release_and_operator_rendere
             return any(selector.items() <= labels.items() for selector in selectors)
 
         assert admitted(api_pod_labels) and admitted(worker_pod_labels) and admitted(operator_pod_labels)
+        assert admitted(search_pod_labels)
         assert not admitted(stranger)
 
 

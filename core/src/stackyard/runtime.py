@@ -244,6 +244,7 @@ class Runtime:
             "buckets": sorted(config.buckets),
             "notificationWorkflows": sorted(config.notification_workflows),
             "webhooks": sorted(config.webhooks),
+            "searchIndexes": sorted(config.search_indexes),
             "lastError": self.live.last_error,
         }
 

@@ -7,9 +7,10 @@ from typing import Any
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
-WORKER_CONDITIONS = frozenset({"Reachable", "Connected", "IndexesInSync", "Migrated", "Enabled"})
-"""Condition types that workers write (an EmailProvider's Reachable, a Database's Connected,
-IndexesInSync and Migrated, a Webhook's Enabled); the operator keeps them."""
+WORKER_CONDITIONS = frozenset({"Reachable", "Connected", "IndexesInSync", "Migrated", "Enabled", "Synced"})
+"""Condition types that the Stack's programs write (an EmailProvider's Reachable, a Database's
+Connected, IndexesInSync and Migrated, a Webhook's Enabled, the search component's Synced on
+a SearchIndex); the operator keeps them."""
 
 
 @dataclass(frozen=True)

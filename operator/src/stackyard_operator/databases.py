@@ -45,7 +45,8 @@ BACKUP_TIMEOUT = "1h"
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """An object the reconciler deletes: by kind and name, only if its uid is still `uid`."""
+    """An object the reconciler deletes: by kind and name, only if its uid is still `uid`
+    (an empty uid: whatever object has that name, for one the operator does not index)."""
 
     kind: str
     name: str

@@ -2,11 +2,12 @@
 
 Every handler is a few lines; the decisions are in render.py, the mechanics in
 reconciler.py. Nothing here is edge-triggered: any event on a Stack, a member
-resource, a referenced Secret or an owned Deployment leads to the same reconcile
-of the whole Stack, except a Schedule's, a Bucket's or a Webhook's status writes by the
-worker, which change nothing the operator renders. (A Database's do: the migration version the worker
-reports there decides whether a migration Job is wanted.) (No kopf timers: they would
-put finalizers on users' Stacks; the reconciler runs its own periodic resync.)
+resource, a referenced Secret or an owned Deployment or StatefulSet leads to the same
+reconcile of the whole Stack, except a Schedule's, a Bucket's or a Webhook's status writes
+by the worker and a SearchIndex's by the search component, which change nothing the
+operator renders. (A Database's do: the migration version the worker reports there
+decides whether a migration Job is wanted.) (No kopf timers: they would put finalizers
+on users' Stacks; the reconciler runs its own periodic resync.)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MEMBER_PLURALS = {
     "Bucket": "buckets",
     "NotificationWorkflow": "notificationworkflows",
     "Webhook": "webhooks",
+    "SearchIndex": "searchindexes",
 }
 assert set(MEMBER_PLURALS) == set(MEMBER_KINDS), "every member kind needs a plural here"
 
@@ -120,12 +122,33 @@ def webhooks(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, stack_ref(body)): snapshot(body)}
 
 
+@kopf.index(GROUP, VERSION, "searchindexes")
+def searchindexes(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
 @kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})
 def workloads(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict[Any, Any]:
     return {
         (namespace, labels.get("app.kubernetes.io/instance")): {
             "component": labels.get("app.kubernetes.io/component"),
             "status": dict(status),
+        }
+    }
+
+
+@kopf.index("apps", "v1", "statefulsets", labels={"app.kubernetes.io/managed-by": MANAGER})
+def statefulsets(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """The search component's StatefulSet: its status, uid and volume claim template."""
+    return {
+        (namespace, labels.get("app.kubernetes.io/instance")): {
+            "component": labels.get("app.kubernetes.io/component"),
+            "status": dict(body.status),
+            "body": {
+                "metadata": {"uid": body.metadata.uid},
+                "spec": {"volumeClaimTemplates": list(body.spec.get("volumeClaimTemplates") or [])},
+                "status": dict(body.status),
+            },
         }
     }
 
@@ -141,6 +164,7 @@ def reconciler(memo: kopf.Memo, indices: dict[str, Any]) -> StackReconciler:
             stacks=indices["stacks"],
             members={kind: indices[plural] for kind, plural in MEMBER_PLURALS.items()},
             workloads=indices["workloads"],
+            statefulsets=indices["statefulsets"],
         )
         shared["reconciler"] = StackReconciler(memo["kube"], live)
         shared["reconciler"].start_resync()
@@ -148,7 +172,7 @@ def reconciler(memo: kopf.Memo, indices: dict[str, Any]) -> StackReconciler:
 
 
 def _indices(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: kwargs[k] for k in ("stacks", "workloads", *MEMBER_PLURALS.values())}
+    return {k: kwargs[k] for k in ("stacks", "workloads", "statefulsets", *MEMBER_PLURALS.values())}
 
 
 # -- events --------------------------------------------------------------------------
@@ -175,11 +199,13 @@ async def member_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **kwarg
 @kopf.on.event(GROUP, VERSION, "schedules")
 @kopf.on.event(GROUP, VERSION, "buckets")
 @kopf.on.event(GROUP, VERSION, "webhooks")
+@kopf.on.event(GROUP, VERSION, "searchindexes")
 async def schedule_event(namespace: str, body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     # The worker records every run in the Schedule's status, a Bucket's reachability and
     # retention sweeps in the Bucket's and a Webhook's deliveries (Enabled, failingSince) in
-    # the Webhook's; those writes change nothing the operator renders, so only a new
-    # generation (or a new or deleted object) asks for a reconcile, not every tick.
+    # the Webhook's, the search component its documents, sync and lag in the SearchIndex's;
+    # those writes change nothing the operator renders, so only a new generation (or a new
+    # or deleted object) asks for a reconcile, not every tick.
     seen: dict[str, int] = memo["shared"].setdefault("schedule_generations", {})
     if generation_changed(seen, type, body.metadata.get("uid", ""), int(body.metadata.get("generation") or 0)):
         reconciler(memo, _indices(kwargs)).request(namespace, stack_ref(body))
@@ -197,6 +223,7 @@ def generation_changed(seen: dict[str, int], event_type: str | None, uid: str, g
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})
+@kopf.on.event("apps", "v1", "statefulsets", labels={"app.kubernetes.io/managed-by": MANAGER})
 async def workload_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any) -> None:
     stack = labels.get("app.kubernetes.io/instance")
     if stack:

@@ -23,6 +23,7 @@ _PATHS = {
     "Secret": ("/api/v1", "secrets"),
     "Service": ("/api/v1", "services"),
     "Deployment": ("/apis/apps/v1", "deployments"),
+    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
     "Job": ("/apis/batch/v1", "jobs"),
     "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
     "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
@@ -37,6 +38,7 @@ _PATHS = {
     "Bucket": (f"/apis/{GROUP}/{VERSION}", "buckets"),
     "NotificationWorkflow": (f"/apis/{GROUP}/{VERSION}", "notificationworkflows"),
     "Webhook": (f"/apis/{GROUP}/{VERSION}", "webhooks"),
+    "SearchIndex": (f"/apis/{GROUP}/{VERSION}", "searchindexes"),
 }
 
 
@@ -84,13 +86,14 @@ class Kube:
         )
 
     async def delete(self, kind: str, namespace: str, name: str, uid: str) -> None:
-        """Delete an object if it is still the one seen (uid); gone already is fine."""
+        """Delete an object if it is still the one seen (uid; "": whichever it is); gone
+        already is fine."""
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
         try:
             await self._call(
-                "DELETE",
-                object_path(kind, namespace, name),
-                body={"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}},
-                content_type="application/json",
+                "DELETE", object_path(kind, namespace, name), body=options, content_type="application/json"
             )
         except ApiException as exc:
             if exc.status not in (404, 409):  # 409: a new object of that name, not ours to delete

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from stackyard.config import (
     CONFIG_KEY,
@@ -23,7 +23,7 @@ from stackyard.config import (
 from stackyard.resources import GROUP
 from stackyard.resources.bucket import VolumeBackend
 from stackyard.resources.database import BackupVolume
-from stackyard.resources.stack import StackSpec, WorkloadSettings
+from stackyard.resources.stack import ComputeResources, StackSpec, WorkloadSettings
 
 from .auth_keys import ROTATION_HANDLED_ANNOTATION, auth_keys_secret_name
 
@@ -75,7 +75,7 @@ def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _metadata(stack_body: dict[str, Any], name: str, component: str, **extra: Any) -> dict[str, Any]:
+def component_metadata(stack_body: dict[str, Any], name: str, component: str, **extra: Any) -> dict[str, Any]:
     meta = stack_body["metadata"]
     return {
         "name": name,
@@ -91,7 +91,7 @@ def service_account(stack_body: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _metadata(stack_body, service_account_name(name), "runtime"),
+        "metadata": component_metadata(stack_body, service_account_name(name), "runtime"),
         "automountServiceAccountToken": True,
     }
 
@@ -102,13 +102,14 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
     (the worker writes lastRunTime, nextRunTime and the last job there), the EmailProviders'
     health in theirs (Reachable, breaker, lastAttempt), the Databases' in theirs
     (Connected, indexes, migration, last backup), the Buckets' in theirs (Reachable,
-    last retention sweep) and the Webhooks' in theirs (Enabled, failingSince, last
-    delivery), nothing else."""
+    last retention sweep), the Webhooks' in theirs (Enabled, failingSince, last
+    delivery) and the SearchIndexes' in theirs (the search component's documents, sync,
+    rebuilding, Synced), nothing else."""
     name = stack_body["metadata"]["name"]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": _metadata(stack_body, f"{name}-config-reader", "runtime"),
+        "metadata": component_metadata(stack_body, f"{name}-config-reader", "runtime"),
         "rules": [
             {
                 "apiGroups": [""],
@@ -130,6 +131,7 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
                     "databases/status",
                     "buckets/status",
                     "webhooks/status",
+                    "searchindexes/status",
                 ],
                 "verbs": ["get", "patch"],
             },
@@ -142,7 +144,7 @@ def config_reader_binding(stack_body: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": _metadata(stack_body, f"{name}-config-reader", "runtime"),
+        "metadata": component_metadata(stack_body, f"{name}-config-reader", "runtime"),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{name}-config-reader"},
         "subjects": [
             {
@@ -159,7 +161,9 @@ def config_map(stack_body: dict[str, Any], config: RuntimeConfig) -> dict[str, A
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(stack_body, config_map_name(name), "config", annotations={HASH_ANNOTATION: config.hash}),
+        "metadata": component_metadata(
+            stack_body, config_map_name(name), "config", annotations={HASH_ANNOTATION: config.hash}
+        ),
         "data": {CONFIG_KEY: config.canonical_json()},
     }
 
@@ -170,7 +174,7 @@ def credentials_secret(stack_body: dict[str, Any], credentials: dict[str, str], 
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(
+        "metadata": component_metadata(
             stack_body,
             credentials_secret_name(name),
             "config",
@@ -189,7 +193,7 @@ def auth_keys_secret(stack_body: dict[str, Any], data: dict[str, str], rotation_
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(stack_body, auth_keys_secret_name(name), "auth", annotations=annotations),
+        "metadata": component_metadata(stack_body, auth_keys_secret_name(name), "auth", annotations=annotations),
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())},
     }
 
@@ -223,7 +227,17 @@ def image(spec: StackSpec, component: str) -> str:
     return f"{spec.image.registry}/stackyard-{component}:{spec.image.tag}"
 
 
-def runtime_container(spec: StackSpec, name: str, image_component: str, settings: WorkloadSettings) -> dict[str, Any]:
+class PodSettings(Protocol):
+    """What a pod of the Stack takes from its settings (WorkloadSettings, SearchSettings)."""
+
+    @property
+    def resources(self) -> ComputeResources: ...
+
+    @property
+    def node_selector(self) -> dict[str, str]: ...
+
+
+def runtime_container(spec: StackSpec, name: str, image_component: str, settings: PodSettings) -> dict[str, Any]:
     """A container of the api or worker image under the restricted Pod Security Standard, with
     the Stack's resources for `settings` and a writable /tmp; callers add env, ports and probes."""
     return {
@@ -242,7 +256,7 @@ def runtime_container(spec: StackSpec, name: str, image_component: str, settings
 
 
 def runtime_pod_spec(
-    stack_body: dict[str, Any], spec: StackSpec, settings: WorkloadSettings, container: dict[str, Any]
+    stack_body: dict[str, Any], spec: StackSpec, settings: PodSettings, container: dict[str, Any]
 ) -> dict[str, Any]:
     """The pod of a Stack's program: its ServiceAccount, a non-root user, the /tmp emptyDir,
     the node selector of `settings` and the image pull Secrets."""
@@ -302,10 +316,12 @@ def deployment(
     component: str,
     backups: Mapping[str, BackupVolume] | None = None,
     buckets: Mapping[str, VolumeBackend] | None = None,
+    search_url: str | None = None,
 ) -> dict[str, Any]:
     """The api or worker Deployment; the worker mounts each Database's backup volume
-    (`backups`, by Database name) at BACKUP_ROOT/<name>, and both mount the claim of each
-    Bucket with a volume backend (`buckets`, by Bucket name) at BUCKET_ROOT/<name>."""
+    (`backups`, by Database name) at BACKUP_ROOT/<name>, both mount the claim of each
+    Bucket with a volume backend (`buckets`, by Bucket name) at BUCKET_ROOT/<name>, and the
+    api is told where the search component answers (`search_url`, while there is one)."""
     name = stack_body["metadata"]["name"]
     settings: WorkloadSettings = getattr(spec, component)
     port = API_PORT if component == "api" else WORKER_PORT
@@ -345,10 +361,12 @@ def deployment(
             claim = {"claimName": volume.claim_name}
             pod_spec["volumes"].append({"name": mount["name"], "persistentVolumeClaim": claim})
     _mount_buckets(container, pod_spec, buckets or {})
+    if component == "api" and search_url is not None:
+        container["env"].append({"name": "STACKYARD_SEARCH_URL", "value": search_url})
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(stack_body, workload_name(name, component), component),
+        "metadata": component_metadata(stack_body, workload_name(name, component), component),
         "spec": {
             "replicas": settings.replicas,
             "selector": {"matchLabels": selector_labels(name, component)},
@@ -363,7 +381,7 @@ def api_service(stack_body: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(stack_body, workload_name(name, "api"), "api"),
+        "metadata": component_metadata(stack_body, workload_name(name, "api"), "api"),
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(name, "api"),

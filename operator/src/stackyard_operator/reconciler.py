@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,8 @@ from .kube import Kube
 from .metrics import NOT_READY, READY, ReconcileTelemetry
 from .notify import NotifyFresh, missing_generated_secrets, needs_vapid
 from .render import Desired, Observed, StatusUpdate, orphan_status, referenced_secrets, render
+from .search import COMPONENT as SEARCH_COMPONENT
+from .search import SearchWorkload
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, stack name)
@@ -51,6 +53,9 @@ class Indices:
     stacks: Mapping[Key, Any]
     members: Mapping[str, Mapping[Key, Any]]  # kind -> index
     workloads: Mapping[Key, Any]
+    """The Deployments the operator owns: {"component", "status"} by (namespace, stack)."""
+    statefulsets: Mapping[Key, Any] = field(default_factory=dict)
+    """The StatefulSets it owns (the search component): {"component", "status", "body"}."""
 
     def stack(self, key: Key) -> dict[str, Any] | None:
         store = self.stacks.get(key)
@@ -189,12 +194,26 @@ class StackReconciler:
                 secrets[secret] = data
         previous_config, previous_credentials, revision = await self._in_force(namespace, name)
         workloads = {w["component"]: w["status"] for w in (self.indices.workloads.get(key) or [])}
+        search_workload = None
+        for found in self.indices.statefulsets.get(key) or []:
+            workloads[found["component"]] = found["status"]
+            if found["component"] == SEARCH_COMPONENT:
+                search_workload = SearchWorkload.of(found["body"])
         auth_keys = AuthKeysObserved.observe(
             self.time(), await self.kube.secret_with_annotations(namespace, auth_keys_secret_name(name))
         )
         fresh = NotifyFresh.make(missing_generated_secrets(members, secrets), needs_vapid(previous_credentials))
         return Observed(
-            stack, members, secrets, previous_config, previous_credentials, revision, workloads, auth_keys, fresh
+            stack,
+            members,
+            secrets,
+            previous_config,
+            previous_credentials,
+            revision,
+            workloads,
+            auth_keys,
+            fresh,
+            search_workload,
         )
 
     def set_timer(self, key: Key, at: datetime | None) -> None:

@@ -25,6 +25,11 @@ Rules:
 - NotificationWorkflows are in force only when what they name is (notify.settle_workflows);
   a Webhook without spec.secretRef gets a signing Secret made once, and the Stack a web push
   (VAPID) key pair made once into the credentials (notify.py).
+- SearchIndexes are in force only when their spec holds together in the Stack (a Database
+  in force for a mongodb source, attributes the mapped documents have: search.settle_indexes);
+  while one is, the Stack gets its search component (a StatefulSet and a Service, the api's
+  STACKYARD_SEARCH_URL), which is obsolete when none is left (search.py). The search-only API
+  key resolves into the credentials, or is left out with SearchReady=False.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from stackyard.config import (
     AUTH_SIGNING_KEYS,
     MONGODB_URI,
     REDIS_URL,
+    SEARCH_API_KEY,
     TELEMETRY_SENTRY_DSN,
     RuntimeConfig,
     credential_key,
@@ -54,9 +60,10 @@ from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
 from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
 from stackyard.resources.notify import NotificationWorkflowSpec, WebhookSpec
 from stackyard.resources.ratelimit import RateLimitPolicySpec
+from stackyard.resources.search import SearchIndexSpec
 from stackyard.resources.stack import StackSpec
 
-from . import manifests, notify
+from . import manifests, notify, search
 from .auth_keys import AuthKeys, AuthKeysObserved, auth_condition, render_auth_keys
 from .buckets import render_bucket_objects
 from .conditions import FALSE, TRUE, ConditionIntent, not_ready, ready
@@ -83,6 +90,7 @@ MEMBER_KINDS = {
         MemberKind("Bucket", "buckets", BucketSpec),
         MemberKind("NotificationWorkflow", "notification_workflows", NotificationWorkflowSpec),
         MemberKind("Webhook", "webhooks", WebhookSpec),
+        MemberKind("SearchIndex", "search_indexes", SearchIndexSpec),
     )
 }
 
@@ -104,6 +112,8 @@ class Observed:
     notify: notify.NotifyFresh | None = None
     """Fresh webhook signing secrets and VAPID keys for what is missing; None: not observed
     (nothing is made; what is in force stays)."""
+    search_workload: search.SearchWorkload | None = None
+    """The Stack's search StatefulSet, if it exists."""
 
 
 @dataclass(frozen=True)
@@ -212,10 +222,12 @@ def _previous_entry(observed: Observed, member_kind: MemberKind, name: str) -> t
     return entry, {k: v for k, v in observed.previous_credentials.items() if k.startswith(prefix)}
 
 
-def _availability(workloads: Mapping[str, Mapping[str, Any]], spec: StackSpec) -> ConditionIntent:
+def _availability(workloads: Mapping[str, Mapping[str, Any]], spec: StackSpec, with_search: bool) -> ConditionIntent:
     parts, available = [], True
-    for component in manifests.COMPONENTS:
-        wanted = getattr(spec, component).replicas
+    wanted_replicas = {c: getattr(spec, c).replicas for c in manifests.COMPONENTS}
+    if with_search:
+        wanted_replicas[search.COMPONENT] = 1
+    for component, wanted in wanted_replicas.items():
         have = int(workloads.get(component, {}).get("readyReplicas") or 0)
         parts.append(f"{component} {have}/{wanted} ready")
         available &= have >= min(wanted, 1)
@@ -255,6 +267,7 @@ def render(observed: Observed) -> Desired:
     except Unresolved as exc:
         return keep_previous(exc.reason, exc.message)
     auth_keys, auth_intent = _auth(stack_body, spec, observed, credentials)
+    search_key_problem = _search_key(spec, observed.secrets, credentials)
     credentials.update(notify.vapid_credentials(observed.previous_credentials, observed.notify))
     signing = notify.signing_secrets(
         stack_body, members, observed.secrets, observed.previous_credentials, observed.notify
@@ -305,6 +318,7 @@ def render(observed: Observed) -> Desired:
                 )
         statuses[(kind, name)] = StatusUpdate(intents, member_generation, fields)
     _settle_workflows(stack_name, members, folded, statuses, observed, member_problems, invalid)
+    _settle_indexes(stack_name, members, folded, statuses, observed, member_problems, invalid)
 
     ref = spec.mongodb.database_ref
     if ref is not None and (problem := _stack_database_problem(ref.name, members, invalid)) is not None:
@@ -315,6 +329,8 @@ def render(observed: Observed) -> Desired:
     for obsolete in obsolete_objects:  # about to be deleted: neither in force nor given a status
         folded["schedules"].pop(obsolete.name, None)
         statuses.pop((obsolete.kind, obsolete.name), None)
+    searching = search.render_search_objects(stack_body, spec, folded["search_indexes"], observed.search_workload)
+    obsolete_objects += searching.obsolete
 
     revision = observed.previous_credentials_revision
     if credentials != dict(observed.previous_credentials):
@@ -335,8 +351,13 @@ def render(observed: Observed) -> Desired:
         if member_problems
         else ConditionIntent("MembersReady", TRUE, "AllMembersReady", "every resource of the Stack is in force")
     )
-    stack_intents.append(_availability(observed.workloads, spec))
+    stack_intents.append(_availability(observed.workloads, spec, bool(folded["search_indexes"])))
     stack_intents.append(auth_intent)
+    search_intent = search.search_condition(
+        stack_name, spec, len(folded["search_indexes"]), search_key_problem, searching.volume_problem
+    )
+    if search_intent is not None:
+        stack_intents.append(search_intent)
     statuses[("Stack", stack_name)] = StatusUpdate(
         stack_intents, generation, {"configHash": config.hash, "members": counts}
     )
@@ -352,11 +373,15 @@ def render(observed: Observed) -> Desired:
         ),
         manifests.credentials_secret(stack_body, credentials, revision),
         manifests.config_map(stack_body, config),
-        *(manifests.deployment(stack_body, spec, c, made.backups, storage.volumes) for c in manifests.COMPONENTS),
+        *(
+            manifests.deployment(stack_body, spec, c, made.backups, storage.volumes, searching.url)
+            for c in manifests.COMPONENTS
+        ),
         manifests.api_service(stack_body),
         *made.objects,
         *storage.objects,
         *signing.objects,
+        *searching.objects,
     ]
     next_change = auth_keys.next_change if auth_keys is not None else None
     return Desired(config, credentials, revision, objects, statuses, next_change, obsolete_objects)
@@ -387,14 +412,47 @@ def _settle_workflows(
     )
     kept_invalid = {n: s for n, s in folded["notification_workflows"].items() if n not in candidates}
     folded["notification_workflows"] = {**kept_invalid, **in_force}
+    _tell_verdicts("NotificationWorkflow", verdicts, statuses, member_problems, invalid)
+
+
+def _settle_indexes(
+    stack: str,
+    members: list[dict[str, Any]],
+    folded: dict[str, dict[str, Any]],
+    statuses: dict[tuple[str, str], StatusUpdate],
+    observed: Observed,
+    member_problems: list[str],
+    invalid: dict[tuple[str, str], str],
+) -> None:
+    """Leave in the config only the SearchIndexes that can work in the Stack (search.py), and
+    say why of the others."""
+    previous = observed.previous_config.search_indexes if observed.previous_config is not None else {}
+    database_members = {
+        m["metadata"]["name"]: invalid.get(("Database", m["metadata"]["name"]))
+        for m in members
+        if m["kind"] == "Database"
+    }
+    candidates = {n: s for n, s in folded["search_indexes"].items() if ("SearchIndex", n) not in invalid}
+    in_force, verdicts = search.settle_indexes(stack, candidates, previous, folded["databases"], database_members)
+    kept_invalid = {n: s for n, s in folded["search_indexes"].items() if n not in candidates}
+    folded["search_indexes"] = {**kept_invalid, **in_force}
+    _tell_verdicts("SearchIndex", verdicts, statuses, member_problems, invalid)
+
+
+def _tell_verdicts(
+    kind: str,
+    verdicts: Mapping[str, notify.WorkflowVerdict | search.IndexVerdict],
+    statuses: dict[tuple[str, str], StatusUpdate],
+    member_problems: list[str],
+    invalid: dict[tuple[str, str], str],
+) -> None:
+    """Ready=False with the reason for each member a settle step refused."""
     for name, verdict in verdicts.items():
         message = verdict.message + ("; the last good version stays in force" if verdict.kept else "")
-        status = statuses[("NotificationWorkflow", name)]
-        statuses[("NotificationWorkflow", name)] = StatusUpdate(
-            [not_ready(verdict.reason, message)], status.generation, status.fields
-        )
-        member_problems.append(f"NotificationWorkflow {name}: {verdict.reason}")
-        invalid[("NotificationWorkflow", name)] = f"{verdict.reason}: {message}"
+        status = statuses[(kind, name)]
+        statuses[(kind, name)] = StatusUpdate([not_ready(verdict.reason, message)], status.generation, status.fields)
+        member_problems.append(f"{kind} {name}: {verdict.reason}")
+        invalid[(kind, name)] = f"{verdict.reason}: {message}"
 
 
 def _stack_database_problem(
@@ -428,6 +486,20 @@ def _auth(
             message = f"spec.auth.adminApiKeySecretRef: {exc.message}; the admin API is off until it resolves"
             admin_problem = ConditionIntent("AuthReady", FALSE, exc.reason, message)
     return auth_keys, auth_condition(auth_keys, admin_problem, stack_body["metadata"]["name"])
+
+
+def _search_key(
+    spec: StackSpec, secrets: Mapping[str, Mapping[str, str]], credentials: dict[str, str]
+) -> tuple[str, str] | None:
+    """The search-only API key into `credentials`; (reason, message) when it does not resolve."""
+    ref = spec.search.search_api_key_secret_ref
+    if ref is None:
+        return None
+    try:
+        credentials[SEARCH_API_KEY] = resolve_secret(ref, secrets)
+    except Unresolved as exc:
+        return exc.reason, exc.message
+    return None
 
 
 def _in_force_suffix(observed: Observed) -> str:

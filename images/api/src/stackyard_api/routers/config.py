@@ -36,6 +36,7 @@ class AppliedConfigInfo(CamelModel):
                     "buckets": ["default", "media"],
                     "notificationWorkflows": ["comment-created"],
                     "webhooks": ["crm"],
+                    "searchIndexes": ["products"],
                     "lastError": None,
                 }
             ]
@@ -61,6 +62,9 @@ class AppliedConfigInfo(CamelModel):
         default_factory=list, description="NotificationWorkflows in force, by name."
     )
     webhooks: list[str] = Field(default_factory=list, description="Webhooks in force, by name.")
+    search_indexes: list[str] = Field(
+        default_factory=list, description="SearchIndexes in force, by name (each its index uid in /v1/indexes)."
+    )
     last_error: str | None = Field(description="Why the last offered config was refused, if it was.")
 
 
