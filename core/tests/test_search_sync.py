@@ -22,7 +22,7 @@ from stackyard.clients import mongo_client
 from stackyard.resources.search import MongoSource, SearchIndexSpec
 from stackyard.search.contract import SearchRequest
 from stackyard.search.service import SearchService
-from stackyard.search.sync import MongoSync, UnindexableDocument, map_document
+from stackyard.search.sync import ChangeBatch, CollectionGone, MongoSync, UnindexableDocument, map_document
 
 NAME = "products"
 
@@ -90,6 +90,35 @@ def test_a_field_mapping_reads_dotted_paths_and_leaves_absent_ones_out() -> None
 def test_an_id_that_cannot_be_a_document_id_is_refused(bad: Any) -> None:
     with pytest.raises(UnindexableDocument):
         map_document({"_id": bad, "title": "x"}, MongoSource(collection=NAME), "id")
+
+
+# -- change stream events (the path FerretDB cannot exercise: it has no change streams) ------------
+
+
+def test_change_events_fold_into_one_batch_where_the_last_event_of_a_document_wins() -> None:
+    a, b, c, d = ObjectId(), ObjectId(), ObjectId(), ObjectId()
+    batch = ChangeBatch(MongoSource(collection=NAME), "id")
+    events: list[dict[str, Any]] = [
+        {"operationType": "insert", "documentKey": {"_id": a}, "fullDocument": {"_id": a, "title": "one"}},
+        {"operationType": "update", "documentKey": {"_id": a}, "fullDocument": {"_id": a, "title": "one, edited"}},
+        {"operationType": "insert", "documentKey": {"_id": b}, "fullDocument": {"_id": b, "title": "two"}},
+        {"operationType": "delete", "documentKey": {"_id": b}},
+        {"operationType": "delete", "documentKey": {"_id": c}},
+        {"operationType": "insert", "documentKey": {"_id": c}, "fullDocument": {"_id": c, "title": "three again"}},
+        {"operationType": "update", "documentKey": {"_id": d}, "fullDocument": None},  # deleted before the lookup
+        {"operationType": "createIndexes"},
+        {"operationType": "insert", "documentKey": {"_id": "a b"}, "fullDocument": {"_id": "a b"}},
+    ]
+    for event in events:
+        batch.add(event)
+    assert batch.upserts == {
+        str(a): {"id": str(a), "title": "one, edited"},
+        str(c): {"id": str(c), "title": "three again"},
+    }
+    assert batch.deletes == {str(b), str(d)}
+    assert [id for id, _ in batch.refused] == ["a b"]
+    with pytest.raises(CollectionGone):
+        batch.add({"operationType": "drop"})
 
 
 # -- against FerretDB and the service -------------------------------------------------------------

@@ -81,6 +81,8 @@ from .contract import PRIMARY_KEY_VALUE
 
 __all__ = [
     "OVERLAP",
+    "ChangeBatch",
+    "CollectionGone",
     "MongoSync",
     "SyncState",
     "SyncTarget",
@@ -357,6 +359,45 @@ def _change_streams_unsupported(exc: OperationFailure) -> bool:
     )
 
 
+class CollectionGone(Exception):
+    """A change stream event that ends the stream: the collection was dropped or renamed."""
+
+
+class ChangeBatch:
+    """Change stream events folded into one batch to apply: per document the last event wins
+    (an insert then a delete is a delete; a delete then an insert, an upsert)."""
+
+    def __init__(self, source_spec: MongoSource, primary_key: str) -> None:
+        self.source_spec = source_spec
+        self.primary_key = primary_key
+        self.upserts: dict[str, dict[str, Any]] = {}
+        self.deletes: set[str] = set()
+        self.refused: list[tuple[Any, UnindexableDocument]] = []
+        """(_id, why) of the documents left out."""
+
+    def add(self, change: Mapping[str, Any]) -> None:
+        """Fold one event; raises CollectionGone for drop, rename, dropDatabase and invalidate."""
+        operation = change.get("operationType")
+        if operation in _INVALIDATING:
+            raise CollectionGone(str(operation))
+        if operation not in ("insert", "update", "replace", "delete"):
+            return  # createIndexes, modify …: nothing a document changed
+        id = (change.get("documentKey") or {}).get("_id")
+        try:
+            key = str(document_key(id))
+            full = change.get("fullDocument")
+            document = map_document(full, self.source_spec, self.primary_key) if full is not None else None
+        except UnindexableDocument as exc:
+            self.refused.append((id, exc))
+            return
+        if operation != "delete" and document is not None:
+            self.upserts[key] = document
+            self.deletes.discard(key)
+        else:  # a delete, or a document deleted since the change (its lookup found none)
+            self.upserts.pop(key, None)
+            self.deletes.add(key)
+
+
 # -- the sync ------------------------------------------------------------------------------------
 
 
@@ -567,6 +608,10 @@ class MongoSync:
         key = document.get(self.spec.primary_key, "?")
         log.warning("index %s: document %s left out: %s", self.name, key, _first_line(exc))
 
+    def _skip_many(self, refused: Iterable[tuple[Any, Exception]]) -> None:
+        for id, exc in refused:
+            self._skip({self.spec.primary_key: repr(id)[:80]}, exc)
+
     def _mapped(self, source: Mapping[str, Any]) -> dict[str, Any] | None:
         try:
             return map_document(source, self.source, self.spec.primary_key)
@@ -577,11 +622,10 @@ class MongoSync:
     # -- poll --------------------------------------------------------------------------------------
 
     async def _follow_poll(self, checkpoint: Mapping[str, Any]) -> None:
-        if self.settings.mode == "changeStream":
-            raise _Failure(
-                "ChangeStreamsUnsupported",
-                f"{self.where}: the index was built for polling; rebuild it to follow by change stream",
-            )
+        if await self._use_streams() and self.settings.mode == "changeStream":
+            # Built for the poll (sync.mode changed since): a rebuild takes a change stream's place.
+            self._needs_rebuild = True
+            raise _VersionChanged
         self.state.mode = "poll"
         self._position = _PollPosition.of(checkpoint)
         self._seen.clear()
@@ -679,11 +723,9 @@ class MongoSync:
 
     async def _follow_stream(self, checkpoint: Mapping[str, Any]) -> None:
         if not await self._use_streams():
-            raise _Failure(
-                "ChangeStreamsUnsupported",
-                f"{self.where}: the index was built from a change stream the server no longer offers; "
-                "rebuild it to follow by polling",
-            )
+            # Built from a change stream the server no longer offers: a rebuild takes the poll's place.
+            self._needs_rebuild = True
+            raise _VersionChanged
         token = _decode(checkpoint.get("resumeToken"))
         where = f"following {self.where} by change stream"
         try:
@@ -695,26 +737,32 @@ class MongoSync:
             ) as stream:
                 stored = time.monotonic()
                 while True:
-                    upserts: dict[str, dict[str, Any]] = {}
-                    deletes: set[str] = set()
+                    batch = ChangeBatch(self.source, self.spec.primary_key)
                     oldest: datetime | None = None
-                    while len(upserts) + len(deletes) < self.settings.batch_size:
+                    events = 0
+                    while events < self.settings.batch_size:
                         change = await stream.try_next()
                         if change is None:
                             break
+                        events += 1
                         if oldest is None and isinstance(change.get("clusterTime"), Timestamp):
                             oldest = change["clusterTime"].as_datetime()
                             self.state.lag_seconds = _age(oldest)
-                        self._collect(change, upserts, deletes)
+                        batch.add(change)
+                    self.state.read += events
+                    self._skip_many(batch.refused)
                     token = stream.resume_token
                     checkpoint = {"mode": "changeStream", "resumeToken": _encode(token)}
-                    if upserts or deletes or time.monotonic() - stored >= KEEPALIVE:
-                        await self._apply(list(upserts.values()), sorted(deletes), checkpoint)
+                    if batch.upserts or batch.deletes or time.monotonic() - stored >= KEEPALIVE:
+                        await self._apply(list(batch.upserts.values()), sorted(batch.deletes), checkpoint)
                         stored = time.monotonic()
-                    if oldest is None or len(upserts) + len(deletes) < self.settings.batch_size:
+                    if events < self.settings.batch_size:
                         self.state.lag_seconds = 0.0
                     self._succeeded(where)
                     self._check_version()
+        except CollectionGone as exc:
+            self._needs_rebuild = True
+            raise _Failure("CollectionMissing", f"{self.where} was dropped or renamed ({exc})") from exc
         except OperationFailure as exc:
             if exc.code in _HISTORY_LOST_CODES:
                 self._needs_rebuild = True
@@ -722,28 +770,6 @@ class MongoSync:
                     "Rebuilding", f"{self.where}: the change stream lost its place ({_first_line(exc)})"
                 ) from exc
             raise
-
-    def _collect(self, change: Mapping[str, Any], upserts: dict[str, dict[str, Any]], deletes: set[str]) -> None:
-        operation = change.get("operationType")
-        if operation in _INVALIDATING:
-            self._needs_rebuild = True
-            raise _Failure("CollectionMissing", f"{self.where} was dropped or renamed ({operation})")
-        key_source = change.get("documentKey") or {}
-        try:
-            key = str(document_key(key_source.get("_id")))
-        except UnindexableDocument:
-            self.state.skipped += 1
-            return
-        self.state.read += 1
-        full = change.get("fullDocument")
-        if operation in ("insert", "update", "replace") and full is not None:
-            document = self._mapped(full)
-            if document is not None:
-                upserts[key] = document
-                deletes.discard(key)
-        elif operation in ("insert", "update", "replace", "delete"):  # deleted since: fullDocument is None
-            upserts.pop(key, None)
-            deletes.add(key)
 
 
 def _after(field: str, at: datetime, id: Any) -> dict[str, Any]:
