@@ -264,6 +264,26 @@ async def test_a_synced_index_is_built_from_its_source_and_keeps_the_checkpoint_
         await again.stop()
 
 
+async def test_a_layout_change_of_a_synced_index_copies_its_documents_and_keeps_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    service = SearchService(tmp_path)
+    await service.apply_config({"synced": _synced()})
+    await service.start()
+    try:
+        service.set_source("synced", _ListSource(_products(300), {"resumeToken": "t1"}))
+        await service.wait_for_task((await service.enqueue_rebuild("synced")).uid)
+        service.set_source("synced", None)  # the sync is away (MongoDB down): the copy needs none
+        await service.apply_config({"synced": _synced(sortableAttributes=["price"])})
+        rebuild = service.tasks(types=["indexRebuild"], statuses=["enqueued", "processing"]).results[0]
+        assert (await service.wait_for_task(rebuild.uid)).status == "succeeded"
+        assert service.version("synced") == 3 and service.checkpoint("synced") == {"resumeToken": "t1"}
+        cheapest = await _hits(service, "synced", "", sort=["price:asc"], limit=1)
+        assert cheapest[0]["price"] == 0
+    finally:
+        await service.stop()
+
+
 async def test_a_rebuild_abandoned_by_a_stop_is_done_again_after_the_restart(tmp_path: Path) -> None:
     service = SearchService(tmp_path)
     await service.apply_config({"synced": _synced()})

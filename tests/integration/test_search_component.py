@@ -6,11 +6,14 @@ task with a bad document fails with its code and the tasks after it still run.""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pymongo
 import pytest
 from stackyard_harness.search_process import SearchProcess, write_search_config
 
@@ -145,3 +148,56 @@ def test_a_rebuild_cut_short_by_a_kill_is_done_again_after_the_restart(search: S
         assert client.get("/v1/indexes/products").json()["numberOfDocuments"] == 6000
         time.sleep(0.2)
     assert len(_versions(search)) == 1
+
+
+@pytest.mark.slow
+def test_a_synced_index_loads_its_collection_follows_it_and_resumes_after_a_kill(
+    tmp_path: Path, mongo_server: Any
+) -> None:
+    database = f"search_{uuid.uuid4().hex[:10]}"
+    synced = {
+        "source": {
+            "mongodb": {"collection": "products", "sync": {"pollInterval": "200ms", "deleteScanInterval": "1s"}}
+        },
+        "filterableAttributes": ["brand"],
+    }
+    write_search_config(
+        tmp_path / "config", {"products": synced}, ADMIN_KEY, mongo_url=mongo_server.url, database=database
+    )
+    now = datetime.now(UTC)
+    with pymongo.MongoClient(mongo_server.url) as mongo:
+        collection = mongo[database]["products"]
+        collection.insert_many(
+            [{"_id": f"m{i}", "title": f"hiking boot {i}", "brand": "acme", "updatedAt": now} for i in range(300)]
+        )
+        search = SearchProcess(tmp_path / "config", tmp_path / "data", tmp_path / "search.log").start()
+        try:
+            with _client(search) as client:
+                wait_for(lambda: _count(client) == 300, 60, 0.1, "the initial load")
+                assert client.post("/v1/indexes/products/documents", json=_documents(1)).status_code == 409
+                collection.insert_one({"_id": "late", "title": "trail boot", "brand": "globex", "updatedAt": now})
+                wait_for(lambda: _count(client) == 301, 30, 0.1, "the insert followed")
+            search.kill()
+            collection.delete_one({"_id": "m0"})  # while the component is down
+            collection.update_one({"_id": "m1"}, {"$set": {"title": "hiking sandal", "updatedAt": datetime.now(UTC)}})
+            search.start()
+            with _client(search) as client:
+                wait_for(
+                    lambda: client.get("/v1/indexes/products/documents/m0").status_code == 404, 30, 0.1, "the delete"
+                )
+                wait_for(
+                    lambda: client.get("/v1/indexes/products/documents/m1").json().get("title") == "hiking sandal",
+                    30,
+                    0.1,
+                    "the update",
+                )
+                assert _count(client) == 300
+                assert client.get("/v1/indexes/products").json()["version"] == 2  # the load, not a second one
+        finally:
+            search.stop()
+            mongo.drop_database(database)
+
+
+def _count(client: httpx.Client) -> int:
+    answer = client.get("/v1/indexes/products")
+    return int(answer.json()["numberOfDocuments"]) if answer.status_code == 200 else -1

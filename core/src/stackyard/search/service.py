@@ -62,6 +62,12 @@ FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 COPY_BATCH = 1000
 """Documents per batch when a rebuild copies the current version."""
 SEARCH_THREADS = max(4, 2 * (os.cpu_count() or 2))
+REQUESTED, LAYOUT_CHANGED = "requested", "layoutChanged"
+"""Why a rebuild was enqueued (its details' `reason`)."""
+PRUNE_EVERY = 1000
+"""Finished tasks between two prunes of the task log."""
+KEEP_TASKS = 100_000
+"""Finished tasks kept in the log (Meilisearch keeps up to a million)."""
 
 
 class IndexNotFound(LookupError):
@@ -198,6 +204,7 @@ class SearchService:
         self._started = False
         self._stopping = False
         self._configured = False
+        self._finished_count = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -206,6 +213,7 @@ class SearchService:
         if self._started:
             return
         requeued = await self._tasks(self._store.requeue_processing)
+        await self._tasks(self._store.prune, KEEP_TASKS)
         if requeued:
             log.info("search: %s task(s) interrupted by a stop are processed again", requeued)
         self._started = True
@@ -264,7 +272,7 @@ class SearchService:
         self._indexes[name] = index
         log.info("search: index %s serves version %s", name, meta.version)
         if meta.layout_key != SearchEngine.layout_key(spec):
-            await self._enqueue_rebuild(index, reason="layoutChanged")
+            await self._enqueue_rebuild(index, reason=LAYOUT_CHANGED)
         if self._started:
             self._start_loop(index)
 
@@ -279,7 +287,7 @@ class SearchService:
                 await self._write(index, index.versions.write_meta, meta)
                 served.meta = meta
         if SearchEngine.layout_key(spec) != index.served.meta.layout_key:
-            await self._enqueue_rebuild(index, reason="layoutChanged")
+            await self._enqueue_rebuild(index, reason=LAYOUT_CHANGED)
             return
         async with index.lane:
             served = index.served
@@ -426,16 +434,21 @@ class SearchService:
         return await self._enqueue(index, "documentDeletion", details, payload)
 
     async def enqueue_rebuild(self, name: str) -> Task:
-        """A new version from the source (or a copy of the current one), then a swap; a rebuild
+        """A new version from the source (a MongoDB-sourced index: read again through its
+        FullSource; else a copy of the current version), then a swap. A requested rebuild
         already waiting for this index is returned instead of a second one."""
-        return await self._enqueue_rebuild(self._get(name), reason="requested")
+        return await self._enqueue_rebuild(self._get(name), reason=REQUESTED)
 
     async def _enqueue_rebuild(self, index: _Index, *, reason: str) -> Task:
+        """`reason` REQUESTED (by a user or the sync) or LAYOUT_CHANGED (the config changed what
+        the files hold: the current version's documents are copied into the new layout, and a
+        synced index keeps its checkpoint). A waiting rebuild that does as much is returned."""
         waiting = await self._tasks(
-            self._store.list, statuses=["enqueued"], types=["indexRebuild"], index_uids=[index.name], limit=1
+            self._store.list, statuses=["enqueued"], types=["indexRebuild"], index_uids=[index.name], limit=100
         )
-        if waiting.results:
-            return waiting.results[0]
+        for task in waiting.results:
+            if reason == LAYOUT_CHANGED or task.details.get("reason") == reason:
+                return task
         details = {"fromVersion": index.served.version, "toVersion": None, "reason": reason}
         return await self._enqueue(index, "indexRebuild", details, None)
 
@@ -494,6 +507,8 @@ class SearchService:
         nothing of the batch is applied."""
         index = self._get(name)
         async with index.lane:
+            if index.removed:
+                raise IndexNotFound(name)
             served = index.served
 
             def write() -> None:
@@ -523,7 +538,7 @@ class SearchService:
                 log.exception("search: reading the tasks of %s failed; trying again", index.name)
                 await asyncio.sleep(1.0)
                 continue
-            if task is None or (task.type == "indexRebuild" and index.follows_source and index.source is None):
+            if task is None or (_from_source(index, task) and index.source is None):
                 # Nothing to do, or a rebuild that waits for the index's sync to give its source.
                 await index.wake.wait()
                 continue
@@ -551,6 +566,9 @@ class SearchService:
         finally:
             index.processing = False
             self._pulse()
+        self._finished_count += 1
+        if self._finished_count % PRUNE_EVERY == 0:
+            await self._tasks(self._store.prune, KEEP_TASKS)
 
     async def _fail(self, task: Task, error: TaskError, details: dict[str, Any]) -> None:
         await self._tasks(self._store.fail, task.uid, error, details)
@@ -558,7 +576,7 @@ class SearchService:
     async def _apply(self, index: _Index, task: Task) -> dict[str, Any]:
         """Apply one task (the lane held): the details it finished with."""
         if task.type == "indexRebuild":
-            to_version = await self._rebuild(index)
+            to_version = await self._rebuild(index, from_source=_from_source(index, task))
             return task.details | {"toVersion": to_version}
         payload = await self._tasks(self._store.payload, task.uid)
         if not isinstance(payload, dict):
@@ -577,15 +595,17 @@ class SearchService:
             deleted = await self._write(index, _clear, served.engine)
         return task.details | {"deletedDocuments": deleted}
 
-    async def _rebuild(self, index: _Index) -> int:
-        """Build the next version, then swap it in (the lane held): its number."""
+    async def _rebuild(self, index: _Index, *, from_source: bool) -> int:
+        """Build the next version, then swap it in (the lane held): its number. From the source
+        (its checkpoint first, then every document), or a copy of the current version that
+        keeps its checkpoint."""
         old = index.served
         spec = index.spec
         versions = index.versions
         version = await self._write(index, versions.next_version)
-        checkpoint: dict[str, Any] | None = None
-        source = index.source if index.follows_source else None
-        if index.follows_source and source is None:
+        checkpoint = old.meta.checkpoint
+        source = index.source if from_source else None
+        if from_source and source is None:
             raise RuntimeError(f"index {index.name} has no source to rebuild from yet")
         index.rebuilding = True
         log.info("search: rebuilding %s as version %s", index.name, version)
@@ -723,6 +743,11 @@ def _meta(version: int, spec: SearchIndexSpec, checkpoint: dict[str, Any] | None
 
 def _spec_json(spec: SearchIndexSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json", by_alias=True)
+
+
+def _from_source(index: _Index, task: Task) -> bool:
+    """Whether `task` rebuilds `index` from its MongoDB source (and so waits for one)."""
+    return task.type == "indexRebuild" and index.follows_source and task.details.get("reason") != LAYOUT_CHANGED
 
 
 def _add(engine: SearchEngine, documents: list[dict[str, Any]], merge: bool) -> int:

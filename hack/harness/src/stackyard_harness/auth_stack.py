@@ -76,6 +76,7 @@ class AuthStack:
         self.worker: ManagedProcess | None = None
         self.worker_url: str | None = None
         self.search: SearchProcess | None = None
+        self.search_indexes: set[str] = set()
         self.app: Any = None
 
     # -- config -----------------------------------------------------------------------
@@ -133,6 +134,7 @@ class AuthStack:
             },
             "webhooks": {n: WebhookSpec.model_validate(stack | w) for n, w in (webhooks or {}).items()},
         }
+        self.search_indexes = set(search_indexes or {})
         if search_indexes:
             from stackyard.resources.search import SearchIndexSpec
 
@@ -181,6 +183,8 @@ class AuthStack:
             while not self._has_generation(url):
                 assert time.monotonic() < deadline, f"{url} did not take config generation {self.generation}"
                 time.sleep(0.02)
+        if self.search is not None and self.search.running:
+            self.search.wait_indexes(self.search_indexes, self.credentials["stack.auth.adminApiKey"])
 
     def _has_generation(self, url: str) -> bool:
         try:
@@ -239,6 +243,7 @@ class AuthStack:
         process) proxies the search routes to it."""
         self.search = SearchProcess(self.directory, self.directory / "search", self.directory / "search.log")
         self.search.start()
+        self.search.wait_indexes(self.search_indexes, self.credentials["stack.auth.adminApiKey"])
         os.environ["STACKYARD_SEARCH_URL"] = self.search.url
 
     # -- mail ---------------------------------------------------------------------------

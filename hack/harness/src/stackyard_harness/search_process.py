@@ -138,6 +138,24 @@ class SearchProcess:
             time.sleep(0.05)
         raise AssertionError(f"the search component did not serve index {name} in {timeout:.0f} s: {last}")
 
+    def wait_indexes(self, names: set[str], api_key: str, timeout: float = 30.0) -> None:
+        """Until GET /v1/indexes lists exactly `names` (a new config applied to the indexes)."""
+        deadline = time.monotonic() + timeout
+        served: set[str] | str = ""
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(
+                    f"{self.url}/v1/indexes", params={"limit": 1000}, headers=self.headers(api_key), timeout=2
+                )
+                if answer.status_code == 200:
+                    served = {index["uid"] for index in answer.json()["results"]}
+                    if served == names:
+                        return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"the search component serves {served or 'nothing'}, not {sorted(names)}")
+
     @staticmethod
     def headers(api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
