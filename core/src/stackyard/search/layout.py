@@ -1,0 +1,282 @@
+"""The index files' layout: which tantivy fields a SearchIndexSpec gives, and how a JSON
+document becomes a tantivy document. Everything here is fixed when an index is built; a spec
+whose layout differs (`layout_key`) needs a rebuild, other settings apply to queries only.
+
+Fields:
+- `_id` (raw, stored, indexed): the primary key value as a string; `_src` (stored bytes): the
+  document's JSON as given; `_fields`: top-level attribute names (fieldDistribution).
+- `e<slot>` (exact words, with positions) and `s<slot>` (stemmed words) per searchable slot. A
+  slot is an attribute rank: with an explicit searchableAttributes list, attribute i fills slot
+  i (up to MAX_SLOTS; later ones share the last); with `*`, the i-th top-level attribute of the
+  document fills slot i. Typo-disabled attributes get slots of their own (`typo` False).
+- `f` (JSON, indexed and fast, lowercased keyword strings): filter and facet values by
+  attribute number `a<j>` (numbers and booleans written out: 10, 9.99, true); `n<j>` (f64,
+  indexed and fast): the numbers of a filterable or sortable attribute (JSON numbers only,
+  as the filters' range operators compare); `k<j>` (u64 fast): a string
+  sort key (the first 8 bytes of the lowercased string); `_has`, `_null`, `_empty`: the
+  filterable attributes present, null, empty (EXISTS, IS NULL, IS EMPTY).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import tantivy
+
+from stackyard.resources.search import SearchIndexSpec
+
+from .analysis import EXACT_TOKENIZER, KEYWORD_TOKENIZER, STEM_TOKENIZER
+
+LAYOUT_VERSION = 1
+MAX_SLOTS = 10
+"""Searchable attribute ranks that order results; later attributes share the last rank."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    number: int
+    rank: int  # 0 = first searchable attribute (ranks highest)
+    typo: bool  # typos allowed on its words (typoTolerance.disableOnAttributes)
+
+    @property
+    def exact(self) -> str:
+        return f"e{self.number}"
+
+    @property
+    def stemmed(self) -> str:
+        return f"s{self.number}"
+
+
+def values_at(document: Mapping[str, Any], path: str) -> list[Any]:
+    """The values at a dotted path; arrays (of values or of objects) are flattened."""
+    current: list[Any] = [document]
+    for part in path.split("."):
+        found: list[Any] = []
+        for value in current:
+            if isinstance(value, list):
+                value_list: list[Any] = value
+                found.extend(v[part] for v in value_list if isinstance(v, dict) and part in v)
+            elif isinstance(value, dict) and part in value:
+                found.append(value[part])
+        current = found
+    flat: list[Any] = []
+    for value in current:
+        if isinstance(value, list):
+            flat.extend(value)
+        else:
+            flat.append(value)
+    return flat
+
+
+def present(document: Mapping[str, Any], path: str) -> list[Any] | None:
+    """The raw values at a dotted path (not flattened), or None when the attribute is absent."""
+    current: list[Any] = [document]
+    for part in path.split("."):
+        found: list[Any] = []
+        for value in current:
+            items = value if isinstance(value, list) else [value]
+            found.extend(v[part] for v in items if isinstance(v, dict) and part in v)
+        if not found:
+            return None
+        current = found
+    return current
+
+
+def texts(value: Any) -> Iterator[str]:
+    """The searchable text of a value: strings and numbers, nested ones in order."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int | float):
+        yield number_text(value)
+    elif isinstance(value, list):
+        for item in value:
+            yield from texts(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from texts(item)
+
+
+def number_text(value: float) -> str:
+    """A number as Meilisearch writes it in a facet or a filter: 10, 9.99."""
+    if isinstance(value, int):
+        return str(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
+def keyword(value: Any) -> str | None:
+    """A filter or facet value as a string: strings as they are, numbers and booleans written out."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return number_text(value)
+    return None
+
+
+def sort_key(text: str) -> int:
+    return int.from_bytes(text.lower().encode()[:8].ljust(8, b"\0"), "big")
+
+
+@dataclass(frozen=True)
+class Layout:
+    spec: SearchIndexSpec
+    star: bool
+    slots: tuple[Slot, ...]
+    attribute_slots: dict[str, Slot]  # explicit searchable attribute -> its slot
+    star_slots: tuple[Slot, ...]  # with `*`: slot by document order (typo-enabled)
+    star_notypo: Slot | None  # with `*`: the slot of typo-disabled attributes
+    filter_attributes: tuple[str, ...]  # filterable + facetable + sortable, numbered a<j>, n<j>
+    sortable: frozenset[str]
+    stemmed: bool
+
+    @classmethod
+    def of(cls, spec: SearchIndexSpec) -> Layout:
+        disabled = set(spec.typo_tolerance.disable_on_attributes)
+        star = spec.searchable_attributes == ["*"]
+        slots: list[Slot] = []
+        attribute_slots: dict[str, Slot] = {}
+        star_slots: tuple[Slot, ...] = ()
+        star_notypo: Slot | None = None
+        if star:
+            star_slots = tuple(Slot(i, i, True) for i in range(MAX_SLOTS))
+            slots.extend(star_slots)
+            if disabled:
+                star_notypo = Slot(MAX_SLOTS, MAX_SLOTS - 1, False)
+                slots.append(star_notypo)
+        else:
+            by_key: dict[tuple[int, bool], Slot] = {}
+            for i, attribute in enumerate(spec.searchable_attributes):
+                key = (min(i, MAX_SLOTS - 1), attribute not in disabled)
+                if key not in by_key:
+                    by_key[key] = Slot(len(slots), key[0], key[1])
+                    slots.append(by_key[key])
+                attribute_slots[attribute] = by_key[key]
+        filter_attributes = tuple(dict.fromkeys([*spec.filter_attributes, *spec.sortable_attributes]))
+        return cls(
+            spec=spec,
+            star=star,
+            slots=tuple(slots),
+            attribute_slots=attribute_slots,
+            star_slots=star_slots,
+            star_notypo=star_notypo,
+            filter_attributes=filter_attributes,
+            sortable=frozenset(spec.sortable_attributes),
+            stemmed=spec.language != "none",
+        )
+
+    @staticmethod
+    def key(spec: SearchIndexSpec) -> str:
+        """A hash of everything the files depend on."""
+        material = {
+            "version": LAYOUT_VERSION,
+            "primaryKey": spec.primary_key,
+            "searchable": spec.searchable_attributes,
+            "typoDisabledAttributes": sorted(spec.typo_tolerance.disable_on_attributes),
+            "filter": list(dict.fromkeys([*spec.filter_attributes, *spec.sortable_attributes])),
+            "sortable": sorted(spec.sortable_attributes),
+            "language": spec.language,
+        }
+        return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+    def number(self, attribute: str) -> int | None:
+        try:
+            return self.filter_attributes.index(attribute)
+        except ValueError:
+            return None
+
+    @property
+    def max_rank(self) -> int:
+        return max((slot.rank for slot in self.slots), default=0)
+
+    def schema(self) -> tantivy.Schema:
+        builder = tantivy.SchemaBuilder()
+        builder.add_text_field("_id", stored=True, tokenizer_name="raw", index_option="basic")
+        builder.add_bytes_field("_src", stored=True)
+        builder.add_text_field("_fields", tokenizer_name="raw", fast=True, index_option="basic")
+        for slot in self.slots:
+            builder.add_text_field(slot.exact, tokenizer_name=EXACT_TOKENIZER, index_option="position")
+            if self.stemmed:
+                builder.add_text_field(slot.stemmed, tokenizer_name=STEM_TOKENIZER, index_option="freq")
+        builder.add_json_field("f", fast=True, tokenizer_name=KEYWORD_TOKENIZER, index_option="basic")
+        for name in ("_has", "_null", "_empty"):
+            builder.add_text_field(name, tokenizer_name="raw", index_option="basic")
+        for j, attribute in enumerate(self.filter_attributes):
+            builder.add_float_field(f"n{j}", indexed=True, fast=True)
+            if attribute in self.sortable:
+                builder.add_unsigned_field(f"k{j}", fast=True)
+        return builder.build()
+
+    def searchable_texts(self, document: Mapping[str, Any]) -> Iterator[tuple[Slot, str]]:
+        if self.star:
+            disabled = set(self.spec.typo_tolerance.disable_on_attributes)
+            for i, (name, value) in enumerate(document.items()):
+                slot = (
+                    self.star_notypo
+                    if name in disabled and self.star_notypo
+                    else self.star_slots[min(i, MAX_SLOTS - 1)]
+                )
+                for text in texts(value):
+                    yield slot, text
+        else:
+            for attribute, slot in self.attribute_slots.items():
+                for value in values_at(document, attribute):
+                    for text in texts(value):
+                        yield slot, text
+
+    def searchable_attributes_of(self, document: Mapping[str, Any]) -> list[str]:
+        """Attributes searched in this document, in rank order (for highlighting)."""
+        if self.star:
+            return [name for name, value in document.items() if any(True for _ in texts(value))]
+        return list(self.attribute_slots)
+
+    def tantivy_document(self, id_text: str, document: Mapping[str, Any]) -> tantivy.Document:
+        doc = tantivy.Document()
+        doc.add_text("_id", id_text)
+        doc.add_bytes("_src", orjson.dumps(document))
+        for name in document:
+            doc.add_text("_fields", name)
+        for slot, text in self.searchable_texts(document):
+            doc.add_text(slot.exact, text)
+            if self.stemmed:
+                doc.add_text(slot.stemmed, text)
+        filters: dict[str, list[str]] = {}
+        for j, attribute in enumerate(self.filter_attributes):
+            raw = present(document, attribute)
+            if raw is None:
+                continue
+            doc.add_text("_has", attribute)
+            flat = values_at(document, attribute)
+            if any(v is None for v in raw):
+                doc.add_text("_null", attribute)
+            if any(v == "" or v == [] or v == {} for v in raw):
+                doc.add_text("_empty", attribute)
+            words = [w for w in (keyword(v) for v in flat) if w is not None]
+            if words:
+                filters[f"a{j}"] = words
+            numbers = [n for n in (as_number(v) for v in flat) if n is not None]
+            for number in numbers:
+                doc.add_float(f"n{j}", number)
+            if attribute in self.sortable:
+                strings = [v for v in flat if isinstance(v, str)]
+                if strings:
+                    doc.add_unsigned(f"k{j}", sort_key(strings[0]))
+        if filters:
+            doc.add_json("f", filters)
+        return doc

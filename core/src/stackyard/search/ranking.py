@@ -1,0 +1,205 @@
+"""Meilisearch's ranking rules as tantivy queries whose scores order the hits.
+
+Every clause has a constant score, so a document's score is an exact integer sum (below 2**24,
+exact in tantivy's f32) that sorts like the tuple of the rules, in this order:
+
+1. words: with matchingStrategy `last`, documents matching every query word come first, then
+   those matching all but the last, and so on down to the first word alone (a document must
+   match the first word); with `all`, every word is required. Each run of words is a *level*,
+   searched on its own, best level first (`SearchPlan.levels`); the score adds Ww x words.
+   Within a level, Wx x each later query word the document matches too (for `red leather
+   boots`, `red boots` ranks above `red` in the level of `red`).
+2. typo: per word, Wt x (2 - typos of its best match): an exact, stemmed, synonym or prefix
+   match has no typo; a fuzzy match one or two (a transposition is one).
+3. proximity: per pair of neighbouring query words, Wp x 2 when they are next to each other in
+   an attribute (in the query's order; the last word as a prefix), Wp x 1 when at most
+   NEAR_SLOP words apart, or NEAR_SLOP - 1 in the other order (their exact forms).
+4. attribute: per word, Wa x how early the attribute of its best match ranks
+   (searchableAttributes order; a match without typo in a later attribute beats a typo in an
+   earlier one, as the typo rule comes first).
+5. exactness: per word, We when the document has the word itself (not a typo, a stem, a
+   prefix or a synonym).
+
+Custom sort (`sort`) orders documents of equal score (engine.py).
+
+Cost: a level is first searched with its typo-free query (each word's exact, stemmed, prefix
+and synonym forms only, far fewer postings than the fuzzy ones); when that alone gives enough
+hits, they are the best ones (no document with a typo can outrank a document without any), and
+the fuzzy query of the level is never run. Tantivy scores every document a query matches, so
+the cheap query is what keeps common words fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import tantivy
+
+from .analysis import MAX_QUERY_WORDS, QueryWord
+from .layout import Layout, Slot
+
+Occur = tantivy.Occur
+
+MAX_RANK_BONUS = 15
+W_EXACT = 1
+W_ATTRIBUTE = (MAX_QUERY_WORDS + 1) * W_EXACT
+W_PROXIMITY = (MAX_QUERY_WORDS * MAX_RANK_BONUS + 1) * W_ATTRIBUTE
+W_TYPO = (2 * (MAX_QUERY_WORDS - 1) + 1) * W_PROXIMITY
+W_EXTRA = (2 * MAX_QUERY_WORDS + 1) * W_TYPO
+W_WORDS = float(2**24)
+"""Added in Python per required word of a level (levels are searched separately, best first)."""
+NEAR_SLOP = 3
+"""Words at most this many positions apart (beyond next to each other) count as near."""
+
+
+@dataclass(frozen=True)
+class Level:
+    words: int  # the first `words` query words are required
+    typo_free: tantivy.Query  # the documents of the level matching every word without a typo
+    full: tantivy.Query  # every document of the level
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    levels: list[Level]  # best first
+    match: tantivy.Query  # every document the search returns (count, facets), unscored
+    words: int
+    best_rank: int  # the attribute bonus of the first attribute
+
+    def ranking_score(self, score: float) -> float:
+        """_rankingScore, 0 to 1: each rule's share of its best, weighted by the rule's order
+        (words 0.4, typo 0.25, proximity 0.15, attribute 0.12, exactness 0.08)."""
+        n = self.words
+        level, rest = divmod(int(score), int(W_WORDS))
+        extra, rest = divmod(rest, W_EXTRA)
+        typo, rest = divmod(rest, W_TYPO)
+        proximity, rest = divmod(rest, W_PROXIMITY)
+        attribute, exact = divmod(rest, W_ATTRIBUTE)
+        matched = min(level + extra, n)
+        shares = (
+            (0.4, matched / n),
+            (0.25, typo / (2 * matched) if matched else 0.0),
+            (0.15, proximity / (2 * (n - 1)) if n > 1 else 1.0),
+            (0.12, attribute / (matched * self.best_rank) if matched and self.best_rank else 1.0),
+            (0.08, exact / n),
+        )
+        return round(min(1.0, sum(weight * share for weight, share in shares)), 4)
+
+
+def _const(query: tantivy.Query, score: float) -> tantivy.Query:
+    return tantivy.Query.const_score_query(query, float(score))
+
+
+def _any(queries: Sequence[tantivy.Query]) -> tantivy.Query:
+    if len(queries) == 1:
+        return queries[0]
+    return tantivy.Query.boolean_query([(Occur.Should, q) for q in queries])
+
+
+class RankingQueryBuilder:
+    def __init__(self, layout: Layout, schema: tantivy.Schema) -> None:
+        self.layout = layout
+        self.schema = schema
+        self.max_rank = layout.max_rank
+
+    def _rank_bonus(self, slot: Slot) -> int:
+        return min(self.max_rank - slot.rank, MAX_RANK_BONUS)
+
+    def _variants(self, word: QueryWord, slot: Slot) -> list[tuple[tantivy.Query, int, int]]:
+        """(query, typo bonus 0-2, exactness bonus) of each way a word matches in a slot."""
+        schema, field = self.schema, slot.exact
+        variants: list[tuple[tantivy.Query, int, int]] = [(tantivy.Query.term_query(schema, field, word.text), 2, 1)]
+        if word.stem is not None and self.layout.stemmed:
+            variants.append((tantivy.Query.term_query(schema, slot.stemmed, word.stem), 2, 0))
+        typos = word.typos if slot.typo else 0
+        if word.prefix:
+            variants.append((tantivy.Query.fuzzy_term_query(schema, field, word.text, 0, True, True), 2, 0))
+            if typos:
+                variants.append((tantivy.Query.fuzzy_term_query(schema, field, word.text, 1, True, True), 1, 0))
+        for distance in range(1, typos + 1):
+            variants.append(
+                (tantivy.Query.fuzzy_term_query(schema, field, word.text, distance, True, False), 2 - distance, 0)
+            )
+        for synonym in word.synonyms:
+            if len(synonym) == 1:
+                variants.append((tantivy.Query.term_query(schema, field, synonym[0]), 2, 0))
+            else:
+                variants.append((tantivy.Query.phrase_query(schema, field, [*synonym], 0), 2, 0))
+        return variants
+
+    def _match(self, word: QueryWord) -> tantivy.Query:
+        """Whether a document matches a word at all (the widest variants only, unscored)."""
+        queries: list[tantivy.Query] = []
+        schema = self.schema
+        for slot in self.layout.slots:
+            typos = word.typos if slot.typo else 0
+            field = slot.exact
+            if typos:
+                queries.append(tantivy.Query.fuzzy_term_query(schema, field, word.text, typos, True, False))
+            else:
+                queries.append(tantivy.Query.term_query(schema, field, word.text))
+            if word.prefix:
+                queries.append(tantivy.Query.fuzzy_term_query(schema, field, word.text, min(typos, 1), True, True))
+            if word.stem is not None and self.layout.stemmed:
+                queries.append(tantivy.Query.term_query(schema, slot.stemmed, word.stem))
+            for synonym in word.synonyms:
+                if len(synonym) == 1:
+                    queries.append(tantivy.Query.term_query(schema, field, synonym[0]))
+                else:
+                    queries.append(tantivy.Query.phrase_query(schema, field, [*synonym], 0))
+        return _any(queries)
+
+    def _scored(self, word: QueryWord, typo_free: bool) -> tantivy.Query:
+        best: list[tantivy.Query] = []
+        for slot in self.layout.slots:
+            rank = self._rank_bonus(slot)
+            for query, typo, exact in self._variants(word, slot):
+                if typo_free and typo < 2:
+                    continue
+                best.append(_const(query, W_TYPO * typo + W_ATTRIBUTE * rank + W_EXACT * exact))
+        return tantivy.Query.disjunction_max_query(best)
+
+    def _proximity(self, left: QueryWord, right: QueryWord) -> tantivy.Query:
+        near: list[tantivy.Query] = []
+        for slot in self.layout.slots:
+            pair: list[str | tuple[int, str]] = [left.text, right.text]
+            if right.prefix:
+                phrase = tantivy.Query.phrase_prefix_query(self.schema, slot.exact, [left.text, right.text])
+                near.append(_const(phrase, 2 * W_PROXIMITY))
+            else:
+                near.append(_const(tantivy.Query.phrase_query(self.schema, slot.exact, pair, 0), 2 * W_PROXIMITY))
+            near.append(_const(tantivy.Query.phrase_query(self.schema, slot.exact, pair, NEAR_SLOP), W_PROXIMITY))
+            reverse: list[str | tuple[int, str]] = [right.text, left.text]
+            near.append(
+                _const(tantivy.Query.phrase_query(self.schema, slot.exact, reverse, NEAR_SLOP - 1), W_PROXIMITY)
+            )
+        return tantivy.Query.disjunction_max_query(near)
+
+    def plan(self, words: Sequence[QueryWord], strategy: str, filter: tantivy.Query | None) -> SearchPlan:
+        matches = [self._match(word) for word in words]
+        typo_free = [self._scored(word, True) for word in words]
+        full = [self._scored(word, False) for word in words]
+        proximity = [self._proximity(left, right) for left, right in itertools.pairwise(words)]
+        required: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        if filter is not None:
+            required.append((Occur.Must, _const(filter, 0.0)))
+        n = len(words)
+        sizes = [n] if strategy == "all" else list(range(n, 0, -1))
+        levels: list[Level] = []
+        for k in sizes:
+            common = [*required, *((Occur.Should, p) for p in proximity[: k - 1])]
+            if k < n:
+                common.append((Occur.MustNot, matches[k]))
+                common.extend((Occur.Should, _const(m, W_EXTRA)) for m in matches[k + 1 :])
+            levels.append(
+                Level(
+                    words=k,
+                    typo_free=tantivy.Query.boolean_query([*((Occur.Must, q) for q in typo_free[:k]), *common]),
+                    full=tantivy.Query.boolean_query([*((Occur.Must, q) for q in full[:k]), *common]),
+                )
+            )
+        match_words = matches if strategy == "all" else matches[:1]
+        match = tantivy.Query.boolean_query([*required, *((Occur.Must, m) for m in match_words)])
+        return SearchPlan(levels, match, n, min(self.max_rank, MAX_RANK_BONUS))
