@@ -169,10 +169,11 @@ def test_a_bad_filter_answers_400_with_its_position(api: httpx.Client):
     assert "price" in unknown["detail"]  # names the filterable attributes
 
 
-def test_an_unknown_index_answers_404(api: httpx.Client):
-    answer = api.post("/v1/indexes/nope/search", json={"q": "x"}, headers=ADMIN)
-    assert answer.status_code == 404 and answer.json()["code"] == "index_not_found"
-    assert api.get("/v1/indexes/nope", headers=ADMIN).json()["code"] == "index_not_found"
+def test_an_unknown_index_answers_404(api: httpx.Client, component: httpx.Client):
+    for client in (api, component):
+        answer = client.post("/v1/indexes/nope/search", json={"q": "x"}, headers=ADMIN)
+        assert answer.status_code == 404 and answer.json()["code"] == "index_not_found"
+        assert client.get("/v1/indexes/nope", headers=ADMIN).json()["code"] == "index_not_found"
 
 
 def test_documents_without_a_valid_id_are_refused_before_a_task_exists(api: httpx.Client):
@@ -237,3 +238,16 @@ def test_the_api_documents_the_search_routes(api: httpx.Client):
     paths = api.get("/openapi.json").json()["paths"]
     assert "/v1/indexes/{uid}/search" in paths and "/v1/search/tasks/{taskUid}" in paths
     assert "requestBody" in paths["/v1/indexes/{uid}/search"]["post"]
+
+
+def test_without_a_search_index_the_api_answers_without_the_search_component(stack: AuthStack, api: httpx.Client):
+    stack.configure(search_indexes={}, fresh_database=False)
+    try:
+        assert api.get("/v1/indexes", headers=ADMIN).json() == {"results": [], "offset": 0, "limit": 20, "total": 0}
+        assert api.get("/v1/search/tasks", headers=ADMIN).json()["results"] == []
+        answer = api.post("/v1/indexes/products/search", json={"q": "x"}, headers=SEARCHER)
+        assert answer.status_code == 404 and answer.json()["code"] == "index_not_found"
+    finally:
+        stack.configure(search_indexes=INDEXES, fresh_database=False)
+        assert stack.search is not None
+        stack.search.wait_index("products", ADMIN_API_KEY)

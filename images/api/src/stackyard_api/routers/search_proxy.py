@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from stackyard.problems import BackendUnavailable
 from stackyard.runtime import Runtime
+from stackyard.search.contract import IndexList, TaskPage
 from starlette.background import BackgroundTask
 
 from . import search
@@ -101,12 +102,31 @@ class SearchProxy:
             self._client = None
 
 
+def without_component(runtime: Runtime, request: Request) -> Response | None:
+    """The answer the api gives itself, without asking the search component: 404 for an index
+    the config in force does not declare (the search component is not even deployed while the
+    Stack has no SearchIndex), and the empty lists when there is none at all."""
+    indexes = runtime.config.config.search_indexes
+    uid = request.path_params.get("uid")
+    if uid is not None and uid not in indexes:
+        raise search.IndexNotFoundProblem(f"the Stack has no SearchIndex {uid!r}")
+    if indexes:
+        return None
+    if request.url.path == "/v1/indexes":
+        return JSONResponse(IndexList(results=[], total=0).model_dump(mode="json", by_alias=True))
+    if request.url.path == "/v1/search/tasks":
+        return JSONResponse(TaskPage(results=[], limit=20, total=0).model_dump(mode="json", by_alias=True))
+    raise search.IndexNotFoundProblem("the Stack has no SearchIndex")
+
+
 def _proxy(route: APIRoute) -> Any:
     searching = route.name in SEARCHING_ROUTES
 
     async def endpoint(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         search.search_access(runtime, request, searching=searching)
+        if (answer := without_component(runtime, request)) is not None:
+            return answer
         proxy: SearchProxy = request.app.state.search_proxy
         return await proxy.forward(request, search_url(runtime))
 
