@@ -5,6 +5,7 @@ task with a bad document fails with its code and the tasks after it still run.""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -201,3 +202,20 @@ def test_a_synced_index_loads_its_collection_follows_it_and_resumes_after_a_kill
 def _count(client: httpx.Client) -> int:
     answer = client.get("/v1/indexes/products")
     return int(answer.json()["numberOfDocuments"]) if answer.status_code == 200 else -1
+
+
+@pytest.mark.slow
+def test_a_stopped_component_finishes_the_task_it_is_processing_and_keeps_the_others(search: SearchProcess) -> None:
+    with _client(search) as client:
+        accepted = [_add(client, _documents(3000, start=3000 * n)) for n in range(3)]
+        wait_for(lambda: client.get(f"/v1/search/tasks/{accepted[0]}").json()["status"] == "processing", 30, 0.01)
+    search.stop()  # SIGTERM, as Kubernetes stops a pod
+    assert not search.running
+    with sqlite3.connect(search.data_dir / "tasks.sqlite") as tasks:
+        statuses = dict(tasks.execute("SELECT uid, status FROM tasks"))
+    assert statuses[accepted[0]] == "succeeded"  # finished, not abandoned
+    assert "processing" not in statuses.values()
+    search.start()
+    with _client(search) as client:
+        assert [_finished(client, uid)["status"] for uid in accepted] == ["succeeded"] * 3
+        assert _count(client) == 9000

@@ -196,9 +196,8 @@ class SearchService:
         self.data_dir = data_dir
         (data_dir / "indexes").mkdir(parents=True, exist_ok=True)
         self._indexes: dict[str, _Index] = {}
-        self._store_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="search-tasks")
         self._search_pool = concurrent.futures.ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="search")
-        self._store: TaskStore = self._store_thread.submit(TaskStore, data_dir).result()
+        self._store = TaskStore(data_dir)
         self._config_lock = asyncio.Lock()
         self._finished = asyncio.Event()
         self._started = False
@@ -233,9 +232,13 @@ class SearchService:
                 await asyncio.wrap_future(index.served.retire())
             index.writer.shutdown(wait=True)
         self._indexes.clear()
-        await self._tasks(self._store.close)
-        self._store_thread.shutdown(wait=True)
+        self._store.close()
         self._search_pool.shutdown(wait=False)
+
+    @property
+    def configured(self) -> bool:
+        """Whether a config has been applied (before, every index is unknown)."""
+        return self._configured
 
     # -- config --------------------------------------------------------------------------
 
@@ -248,13 +251,13 @@ class SearchService:
                 await self._remove(name)
             if not self._configured:
                 await self._remove_leftovers(set(indexes))
-                self._configured = True
             for name, spec in indexes.items():
                 index = self._indexes.get(name)
                 if index is None:
                     await self._open(name, spec)
                 elif spec != index.spec:
                     await self._change(index, spec)
+            self._configured = True
 
     async def _open(self, name: str, spec: SearchIndexSpec) -> None:
         versions = IndexVersions(self.data_dir / "indexes" / name)
@@ -458,7 +461,7 @@ class SearchService:
         return task
 
     def task(self, uid: int) -> Task | None:
-        return self._store_thread.submit(self._store.get, uid).result()
+        return self._store.get(uid)
 
     def tasks(
         self,
@@ -469,9 +472,7 @@ class SearchService:
         limit: int = 20,
         from_: int | None = None,
     ) -> TaskPage:
-        return self._store_thread.submit(
-            self._store.list, statuses=statuses, types=types, index_uids=index_uids, limit=limit, from_=from_
-        ).result()
+        return self._store.list(statuses=statuses, types=types, index_uids=index_uids, limit=limit, from_=from_)
 
     async def wait_for_task(self, uid: int, timeout: float = 30.0) -> Task:
         """The task once it has finished (succeeded, failed or canceled); TimeoutError after
@@ -551,7 +552,11 @@ class SearchService:
             async with index.lane:
                 details = await self._apply(index, task)
         except _Stopping:
-            log.info("search: rebuild task %s of %s abandoned by the stop; done again at start", task.uid, index.name)
+            if index.removed:
+                error = TaskError(message=f"Index `{index.name}` was removed from the config.", code="index_not_found")
+                await self._fail(task, error, _zeroed(task.details))
+            else:
+                log.info("search: task %s of %s abandoned by the stop; done again at start", task.uid, index.name)
             return
         except DocumentError as exc:
             await self._fail(task, TaskError(message=exc.message, code=exc.code), _zeroed(task.details))
@@ -666,8 +671,8 @@ class SearchService:
         return index
 
     async def _tasks(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A TaskStore call, in the store's own thread."""
-        return await asyncio.wrap_future(self._store_thread.submit(call, *args, **kwargs))
+        """A TaskStore call (it may write and fsync a payload, or read one) in a thread."""
+        return await asyncio.to_thread(call, *args, **kwargs)
 
     async def _write(self, index: _Index, call: Callable[..., T], *args: Any) -> T:
         """A call in the index's writer thread."""

@@ -36,6 +36,7 @@ DEFAULT_DATA = "/var/lib/stackyard/search"
 DEFAULT_PORT = 7700
 SHUTDOWN_GRACE = 5.0
 SYNC_RESTART = 5.0
+FIRST_CONFIG_WAIT = 10.0
 
 
 @dataclass
@@ -55,6 +56,7 @@ class SearchComponent:
         self.runtime = runtime
         self.service = service
         self._changed = asyncio.Event()
+        self._first_applied = asyncio.Event()
         self._syncs: dict[str, _Sync] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.applied: str | None = None
@@ -71,6 +73,7 @@ class SearchComponent:
         self._tasks.append(asyncio.create_task(self._follow(), name="search config"))
         stop = asyncio.Event()
         reporting = self._status_reporter(stop)
+        await self._first_config()
         try:
             yield
         finally:
@@ -82,6 +85,13 @@ class SearchComponent:
             await self._stop_syncs(list(self._syncs))
             await self.service.stop()
             await self.runtime.stop()
+
+    async def _first_config(self) -> None:
+        """Serve once the first config is applied to the indexes (so that a search does not
+        meet an index still being opened), or after FIRST_CONFIG_WAIT seconds without one
+        (the probes then say why: no config)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_applied.wait(), FIRST_CONFIG_WAIT)
 
     def _status_reporter(self, stop: asyncio.Event) -> Any:
         """D's SearchStatusReporter writing the indexes' status, when this build has it: the
@@ -114,6 +124,7 @@ class SearchComponent:
                 await self.service.apply_config(applied.config.search_indexes)
                 await self._run_syncs(applied)
                 self.applied = applied.hash
+                self._first_applied.set()
                 log.info("search: config %s applied (%s indexes)", applied.hash, len(applied.config.search_indexes))
             except Exception:
                 log.exception("search: applying config %s failed; trying again", applied.hash)
