@@ -739,8 +739,10 @@ class MongoSync:
                 while True:
                     batch = ChangeBatch(self.source, self.spec.primary_key)
                     oldest: datetime | None = None
+                    change: Mapping[str, Any] | None = None
                     events = 0
-                    while events < self.settings.batch_size:
+                    deadline = time.monotonic() + self.poll_interval  # a trickle of events is applied too
+                    while events < self.settings.batch_size and time.monotonic() < deadline:
                         change = await stream.try_next()
                         if change is None:
                             break
@@ -756,7 +758,7 @@ class MongoSync:
                     if batch.upserts or batch.deletes or time.monotonic() - stored >= KEEPALIVE:
                         await self._apply(list(batch.upserts.values()), sorted(batch.deletes), checkpoint)
                         stored = time.monotonic()
-                    if events < self.settings.batch_size:
+                    if change is None:  # the stream had nothing more
                         self.state.lag_seconds = 0.0
                     self._succeeded(where)
                     self._check_version()
