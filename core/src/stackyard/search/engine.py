@@ -378,11 +378,11 @@ class SearchEngine:
             if remaining <= 0:
                 break
             words_score = W_WORDS * level.words
-            result = searcher.search(level.typo_free, remaining, count=True)
-            found = _count(result)
-            if found < remaining:
-                result = searcher.search(level.full, remaining, count=True)
+            for tier in level.tiers:
+                result = searcher.search(tier, remaining, count=True)
                 found = _count(result)
+                if found >= remaining:
+                    break
             seen += found
             collected.extend((float(score) + words_score, address) for score, address in result.hits)
         if seen >= max_total:

@@ -22,11 +22,14 @@ exact in tantivy's f32) that sorts like the tuple of the rules, in this order:
 
 Custom sort (`sort`) orders documents of equal score (engine.py).
 
-Cost: a level is first searched with its typo-free query (each word's exact, stemmed, prefix
-and synonym forms only, far fewer postings than the fuzzy ones); when that alone gives enough
-hits, they are the best ones (no document with a typo can outrank a document without any), and
-the fuzzy query of the level is never run. Tantivy scores every document a query matches, so
-the cheap query is what keeps common words fast.
+Cost: tantivy scores every document a query matches, so a level is searched in tiers, from
+the narrowest: every pair of words next to each other and no typo; (for two words) the pair
+near and no typo; no typo (each word's exact, stemmed, prefix and synonym forms only, far
+fewer postings than the fuzzy ones); then every document of the level. A tier's documents
+outrank the others of the level (no document with a typo can outrank one without any, and the
+proximity rule comes next), so when a tier has enough hits, its best ones are the best, and the
+wider queries never run. Common words and phrases stay fast; a rare combination runs wider
+queries, but over fewer documents.
 """
 
 from __future__ import annotations
@@ -56,9 +59,13 @@ NEAR_SLOP = 3
 
 @dataclass(frozen=True)
 class Level:
-    words: int  # the first `words` query words are required
-    typo_free: tantivy.Query  # the documents of the level matching every word without a typo
-    full: tantivy.Query  # every document of the level
+    """The documents matching the first `words` query words (and not the next one). `tiers`
+    are queries of growing subsets of them, the last one every document of the level; each
+    tier's documents outrank every document of the level outside it, so when a tier has
+    enough hits, its best ones are the level's best."""
+
+    words: int
+    tiers: list[tantivy.Query]
 
 
 @dataclass(frozen=True)
@@ -161,15 +168,21 @@ class RankingQueryBuilder:
                 best.append(_const(query, W_TYPO * typo + W_ATTRIBUTE * rank + W_EXACT * exact))
         return tantivy.Query.disjunction_max_query(best)
 
-    def _proximity(self, left: QueryWord, right: QueryWord) -> tantivy.Query:
-        near: list[tantivy.Query] = []
+    def _adjacent(self, left: QueryWord, right: QueryWord) -> tantivy.Query:
+        """Two query words next to each other in an attribute, in the query's order."""
+        phrases: list[tantivy.Query] = []
         for slot in self.layout.slots:
             pair: list[str | tuple[int, str]] = [left.text, right.text]
             if right.prefix:
-                phrase = tantivy.Query.phrase_prefix_query(self.schema, slot.exact, [left.text, right.text])
-                near.append(_const(phrase, 2 * W_PROXIMITY))
+                phrases.append(tantivy.Query.phrase_prefix_query(self.schema, slot.exact, pair))
             else:
-                near.append(_const(tantivy.Query.phrase_query(self.schema, slot.exact, pair, 0), 2 * W_PROXIMITY))
+                phrases.append(tantivy.Query.phrase_query(self.schema, slot.exact, pair, 0))
+        return _const(_any(phrases), 2 * W_PROXIMITY)
+
+    def _proximity(self, left: QueryWord, right: QueryWord) -> tantivy.Query:
+        near: list[tantivy.Query] = [self._adjacent(left, right)]
+        for slot in self.layout.slots:
+            pair: list[str | tuple[int, str]] = [left.text, right.text]
             near.append(_const(tantivy.Query.phrase_query(self.schema, slot.exact, pair, NEAR_SLOP), W_PROXIMITY))
             reverse: list[str | tuple[int, str]] = [right.text, left.text]
             near.append(
@@ -181,7 +194,9 @@ class RankingQueryBuilder:
         matches = [self._match(word) for word in words]
         typo_free = [self._scored(word, True) for word in words]
         full = [self._scored(word, False) for word in words]
-        proximity = [self._proximity(left, right) for left, right in itertools.pairwise(words)]
+        pairs = list(itertools.pairwise(words))
+        proximity = [self._proximity(left, right) for left, right in pairs]
+        adjacent = [self._adjacent(left, right) for left, right in pairs]
         required: list[tuple[tantivy.Occur, tantivy.Query]] = []
         if filter is not None:
             required.append((Occur.Must, _const(filter, 0.0)))
@@ -189,17 +204,22 @@ class RankingQueryBuilder:
         sizes = [n] if strategy == "all" else list(range(n, 0, -1))
         levels: list[Level] = []
         for k in sizes:
-            common = [*required, *((Occur.Should, p) for p in proximity[: k - 1])]
+            common = list(required)
             if k < n:
                 common.append((Occur.MustNot, matches[k]))
                 common.extend((Occur.Should, _const(m, W_EXTRA)) for m in matches[k + 1 :])
-            levels.append(
-                Level(
-                    words=k,
-                    typo_free=tantivy.Query.boolean_query([*((Occur.Must, q) for q in typo_free[:k]), *common]),
-                    full=tantivy.Query.boolean_query([*((Occur.Must, q) for q in full[:k]), *common]),
-                )
-            )
+            exact_words = [*((Occur.Must, q) for q in typo_free[:k]), *common]
+            near = [(Occur.Should, p) for p in proximity[: k - 1]]
+            tiers: list[tantivy.Query] = []
+            if k > 1:
+                # every pair next to each other: the most proximity points there are
+                tiers.append(tantivy.Query.boolean_query([*exact_words, *((Occur.Must, a) for a in adjacent[: k - 1])]))
+            if k == 2:
+                # the one pair near (or next to each other): any other document has no point
+                tiers.append(tantivy.Query.boolean_query([*exact_words, (Occur.Must, proximity[0])]))
+            tiers.append(tantivy.Query.boolean_query([*exact_words, *near]))
+            tiers.append(tantivy.Query.boolean_query([*((Occur.Must, q) for q in full[:k]), *common, *near]))
+            levels.append(Level(words=k, tiers=tiers))
         match_words = matches if strategy == "all" else matches[:1]
         match = tantivy.Query.boolean_query([*required, *((Occur.Must, m) for m in match_words)])
         return SearchPlan(levels, match, n, min(self.max_rank, MAX_RANK_BONUS))
