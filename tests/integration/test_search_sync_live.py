@@ -26,7 +26,7 @@ from stackyard.runtime import Runtime
 from stackyard.search.service import SearchService
 from stackyard.search.sync import MongoSync
 from stackyard.status_reports import ClusterStatus
-from stackyard_api.search_status import SearchStatusReporter
+from stackyard_api.search_status import SearchStatusReporter, index_status
 
 NAME = "products"
 SPEC = {
@@ -79,6 +79,16 @@ def status(namespace: Any) -> dict[str, Any]:
 
 def conditions(namespace: Any) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in status(namespace).get("conditions", [])}
+
+
+def test_an_index_fed_through_the_api_has_sync_mode_api_and_no_synced_condition() -> None:
+    spec = SearchIndexSpec.model_validate({"stackRef": {"name": "demo"}, "source": {"api": {}}})
+    assert index_status(spec, 5, 2, False, None) == {
+        "documents": 5,
+        "rebuilding": False,
+        "indexVersion": 2,
+        "sync": {"mode": "api", "lastSync": None, "lagSeconds": None, "error": None},  # null: removed by the merge
+    }
 
 
 @pytest.mark.usefixtures("cluster")
