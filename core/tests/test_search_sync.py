@@ -288,7 +288,7 @@ async def test_a_rebuild_while_writes_go_on_ends_with_the_collections_documents(
     expected = {str(d["_id"]) async for d in products.find({}, {"_id": 1})}
     await eventually(lambda: _ids_are(search, expected), timeout=20, what="the index equal to the collection")
     titles = {d["title"] async for d in products.find({}, {"title": 1})}
-    assert await search.titles() == titles
+    await eventually(lambda: _ids_are_titles(search, titles), what="the index's titles equal to the collection's")
 
 
 async def _ids_are(search: Harness, expected: set[str]) -> bool:
