@@ -84,6 +84,40 @@ async def test_writes_apply_in_the_order_they_were_enqueued(service: SearchServi
     assert await service.get_document("products", "a") == {"id": "a", "title": "green chair"}
 
 
+async def test_tasks_waiting_together_are_applied_as_if_one_by_one(tmp_path: Path) -> None:
+    service = SearchService(tmp_path)
+    await service.apply_config({"products": _spec()})
+    try:
+        # Enqueued while no worker runs, so that they wait together (and share commits).
+        add = [
+            await service.enqueue_documents(
+                "products", [{"id": f"d{i}", "title": "lamp", "brand": "acme"}], merge=False
+            )
+            for i in range(50)
+        ]
+        merged = await service.enqueue_documents("products", [{"id": "d0", "brand": "globex"}], merge=True)
+        bad = await service.enqueue_documents("products", [{"id": "ok", "title": "x"}, {"title": "no id"}], merge=False)
+        by_ids = await service.enqueue_delete("products", ids=["d1", "d2"])
+        by_filter = await service.enqueue_delete("products", filter="brand = acme")  # sees every write above
+        last = await service.enqueue_documents("products", [{"id": "d1", "title": "lamp"}], merge=True)
+        await service.start()
+        assert (await service.wait_for_task(last.uid)).status == "succeeded"
+        assert {(await service.wait_for_task(task.uid)).status for task in add} == {"succeeded"}
+        assert (await service.wait_for_task(merged.uid)).status == "succeeded"
+        failed = await service.wait_for_task(bad.uid)
+        assert failed.status == "failed" and failed.error is not None and failed.error.code == "missing_document_id"
+        assert (await service.wait_for_task(by_ids.uid)).details["deletedDocuments"] == 2
+        assert (await service.wait_for_task(by_filter.uid)).details["deletedDocuments"] == 47
+        documents, total = await service.documents("products", 0, 100)
+        assert total == 2
+        assert sorted(documents, key=lambda d: d["id"]) == [
+            {"id": "d0", "title": "lamp", "brand": "globex"},
+            {"id": "d1", "title": "lamp"},
+        ]
+    finally:
+        await service.stop()
+
+
 async def test_merge_updates_the_given_fields_and_keeps_the_others(service: SearchService) -> None:
     await service.enqueue_documents("products", [{"id": "a", "title": "red chair", "brand": "acme"}], merge=False)
     task = await service.enqueue_documents("products", [{"id": "a", "title": "blue chair"}], merge=True)

@@ -64,6 +64,10 @@ COPY_BATCH = 1000
 SEARCH_THREADS = max(4, 2 * (os.cpu_count() or 2))
 REQUESTED, LAYOUT_CHANGED = "requested", "layoutChanged"
 """Why a rebuild was enqueued (its details' `reason`)."""
+BATCH_TASKS = 100
+BATCH_DOCUMENTS = 50_000
+"""Most tasks, and about the most documents, applied in one commit (Meilisearch's autobatching):
+many small writes (a document per request) cost one commit, not one each."""
 PRUNE_EVERY = 1000
 """Finished tasks between two prunes of the task log."""
 KEEP_TASKS = 100_000
@@ -543,7 +547,16 @@ class SearchService:
                 # Nothing to do, or a rebuild that waits for the index's sync to give its source.
                 await index.wake.wait()
                 continue
-            await self._process(index, task)
+            try:
+                if _batchable(task):
+                    await self._process_batch(index, await self._batch(index, task))
+                else:
+                    await self._process(index, task)
+            except Exception:
+                log.exception(
+                    "search: recording the outcome of task %s of %s failed; trying again", task.uid, index.name
+                )
+                await asyncio.sleep(1.0)
 
     async def _process(self, index: _Index, task: Task) -> None:
         await self._tasks(self._store.start, task.uid)
@@ -571,15 +584,69 @@ class SearchService:
         finally:
             index.processing = False
             self._pulse()
-        self._finished_count += 1
-        if self._finished_count % PRUNE_EVERY == 0:
+        await self._count_finished(1)
+
+    async def _batch(self, index: _Index, first: Task) -> list[Task]:
+        """`first` and the enqueued tasks right after it that can be applied with it in one
+        commit (document additions and deletions by id; at most BATCH_TASKS tasks and about
+        BATCH_DOCUMENTS documents), in their order."""
+        page = await self._tasks(
+            self._store.list,
+            statuses=["enqueued"],
+            index_uids=[index.name],
+            from_=first.uid + BATCH_TASKS - 1,
+            limit=BATCH_TASKS,
+        )
+        batch: list[Task] = []
+        documents = 0
+        for task in sorted(page.results, key=lambda task: task.uid):
+            if task.uid < first.uid:
+                continue
+            if not _batchable(task):
+                break
+            size = int(task.details.get("receivedDocuments") or task.details.get("providedIds") or 0)
+            if batch and documents + size > BATCH_DOCUMENTS:
+                break
+            batch.append(task)
+            documents += size
+        return batch if batch and batch[0].uid == first.uid else [first]
+
+    async def _process_batch(self, index: _Index, batch: list[Task]) -> None:
+        """Tasks applied one after the other in the writer and committed once: each succeeds
+        or fails on its own (a bad document writes nothing of its task), as if one by one."""
+        for task in batch:
+            await self._tasks(self._store.start, task.uid)
+        index.processing = True
+        try:
+            async with index.lane:
+                payloads = [await self._tasks(self._store.payload, task.uid) for task in batch]
+                outcomes = await self._write(index, _apply_batch, index.served.engine, batch, payloads)
+        except Exception as exc:
+            log.exception("search: tasks %s of %s failed", [task.uid for task in batch], index.name)
+            error = TaskError(message=f"{type(exc).__name__}: {exc}"[:1000], code="internal", type="internal")
+            outcomes = [error] * len(batch)
+        try:
+            for task, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, TaskError):
+                    await self._fail(task, outcome, _zeroed(task.details))
+                else:
+                    await self._tasks(self._store.succeed, task.uid, outcome)
+        finally:
+            index.processing = False
+            self._pulse()
+        await self._count_finished(len(batch))
+
+    async def _count_finished(self, count: int) -> None:
+        before, self._finished_count = self._finished_count, self._finished_count + count
+        if before // PRUNE_EVERY != self._finished_count // PRUNE_EVERY:
             await self._tasks(self._store.prune, KEEP_TASKS)
 
     async def _fail(self, task: Task, error: TaskError, details: dict[str, Any]) -> None:
         await self._tasks(self._store.fail, task.uid, error, details)
 
     async def _apply(self, index: _Index, task: Task) -> dict[str, Any]:
-        """Apply one task (the lane held): the details it finished with."""
+        """Apply one task that is not batched (a rebuild, a deletion by filter or of every
+        document), the lane held: the details it finished with."""
         if task.type == "indexRebuild":
             to_version = await self._rebuild(index, from_source=_from_source(index, task))
             return task.details | {"toVersion": to_version}
@@ -587,17 +654,13 @@ class SearchService:
         if not isinstance(payload, dict):
             raise RuntimeError(f"the payload of task {task.uid} is missing from {self.data_dir / 'tasks'}")
         served = index.served
-        if task.type == "documentAdditionOrUpdate":
-            documents, merge = payload["documents"], bool(payload.get("merge", False))
-            indexed = await self._write(index, _add, served.engine, documents, merge)
-            return task.details | {"indexedDocuments": indexed}
-        if "ids" in payload:
-            deleted = await self._write(index, _delete_ids, served.engine, payload["ids"])
-        elif "filter" in payload:
+        if "filter" in payload:
             parsed = parse_filter(payload["filter"], served.spec.filter_attributes)
             deleted = await self._write(index, _delete_filter, served.engine, parsed)
-        else:
+        elif payload.get("everything"):
             deleted = await self._write(index, _clear, served.engine)
+        else:
+            raise RuntimeError(f"task {task.uid} ({task.type}) is applied in a batch")
         return task.details | {"deletedDocuments": deleted}
 
     async def _rebuild(self, index: _Index, *, from_source: bool) -> int:
@@ -755,16 +818,34 @@ def _from_source(index: _Index, task: Task) -> bool:
     return task.type == "indexRebuild" and index.follows_source and task.details.get("reason") != LAYOUT_CHANGED
 
 
-def _add(engine: SearchEngine, documents: list[dict[str, Any]], merge: bool) -> int:
-    indexed = engine.add_documents(documents, merge=merge)
-    engine.commit()
-    return indexed
+def _batchable(task: Task) -> bool:
+    """Whether a task can share a commit with its neighbours: it needs no committed state of
+    theirs (a deletion by filter and a clear read the index; a rebuild replaces it)."""
+    if task.type == "documentAdditionOrUpdate":
+        return True
+    return task.type == "documentDeletion" and "providedIds" in task.details
 
 
-def _delete_ids(engine: SearchEngine, ids: list[str]) -> int:
-    deleted = engine.delete_documents(ids)
+def _apply_batch(engine: SearchEngine, batch: list[Task], payloads: list[Any]) -> list[dict[str, Any] | TaskError]:
+    """In the writer thread: each task's writes in order, then one commit; per task its
+    finished details or its error."""
+    outcomes: list[dict[str, Any] | TaskError] = []
+    for task, payload in zip(batch, payloads, strict=True):
+        try:
+            if not isinstance(payload, dict):
+                raise RuntimeError(f"the payload of task {task.uid} is missing")
+            if task.type == "documentAdditionOrUpdate":
+                indexed = engine.add_documents(payload["documents"], merge=bool(payload.get("merge", False)))
+                outcomes.append(task.details | {"indexedDocuments": indexed})
+            else:
+                outcomes.append(task.details | {"deletedDocuments": engine.delete_documents(payload["ids"])})
+        except DocumentError as exc:
+            outcomes.append(TaskError(message=exc.message, code=exc.code))
+        except Exception as exc:
+            log.exception("search: task %s failed", task.uid)
+            outcomes.append(TaskError(message=f"{type(exc).__name__}: {exc}"[:1000], code="internal", type="internal"))
     engine.commit()
-    return deleted
+    return outcomes
 
 
 def _delete_filter(engine: SearchEngine, filter: Filter) -> int:
