@@ -62,6 +62,8 @@ def register_tokenizers(index: tantivy.Index, language: str) -> None:
 
 def fold(text: str) -> str:
     """Lowercase without accents: the Python side of the exact tokenizer, for highlighting."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

@@ -14,57 +14,70 @@ given). The hit's other fields hold the document's values untouched. Positions
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .analysis import Analysis, QueryWord, edit_distance, word_spans
 from .layout import values_at
 
-Matcher = Callable[[str], int]
-"""folded word -> how many of its characters matched (0: no match)."""
+MAX_REMEMBERED = 4096
+"""Texts whose match positions one search remembers (a hit's string is marked and positioned)."""
 
 
-def matcher(words: Sequence[QueryWord], analysis: Analysis) -> Matcher:
-    exact = {w.text for w in words} | {s for w in words for syn in w.synonyms for s in syn}
-    stems = {w.stem or w.text for w in words}
-    prefixes = [w.text for w in words if w.prefix]
-    fuzzy = [w for w in words if w.typos]
-    cache: dict[str, int] = {}
+class Matcher:
+    """The words of one search's query, matched against the words of its hits."""
 
-    def match(token: str) -> int:
-        found = cache.get(token)
+    def __init__(self, words: Sequence[QueryWord], analysis: Analysis) -> None:
+        self.analysis = analysis
+        self.exact = {w.text for w in words} | {s for w in words for syn in w.synonyms for s in syn}
+        self.stems = {w.stem or w.text for w in words}
+        self.prefixes = [w.text for w in words if w.prefix]
+        self.fuzzy = [w for w in words if w.typos]
+        self.tokens: dict[str, int] = {}
+        self.texts: dict[str, list[tuple[int, int]]] = {}
+
+    def __call__(self, token: str) -> int:
+        """How many characters of a (folded) word match the query: 0 when none."""
+        found = self.tokens.get(token)
         if found is not None:
             return found
         length = 0
         if (
-            token in exact
-            or any(edit_distance(token, w.text, w.typos) <= w.typos for w in fuzzy)
-            or (analysis.stem is not None and (analysis.stem_of(token) or token) in stems)
+            token in self.exact
+            or any(edit_distance(token, w.text, w.typos) <= w.typos for w in self.fuzzy)
+            or (self.analysis.stem is not None and (self.analysis.stem_of(token) or token) in self.stems)
         ):
             length = len(token)
         else:
-            for prefix in prefixes:
+            for prefix in self.prefixes:
                 if token.startswith(prefix):
                     length = max(length, len(prefix))
-        cache[token] = length
+        self.tokens[token] = length
         return length
 
-    return match
+    def positions(self, text: str) -> list[tuple[int, int]]:
+        """(start, length) of the matches in a text, in characters."""
+        remembered = self.texts.get(text)
+        if remembered is not None:
+            return remembered
+        found = []
+        for start, end, token in word_spans(text):
+            length = self(token)
+            if length:
+                found.append((start, min(length, end - start)))
+        if len(self.texts) < MAX_REMEMBERED:
+            self.texts[text] = found
+        return found
 
 
-def positions(text: str, match: Matcher) -> list[tuple[int, int]]:
-    found = []
-    for start, end, token in word_spans(text):
-        length = match(token)
-        if length:
-            found.append((start, min(length, end - start)))
-    return found
+def matcher(words: Sequence[QueryWord], analysis: Analysis) -> Matcher:
+    return Matcher(words, analysis)
 
 
 def mark(text: str, match: Matcher, pre: str, post: str) -> str:
     parts: list[str] = []
     cursor = 0
-    for start, length in positions(text, match):
+    for start, length in match.positions(text):
         parts.append(html.escape(text[cursor:start]))
         parts.append(pre + html.escape(text[start : start + length]) + post)
         cursor = start + length
@@ -98,7 +111,7 @@ def matches_position(
 
 def _collect(value: Any, match: Matcher, found: list[dict[str, int]]) -> None:
     if isinstance(value, str):
-        found.extend({"start": s, "length": n} for s, n in positions(value, match))
+        found.extend({"start": s, "length": n} for s, n in match.positions(value))
     elif isinstance(value, list):
         for item in value:
             _collect(item, match, found)

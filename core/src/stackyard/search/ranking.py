@@ -12,8 +12,8 @@ exact in tantivy's f32) that sorts like the tuple of the rules, in this order:
 2. typo: per word, Wt x (2 - typos of its best match): an exact, stemmed, synonym or prefix
    match has no typo; a fuzzy match one or two (a transposition is one).
 3. proximity: per pair of neighbouring query words, Wp x 2 when they are next to each other in
-   an attribute (in the query's order; the last word as a prefix), Wp x 1 when at most
-   NEAR_SLOP words apart, or NEAR_SLOP - 1 in the other order (their exact forms).
+   an attribute (in the query's order; the last word as a prefix), Wp x 1 when near
+   (NEAR_SLOP; their exact forms).
 4. attribute: per word, Wa x how early the attribute of its best match ranks
    (searchableAttributes order; a match without typo in a later attribute beats a typo in an
    earlier one, as the typo rule comes first).
@@ -53,8 +53,9 @@ W_TYPO = (2 * (MAX_QUERY_WORDS - 1) + 1) * W_PROXIMITY
 W_EXTRA = (2 * MAX_QUERY_WORDS + 1) * W_TYPO
 W_WORDS = float(2**24)
 """Added in Python per required word of a level (levels are searched separately, best first)."""
-NEAR_SLOP = 3
-"""Words at most this many positions apart (beyond next to each other) count as near."""
+NEAR_SLOP = 4
+"""How far two words may be to count as near: tantivy's phrase slop (in the query's order, up
+to 4 words between them; in the other order, up to 2)."""
 
 
 @dataclass(frozen=True)
@@ -184,10 +185,6 @@ class RankingQueryBuilder:
         for slot in self.layout.slots:
             pair: list[str | tuple[int, str]] = [left.text, right.text]
             near.append(_const(tantivy.Query.phrase_query(self.schema, slot.exact, pair, NEAR_SLOP), W_PROXIMITY))
-            reverse: list[str | tuple[int, str]] = [right.text, left.text]
-            near.append(
-                _const(tantivy.Query.phrase_query(self.schema, slot.exact, reverse, NEAR_SLOP - 1), W_PROXIMITY)
-            )
         return tantivy.Query.disjunction_max_query(near)
 
     def plan(self, words: Sequence[QueryWord], strategy: str, filter: tantivy.Query | None) -> SearchPlan:
