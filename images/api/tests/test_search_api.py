@@ -5,7 +5,8 @@ process proxying to it, FerretDB for the MongoDB-sourced index.
 Auth (admin key: everything; the search-only key: search and multi-search only), the task
 lifecycle of document writes (202, then succeeded), JSON array and NDJSON bodies, a bad filter
 answered 400 with its position, an unknown index 404, writes to a MongoDB-sourced index 409, a
-batch over the limit 413, and the api's 503 when the search component does not answer.
+batch over the limit 413, and the api's 503 when the search component does not answer; the
+proxy passes bodies, the key and the request and trace ids on (to the harness's receiver).
 
 Redis database 28."""
 
@@ -22,6 +23,7 @@ import pytest
 from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack, flushed_redis_url
 from stackyard_harness.process import free_port
 from stackyard_harness.smtp import SmtpSink
+from stackyard_harness.webhook_receiver import WebhookReceiver
 
 REDIS_DATABASE = 28
 SEARCH_KEY = "search-only-key-for-tests-0123"
@@ -251,3 +253,30 @@ def test_without_a_search_index_the_api_answers_without_the_search_component(sta
         stack.configure(search_indexes=INDEXES, fresh_database=False)
         assert stack.search is not None
         stack.search.wait_index("products", ADMIN_API_KEY)
+
+
+def test_the_proxy_passes_the_body_the_key_and_the_request_and_trace_ids_on(api: httpx.Client):
+    body = b"".join(
+        json.dumps({"id": f"d{i}", "text": "x" * 100}).encode() + b"\n" for i in range(5_000)
+    )  # 0.6 MB: the receiver takes 1 MiB
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    before = os.environ["STACKYARD_SEARCH_URL"]
+    with WebhookReceiver() as upstream:
+        upstream.answer("/v1/indexes/products/documents", 202)
+        os.environ["STACKYARD_SEARCH_URL"] = upstream.url.rstrip("/")
+        try:
+            answer = api.post(
+                "/v1/indexes/products/documents",
+                content=body,
+                headers=ADMIN
+                | {"Content-Type": "application/x-ndjson", "X-Request-Id": "req-42", "traceparent": trace},
+            )
+        finally:
+            os.environ["STACKYARD_SEARCH_URL"] = before
+        (seen,) = upstream.received("/v1/indexes/products/documents")
+    assert answer.status_code == 202 and answer.text == "answered 202"
+    assert seen.body == body
+    assert seen.headers["authorization"] == ADMIN["Authorization"]
+    assert seen.headers["content-type"] == "application/x-ndjson"
+    assert seen.headers["x-request-id"] == "req-42"
+    assert seen.headers["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"  # the same trace
