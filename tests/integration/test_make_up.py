@@ -1,8 +1,9 @@
 """`make up` as a newcomer runs it: the whole stack from examples/ comes up on its own
-servers, and the example job runs on its worker."""
+servers, the example job runs on its worker, and the example articles are searchable."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import re
@@ -11,7 +12,7 @@ from email.message import EmailMessage
 import httpx
 import jwt
 from stackyard_harness.harness import Harness
-from stackyard_harness.local_stack import NAMESPACE, LocalStack
+from stackyard_harness.local_stack import ARTICLES, NAMESPACE, SEARCH_KEYS, LocalStack
 from stackyard_harness.otel import OtelCollector
 
 from .conftest import wait_for
@@ -68,6 +69,27 @@ def assert_telemetry_reaches_the_collector(stack: LocalStack, job_id: str) -> No
     wait_for(services_with_spans, timeout=30, what="spans of the api, the worker (the example job) and the operator")
 
 
+def search_the_example_articles(api: httpx.Client, stack: LocalStack) -> None:
+    """The articles make up put in MongoDB are loaded by the search component (the index's
+    status says how many) and found through the api with a typo, with the admin API key."""
+
+    def documents() -> int | None:
+        index = stack.kube.kubectl_json("get", "searchindex", "articles", "-n", NAMESPACE)
+        return index.get("status", {}).get("documents") or None
+
+    assert wait_for(documents, timeout=60, what="the example articles indexed") == len(ARTICLES)
+    secret = stack.kube.kubectl_json("get", "secret", SEARCH_KEYS, "-n", NAMESPACE)
+    key = base64.b64decode(secret["data"]["admin"]).decode()
+    answer = api.get(
+        "/v1/indexes/articles/search",
+        params={"q": "serch", "facets": "tags"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["hits"][0]["title"] == "Search that forgives typos"
+    assert answer.json()["facetDistribution"]["tags"]["search"] == 2
+
+
 def test_make_up_serves_the_examples_and_runs_the_example_job():
     stack = LocalStack(Harness()).start()
     try:
@@ -82,7 +104,7 @@ def test_make_up_serves_the_examples_and_runs_the_example_job():
         job = wait_for(completed, timeout=20, what="the example job to complete")
         assert job["result"] == {"sentTo": "u_42", "report": "report-for-u_42.pdf"}
         assert set(job["steps"]) == {"build", "deliver"}
-        for kind in ("schedule", "jobqueue", "ratelimitpolicy", "emailtemplate", "bucket"):
+        for kind in ("schedule", "jobqueue", "ratelimitpolicy", "emailtemplate", "bucket", "searchindex"):
             for item in stack.kube.kubectl_json("get", kind, "-n", NAMESPACE)["items"]:
                 ready = {c["type"]: c["status"] for c in item["status"]["conditions"]}["Ready"]
                 assert ready == "True", f"{kind} {item['metadata']['name']} is not Ready"
@@ -102,6 +124,7 @@ def test_make_up_serves_the_examples_and_runs_the_example_job():
         (mail,) = stack.maildir.glob("*.eml")
         assert b"Welcome, Ana!" in mail.read_bytes()
         sign_up_and_log_in(api, stack)
+        search_the_example_articles(api, stack)
         assert_telemetry_reaches_the_collector(stack, job["id"])
     finally:
         stack.stop()

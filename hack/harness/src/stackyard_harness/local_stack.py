@@ -1,19 +1,28 @@
 """The whole of stackyard as local processes: what `make up` runs.
 
 The harness servers (kube-apiserver with etcd, Redis, FerretDB, the OTel collector),
-stackyard's CRDs, the operator, and an api and a worker for the example Stack. The
-API server has no kubelet, so the Deployments the operator renders stay at zero
-ready pods; the api and worker run here instead, with the Stack's own
-ServiceAccount token, reading their config through the API server exactly as the
-pods would.
+stackyard's CRDs, the operator, and an api, a worker and a search component for the
+example Stack. The API server has no kubelet, so the Deployments and the StatefulSet
+the operator renders stay at zero ready pods; the programs run here instead, with the
+Stack's own ServiceAccount token, reading their config through the API server exactly
+as the pods would.
+
+For the example SearchIndexes (examples/search.yaml): the Secret `search-keys` holds a
+fresh admin API key and search-only key, which the Stack is given, and the collection
+`articles` of the example Database gets a few documents, which the index `articles`
+loads and follows.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from pymongo import MongoClient
 
 from .harness import SERVICES, Harness, progress
 from .kube import KubeCluster
@@ -39,6 +48,21 @@ STACK = "demo"
 SMTP_PORT = 1025
 SMTP_LOGIN = {"stackyard": "placeholder-password"}
 """The SMTP relay the example EmailProvider smtp-fallback names (examples/email-provider.yaml)."""
+SEARCH_KEYS = "search-keys"
+"""The Secret of the Stack's admin API key (`admin`) and search-only key (`search`)."""
+ARTICLES_DATABASE = "shop"
+"""The MongoDB database of the example Database `app` (examples/database.yaml)."""
+ARTICLES = [
+    ("Search that forgives typos", "Ana Lima", ["search", "relevance"],
+     "Typing televisoin still finds the television: one typo is forgiven in words of five letters or more."),
+    ("Facets for everyone", "Bo Chen", ["search", "facets"],
+     "Counts of brands and categories next to the results let people narrow a search in one click."),
+    ("Jobs that survive a restart", "Ana Lima", ["jobs"],
+     "A job taken by a worker that dies is taken again by another once its lease expires."),
+    ("Rate limits at the edge", "Chidi Okafor", ["ratelimit"],
+     "A token bucket per API key keeps one noisy client from starving the others."),
+]  # fmt: skip
+"""(title, author, tags, body) of the example articles the index `articles` follows."""
 
 
 @dataclass
@@ -64,12 +88,28 @@ class LocalStack:
         progress("starting the operator")
         telemetry = self._telemetry_env()
         self.operator = start_operator(self.kube, self.harness.run_dir, "--namespace", NAMESPACE, extra_env=telemetry)
-        progress(f"creating Secret {NAMESPACE}/backends and applying {examples.relative_to(REPO_ROOT)}/")
+        progress(f"creating Secrets {NAMESPACE}/backends and {SEARCH_KEYS}, and example articles in MongoDB")
         create_backends_secret(self.kube, NAMESPACE, redis.url, mongo.url)  # type: ignore[attr-defined]
+        self._create_search_keys()
+        seed_articles(mongo.url)  # type: ignore[attr-defined]
+        progress(f"applying {examples.relative_to(REPO_ROOT)}/")
         self.kube.kubectl("apply", "-n", NAMESPACE, "-f", str(examples))
+        self._give_the_stack_its_search_keys()
         progress(f"waiting for Stack {STACK} to be Ready")
         wait_until(lambda: self._stack_ready(), 60, f"Stack {STACK} Ready (see {self.harness.run_dir}/operator.log)")
         kubeconfig = service_account_kubeconfig(self.kube, NAMESPACE, f"{STACK}-stackyard")
+        progress("starting the search component")
+        self.services["search"] = start_service(
+            "search",
+            self.kube,
+            self.harness.run_dir,
+            NAMESPACE,
+            STACK,
+            kubeconfig=kubeconfig,
+            name="search",
+            extra_env=telemetry | {"STACKYARD_SEARCH_DATA": str(self.harness.run_dir / "search")},
+        )
+        search_url = {"STACKYARD_SEARCH_URL": self.services["search"].url}
         for component in ("api", "worker"):
             progress(f"starting the {component}")
             self.services[component] = start_service(
@@ -80,7 +120,9 @@ class LocalStack:
                 STACK,
                 kubeconfig=kubeconfig,
                 name=component,
-                extra_env=telemetry | self._bucket_env() | (self._worker_env() if component == "worker" else {}),
+                extra_env=telemetry
+                | self._bucket_env()
+                | (self._worker_env() if component == "worker" else search_url),
             )
         worker = self.services["worker"]
         progress("waiting for the worker to consume its queues")
@@ -114,13 +156,30 @@ class LocalStack:
         /var/lib/stackyard/buckets/<bucket>)."""
         return {"STACKYARD_BUCKET_ROOT": str(self.harness.run_dir / "buckets")}
 
+    def _create_search_keys(self) -> None:
+        """Fresh keys each run (the local cluster is new each run too)."""
+        manifest = self.kube.kubectl(
+            "create", "secret", "generic", SEARCH_KEYS, "-n", NAMESPACE, "--dry-run=client", "-o", "yaml",
+            f"--from-literal=admin={secrets.token_urlsafe(32)}", f"--from-literal=search={secrets.token_urlsafe(32)}",
+        ).stdout  # fmt: skip
+        self.kube.kubectl("apply", "-f", "-", input=manifest)
+
+    def _give_the_stack_its_search_keys(self) -> None:
+        """The admin API key and the search-only key, as examples/search.yaml tells a user to."""
+        refs = {
+            "auth": {"adminApiKeySecretRef": {"name": SEARCH_KEYS, "key": "admin"}},
+            "search": {"searchApiKeySecretRef": {"name": SEARCH_KEYS, "key": "search"}},
+        }
+        patch = json.dumps({"spec": refs})
+        self.kube.kubectl("patch", "stack", STACK, "-n", NAMESPACE, "--type=merge", "-p", patch)
+
     def _stack_ready(self) -> bool:
         stack = self.kube.kubectl_json("get", "stack", STACK, "-n", NAMESPACE)
         conditions = stack.get("status", {}).get("conditions", [])
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def stop(self) -> None:
-        for service in self.services.values():
+        for service in reversed(self.services.values()):
             service.stop()
         if self.operator:
             self.operator.stop()
@@ -136,6 +195,8 @@ class LocalStack:
             lines += [f"  api        {api}   (Swagger UI {api}/docs, config {api}/v1/config)"]
         if "worker" in self.services:
             lines += [f"  worker     {self.services['worker'].url}   (health {self.services['worker'].url}/readyz)"]
+        if "search" in self.services:
+            lines += [f"  search     {self.services['search'].url}   (the api proxies /v1/indexes to it)"]
         lines += ["  operator   watching namespace default"]
         lines += [f"  smtp sink  127.0.0.1:{SMTP_PORT}   (what EmailProvider smtp-fallback sends: {self.maildir})", ""]
         api_url = self.services["api"].url if "api" in self.services else "<api>"
@@ -152,8 +213,28 @@ class LocalStack:
             '    -d \'{"from": "hello@acme.dev", "to": ["ana@example.com"], "template": {"name": "welcome", '
             '"variables": {"name": "Ana"}}}\'',
             "    # Resend refuses the placeholder key; smtp-fallback delivers. GET /v1/emails/<id>; kubectl get esp",
+            f"  KEY=$(kubectl get secret {SEARCH_KEYS} -o jsonpath='{{.data.admin}}' | base64 -d)",
+            "  kubectl get searchindexes                     # the example articles, loaded from MongoDB",
+            f"  curl -s '{api_url}/v1/indexes/articles/search?q=typoes&facets=tags' -H \"Authorization: Bearer $KEY\"",
             "",
             f"Logs: {self.harness.run_dir}",
             "Ctrl-C stops everything.",
         ]
         return "\n".join(lines)
+
+
+def seed_articles(mongo_url: str) -> None:
+    """The example articles in `shop.articles`, by fixed ids (a second run changes nothing)."""
+    now = datetime.now(UTC)
+    client: MongoClient[dict[str, object]] = MongoClient(mongo_url)
+    try:
+        articles = client[ARTICLES_DATABASE]["articles"]
+        for number, (title, author, tags, body) in enumerate(ARTICLES, start=1):
+            document = {"title": title, "author": {"name": author}, "tags": tags, "body": body}
+            articles.update_one(
+                {"_id": f"article-{number}"},
+                {"$set": document | {"updatedAt": now}, "$setOnInsert": {"publishedAt": now}},
+                upsert=True,
+            )
+    finally:
+        client.close()
