@@ -77,23 +77,30 @@ class SearchPlan:
     best_rank: int  # the attribute bonus of the first attribute
 
     def ranking_score(self, score: float) -> float:
-        """_rankingScore, 0 to 1: each rule's share of its best, weighted by the rule's order
-        (words 0.4, typo 0.25, proximity 0.15, attribute 0.12, exactness 0.08)."""
+        """_rankingScore, 0 to 1, in the order of the ranking: each rule's points out of its
+        best, as the digits of a number whose first digit is the first rule (Meilisearch
+        computes it this way), so a document ranked higher never has a lower score."""
         n = self.words
         level, rest = divmod(int(score), int(W_WORDS))
         extra, rest = divmod(rest, W_EXTRA)
         typo, rest = divmod(rest, W_TYPO)
         proximity, rest = divmod(rest, W_PROXIMITY)
         attribute, exact = divmod(rest, W_ATTRIBUTE)
-        matched = min(level + extra, n)
-        shares = (
-            (0.4, matched / n),
-            (0.25, typo / (2 * matched) if matched else 0.0),
-            (0.15, proximity / (2 * (n - 1)) if n > 1 else 1.0),
-            (0.12, attribute / (matched * self.best_rank) if matched and self.best_rank else 1.0),
-            (0.08, exact / n),
+        rules = (
+            (min(level + extra, n), n),
+            (typo, 2 * n),
+            (proximity, 2 * (n - 1)),
+            (attribute, n * self.best_rank),
+            (exact, n),
         )
-        return round(min(1.0, sum(weight * share for weight, share in shares)), 4)
+        value, best, width = 0.0, 0.0, 1.0
+        for points, most in rules:
+            if most <= 0:
+                continue
+            width /= most + 1
+            value += width * min(points, most)
+            best += width * most
+        return round(value / best, 4) if best else 1.0
 
 
 def _const(query: tantivy.Query, score: float) -> tantivy.Query:
