@@ -344,3 +344,22 @@ async def _until(condition: Any, timeout: float = 10.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+async def test_a_version_that_cannot_be_opened_is_set_aside_and_the_index_starts_empty(tmp_path: Path) -> None:
+    first = SearchService(tmp_path)
+    await first.apply_config({"products": _spec()})
+    await first.start()
+    await first.wait_for_task((await first.enqueue_documents("products", _products(3), merge=False)).uid)
+    await first.stop()
+    for path in (tmp_path / "indexes" / "products" / "v1" / "engine").iterdir():
+        if path.suffix == ".json":
+            path.write_text("{not json")  # a disk that lost the engine's files
+    again = SearchService(tmp_path)
+    await again.apply_config({"products": _spec()})
+    try:
+        assert again.stats("products").number_of_documents == 0 and again.version("products") == 2
+        kept = list((tmp_path / "indexes" / "products").glob("unreadable-v1-*"))
+        assert len(kept) == 1 and (kept[0] / "engine").is_dir()
+    finally:
+        await again.stop()

@@ -225,6 +225,8 @@ class SearchService:
 
     async def stop(self) -> None:
         """Stop after the task being processed (a rebuild is abandoned), close every index."""
+        if self._stopping:
+            return
         self._stopping = True
         for index in self._indexes.values():
             index.wake.set()
@@ -791,15 +793,20 @@ def _open_or_create(
                 versions.write_meta(meta)
             return engine, meta, served
         except Exception:
-            log.exception("search: index %s: version %s cannot be opened; starting an empty version", name, current)
+            kept = versions.set_aside(current)
+            log.exception(
+                "search: index %s: version %s cannot be opened; it is kept in %s and the index starts empty "
+                "(a synced index loads its collection again)",
+                name,
+                current,
+                kept,
+            )
     version = versions.next_version()
     engine = SearchEngine.create(versions.prepare(version), name, spec)
     engine.commit()
     meta = _meta(version, spec, None)
     versions.write_meta(meta)
     versions.swap(version)
-    if current is not None:
-        versions.remove_version(current)
     return engine, meta, spec
 
 

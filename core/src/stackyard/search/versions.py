@@ -27,6 +27,7 @@ CURRENT = "current"
 META = "meta.json"
 ENGINE = "engine"
 _VERSION_DIR = re.compile(r"^v([0-9]+)$")
+_SET_ASIDE = re.compile(r"^unreadable-v([0-9]+)-")
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class IndexVersions:
         """A version number above every one present, so a new build never meets old files."""
         present = self.versions()
         current = self.current() or 0
-        return max([current, *present]) + 1
+        aside = [int(m.group(1)) for e in self.root.glob("unreadable-v*") if (m := _SET_ASIDE.match(e.name))]
+        return max([current, *present, *aside]) + 1
 
     def prepare(self, version: int) -> Path:
         """An empty directory for the engine of a new `version`: (its path)."""
@@ -149,6 +151,13 @@ class IndexVersions:
         for version in removed:
             self.remove_version(version)
         return removed
+
+    def set_aside(self, version: int) -> Path:
+        """Move a version that cannot be opened out of the way (never served or removed again),
+        for a person to look at: its new path."""
+        aside = self.root / f"unreadable-v{version}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+        os.replace(self.version_dir(version), aside)
+        return aside
 
     def remove_all(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
