@@ -278,6 +278,11 @@ def test_a_changed_volume_size_keeps_the_statefulsets_claim_template_and_says_wh
     same = render(Observed(STACK, [index()], {"backends": BACKENDS}, search_workload=workload))
     assert conditions(same, "Stack", "demo")["SearchReady"].reason == "Deployed"
 
+    # The API server writes a quantity back in its own form: the same amount is no change.
+    written_back = SearchWorkload(uid="uid-sts", ready_replicas=1, storage="512Mi", storage_class_name=None)
+    same = render(Observed(stack(storage="0.5Gi"), [index()], {"backends": BACKENDS}, search_workload=written_back))
+    assert conditions(same, "Stack", "demo")["SearchReady"].reason == "Deployed"
+
 
 def test_the_search_components_synced_condition_and_status_fields_are_kept():
     desired = render(Observed(STACK, [index()], {"backends": BACKENDS}))

@@ -30,8 +30,10 @@ watches the Stack's ConfigMap and credentials Secret (its pod template carries n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from stackyard.resources.database import DatabaseSpec
@@ -298,9 +300,9 @@ def render_search_objects(
     storage, storage_class_name = spec.search.storage, spec.search.storage_class_name
     problem = None
     if workload is not None and workload.storage is not None:
-        have = (workload.storage, workload.storage_class_name)
-        if have != (storage, storage_class_name):
-            storage, storage_class_name = have
+        same_size = same_quantity(workload.storage, storage)
+        if not same_size or workload.storage_class_name != storage_class_name:
+            storage, storage_class_name = workload.storage, workload.storage_class_name
             problem = (
                 f"spec.search asks for a {spec.search.storage} volume"
                 f"{_of_class(spec.search.storage_class_name)}, but StatefulSet {name} was made with "
@@ -310,6 +312,24 @@ def render_search_objects(
             )
     objects = [statefulset(stack_body, spec, storage, storage_class_name), service(stack_body)]
     return SearchObjects(objects, [], search_url(stack, namespace), problem)
+
+
+_UNITS = {
+    **{suffix: Decimal(1024) ** power for power, suffix in enumerate(("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+    **{suffix: Decimal(1000) ** power for power, suffix in enumerate(("k", "M", "G", "T", "P", "E"), start=1)},
+    "m": Decimal("0.001"),
+}
+
+
+def same_quantity(a: str, b: str) -> bool:
+    """Whether two Kubernetes quantities are the same amount (the API server may write
+    "0.5Gi" back as "512Mi")."""
+    pattern = r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?"
+    found = [re.fullmatch(pattern, q) for q in (a, b)]
+    if found[0] is None or found[1] is None:
+        return a == b
+    amounts = [Decimal(m.group(1)) * _UNITS[m.group(2) or ""] for m in found if m is not None]
+    return amounts[0] == amounts[1]
 
 
 def _of_class(storage_class_name: str | None) -> str:
