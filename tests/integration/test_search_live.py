@@ -82,8 +82,10 @@ def test_an_index_brings_the_search_component_and_the_last_one_gone_takes_it_awa
     listing = namespace.kubectl("get", "searchindexes").stdout.splitlines()
     assert listing[0].split()[:4] == ["NAME", "DOCUMENTS", "LAG", "READY"]
 
-    namespace.apply(index("articles-copy"))  # a second index: the same component
+    namespace.apply(index("articles-copy"))  # a second index: the same component, applied again unchanged
     wait_for(lambda: ready(namespace, "searchindex", "articles-copy"), what="the second index Ready")
+    again = namespace.get("statefulset", "demo-search")
+    assert again["metadata"]["resourceVersion"] == statefulset["metadata"]["resourceVersion"], "nothing changed"
     namespace.kubectl("delete", "searchindex", "products")
     wait_for(lambda: "products" not in config(namespace)["searchIndexes"], what="products out of the config")
     assert namespace.get("statefulset", "demo-search") is not None, "one index is left"
