@@ -330,7 +330,7 @@ class SearchEngine:
         end = min(offset + limit, max_total)
         plan: SearchPlan | None = None
         if words:
-            plan = self._ranking.plan(words, request.matching_strategy, filter_query)
+            plan = self._ranking.plan(words, request.matching_strategy, filter_query, searcher)
             match = plan.match
             hits, total = self._ranked(searcher, plan, end if not sort_keys else max(end, SORT_WINDOW), max_total)
             if sort_keys:

@@ -46,6 +46,13 @@ from .layout import Layout, Slot
 Occur = tantivy.Occur
 
 MAX_RANK_BONUS = 15
+PREFIX_SCAN = 2000
+PREFIX_EXPANSIONS = 50
+"""Words a prefix completes to (per attribute): the most frequent of the first PREFIX_SCAN
+words of the dictionary that start with it. Term queries over them are cheaper than tantivy's
+prefix automaton, which collects every matching document before the first is scored."""
+PHRASE_EXPANSIONS = 5
+"""Completions of the last word tried next to the word before it (proximity)."""
 W_EXACT = 1
 W_ATTRIBUTE = (MAX_QUERY_WORDS + 1) * W_EXACT
 W_PROXIMITY = (MAX_QUERY_WORDS * MAX_RANK_BONUS + 1) * W_ATTRIBUTE
@@ -122,7 +129,27 @@ class RankingQueryBuilder:
     def _rank_bonus(self, slot: Slot) -> int:
         return min(self.max_rank - slot.rank, MAX_RANK_BONUS)
 
-    def _variants(self, word: QueryWord, slot: Slot) -> list[tuple[tantivy.Query, int, int]]:
+    def _completions(self, searcher: tantivy.Searcher, word: QueryWord) -> dict[str, list[str]]:
+        """The words of each searchable field that the prefix word completes to: the most
+        frequent PREFIX_EXPANSIONS of the first PREFIX_SCAN in the dictionary's order."""
+        if not word.prefix:
+            return {}
+        completions: dict[str, list[str]] = {}
+        for slot in self.layout.slots:
+            found = searcher.terms_with_prefix(slot.exact, word.text, limit=PREFIX_SCAN)
+            frequent = sorted((t for t in found if t[0] != word.text), key=lambda t: -t[1])[:PREFIX_EXPANSIONS]
+            completions[slot.exact] = [term for term, _ in frequent]
+        return completions
+
+    def _completed(self, field: str, completions: dict[str, list[str]]) -> tantivy.Query | None:
+        terms = completions.get(field)
+        if not terms:
+            return None
+        return _any([tantivy.Query.term_query(self.schema, field, term) for term in terms])
+
+    def _variants(
+        self, word: QueryWord, slot: Slot, completions: dict[str, list[str]]
+    ) -> list[tuple[tantivy.Query, int, int]]:
         """(query, typo bonus 0-2, exactness bonus) of each way a word matches in a slot."""
         schema, field = self.schema, slot.exact
         variants: list[tuple[tantivy.Query, int, int]] = [(tantivy.Query.term_query(schema, field, word.text), 2, 1)]
@@ -130,7 +157,9 @@ class RankingQueryBuilder:
             variants.append((tantivy.Query.term_query(schema, slot.stemmed, word.stem), 2, 0))
         typos = word.typos if slot.typo else 0
         if word.prefix:
-            variants.append((tantivy.Query.fuzzy_term_query(schema, field, word.text, 0, True, True), 2, 0))
+            completed = self._completed(field, completions)
+            if completed is not None:
+                variants.append((completed, 2, 0))
             if typos:
                 variants.append((tantivy.Query.fuzzy_term_query(schema, field, word.text, 1, True, True), 1, 0))
         for distance in range(1, typos + 1):
@@ -144,7 +173,7 @@ class RankingQueryBuilder:
                 variants.append((tantivy.Query.phrase_query(schema, field, [*synonym], 0), 2, 0))
         return variants
 
-    def _match(self, word: QueryWord) -> tantivy.Query:
+    def _match(self, word: QueryWord, completions: dict[str, list[str]]) -> tantivy.Query:
         """Whether a document matches a word at all (the widest variants only, unscored)."""
         queries: list[tantivy.Query] = []
         schema = self.schema
@@ -155,8 +184,12 @@ class RankingQueryBuilder:
                 queries.append(tantivy.Query.fuzzy_term_query(schema, field, word.text, typos, True, False))
             else:
                 queries.append(tantivy.Query.term_query(schema, field, word.text))
-            if word.prefix:
-                queries.append(tantivy.Query.fuzzy_term_query(schema, field, word.text, min(typos, 1), True, True))
+            if word.prefix and typos:
+                queries.append(tantivy.Query.fuzzy_term_query(schema, field, word.text, 1, True, True))
+            elif word.prefix:
+                completed = self._completed(field, completions)
+                if completed is not None:
+                    queries.append(completed)
             if word.stem is not None and self.layout.stemmed:
                 queries.append(tantivy.Query.term_query(schema, slot.stemmed, word.stem))
             for synonym in word.synonyms:
@@ -166,41 +199,44 @@ class RankingQueryBuilder:
                     queries.append(tantivy.Query.phrase_query(schema, field, [*synonym], 0))
         return _any(queries)
 
-    def _scored(self, word: QueryWord, typo_free: bool) -> tantivy.Query:
+    def _scored(self, word: QueryWord, typo_free: bool, completions: dict[str, list[str]]) -> tantivy.Query:
         best: list[tantivy.Query] = []
         for slot in self.layout.slots:
             rank = self._rank_bonus(slot)
-            for query, typo, exact in self._variants(word, slot):
+            for query, typo, exact in self._variants(word, slot, completions):
                 if typo_free and typo < 2:
                     continue
                 best.append(_const(query, W_TYPO * typo + W_ATTRIBUTE * rank + W_EXACT * exact))
         return tantivy.Query.disjunction_max_query(best)
 
-    def _adjacent(self, left: QueryWord, right: QueryWord) -> tantivy.Query:
-        """Two query words next to each other in an attribute, in the query's order."""
+    def _adjacent(self, left: QueryWord, right: QueryWord, completions: dict[str, list[str]]) -> tantivy.Query:
+        """Two query words next to each other in an attribute, in the query's order (the last
+        one as typed or completed to one of its PHRASE_EXPANSIONS most frequent words)."""
         phrases: list[tantivy.Query] = []
         for slot in self.layout.slots:
-            pair: list[str | tuple[int, str]] = [left.text, right.text]
-            if right.prefix:
-                phrases.append(tantivy.Query.phrase_prefix_query(self.schema, slot.exact, pair))
-            else:
+            endings = [right.text, *completions.get(slot.exact, [])[:PHRASE_EXPANSIONS]]
+            for ending in endings:
+                pair: list[str | tuple[int, str]] = [left.text, ending]
                 phrases.append(tantivy.Query.phrase_query(self.schema, slot.exact, pair, 0))
         return _const(_any(phrases), 2 * W_PROXIMITY)
 
-    def _proximity(self, left: QueryWord, right: QueryWord) -> tantivy.Query:
-        near: list[tantivy.Query] = [self._adjacent(left, right)]
+    def _proximity(self, left: QueryWord, right: QueryWord, completions: dict[str, list[str]]) -> tantivy.Query:
+        near: list[tantivy.Query] = [self._adjacent(left, right, completions)]
         for slot in self.layout.slots:
             pair: list[str | tuple[int, str]] = [left.text, right.text]
             near.append(_const(tantivy.Query.phrase_query(self.schema, slot.exact, pair, NEAR_SLOP), W_PROXIMITY))
         return tantivy.Query.disjunction_max_query(near)
 
-    def plan(self, words: Sequence[QueryWord], strategy: str, filter: tantivy.Query | None) -> SearchPlan:
-        matches = [self._match(word) for word in words]
-        typo_free = [self._scored(word, True) for word in words]
-        full = [self._scored(word, False) for word in words]
+    def plan(
+        self, words: Sequence[QueryWord], strategy: str, filter: tantivy.Query | None, searcher: tantivy.Searcher
+    ) -> SearchPlan:
+        completions = self._completions(searcher, words[-1])
+        matches = [self._match(word, completions) for word in words]
+        typo_free = [self._scored(word, True, completions) for word in words]
+        full = [self._scored(word, False, completions) for word in words]
         pairs = list(itertools.pairwise(words))
-        proximity = [self._proximity(left, right) for left, right in pairs]
-        adjacent = [self._adjacent(left, right) for left, right in pairs]
+        proximity = [self._proximity(left, right, completions) for left, right in pairs]
+        adjacent = [self._adjacent(left, right, completions) for left, right in pairs]
         required: list[tuple[tantivy.Occur, tantivy.Query]] = []
         if filter is not None:
             required.append((Occur.Must, _const(filter, 0.0)))
