@@ -59,8 +59,9 @@ class SearchComponent:
         self._first_applied = asyncio.Event()
         self._syncs: dict[str, _Sync] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._applied: AppliedConfig | None = None
         self.applied: str | None = None
-        """Hash of the last config applied to the indexes."""
+        """Hash of the last config applied to the indexes and syncs."""
         runtime.live.subscribe(self._on_config)
 
     def _on_config(self, applied: AppliedConfig) -> None:
@@ -118,29 +119,42 @@ class SearchComponent:
             await self._changed.wait()
             self._changed.clear()
             applied = self.runtime.live.current
-            if applied is None or applied.hash == self.applied:
+            # The same config with other credentials is another AppliedConfig: the syncs may
+            # need new MongoDB clients.
+            if applied is None or applied is self._applied:
                 continue
             try:
                 await self.service.apply_config(applied.config.search_indexes)
-                await self._run_syncs(applied)
-                self.applied = applied.hash
                 self._first_applied.set()
-                log.info("search: config %s applied (%s indexes)", applied.hash, len(applied.config.search_indexes))
+                failed = await self._run_syncs(applied)
             except Exception:
                 log.exception("search: applying config %s failed; trying again", applied.hash)
-                await asyncio.sleep(2.0)
+                failed = ["(all)"]
+            if failed:
+                await asyncio.sleep(SYNC_RESTART)
                 self._changed.set()
+                continue
+            self._applied, self.applied = applied, applied.hash
+            log.info("search: config %s applied (%s indexes)", applied.hash, len(applied.config.search_indexes))
 
-    async def _run_syncs(self, applied: AppliedConfig) -> None:
+    async def _run_syncs(self, applied: AppliedConfig) -> list[str]:
+        """Start, restart or stop the syncs for `applied`: the indexes whose sync could not be
+        started (tried again a moment later)."""
         sync_class = _mongo_sync_class()
         wanted = {name: spec for name, spec in applied.config.search_indexes.items() if spec.source.mongodb is not None}
         await self._stop_syncs([name for name in self._syncs if name not in wanted])
         if sync_class is None:
             if wanted:
                 log.warning("search: no MongoDB sync in this build; indexes %s are not followed", sorted(wanted))
-            return
+            return []
+        failed = []
         for name, spec in wanted.items():
-            database = self._database(applied, spec)
+            try:
+                database = self._database(applied, spec)
+            except Exception as exc:
+                log.error("search: index %s: no database to follow: %s", name, exc)
+                failed.append(name)
+                continue
             running = self._syncs.get(name)
             if running is not None and running.spec == spec and running.client is database.client:
                 continue
@@ -149,6 +163,7 @@ class SearchComponent:
             self.service.set_source(name, sync)
             task = asyncio.create_task(_supervised(name, sync), name=f"search sync {name}")
             self._syncs[name] = _Sync(spec, database.client, sync, task)
+        return failed
 
     def _database(self, applied: AppliedConfig, spec: SearchIndexSpec) -> Any:
         source = spec.source.mongodb
