@@ -227,6 +227,41 @@ def test_filters_agree_with_the_reference_evaluator(engine: SearchEngine, expres
     assert found_with_q == [i for i in expected if "shoes" in str(engine.get_document(i))]
 
 
+NESTED: list[dict[str, Any]] = [
+    {"id": 1, "title": "pack", "author.name": "Bob", "variants": [{"color": "red"}, {"color": "Blue", "size": 42}]},
+    {"id": 2, "title": "pack", "author": {"name": "bob"}, "variants": {"color": "green", "size": [38, 40]}},
+    {"id": 3, "title": "pack", "author": [{"name": "Ann"}, {"name": "Bob"}], "variants": []},
+    {"id": 4, "title": "pack"},
+]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "author.name = bob",
+        "author.name != bob",
+        "author.name EXISTS",
+        "variants.color = blue",
+        "variants.color NOT IN [red, green]",
+        "variants.size > 39",
+        "variants.size 38 TO 40",
+        "variants IS EMPTY",
+        "variants EXISTS AND NOT variants.size EXISTS",
+    ],
+)
+def test_nested_attributes_filter_as_the_reference_evaluator_reads_them(tmp_path: Path, expression: str) -> None:
+    filterable = ["author.name", "variants", "variants.color", "variants.size"]
+    engine = SearchEngine.create(
+        tmp_path / "v1", "packs", spec(filterableAttributes=filterable, facetableAttributes=[])
+    )
+    engine.add_documents(NESTED)
+    engine.commit()
+    node = parse_filter(expression, filterable)
+    assert node is not None
+    assert sorted(hit_ids(engine, q="pack", filter=expression)) == [d["id"] for d in NESTED if matches(node, d)]
+    engine.close()
+
+
 def test_a_filter_on_an_attribute_that_is_not_filterable_is_refused_with_its_position(engine: SearchEngine) -> None:
     with pytest.raises(FilterError) as raised:
         engine.search(SearchRequest(q="shoes", filter="price > 10 AND title = x"))

@@ -52,39 +52,47 @@ class Slot:
         return f"s{self.number}"
 
 
-def values_at(document: Mapping[str, Any], path: str) -> list[Any]:
-    """The values at a dotted path; arrays (of values or of objects) are flattened."""
-    current: list[Any] = [document]
-    for part in path.split("."):
-        found: list[Any] = []
-        for value in current:
-            if isinstance(value, list):
-                value_list: list[Any] = value
-                found.extend(v[part] for v in value_list if isinstance(v, dict) and part in v)
-            elif isinstance(value, dict) and part in value:
-                found.append(value[part])
-        current = found
-    flat: list[Any] = []
-    for value in current:
+def found_at(document: Mapping[str, Any], path: str) -> list[Any]:
+    """The values at a dotted path, as stored (an array stays one value): a path steps into
+    every object of an array, and a key may itself hold dots ({"author.name": ...}), as the
+    filters' reference evaluator reads documents."""
+    parts = path.split(".")
+    found: list[Any] = []
+
+    def walk(node: Any, at: int) -> None:
+        if at == len(parts):
+            found.append(node)
+        elif isinstance(node, list):
+            for element in node:
+                if isinstance(element, Mapping | list):
+                    walk(element, at)
+        elif isinstance(node, Mapping):
+            for end in range(at + 1, len(parts) + 1):
+                key = ".".join(parts[at:end])
+                if key in node:
+                    walk(node[key], end)
+
+    walk(document, 0)
+    return found
+
+
+def _flatten(values: list[Any], into: list[Any]) -> list[Any]:
+    for value in values:
         if isinstance(value, list):
-            flat.extend(value)
+            _flatten(value, into)
         else:
-            flat.append(value)
-    return flat
+            into.append(value)
+    return into
+
+
+def values_at(document: Mapping[str, Any], path: str) -> list[Any]:
+    """The values at a dotted path, arrays flattened."""
+    return _flatten(found_at(document, path), [])
 
 
 def present(document: Mapping[str, Any], path: str) -> list[Any] | None:
-    """The raw values at a dotted path (not flattened), or None when the attribute is absent."""
-    current: list[Any] = [document]
-    for part in path.split("."):
-        found: list[Any] = []
-        for value in current:
-            items = value if isinstance(value, list) else [value]
-            found.extend(v[part] for v in items if isinstance(v, dict) and part in v)
-        if not found:
-            return None
-        current = found
-    return current
+    """The values at a dotted path as stored, or None when the attribute is absent."""
+    return found_at(document, path) or None
 
 
 def texts(value: Any) -> Iterator[str]:
