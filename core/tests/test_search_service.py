@@ -363,3 +363,22 @@ async def test_a_version_that_cannot_be_opened_is_set_aside_and_the_index_starts
         assert len(kept) == 1 and (kept[0] / "engine").is_dir()
     finally:
         await again.stop()
+
+
+async def test_a_synced_index_forgets_its_checkpoint_for_another_collection_not_for_another_poll_interval(
+    tmp_path: Path,
+) -> None:
+    service = SearchService(tmp_path)
+    await service.apply_config({"synced": _synced()})
+    await service.start()
+    try:
+        service.set_source("synced", _ListSource(_products(10), {"resumeToken": "t1"}))
+        await service.wait_for_task((await service.enqueue_rebuild("synced")).uid)
+        slower = _spec(source={"mongodb": {"collection": "products", "sync": {"pollInterval": "10s"}}})
+        await service.apply_config({"synced": slower})
+        assert service.checkpoint("synced") == {"resumeToken": "t1"}
+        await service.apply_config({"synced": _spec(source={"mongodb": {"collection": "articles"}})})
+        assert service.checkpoint("synced") is None  # its sync loads the new collection
+        assert service.stats("synced").number_of_documents == 10  # served until that load swaps in
+    finally:
+        await service.stop()

@@ -287,9 +287,10 @@ class SearchService:
 
     async def _change(self, index: _Index, spec: SearchIndexSpec) -> None:
         old, index.spec = index.spec, spec
-        if old.source != spec.source and spec.source.mongodb is not None:
-            # Another collection (or one for the first time): the checkpoint is of no use; the
-            # index's sync starts over with a full load (a rebuild from the new source).
+        if _documents_from(old) != _documents_from(spec) and spec.source.mongodb is not None:
+            # Another collection or field mapping (or a collection for the first time): the
+            # checkpoint is of no use; the index's sync starts over with a full load (a rebuild
+            # from the new source). A change of sync settings only (poll interval...) keeps it.
             async with index.lane:
                 served = index.served
                 meta = replace(served.meta, checkpoint=None)
@@ -695,7 +696,7 @@ class SearchService:
                     if batch:
                         await self._write(index, engine.add_documents, batch)
             else:
-                await self._write(index, self._copy, old.engine, engine)
+                await self._write(index, self._copy, index, old.engine, engine)
             meta = _meta(version, spec, checkpoint)
 
             def swap() -> None:
@@ -715,9 +716,9 @@ class SearchService:
         log.info("search: %s serves version %s (was %s)", index.name, version, old.version)
         return version
 
-    def _copy(self, source: SearchEngine, target: SearchEngine) -> None:
+    def _copy(self, index: _Index, source: SearchEngine, target: SearchEngine) -> None:
         for batch in source.iter_documents(COPY_BATCH):
-            if self._stopping:
+            if self._stopping or index.removed:
                 raise _Stopping
             target.add_documents(batch)
 
@@ -823,6 +824,16 @@ def _spec_json(spec: SearchIndexSpec) -> dict[str, Any]:
 def _from_source(index: _Index, task: Task) -> bool:
     """Whether `task` rebuilds `index` from its MongoDB source (and so waits for one)."""
     return task.type == "indexRebuild" and index.follows_source and task.details.get("reason") != LAYOUT_CHANGED
+
+
+def _documents_from(spec: SearchIndexSpec) -> tuple[Any, ...]:
+    """What decides which documents a synced index holds: its database, collection and field
+    mapping (not how often it polls)."""
+    source = spec.source.mongodb
+    if source is None:
+        return ("api",)
+    database = source.database_ref.name if source.database_ref is not None else None
+    return (database, source.collection, sorted(source.fields.items()))
 
 
 def _batchable(task: Task) -> bool:
