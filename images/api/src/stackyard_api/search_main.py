@@ -124,7 +124,11 @@ class SearchComponent:
             if applied is None or applied is self._applied:
                 continue
             try:
-                await self.service.apply_config(applied.config.search_indexes)
+                # A sync of a changed or removed index stops first, so that it writes nothing
+                # (no checkpoint of the old collection) into the index as the new config has it.
+                indexes = applied.config.search_indexes
+                await self._stop_syncs([name for name, run in self._syncs.items() if indexes.get(name) != run.spec])
+                await self.service.apply_config(indexes)
                 self._first_applied.set()
                 failed = await self._run_syncs(applied)
             except Exception:
