@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from stackyard.resources.search import SearchIndexSpec
+from stackyard.search import ranking
 from stackyard.search.contract import SearchRequest
 from stackyard.search.engine import SearchEngine
 
@@ -153,6 +154,23 @@ def test_the_word_itself_ranks_above_its_stem_and_prefix_matches(index: Any) -> 
     engine = index([{"id": 1, "title": "shoes"}, {"id": 2, "title": "shoehorn"}, {"id": 3, "title": "shoe"}])
     assert ids(engine, "shoe ") == [3, 1]  # exact, then the stem (english: shoes = shoe)
     assert ids(engine, "shoe") == [3, 1, 2]  # a prefix match last
+
+
+def test_an_attribute_that_is_the_whole_query_ranks_first(index: Any) -> None:
+    engine = index(
+        [
+            {"id": 1, "title": "iPhone 15 leather case"},
+            {"id": 2, "title": "iPhone 15"},
+            {"id": 3, "title": "Case for the iPhone 15"},
+        ],
+        stopWords=["the"],
+    )
+    assert ids(engine, "iphone 15") == [2, 1, 3]
+    assert ids(engine, "case for the iphone 15 ")[0] == 3
+
+
+def test_the_ranking_weights_fit_tantivys_float() -> None:
+    assert ranking.MAX_SCORE < 2**24  # scores are f32 sums: above this, ranks would blur
 
 
 def test_stemming_follows_the_language(index: Any) -> None:

@@ -31,7 +31,7 @@ import tantivy
 
 from stackyard.resources.search import SearchIndexSpec
 
-from .analysis import Analysis, register_tokenizers
+from .analysis import MAX_QUERY_WORDS, Analysis, register_tokenizers
 from .compile import FilterCompiler
 from .contract import PRIMARY_KEY_VALUE, FacetStats, SearchRequest, SearchResponse
 from .filter_ast import Filter
@@ -330,7 +330,8 @@ class SearchEngine:
         end = min(offset + limit, max_total)
         plan: SearchPlan | None = None
         if words:
-            plan = self._ranking.plan(words, request.matching_strategy, filter_query, searcher)
+            whole = " ".join(self._analysis.words(request.q or "")[:MAX_QUERY_WORDS])
+            plan = self._ranking.plan(words, request.matching_strategy, filter_query, searcher, whole)
             match = plan.match
             hits, total = self._ranked(searcher, plan, end if not sort_keys else max(end, SORT_WINDOW), max_total)
             if sort_keys:

@@ -5,7 +5,8 @@ whose layout differs (`layout_key`) needs a rebuild, other settings apply to que
 Fields:
 - `_id` (raw, stored, indexed): the primary key value as a string; `_src` (stored bytes): the
   document's JSON as given; `_fields`: top-level attribute names (fieldDistribution).
-- `e<slot>` (exact words, with positions) and `s<slot>` (stemmed words) per searchable slot. A
+- `e<slot>` (exact words, with positions), `s<slot>` (stemmed words) and `x<slot>` (a whole
+  value's words joined by a space, for the exactness rule) per searchable slot. A
   slot is an attribute rank: with an explicit searchableAttributes list, attribute i fills slot
   i (up to MAX_SLOTS; later ones share the last); with `*`, the i-th top-level attribute of the
   document fills slot i. Typo-disabled attributes get slots of their own (`typo` False).
@@ -30,9 +31,11 @@ import tantivy
 
 from stackyard.resources.search import SearchIndexSpec
 
-from .analysis import EXACT_TOKENIZER, KEYWORD_TOKENIZER, STEM_TOKENIZER
+from .analysis import EXACT_TOKENIZER, KEYWORD_TOKENIZER, STEM_TOKENIZER, exact_analyzer
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+MAX_WHOLE_CHARS = 200
+"""Longer values are not compared whole with a query (one is at most 10 words)."""
 MAX_SLOTS = 10
 """Searchable attribute ranks that order results; later attributes share the last rank."""
 
@@ -50,6 +53,10 @@ class Slot:
     @property
     def stemmed(self) -> str:
         return f"s{self.number}"
+
+    @property
+    def whole(self) -> str:
+        return f"x{self.number}"
 
 
 def found_at(document: Mapping[str, Any], path: str) -> list[Any]:
@@ -153,6 +160,7 @@ class Layout:
     filter_attributes: tuple[str, ...]  # filterable + facetable + sortable, numbered a<j>, n<j>
     sortable: frozenset[str]
     stemmed: bool
+    analyzer: tantivy.TextAnalyzer
 
     @classmethod
     def of(cls, spec: SearchIndexSpec) -> Layout:
@@ -187,6 +195,7 @@ class Layout:
             filter_attributes=filter_attributes,
             sortable=frozenset(spec.sortable_attributes),
             stemmed=spec.language != "none",
+            analyzer=exact_analyzer(),
         )
 
     @staticmethod
@@ -222,6 +231,7 @@ class Layout:
             builder.add_text_field(slot.exact, tokenizer_name=EXACT_TOKENIZER, index_option="position")
             if self.stemmed:
                 builder.add_text_field(slot.stemmed, tokenizer_name=STEM_TOKENIZER, index_option="freq")
+            builder.add_text_field(slot.whole, tokenizer_name="raw", index_option="basic")
         builder.add_json_field("f", fast=True, tokenizer_name=KEYWORD_TOKENIZER, index_option="basic")
         for name in ("_has", "_null", "_empty"):
             builder.add_text_field(name, tokenizer_name="raw", index_option="basic")
@@ -264,6 +274,8 @@ class Layout:
             doc.add_text(slot.exact, text)
             if self.stemmed:
                 doc.add_text(slot.stemmed, text)
+            if len(text) <= MAX_WHOLE_CHARS:
+                doc.add_text(slot.whole, " ".join(self.analyzer.analyze(text)))
         filters: dict[str, list[str]] = {}
         for j, attribute in enumerate(self.filter_attributes):
             raw = present(document, attribute)

@@ -17,8 +17,9 @@ exact in tantivy's f32) that sorts like the tuple of the rules, in this order:
 4. attribute: per word, Wa x how early the attribute of its best match ranks
    (searchableAttributes order; a match without typo in a later attribute beats a typo in an
    earlier one, as the typo rule comes first).
-5. exactness: per word, We when the document has the word itself (not a typo, a stem, a
-   prefix or a synonym).
+5. exactness: Wh when an attribute's whole value is the query (every query word, stop words
+   included, in order, nothing else), then per word, We when the document has the word itself
+   (not a typo, a stem, a prefix or a synonym).
 
 Custom sort (`sort`) orders documents of equal score (engine.py).
 
@@ -41,11 +42,11 @@ from dataclasses import dataclass
 import tantivy
 
 from .analysis import MAX_QUERY_WORDS, QueryWord
-from .layout import Layout, Slot
+from .layout import MAX_SLOTS, Layout, Slot
 
 Occur = tantivy.Occur
 
-MAX_RANK_BONUS = 15
+MAX_RANK_BONUS = MAX_SLOTS - 1
 PREFIX_SCAN = 2000
 PREFIX_EXPANSIONS = 50
 """Words a prefix completes to (per attribute): the most frequent of the first PREFIX_SCAN
@@ -54,10 +55,20 @@ prefix automaton, which collects every matching document before the first is sco
 PHRASE_EXPANSIONS = 5
 """Completions of the last word tried next to the word before it (proximity)."""
 W_EXACT = 1
-W_ATTRIBUTE = (MAX_QUERY_WORDS + 1) * W_EXACT
+W_WHOLE = (MAX_QUERY_WORDS + 1) * W_EXACT
+W_ATTRIBUTE = 2 * W_WHOLE
 W_PROXIMITY = (MAX_QUERY_WORDS * MAX_RANK_BONUS + 1) * W_ATTRIBUTE
 W_TYPO = (2 * (MAX_QUERY_WORDS - 1) + 1) * W_PROXIMITY
 W_EXTRA = (2 * MAX_QUERY_WORDS + 1) * W_TYPO
+MAX_SCORE = (
+    (MAX_QUERY_WORDS - 2) * W_EXTRA
+    + 2 * MAX_QUERY_WORDS * W_TYPO
+    + 2 * (MAX_QUERY_WORDS - 1) * W_PROXIMITY
+    + MAX_QUERY_WORDS * MAX_RANK_BONUS * W_ATTRIBUTE
+    + W_WHOLE
+    + MAX_QUERY_WORDS * W_EXACT
+)
+"""The highest score tantivy computes; below 2**24, so tantivy's f32 sums are exact."""
 W_WORDS = float(2**24)
 """Added in Python per required word of a level (levels are searched separately, best first)."""
 NEAR_SLOP = 4
@@ -92,12 +103,14 @@ class SearchPlan:
         extra, rest = divmod(rest, W_EXTRA)
         typo, rest = divmod(rest, W_TYPO)
         proximity, rest = divmod(rest, W_PROXIMITY)
-        attribute, exact = divmod(rest, W_ATTRIBUTE)
+        attribute, rest = divmod(rest, W_ATTRIBUTE)
+        whole, exact = divmod(rest, W_WHOLE)
         rules = (
             (min(level + extra, n), n),
             (typo, 2 * n),
             (proximity, 2 * (n - 1)),
             (attribute, n * self.best_rank),
+            (whole, 1),
             (exact, n),
         )
         value, best, width = 0.0, 0.0, 1.0
@@ -227,9 +240,19 @@ class RankingQueryBuilder:
             near.append(_const(tantivy.Query.phrase_query(self.schema, slot.exact, pair, NEAR_SLOP), W_PROXIMITY))
         return tantivy.Query.disjunction_max_query(near)
 
+    def _whole(self, text: str) -> tantivy.Query:
+        equal = [tantivy.Query.term_query(self.schema, slot.whole, text) for slot in self.layout.slots]
+        return _const(_any(equal), W_WHOLE)
+
     def plan(
-        self, words: Sequence[QueryWord], strategy: str, filter: tantivy.Query | None, searcher: tantivy.Searcher
+        self,
+        words: Sequence[QueryWord],
+        strategy: str,
+        filter: tantivy.Query | None,
+        searcher: tantivy.Searcher,
+        whole: str,
     ) -> SearchPlan:
+        """`whole`: the query's words (stop words included) joined by a space."""
         completions = self._completions(searcher, words[-1])
         matches = [self._match(word, completions) for word in words]
         typo_free = [self._scored(word, True, completions) for word in words]
@@ -248,6 +271,8 @@ class RankingQueryBuilder:
             if k < n:
                 common.append((Occur.MustNot, matches[k]))
                 common.extend((Occur.Should, _const(m, W_EXTRA)) for m in matches[k + 1 :])
+            else:
+                common.append((Occur.Should, self._whole(whole)))
             exact_words = [*((Occur.Must, q) for q in typo_free[:k]), *common]
             near = [(Occur.Should, p) for p in proximity[: k - 1]]
             tiers: list[tantivy.Query] = []
