@@ -357,6 +357,10 @@ def test_highlight_wraps_matches_and_keeps_document_html_as_text(tmp_path: Path)
     assert hit["_matchesPosition"]["title"] == [{"start": 9, "length": 4}, {"start": 21, "length": 5}]
     assert hit["_matchesPosition"]["description"] == [{"start": 0, "length": 5}, {"start": 10, "length": 4}]
     assert 0.5 < hit["_rankingScore"] <= 1.0
+    only = engine.search(
+        SearchRequest(q="walkers", attributes_to_retrieve=["id"], attributes_to_highlight=["description"])
+    ).hits[0]
+    assert only == {"id": 1, "_formatted": {"id": 1, "description": "Shoes for runners &amp; <em>walkers</em>"}}
     typo = engine.search(SearchRequest(q="trial", attributes_to_highlight=["*"])).hits[0]
     assert typo["_formatted"]["title"].startswith("<em>Trail</em>")
     engine.close()

@@ -470,17 +470,19 @@ class SearchEngine:
         if request.attributes_to_highlight:
             asked = request.attributes_to_highlight
             highlight_all = "*" in asked
+            shown = hit if highlight_all or retrieve == ["*"] else _project(visible, [*retrieve, *asked])
+            tops = {name.split(".", 1)[0] for name in asked}
             result["_formatted"] = {
                 name: formatted(
                     value,
-                    match if highlight_all or name in asked else None,
+                    match if highlight_all or name in tops else None,
                     request.highlight_pre_tag,
                     request.highlight_post_tag,
                 )
-                for name, value in hit.items()
+                for name, value in shown.items()
             }
         if request.show_matches_position:
-            searched = [a for a in self._layout.searchable_attributes_of(visible)]
+            searched = self._layout.searchable_attributes_of(visible)
             result["_matchesPosition"] = matches_position(visible, searched, match) if match is not None else {}
         if request.show_ranking_score:
             result["_rankingScore"] = round(min(max(score, 0.0), 1.0), 6)
@@ -491,12 +493,10 @@ class SearchEngine:
     ) -> tuple[dict[str, dict[str, int]], dict[str, FacetStats]]:
         size = self._spec.faceting.max_values_per_facet
         aggregations: dict[str, Any] = {}
-        numbers: dict[str, str] = {}
         for facet in facets:
             j = self._number(facet)
             aggregations[f"d{j}"] = {"terms": {"field": f"f.a{j}", "size": size}}
             aggregations[f"s{j}"] = {"stats": {"field": f"n{j}"}}
-            numbers[facet] = f"s{j}"
         result = searcher.aggregate(query, aggregations)
         distribution: dict[str, dict[str, int]] = {}
         stats: dict[str, FacetStats] = {}

@@ -63,6 +63,8 @@ def found_at(document: Mapping[str, Any], path: str) -> list[Any]:
     """The values at a dotted path, as stored (an array stays one value): a path steps into
     every object of an array, and a key may itself hold dots ({"author.name": ...}), as the
     filters' reference evaluator reads documents."""
+    if "." not in path:
+        return [document[path]] if path in document else []
     parts = path.split(".")
     found: list[Any] = []
 
@@ -95,11 +97,6 @@ def _flatten(values: list[Any], into: list[Any]) -> list[Any]:
 def values_at(document: Mapping[str, Any], path: str) -> list[Any]:
     """The values at a dotted path, arrays flattened."""
     return _flatten(found_at(document, path), [])
-
-
-def present(document: Mapping[str, Any], path: str) -> list[Any] | None:
-    """The values at a dotted path as stored, or None when the attribute is absent."""
-    return found_at(document, path) or None
 
 
 def texts(value: Any) -> Iterator[str]:
@@ -278,11 +275,11 @@ class Layout:
                 doc.add_text(slot.whole, " ".join(self.analyzer.analyze(text)))
         filters: dict[str, list[str]] = {}
         for j, attribute in enumerate(self.filter_attributes):
-            raw = present(document, attribute)
-            if raw is None:
+            raw = found_at(document, attribute)
+            if not raw:
                 continue
             doc.add_text("_has", attribute)
-            flat = values_at(document, attribute)
+            flat = _flatten(raw, [])
             if any(v is None for v in raw):
                 doc.add_text("_null", attribute)
             if any(v == "" or v == [] or v == {} for v in raw):
