@@ -3,6 +3,7 @@ tantivy index in a temporary directory."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -382,3 +383,32 @@ def test_attributes_to_retrieve_within_displayed_attributes(tmp_path: Path) -> N
     retrieved = engine.search(SearchRequest(q="trail", attributes_to_retrieve=["title", "brand"])).hits
     assert retrieved == [{"title": "Trail running shoes"}]
     engine.close()
+
+
+def test_searches_during_writes_see_the_last_commit(tmp_path: Path) -> None:
+    engine = SearchEngine.create(tmp_path / "v1", "products", spec())
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    done = threading.Event()
+
+    def search() -> None:
+        try:
+            while not done.is_set():
+                result = engine.search(SearchRequest(q="widget", limit=1))
+                seen.append(result.estimated_total_hits or 0)
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+
+    readers = [threading.Thread(target=search) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for batch in range(10):
+        engine.add_documents([{"id": batch * 10 + i, "title": f"widget {i}"} for i in range(10)])
+        if batch % 2:
+            engine.commit()  # each commit makes 20 more searchable at once
+    done.set()
+    for reader in readers:
+        reader.join()
+    engine.close()
+    assert errors == []
+    assert seen and set(seen) <= {0, 20, 40, 60, 80, 100}
