@@ -142,7 +142,12 @@ def test_delete_by_id_by_filter_and_everything(engine: SearchEngine) -> None:
     assert deleted == 3  # 3, 4 and the uncommitted 8
     engine.commit()
     assert engine.ids() == {"2", "a-5", "b_6"}
-    assert engine.clear() == 3
+    engine.add_documents([{"id": 9, "title": "uncommitted"}])
+    assert engine.clear() == 4
+    engine.add_documents([{"id": 10, "title": "after the clear"}])
+    engine.commit()
+    assert engine.ids() == {"10"}
+    engine.clear()
     engine.commit()
     assert engine.count() == 0
     assert engine.search(SearchRequest(q="shoes")).hits == []

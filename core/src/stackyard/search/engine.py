@@ -113,8 +113,8 @@ class SearchEngine:
         return Layout.key(spec)
 
     def update_settings(self, spec: SearchIndexSpec) -> None:
-        """Settings that do not change the files: synonyms, stop words, typo tolerance, ranking
-        of displayed attributes, pagination, faceting."""
+        """Settings that do not change the files (the same layout_key): synonyms, stop words,
+        typo tolerance but disableOnAttributes, displayed attributes, pagination, faceting."""
         if Layout.key(spec) != Layout.key(self._spec):
             raise ValueError("these settings change the index files: rebuild the index")
         self._configure(spec)
@@ -186,13 +186,11 @@ class SearchEngine:
                         new = {**base, **new}
                 prepared[id_text] = new
             built: list[tuple[str, dict[str, Any], tantivy.Document]] = []
-            for position, (id_text, document) in enumerate(prepared.items()):
+            for id_text, document in prepared.items():
                 try:
                     built.append((id_text, document, self._layout.tantivy_document(id_text, document)))
                 except (TypeError, ValueError, OverflowError) as error:
-                    raise DocumentError(
-                        f"document {position} ({id_text}) cannot be indexed: {error}", "invalid_document"
-                    ) from None
+                    raise DocumentError(f"document {id_text} cannot be indexed: {error}", "invalid_document") from None
             writer = self._writer_()
             for id_text, document, doc in built:
                 writer.delete_documents_by_term("_id", id_text)
@@ -231,7 +229,9 @@ class SearchEngine:
     def clear(self) -> int:
         with self._write_lock:
             count = self._count_now()
-            self._writer_().delete_all_documents()
+            # a delete by query applies to every document added before it, committed or not
+            # (tantivy's delete_all_documents leaves the uncommitted ones)
+            self._writer_().delete_documents_by_query(tantivy.Query.all_query())
             self._pending.clear()
             self._cleared = True
             return count
