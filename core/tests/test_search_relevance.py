@@ -128,6 +128,13 @@ def test_documents_with_every_word_come_first_then_words_are_dropped_from_the_en
     assert ids(engine, "red leather boots", matching_strategy="all") == [4]
 
 
+def test_more_matched_words_outrank_a_typo_within_a_level(index: Any) -> None:
+    engine = index([{"id": 1, "title": "wooden table"}, {"id": 2, "title": "woodne cushion"}])
+    # neither has "chair": both are in the level of "wooden"; 2 also has "cushion"
+    assert ids(engine, "wooden chair cushion", limit=1) == [2]
+    assert ids(engine, "wooden chair cushion") == [2, 1]
+
+
 def test_an_earlier_searchable_attribute_ranks_higher(index: Any) -> None:
     docs = [
         {"id": 1, "title": "Cotton shirt", "description": "a blue shirt"},

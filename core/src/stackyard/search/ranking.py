@@ -276,6 +276,11 @@ class RankingQueryBuilder:
             exact_words = [*((Occur.Must, q) for q in typo_free[:k]), *common]
             near = [(Occur.Should, p) for p in proximity[: k - 1]]
             tiers: list[tantivy.Query] = []
+            if k < n - 1:
+                # later words matched (W_EXTRA) outrank typos: no tier without typos is the best
+                tiers.append(tantivy.Query.boolean_query([*((Occur.Must, q) for q in full[:k]), *common, *near]))
+                levels.append(Level(words=k, tiers=tiers))
+                continue
             if k > 1:
                 # every pair next to each other: the most proximity points there are
                 tiers.append(tantivy.Query.boolean_query([*exact_words, *((Occur.Must, a) for a in adjacent[: k - 1])]))
