@@ -3,6 +3,7 @@ tantivy index in a temporary directory."""
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from stackyard.resources.search import SearchIndexSpec
+from stackyard.search import engine as engine_module
 from stackyard.search.contract import SearchRequest
 from stackyard.search.engine import DocumentError, SearchEngine
 from stackyard.search.filter_ast import FilterError
@@ -308,6 +310,26 @@ def test_sort_without_a_query_orders_every_match(engine: SearchEngine) -> None:
     assert hit_ids(engine, sort=["price:desc"]) == [1, 2, "3", "4", "a-5", "b_6"]
     assert hit_ids(engine, sort=["title:asc"], limit=3) == ["3", "a-5", 2]
     assert hit_ids(engine, sort=["rating:desc", "price:asc"]) == [1, 2, "3", "4", "a-5", "b_6"]
+
+
+def test_sort_finds_the_right_documents_among_more_ties_than_its_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "SORT_WINDOW", 10)  # 60 equally relevant documents: 6 windows
+    rng = random.Random(5)
+    prices = rng.sample(range(1000), 60)
+    docs = [{"id": i, "title": "widget", "price": prices[i], "rating": i % 3} for i in range(60)]
+    engine = SearchEngine.create(tmp_path / "v1", "products", spec())
+    engine.add_documents(docs)
+    engine.commit()
+    by_price = [d["id"] for d in sorted(docs, key=lambda d: d["price"])]
+    assert hit_ids(engine, q="widget", sort=["price:asc"], limit=5) == by_price[:5]
+    assert hit_ids(engine, q="widget", sort=["price:asc"], offset=30, limit=5) == by_price[30:35]
+    assert hit_ids(engine, q="widget", sort=["price:desc"], limit=5) == by_price[::-1][:5]
+    by_rating = [d["id"] for d in sorted(docs, key=lambda d: (-d["rating"], d["price"]))]
+    assert hit_ids(engine, sort=["rating:desc", "price:asc"], limit=8) == by_rating[:8]
+    assert hit_ids(engine, q="widget", sort=["rating:desc", "price:asc"], limit=8) == by_rating[:8]
+    engine.close()
 
 
 def test_offset_limit_and_estimated_total_hits_capped_by_max_total_hits(tmp_path: Path) -> None:

@@ -10,9 +10,11 @@ scores order documents like Meilisearch's ranking rules (ranking.py); tantivy co
 top hits by that score, with the filter (compile.py) as a required clause and the facets
 as aggregations over the same query. Custom sort orders documents of equal relevance: with
 a `sort`, the top SORT_WINDOW (or offset + limit when larger) hits by relevance are fetched and
-reordered in Python by (relevance, sort values), so hits tied on relevance beyond that window
-are not considered (see docs/search-relevance.md). With no query words, tantivy sorts the
-matching documents by the first sort attribute and the window is reordered by all of them.
+reordered in Python by (relevance, sort values); a tie on relevance larger than that window is
+narrowed by the first sort value until it fits (`_ranked_sorted`). With no query words,
+tantivy sorts the matching documents by the first sort attribute and the window is reordered
+by all of them (a tie on the first one fetched alone by the second). docs/search-relevance.md
+says what this costs and where it stops being exact.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import tantivy
 
 from stackyard.resources.search import SearchIndexSpec
 
-from .analysis import MAX_QUERY_WORDS, Analysis, register_tokenizers
+from .analysis import MAX_QUERY_WORDS, Analysis, QueryWord, register_tokenizers
 from .compile import FilterCompiler
 from .contract import PRIMARY_KEY_VALUE, FacetStats, SearchRequest, SearchResponse
 from .filter_ast import Filter
@@ -44,6 +46,8 @@ __all__ = ["SORT_WINDOW", "DocumentError", "SearchEngine"]
 
 SORT_WINDOW = 1000
 """Hits reordered by the sort attributes after relevance (see the module's docstring)."""
+NARROWING = 6
+"""Searches again on narrower sort ranges when a tie on relevance is larger than the window."""
 WRITER_HEAP = 64_000_000
 LAYOUT_FILE = "stackyard-layout.json"
 _ID = re.compile(PRIMARY_KEY_VALUE)
@@ -333,9 +337,11 @@ class SearchEngine:
             whole = " ".join(self._analysis.words(request.q or "")[:MAX_QUERY_WORDS])
             plan = self._ranking.plan(words, request.matching_strategy, filter_query, searcher, whole)
             match = plan.match
-            hits, total = self._ranked(searcher, plan, end if not sort_keys else max(end, SORT_WINDOW), max_total)
             if sort_keys:
-                hits = self._sorted(searcher, hits, sort_keys, True)
+                narrow = (words, filter_query, whole)
+                hits, total = self._ranked_sorted(searcher, plan, request, narrow, sort_keys, end)
+            else:
+                hits, total = self._ranked(searcher, plan, end, max_total)
             hits = hits[offset:end]
         else:
             match = filter_query if filter_query is not None else tantivy.Query.all_query()
@@ -390,6 +396,66 @@ class SearchEngine:
             return collected, seen
         return collected, _count(searcher.search(plan.match, 1, count=True))
 
+    def _ranked_sorted(
+        self,
+        searcher: tantivy.Searcher,
+        plan: SearchPlan,
+        request: SearchRequest,
+        narrow: tuple[list[QueryWord], tantivy.Query | None, str],
+        sort_keys: list[SortKey],
+        end: int,
+    ) -> tuple[list[tuple[float, tantivy.DocAddress]], int]:
+        """The best `end` hits by (relevance, sort values). The best SORT_WINDOW by relevance
+        are fetched and sorted. When the window cuts documents tied on its lowest relevance
+        and that tie reaches the page, the search runs again on the documents whose first sort
+        value does not come after the page's last one (every document scoring above the tie
+        is in hand already), up to NARROWING times: a one-word query sorted by price finds the
+        cheapest of thousands of equally relevant documents, not of the first thousand."""
+        words, filter_query, whole = narrow
+        max_total = self._spec.pagination.max_total_hits
+        need = max(end, SORT_WINDOW)
+        found, total = self._ranked(searcher, plan, need, max_total)
+        kept: dict[tuple[int, int], tuple[float, tantivy.DocAddress]] = {}
+        for attempt in range(NARROWING + 1):
+            merged = {**kept, **{(a.segment_ord, a.doc): (score, a) for score, a in found}}
+            ordered = self._sorted(searcher, list(merged.values()), sort_keys, True)
+            if len(found) < need or end == 0 or len(ordered) < end:
+                return ordered, total  # every match of this search is in hand
+            lowest = min(score for score, _ in found)
+            if ordered[end - 1][0] > lowest or attempt == NARROWING:
+                return ordered, total  # the page ends above the tie the window cut
+            narrower = self._not_beyond(searcher, sort_keys[0], ordered[end - 1][1])
+            if narrower is None:
+                return ordered, total
+            kept = {key: hit for key, hit in merged.items() if hit[0] > lowest}
+            narrowed = (
+                narrower
+                if filter_query is None
+                else tantivy.Query.boolean_query([(Occur.Must, filter_query), (Occur.Must, narrower)])
+            )
+            plan = self._ranking.plan(words, request.matching_strategy, narrowed, searcher, whole)
+            # each pass keeps about end / need of the tie: a wider window converges faster
+            need = max(need, 4 * end)
+            found, _ = self._ranked(searcher, plan, need, need)
+        return ordered, total
+
+    def _not_beyond(
+        self, searcher: tantivy.Searcher, key: SortKey, address: tantivy.DocAddress
+    ) -> tantivy.Query | None:
+        """Documents whose value of a sort attribute does not come after this document's."""
+        j = self._number(key.attribute)
+        number = searcher.fast_field_values(f"n{j}", [address])[0]
+        if number is not None:
+            low, high = (float(number), math.inf) if key.descending else (-math.inf, float(number))
+            return tantivy.Query.range_query(self._schema, f"n{j}", tantivy.FieldType.Float, low, high)
+        string = searcher.fast_field_values(f"k{j}", [address])[0]
+        if string is None:
+            return None  # documents without the attribute come last: nothing to narrow by
+        bounds = (int(string), 2**64 - 1) if key.descending else (0, int(string))
+        strings = tantivy.Query.range_query(self._schema, f"k{j}", tantivy.FieldType.Unsigned, *bounds)
+        numbers = tantivy.Query.exists_query(f"n{j}")  # numbers come before strings either way
+        return tantivy.Query.boolean_query([(Occur.Should, strings), (Occur.Should, numbers)])
+
     def _browse(
         self,
         searcher: tantivy.Searcher,
@@ -407,9 +473,44 @@ class SearchEngine:
         first = sort_keys[0]
         field = self._first_sort_field(searcher, first.attribute)
         order = tantivy.Order.Desc if first.descending else tantivy.Order.Asc
-        result = searcher.search(query, max(end, SORT_WINDOW), count=True, order_by_field=field, order=order)
+        window = max(end, SORT_WINDOW)
+        result = searcher.search(query, window, count=True, order_by_field=field, order=order)
         hits = [(1.0, address) for _, address in result.hits]
-        return self._sorted(searcher, hits, sort_keys, False)[offset:end], _count(result)
+        ordered = self._sorted(searcher, hits, sort_keys, False)
+        if len(sort_keys) > 1 and len(hits) == window:
+            # documents tied on the first attribute are cut by the window: when the tie reaches
+            # the page, fetch the tie alone, ordered by the second attribute
+            values = searcher.fast_field_values(field, [ordered[end - 1][1], result.hits[-1][1]])
+            if values[0] is not None and values[0] == values[1]:
+                ordered = self._browse_tie(searcher, query, sort_keys, field, values[0], ordered, window)
+        return ordered[offset:end], _count(result)
+
+    def _browse_tie(
+        self,
+        searcher: tantivy.Searcher,
+        query: tantivy.Query,
+        sort_keys: list[SortKey],
+        field: str,
+        value: float,
+        ordered: list[tuple[float, tantivy.DocAddress]],
+        window: int,
+    ) -> list[tuple[float, tantivy.DocAddress]]:
+        kind = tantivy.FieldType.Float if field.startswith("n") else tantivy.FieldType.Unsigned
+        bound = float(value) if kind == tantivy.FieldType.Float else int(value)
+        tie = tantivy.Query.range_query(self._schema, field, kind, bound, bound)
+        firsts = searcher.fast_field_values(field, [address for _, address in ordered])
+        before = [hit for hit, first in zip(ordered, firsts, strict=True) if first is not None and first != value]
+        second = sort_keys[1]
+        order = tantivy.Order.Desc if second.descending else tantivy.Order.Asc
+        result = searcher.search(
+            tantivy.Query.boolean_query([(Occur.Must, query), (Occur.Must, tie)]),
+            window,
+            count=False,
+            order_by_field=self._first_sort_field(searcher, second.attribute),
+            order=order,
+        )
+        tied = [(1.0, address) for _, address in result.hits]
+        return self._sorted(searcher, [*before, *tied], sort_keys, False)
 
     def _number(self, attribute: str) -> int:
         j = self._layout.number(attribute)
@@ -449,7 +550,12 @@ class SearchEngine:
             columns.append(column)
         order = sorted(
             range(len(hits)),
-            key=lambda i: (-hits[i][0] if relevance else 0.0, *(column[i] for column in columns)),
+            key=lambda i: (
+                -hits[i][0] if relevance else 0.0,
+                *(column[i] for column in columns),
+                hits[i][1].segment_ord,
+                hits[i][1].doc,
+            ),
         )
         return [hits[i] for i in order]
 
