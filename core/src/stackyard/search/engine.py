@@ -49,6 +49,7 @@ SORT_WINDOW = 1000
 NARROWING = 6
 """Searches again on narrower sort ranges when a tie on relevance is larger than the window."""
 WRITER_HEAP = 64_000_000
+MAX_FACET_LABELS = 100_000
 LAYOUT_FILE = "stackyard-layout.json"
 _ID = re.compile(PRIMARY_KEY_VALUE)
 Occur = tantivy.Occur
@@ -259,7 +260,6 @@ class SearchEngine:
             self._index.reload()
             self._pending.clear()
             self._cleared = False
-            self._facet_labels.clear()
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -618,7 +618,8 @@ class SearchEngine:
         return distribution, stats
 
     def _facet_label(self, searcher: tantivy.Searcher, facet: str, j: int, key: str) -> str:
-        """A facet value as written in a document (values are counted case-insensitively)."""
+        """A facet value as written in a document (values are counted case-insensitively):
+        looked up once, then remembered across commits (a spelling seen once stays right)."""
         label = self._facet_labels.get((facet, key))
         if label is not None:
             return label
@@ -629,8 +630,9 @@ class SearchEngine:
                 if isinstance(value, str) and value.lower() == key:
                     label = value
                     break
-        if len(self._facet_labels) < 100_000:
-            self._facet_labels[(facet, key)] = label
+        if len(self._facet_labels) >= MAX_FACET_LABELS:
+            self._facet_labels.clear()
+        self._facet_labels[(facet, key)] = label
         return label
 
 
