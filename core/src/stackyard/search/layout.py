@@ -31,6 +31,7 @@ import tantivy
 
 from stackyard.resources.search import SearchIndexSpec
 
+from . import documents_json
 from .analysis import EXACT_TOKENIZER, KEYWORD_TOKENIZER, STEM_TOKENIZER, exact_analyzer
 
 LAYOUT_VERSION = 2
@@ -264,7 +265,7 @@ class Layout:
     def tantivy_document(self, id_text: str, document: Mapping[str, Any]) -> tantivy.Document:
         doc = tantivy.Document()
         doc.add_text("_id", id_text)
-        doc.add_bytes("_src", orjson.dumps(document))
+        doc.add_bytes("_src", documents_json.dumps(document))
         for name in document:
             doc.add_text("_fields", name)
         for slot, text in self.searchable_texts(document):

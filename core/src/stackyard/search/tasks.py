@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from . import documents_json
 from .contract import Task, TaskError, TaskPage, TaskStatus, TaskType
 
 __all__ = ["FINISHED_STATUSES", "TaskStore"]
@@ -147,7 +148,7 @@ class TaskStore:
         path = self._path(uid)
         temporary = path.with_name(f"{uid}.json.tmp")
         with temporary.open("wb") as file:
-            file.write(orjson.dumps(payload))
+            file.write(documents_json.dumps(payload))
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
