@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build, once, the real servers that stackyard's tests and `make up` run.
 #
-#   hack/tools.sh [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|redis|env]
+#   hack/tools.sh [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|redis|cluster|env]
 #
 # Every tool is built from its Go module at the version pinned in hack/versions.env
 # and cached under $STACKYARD_CACHE (default ~/.cache/stackyard), in a directory
@@ -13,6 +13,9 @@
 # `hack/tools.sh env` prints the paths as shell assignments, for the Makefile and
 # the harness. `oidc` is not Go: the node package oidc-provider (a real OpenID
 # Provider for the social-login tests) installed with npm from hack/harness/oidc's lock file.
+# `cluster` (not part of `all`; `make cluster` builds it) adds what a node needs on top of
+# the kubernetes tool: kubelet, kube-scheduler, kube-proxy and the pause program
+# (hack/cluster/pause), for the single-node cluster of hack/cluster.sh.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,6 +37,8 @@ OTELCOL_MANIFEST=$here/otelcol-builder.yaml
 OTELCOL_KEY=$OTELCOL_VERSION-$(sha256sum "$OTELCOL_MANIFEST" | cut -c1-12)
 OTELCOL_DIR=$CACHE/otelcol/$OTELCOL_KEY
 OIDC_SRC=$here/harness/oidc
+# Keyed by the Kubernetes version and the pause program's source.
+NODE_DIR=$CACHE/k8s-node/$KUBERNETES_VERSION-linux-$GOARCH-$(cat "$here/cluster/pause/go.mod" "$here/cluster/pause/main.go" | sha256sum | cut -c1-12)
 # Keyed by the lock file and the script: a change to either installs a fresh copy.
 OIDC_DIR=$CACHE/oidc-provider/$(cat "$OIDC_SRC/package-lock.json" "$OIDC_SRC/provider.mjs" | sha256sum | cut -c1-16)
 
@@ -105,6 +110,35 @@ build_kubernetes() {
   build_etcd
   cp "$ETCD_DIR/etcd" "$K8S_DIR/etcd"
   mark_complete "$K8S_DIR"
+}
+
+# The node's binaries, from their own wrapper module (made like build_kubernetes's, so a
+# warm Go build cache of the kubernetes tool makes this a two-minute build).
+build_cluster() {
+  complete "$NODE_DIR" && return 0
+  local src=$CACHE/src/kubernetes-node-$KUBERNETES_VERSION minor gomod pkg ldflags="-s -w"
+  minor=$(cut -d. -f2 <<<"$KUBERNETES_VERSION")
+  wrapper_module "$src" kubernetes-node
+  run cluster "resolve k8s.io/kubernetes v$KUBERNETES_VERSION" \
+    go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION"
+  gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  {
+    printf 'require k8s.io/kubernetes v%s\n\n' "$KUBERNETES_VERSION"
+    sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#replace \1 => \1 v0.'"${KUBERNETES_VERSION#*.}"'#p' "$gomod"
+  } >>"$src/go.mod"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=v$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  mkdir -p "$NODE_DIR"
+  (cd "$src" && run cluster "download modules" go mod download k8s.io/kubernetes)
+  (cd "$src" && run cluster "compile kubelet, kube-scheduler and kube-proxy" \
+    go build -mod=mod -ldflags "$ldflags" -o "$NODE_DIR/" \
+      k8s.io/kubernetes/cmd/kubelet \
+      k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kube-proxy)
+  (cd "$here/cluster/pause" && run cluster "compile pause" go build -ldflags "-s -w" -o "$NODE_DIR/pause" .)
+  mark_complete "$NODE_DIR"
 }
 
 build_etcd() {
@@ -212,6 +246,7 @@ STACKYARD_FERRETDB=${STACKYARD_FERRETDB:-$FERRETDB_DIR/ferretdb}
 STACKYARD_OTELCOL=${STACKYARD_OTELCOL:-$OTELCOL_DIR/otelcol-stackyard}
 STACKYARD_MINIO=${STACKYARD_MINIO:-$MINIO_DIR/minio}
 STACKYARD_OIDC_PROVIDER=${STACKYARD_OIDC_PROVIDER:-$OIDC_DIR/provider.mjs}
+STACKYARD_NODE_BIN=${STACKYARD_NODE_BIN:-$NODE_DIR}
 EOF
 }
 
@@ -237,6 +272,7 @@ case ${1:-all} in
   otelcol) timed build_otelcol ;;
   oidc) timed build_oidc ;;
   redis) check_redis ;;
+  cluster) timed build_cluster ;;
   env) print_env ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|redis|env]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|redis|cluster|env]" >&2; exit 2 ;;
 esac
