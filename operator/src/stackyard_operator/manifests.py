@@ -255,6 +255,27 @@ def runtime_container(spec: StackSpec, name: str, image_component: str, settings
     }
 
 
+def serve_http(container: dict[str, Any], port: int, *, startup_period: int, startup_failures: int) -> None:
+    """The `http` port and the probes of a stackyard program (/readyz, /healthz); the startup
+    probe gives it startup_period * startup_failures seconds before liveness counts."""
+    container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    container["readinessProbe"] = {
+        "httpGet": {"path": "/readyz", "port": "http"},
+        "periodSeconds": 5,
+        "failureThreshold": 3,
+    }
+    container["livenessProbe"] = {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": 10,
+        "failureThreshold": 6,
+    }
+    container["startupProbe"] = {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": startup_period,
+        "failureThreshold": startup_failures,
+    }
+
+
 def runtime_pod_spec(
     stack_body: dict[str, Any], spec: StackSpec, settings: PodSettings, container: dict[str, Any]
 ) -> dict[str, Any]:
@@ -332,22 +353,7 @@ def deployment(
         *pod_identity_env(workload_name(name, component)),
         {"name": "STACKYARD_PORT", "value": str(port)},
     ]
-    container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
-    container["readinessProbe"] = {
-        "httpGet": {"path": "/readyz", "port": "http"},
-        "periodSeconds": 5,
-        "failureThreshold": 3,
-    }
-    container["livenessProbe"] = {
-        "httpGet": {"path": "/healthz", "port": "http"},
-        "periodSeconds": 10,
-        "failureThreshold": 6,
-    }
-    container["startupProbe"] = {
-        "httpGet": {"path": "/healthz", "port": "http"},
-        "periodSeconds": 2,
-        "failureThreshold": 30,
-    }
+    serve_http(container, port, startup_period=2, startup_failures=30)
     pod_spec = runtime_pod_spec(stack_body, spec, settings, container)
     pod_spec["terminationGracePeriodSeconds"] = grace
     if component == "worker":

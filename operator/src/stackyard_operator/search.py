@@ -214,23 +214,8 @@ def statefulset(
         {"name": "STACKYARD_PORT", "value": str(SEARCH_PORT)},
         {"name": "STACKYARD_SEARCH_DATA", "value": SEARCH_DATA},
     ]
-    container["ports"] = [{"name": "http", "containerPort": SEARCH_PORT, "protocol": "TCP"}]
-    container["readinessProbe"] = {
-        "httpGet": {"path": "/readyz", "port": "http"},
-        "periodSeconds": 5,
-        "failureThreshold": 3,
-    }
-    container["livenessProbe"] = {
-        "httpGet": {"path": "/healthz", "port": "http"},
-        "periodSeconds": 10,
-        "failureThreshold": 6,
-    }
     # Opening large indexes takes a while at start: up to 5 minutes before liveness counts.
-    container["startupProbe"] = {
-        "httpGet": {"path": "/healthz", "port": "http"},
-        "periodSeconds": 5,
-        "failureThreshold": 60,
-    }
+    manifests.serve_http(container, SEARCH_PORT, startup_period=5, startup_failures=60)
     container["volumeMounts"].append({"name": DATA_VOLUME, "mountPath": SEARCH_DATA})
     pod_spec = manifests.runtime_pod_spec(stack_body, spec, settings, container)
     pod_spec["terminationGracePeriodSeconds"] = GRACE_SECONDS
