@@ -15,9 +15,10 @@ REGISTRY ?= ghcr.io/stackyard
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' core/pyproject.toml)
 
 .PHONY: help install constraints tools images crds lint test bench bench-constraints up servers clean
+.PHONY: cluster cluster-down e2e e2e-kind
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
 $(PY):
 	@echo "==> creating $(VENV) with $$(python3 --version)"
@@ -76,6 +77,31 @@ up: $(VENV)/.installed tools ## run the whole stack locally (no cluster needed);
 
 servers: $(VENV)/.installed tools ## only the servers (kube-apiserver, Redis, FerretDB, collector); Ctrl-C stops them
 	$(PY) -m stackyard_harness servers
+
+# End-to-end (docs/e2e.md): the chart and the images on a real cluster.
+E2E_IMAGES = $(foreach n,operator api worker,$(REGISTRY)/stackyard-$(n):$(VERSION)) \
+  $(foreach n,redis otelcol ferretdb,stackyard-e2e/$(n):e2e)
+E2E_PYTEST = E2E_REGISTRY=$(REGISTRY) E2E_TAG=$(VERSION) $(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+cluster: tools ## a single-node cluster that runs pods on this machine (root; hack/cluster.sh up)
+	@bash hack/tools.sh cluster
+	@bash hack/cluster.sh up
+
+cluster-down: ## stop the cluster of `make cluster` and remove its pods (imported images stay)
+	@bash hack/cluster.sh down
+
+e2e: $(VENV)/.installed tools ## tests/e2e on the cluster of E2E_KUBECONFIG or KUBECONFIG (its images loaded by you), else of `make cluster`
+	@if [ -n "$${E2E_KUBECONFIG:-$${KUBECONFIG:-}}" ]; then \
+	  echo "==> [e2e] on the cluster of $${E2E_KUBECONFIG:-$$KUBECONFIG}"; \
+	else \
+	  $(MAKE) --no-print-directory cluster images && bash hack/cluster.sh images && \
+	  bash hack/cluster.sh import $(E2E_IMAGES); \
+	fi
+	$(E2E_PYTEST)
+
+e2e-kind: $(VENV)/.installed tools ## tests/e2e on a kind cluster (Docker and kind needed; not in this sandbox)
+	@REGISTRY=$(REGISTRY) VERSION=$(VERSION) E2E_IMAGES="$(E2E_IMAGES)" bash hack/cluster/e2e-kind.sh
+	E2E_KUBECONFIG=$${STACKYARD_CACHE:-$$HOME/.cache/stackyard}/kind-e2e.kubeconfig $(E2E_PYTEST)
 
 clean: ## remove the venv, caches and run directories (not the tools cache)
 	rm -rf $(VENV) $(BENCH_VENV) .stackyard .wheelhouse .pytest_cache .mypy_cache .ruff_cache

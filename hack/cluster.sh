@@ -23,9 +23,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
-# shellcheck source=versions.env
-. "$here/versions.env"
 eval "$("$here/tools.sh" env | sed 's/^/export /')"
 
 DIR=${STACKYARD_CLUSTER_DIR:-$STACKYARD_CACHE/cluster}
@@ -58,6 +55,15 @@ pid_of() {
   [ -f "$RUN/$1.pid" ] || return 1
   pid=$(cat "$RUN/$1.pid")
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+# write PATH: stdin to PATH unless PATH holds that already (kube-proxy exits when its
+# config file is written to, even with the same content).
+write() {
+  local tmp
+  tmp=$(mktemp "$1.XXXX")
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
 }
 
 # launch NAME CMD...: start a component in its own session unless it runs; output to its log.
@@ -263,7 +269,7 @@ start_network() {
   fi
   echo 1 >/proc/sys/net/ipv4/ip_forward
   mkdir -p "$DIR/cni"
-  cat >"$DIR/cni/10-stackyard.conflist" <<EOF
+  write "$DIR/cni/10-stackyard.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "stackyard",
@@ -301,7 +307,7 @@ start_containerd() {
     RESTRICT_OOM=true
     say "no CAP_SYS_RESOURCE here: containers keep oom_score_adj >= 0 (restrict_oom_score_adj)"
   fi
-  cat >"$DIR/containerd/config.toml" <<EOF
+  write "$DIR/containerd/config.toml" <<EOF
 version = 2
 root = "$DIR/containerd/root"
 state = "$DIR/containerd/state"
@@ -333,7 +339,7 @@ EOF
 
 start_kubelet() {
   mkdir -p "$DIR/kubelet"
-  cat >"$DIR/kubelet.yaml" <<EOF
+  write "$DIR/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 authentication:
@@ -376,7 +382,7 @@ node_ready() {
 }
 
 start_proxy() {
-  cat >"$DIR/kube-proxy.yaml" <<EOF
+  write "$DIR/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $DIR/kube-proxy.kubeconfig}
@@ -452,9 +458,11 @@ down() {
   awk -v a="$DIR/kubelet" -v b="$DIR/containerd/state/" -v c="/run/netns/cni-" \
     'index($2, a) == 1 || index($2, b) == 1 || index($2, c) == 1 { print $2 }' /proc/mounts | sort -r |
     while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
-  if command -v iptables-save >/dev/null && iptables-save 2>/dev/null | grep -q 'KUBE-'; then
-    # kube-proxy's and the kubelet's chains; rules of anything else stay.
-    "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  # The rules of kube-proxy (KUBE-*), of the kubelet (KUBE-FIREWALL, ...) and of the bridge
+  # plugin for each pod (CNI-*): the pods were not torn down through CNI. Other rules stay.
+  if iptables-save 2>/dev/null | grep -qE 'KUBE-|CNI-'; then
+    iptables-save | grep -vE 'KUBE-|CNI-' | iptables-restore
+    say "iptables rules of the cluster removed"
   fi
   ip link del "$BRIDGE" 2>/dev/null || true
   rm -rf "$DIR/etcd" "$DIR/kubelet" "$DIR/cni/ipam" "$DIR/containerd/state" "$RUN"
@@ -470,6 +478,15 @@ status() {
   return "$rc"
 }
 
+# normalized IMAGE: the name containerd gives an image (Docker Hub's implied registry spelled out).
+normalized() {
+  local first=${1%%/*}
+  case $1 in
+    */*) if [[ $first == *.* || $first == *:* || $first == localhost ]]; then echo "$1"; else echo "docker.io/$1"; fi ;;
+    *) echo "docker.io/library/$1" ;;
+  esac
+}
+
 import_images() {
   [ $# -gt 0 ] || die "usage: hack/cluster.sh import IMAGE..."
   pid_of containerd >/dev/null || die "containerd is not running: run \`make cluster\`"
@@ -481,7 +498,7 @@ import_images() {
     # Skip an image whose engine id was imported already (and is still in the node).
     id=$(docker image inspect --format '{{.Id}}' "$image")
     stamp=$DIR/imported/${image//[\/:]/_}
-    if [ "$(cat "$stamp" 2>/dev/null)" = "$id" ] && [ -n "$(ctr images ls -q "name==$image" 2>/dev/null)" ]; then
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$id" ] && [ -n "$(ctr images ls -q "name==$(normalized "$image")" 2>/dev/null)" ]; then
       say "$image already imported"
       continue
     fi
@@ -522,7 +539,8 @@ build_e2e_images() {
     esac
     log=$LOGS/image-$name.log
     say "building $tag (log $log)"
-    if ! docker build --network host --tag "$tag" "$context" >"$log" 2>&1; then
+    if ! docker build --network host --build-arg "BASE_IMAGE=${BASE_IMAGE:-stackyard/python-base:bookworm}" \
+      --tag "$tag" "$context" >"$log" 2>&1; then
       rm -rf "$context"
       printf 'hack/cluster.sh: building %s failed.\nFull log: %s\n--- last lines ---\n' "$tag" "$log" >&2
       tail -n 20 "$log" >&2
