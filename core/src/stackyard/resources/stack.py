@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from .base import (
     AGE_COLUMN,
@@ -21,6 +21,7 @@ from .base import (
     PrinterColumn,
     ResourceStatus,
     SecretKeyRef,
+    duration_seconds,
 )
 
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)]
@@ -72,6 +73,81 @@ def _check_cidrs(values: list[str]) -> list[str]:
 Cidr = Annotated[str, StringConstraints(max_length=49, pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]
 
 
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=100)]
+
+ORIGIN_PATTERN = r"^(\*|[a-z][a-z0-9+.-]*://[a-z0-9.\[\]:-]+)$"
+Origin = Annotated[str, StringConstraints(pattern=ORIGIN_PATTERN, max_length=300)]
+CorsMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+CREDENTIALS_WITH_ANY_ORIGIN = "allowCredentials cannot be true when allowedOrigins has '*'; list the origins instead"
+
+
+class CorsSettings(CamelModel):
+    """Which browser pages on other origins may call the api (the Fetch standard's CORS)."""
+
+    allowed_origins: list[Origin] = Field(
+        default_factory=list,
+        max_length=100,
+        description=(
+            "Origins whose pages may call the api: exact origins, scheme://host[:port] in lower case without a "
+            "path or trailing slash (https://shop.example.com, http://localhost:5173), or '*' for any. "
+            "Empty: no CORS headers at all, so browsers on other origins cannot read the api's answers."
+        ),
+    )
+    allowed_methods: list[CorsMethod] = Field(
+        default=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        max_length=6,
+        description="Methods a preflight may ask for.",
+    )
+    allowed_headers: list[HeaderName] = Field(
+        default=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+        max_length=50,
+        description=(
+            "Request headers a preflight may ask for, besides the CORS-safelisted ones (Accept, Accept-Language, "
+            "Content-Language, Content-Type); '*' allows any. Add X-CSRF-Token for cookie sessions and "
+            "X-Meilisearch-Client for Meilisearch's JavaScript clients."
+        ),
+    )
+    exposed_headers: list[HeaderName] = Field(
+        default=["RateLimit-Policy", "RateLimit", "Retry-After"],
+        max_length=50,
+        description="Answer headers a page's script may read, besides the CORS-safelisted ones.",
+    )
+    allow_credentials: bool = Field(
+        default=False,
+        description=(
+            "Let pages send cookies and read the answers to requests that carry them "
+            "(Access-Control-Allow-Credentials); not with allowedOrigins '*'."
+        ),
+    )
+    max_age: Duration = Field(
+        default="10m", description="How long a browser may keep a preflight's answer (browsers cap it: 2h in Chrome)."
+    )
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.allowCredentials) && self.allowCredentials && has(self.allowedOrigins) "
+                    "&& self.allowedOrigins.exists(o, o == '*'))",
+                    "message": CREDENTIALS_WITH_ANY_ORIGIN,
+                },
+                {
+                    "rule": "!has(self.maxAge) || duration(self.maxAge) <= duration('24h')",
+                    "message": "maxAge must be at most 24h",
+                },
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _no_credentials_with_any_origin(self) -> CorsSettings:
+        if self.allow_credentials and "*" in self.allowed_origins:
+            raise ValueError(CREDENTIALS_WITH_ANY_ORIGIN)
+        if duration_seconds(self.max_age) > 24 * 3600:
+            raise ValueError("maxAge must be at most 24h")
+        return self
+
+
 class ApiSettings(WorkloadSettings):
     trusted_proxies: Annotated[list[Cidr], AfterValidator(_check_cidrs)] = Field(
         default_factory=list,
@@ -86,6 +162,12 @@ class ApiSettings(WorkloadSettings):
                 {"rule": "self.all(c, isCIDR(c))", "message": "trustedProxies must be CIDRs, e.g. 10.0.0.0/8"}
             ]
         },
+    )
+    cors: CorsSettings = Field(
+        default_factory=CorsSettings,
+        description=(
+            "Cross-origin requests from browser pages (CORS), followed live. Off until allowedOrigins lists an origin."
+        ),
     )
 
 
@@ -126,9 +208,6 @@ class MongoConnection(PairedModel):
             "stackyard's own collections; or set uriSecretRef."
         ),
     )
-
-
-HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=100)]
 
 
 class OtlpHeader(CamelModel):

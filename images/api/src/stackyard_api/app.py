@@ -10,6 +10,7 @@ from stackyard.ratelimit import LivePolicies, RateLimiter, RateLimitMiddleware
 from stackyard.runtime import Runtime
 
 from .auth_deps import AuthState, PrincipalMiddleware
+from .cors import LiveCORS
 from .errors import install_error_handlers
 from .routers import (
     auth,
@@ -68,6 +69,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     # Added last, so it runs first: rate limits keyed by user see the verified token's subject.
     app.add_middleware(PrincipalMiddleware, runtime=runtime, state=_auth_state(app))
+    # Outside both: preflights are answered before auth and rate limits, and every answer
+    # (429 and 503 included) carries the CORS headers of the Stack's spec.api.cors.
+    app.add_middleware(LiveCORS, live=runtime.live)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(config.router)
