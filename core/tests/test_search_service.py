@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from stackyard.resources.search import SearchIndexSpec
+from stackyard.search import layout
 from stackyard.search.contract import MultiSearchQuery, SearchRequest
 from stackyard.search.filter_ast import FilterError
 from stackyard.search.service import IndexFollowsSource, IndexNotFound, SearchService
@@ -361,6 +362,9 @@ async def test_a_version_that_cannot_be_opened_is_set_aside_and_the_index_starts
         assert again.stats("products").number_of_documents == 0 and again.version("products") == 2
         kept = list((tmp_path / "indexes" / "products").glob("unreadable-v1-*"))
         assert len(kept) == 1 and (kept[0] / "engine").is_dir()
+        lost = again.tasks(types=["indexRebuild"]).results[0]  # the loss is in the task log, and why
+        assert lost.status == "failed" and lost.details["reason"] == "layoutUpgraded"
+        assert lost.error is not None and kept[0].name in lost.error.message
     finally:
         await again.stop()
 
@@ -382,3 +386,73 @@ async def test_a_synced_index_forgets_its_checkpoint_for_another_collection_not_
         assert service.stats("synced").number_of_documents == 10  # served until that load swaps in
     finally:
         await service.stop()
+
+
+async def test_an_index_written_under_an_older_layout_is_carried_over_and_served_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine upgrade that changes the layout version: the files on disk open under no spec
+    of the new engine, and the documents of an API-fed index (which no source can reload) are
+    carried over from their stored sources into the new layout."""
+    spec = _spec(sortableAttributes=["price"], pagination={"maxTotalHits": 5000})
+    old_layout = layout.LAYOUT_VERSION
+    monkeypatch.setattr(layout, "LAYOUT_VERSION", old_layout - 1)  # the engine before the upgrade
+    first = SearchService(tmp_path)
+    await first.apply_config({"products": spec})
+    await first.start()
+    task = await first.enqueue_documents("products", _products(2500), merge=False)
+    assert (await first.wait_for_task(task.uid)).status == "succeeded"
+    await first.wait_for_task((await first.enqueue_delete("products", ids=["p7"])).uid)
+    await first.stop()
+    monkeypatch.setattr(layout, "LAYOUT_VERSION", old_layout)  # the upgraded engine
+
+    again = SearchService(tmp_path)
+    await again.apply_config({"products": spec})
+    await again.start()
+    try:
+        assert again.version("products") == 2 and again.document_count("products") == 2499
+        assert again.stats("products").field_distribution == {"brand": 2499, "id": 2499, "price": 2499, "title": 2499}
+        every = await again.search("products", SearchRequest(q="sturdy ladder", limit=1))
+        assert every.estimated_total_hits == 2499
+        assert [hit["id"] for hit in await _hits(again, "products", "ladder 1234")][:1] == ["p1234"]
+        acme = await again.search("products", SearchRequest(q="", filter="brand = acme AND price < 3", limit=100))
+        assert {hit["id"] for hit in acme.hits} == {f"p{i}" for i in range(2500) if i % 3 == 0 and i % 100 < 3}
+        assert await again.get_document("products", "p7") is None
+        cheapest = await _hits(again, "products", "", sort=["price:desc"], limit=1)
+        assert cheapest[0]["price"] == 99
+        upgrade = again.tasks(types=["indexRebuild"]).results[0]
+        assert upgrade.status == "succeeded"
+        assert upgrade.details == {"fromVersion": 1, "toVersion": 2, "reason": "layoutUpgraded"}
+        index_dir = tmp_path / "indexes" / "products"
+        assert sorted(p.name for p in index_dir.iterdir() if p.is_dir()) == ["v2"]  # nothing set aside
+        done = await again.wait_for_task((await again.enqueue_documents("products", _products(1), merge=False)).uid)
+        assert done.status == "succeeded"  # written to as any index
+    finally:
+        await again.stop()
+    third = SearchService(tmp_path)  # the carried-over version opens as it is: no second upgrade
+    await third.apply_config({"products": spec})
+    try:
+        assert third.version("products") == 2 and third.document_count("products") == 2499
+    finally:
+        await third.stop()
+
+
+async def test_a_synced_index_written_under_an_older_layout_keeps_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_layout = layout.LAYOUT_VERSION
+    monkeypatch.setattr(layout, "LAYOUT_VERSION", old_layout - 1)
+    first = SearchService(tmp_path)
+    await first.apply_config({"synced": _synced()})
+    await first.start()
+    first.set_source("synced", _ListSource(_products(300), {"resumeToken": "t1"}))
+    await first.wait_for_task((await first.enqueue_rebuild("synced")).uid)
+    await first.stop()
+    monkeypatch.setattr(layout, "LAYOUT_VERSION", old_layout)
+    again = SearchService(tmp_path)
+    await again.apply_config({"synced": _synced()})
+    try:
+        assert again.checkpoint("synced") == {"resumeToken": "t1"}  # the sync follows on, no reload
+        assert again.document_count("synced") == 300 and again.version("synced") == 3
+    finally:
+        await again.stop()

@@ -117,6 +117,21 @@ class SearchEngine:
     def layout_key(spec: SearchIndexSpec) -> str:
         return Layout.key(spec)
 
+    @staticmethod
+    def stored_documents(path: Path, batch: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every document of the index in `path` as it was given (its `_src`), in batches,
+        whatever the layout it was built with: the index is opened with the schema in its own
+        files, and nothing but the stored source is read. How the documents of an index built
+        by an older engine (another LAYOUT_VERSION) are carried into the current layout.
+        Raises when `path` holds no readable index or its documents have no stored source."""
+        if not tantivy.Index.exists(str(path)):
+            raise FileNotFoundError(f"no search index in {path}")
+        index = tantivy.Index.open(str(path))
+        searcher = index.searcher()
+        addresses = SearchEngine._addresses(searcher, tantivy.Query.all_query())
+        for start in range(0, len(addresses), batch):
+            yield [SearchEngine._source(searcher, a) for a in addresses[start : start + batch]]
+
     def update_settings(self, spec: SearchIndexSpec) -> None:
         """Settings that do not change the files (the same layout_key): synonyms, stop words,
         typo tolerance but disableOnAttributes, displayed attributes, pagination, faceting."""

@@ -20,6 +20,14 @@ then every document), else copied from the current version; it is committed, its
 checkpoint, `current` is swapped and the old version removed. Searches are served from the old
 version until the swap. A config whose `SearchEngine.layout_key` differs from the files'
 enqueues a rebuild; other setting changes are applied in place (`update_settings`).
+
+Upgrade. A version the engine cannot open (files written by an engine with another layout
+version, which no spec opens) is carried over when the index is opened at start: the next
+version is built, in the current layout, from the documents' stored sources
+(`SearchEngine.stored_documents`, which needs no layout), keeps the checkpoint, and is swapped
+in before the index is served; an indexRebuild task with reason layoutUpgraded records it. Only
+a version whose documents cannot be read either is set aside (`unreadable-v<N>-<time>`) and the
+index starts empty.
 """
 
 from __future__ import annotations
@@ -62,8 +70,9 @@ FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 COPY_BATCH = 1000
 """Documents per batch when a rebuild copies the current version."""
 SEARCH_THREADS = max(4, 2 * (os.cpu_count() or 2))
-REQUESTED, LAYOUT_CHANGED = "requested", "layoutChanged"
-"""Why a rebuild was enqueued (its details' `reason`)."""
+REQUESTED, LAYOUT_CHANGED, LAYOUT_UPGRADED = "requested", "layoutChanged", "layoutUpgraded"
+"""Why a rebuild was made (its details' `reason`): asked for, the config changed what the files
+hold, or the files were written by an engine with another layout (carried over at start)."""
 BATCH_TASKS = 100
 BATCH_DOCUMENTS = 50_000
 """Most tasks, and about the most documents, applied in one commit (Meilisearch's autobatching):
@@ -268,7 +277,8 @@ class SearchService:
     async def _open(self, name: str, spec: SearchIndexSpec) -> None:
         versions = IndexVersions(self.data_dir / "indexes" / name)
         writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"search-writer-{name}")
-        engine, meta, served = await asyncio.wrap_future(writer.submit(_open_or_create, versions, name, spec))
+        opened = await asyncio.wrap_future(writer.submit(_open_or_create, versions, name, spec))
+        engine, meta, served = opened.engine, opened.meta, opened.spec
         index = _Index(
             name=name,
             spec=spec,
@@ -280,6 +290,8 @@ class SearchService:
         )
         self._indexes[name] = index
         log.info("search: index %s serves version %s", name, meta.version)
+        if opened.upgrade is not None:
+            await self._record_upgrade(name, opened.upgrade)
         if meta.layout_key != SearchEngine.layout_key(spec):
             await self._enqueue_rebuild(index, reason=LAYOUT_CHANGED)
         if self._started:
@@ -343,7 +355,15 @@ class SearchService:
     def spec(self, name: str) -> SearchIndexSpec:
         return self._get(name).spec
 
+    def document_count(self, name: str) -> int:
+        """The documents of the version being served: a count the searcher keeps (cheap, unlike
+        `stats`, whose field distribution aggregates over every document)."""
+        with self._using(self._get(name)) as served:
+            return served.engine.count()
+
     def stats(self, name: str) -> IndexStats:
+        """Counts, version and the field distribution (an aggregation over the whole index:
+        call it from a thread, not the event loop)."""
         index = self._get(name)
         with self._using(index) as served:
             count = served.engine.count()
@@ -461,6 +481,24 @@ class SearchService:
                 return task
         details = {"fromVersion": index.served.version, "toVersion": None, "reason": reason}
         return await self._enqueue(index, "indexRebuild", details, None)
+
+    async def _record_upgrade(self, name: str, upgrade: _Upgrade) -> None:
+        """The carry-over (or loss) of a version written under another layout, as a finished
+        indexRebuild task (reason layoutUpgraded) in the task log, for people to find."""
+        details = {"fromVersion": upgrade.from_version, "toVersion": None, "reason": LAYOUT_UPGRADED}
+
+        def record() -> None:
+            task = self._store.enqueue(name, "indexRebuild", details)
+            self._store.start(task.uid)
+            if upgrade.error is None:
+                self._store.succeed(task.uid, details | {"toVersion": upgrade.to_version})
+            else:
+                self._store.fail(task.uid, TaskError(message=upgrade.error[:1000], code="internal", type="internal"))
+
+        try:
+            await self._tasks(record)
+        except Exception:
+            log.exception("search: recording the upgrade of %s in the task log failed", name)
 
     async def _enqueue(self, index: _Index, type: TaskType, details: dict[str, Any], payload: Any) -> Task:
         task = await self._tasks(self._store.enqueue, index.name, type, details, payload)
@@ -771,44 +809,114 @@ class SearchService:
         self._finished = asyncio.Event()
 
 
-def _open_or_create(
-    versions: IndexVersions, name: str, spec: SearchIndexSpec
-) -> tuple[SearchEngine, VersionMeta, SearchIndexSpec]:
+@dataclass(frozen=True)
+class _Upgrade:
+    """A version written under another layout: carried over into `to_version`, or (`error`)
+    set aside."""
+
+    from_version: int
+    to_version: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Opened:
+    engine: SearchEngine
+    meta: VersionMeta
+    spec: SearchIndexSpec
+    """The spec it is served with (that of its files until a layoutChanged rebuild)."""
+    upgrade: _Upgrade | None = None
+
+
+def _open_or_create(versions: IndexVersions, name: str, spec: SearchIndexSpec) -> _Opened:
     """The version being served (leftovers of an unfinished rebuild removed), or a first empty
-    one: (its engine, its meta, the spec it is served with). A version whose layout differs from
-    `spec` is opened with the spec it was built with, until its rebuild."""
+    one. A version whose layout differs from `spec` is opened with the spec it was built with,
+    until its rebuild; one that no spec opens (written by an engine with another layout
+    version) is carried over into a new version from its documents' stored sources, and only
+    when even that fails is it set aside and the index starts empty."""
     versions.root.mkdir(parents=True, exist_ok=True)
     current = versions.current()
     removed = versions.remove_others()
     if removed:
         log.info("search: index %s: removed the unfinished or old version(s) %s", name, removed)
-    if current is not None:
-        try:
-            meta = versions.read_meta(current)
-            served = spec
-            if meta.layout_key != SearchEngine.layout_key(spec) and meta.spec is not None:
-                served = SearchIndexSpec.model_validate(meta.spec)
-            engine = SearchEngine.open(versions.engine_dir(current), name, served)
-            if served is spec and meta.spec != _spec_json(spec):
-                meta = replace(meta, spec=_spec_json(spec))
-                versions.write_meta(meta)
-            return engine, meta, served
-        except Exception:
-            kept = versions.set_aside(current)
-            log.exception(
-                "search: index %s: version %s cannot be opened; it is kept in %s and the index starts empty "
-                "(a synced index loads its collection again)",
-                name,
-                current,
-                kept,
-            )
+    if current is None:
+        return _Opened(*_create_first(versions, name, spec), spec)
+    meta: VersionMeta | None = None
+    try:
+        meta = versions.read_meta(current)
+        served = spec
+        if meta.layout_key != SearchEngine.layout_key(spec) and meta.spec is not None:
+            served = SearchIndexSpec.model_validate(meta.spec)
+        engine = SearchEngine.open(versions.engine_dir(current), name, served)
+        if served is spec and meta.spec != _spec_json(spec):
+            meta = replace(meta, spec=_spec_json(spec))
+            versions.write_meta(meta)
+        return _Opened(engine, meta, served)
+    except Exception as exc:
+        log.warning(
+            "search: index %s: version %s cannot be opened (%s: %s); carrying its documents over to a new version",
+            name,
+            current,
+            type(exc).__name__,
+            exc,
+        )
+    try:
+        engine, meta, carried = _carry_over(versions, name, spec, current, meta)
+    except Exception as exc:
+        kept = versions.set_aside(current)
+        log.exception(
+            "search: index %s: the documents of version %s cannot be read either; it is kept in %s and the index "
+            "starts empty (a synced index loads its collection again)",
+            name,
+            current,
+            kept,
+        )
+        engine, meta = _create_first(versions, name, spec)
+        error = f"version {current} could not be carried over ({type(exc).__name__}: {exc}); it is kept in {kept.name}"
+        return _Opened(engine, meta, spec, _Upgrade(current, meta.version, error))
+    log.info(
+        "search: index %s: %s document(s) of version %s carried over to version %s",
+        name,
+        carried,
+        current,
+        meta.version,
+    )
+    return _Opened(engine, meta, spec, _Upgrade(current, meta.version))
+
+
+def _create_first(versions: IndexVersions, name: str, spec: SearchIndexSpec) -> tuple[SearchEngine, VersionMeta]:
+    """A new empty version, served from now on."""
     version = versions.next_version()
     engine = SearchEngine.create(versions.prepare(version), name, spec)
     engine.commit()
     meta = _meta(version, spec, None)
     versions.write_meta(meta)
     versions.swap(version)
-    return engine, meta, spec
+    return engine, meta
+
+
+def _carry_over(
+    versions: IndexVersions, name: str, spec: SearchIndexSpec, current: int, old: VersionMeta | None
+) -> tuple[SearchEngine, VersionMeta, int]:
+    """The next version built in `spec`'s layout from the stored documents of `current` (which
+    no spec opens), keeping its checkpoint, swapped in; `current` removed. (engine, meta,
+    documents carried.) On failure the new version is removed and `current` left as it was."""
+    version = versions.next_version()
+    engine = SearchEngine.create(versions.prepare(version), name, spec)
+    carried = 0
+    try:
+        for batch in SearchEngine.stored_documents(versions.engine_dir(current), COPY_BATCH):
+            carried += engine.add_documents(batch)
+        engine.commit()
+        meta = _meta(version, spec, old.checkpoint if old is not None else None)
+        versions.write_meta(meta)
+        versions.swap(version)
+    except BaseException:
+        engine.close()
+        versions.remove_version(version)
+        raise
+    versions.remove_version(current)
+    return engine, meta, carried
 
 
 def _meta(version: int, spec: SearchIndexSpec, checkpoint: dict[str, Any] | None) -> VersionMeta:
@@ -823,7 +931,11 @@ def _spec_json(spec: SearchIndexSpec) -> dict[str, Any]:
 
 def _from_source(index: _Index, task: Task) -> bool:
     """Whether `task` rebuilds `index` from its MongoDB source (and so waits for one)."""
-    return task.type == "indexRebuild" and index.follows_source and task.details.get("reason") != LAYOUT_CHANGED
+    return (
+        task.type == "indexRebuild"
+        and index.follows_source
+        and task.details.get("reason") not in (LAYOUT_CHANGED, LAYOUT_UPGRADED)
+    )
 
 
 def _documents_from(spec: SearchIndexSpec) -> tuple[Any, ...]:

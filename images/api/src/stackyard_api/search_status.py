@@ -2,7 +2,7 @@
 sync {mode, lastSync, lagSeconds, error}, rebuilding, indexVersion and the Synced condition.
 
 Every 2 seconds, and at once when the config changes, each index the service holds is looked
-at (its stats, its version, whether it is being rebuilt, and its sync's state), and its status
+at (its document count, its version, whether it is being rebuilt, and its sync's state), and its status
 is merge-patched when any of that changed (a lag that stays the same, a sync that keeps
 finding nothing new, write nothing), and at least every 5 minutes. The operator owns Ready
 and observedGeneration: the patch carries only the fields above and the Synced condition,
@@ -31,7 +31,6 @@ search component runs one.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -135,13 +134,15 @@ class SearchStatusReporter(PeriodicStatusReporter[SearchIndexSpec]):
         return significant(view)
 
     async def check(self, name: str, spec: SearchIndexSpec) -> dict[str, Any]:
-        stats = await asyncio.to_thread(self.service.stats, name)
+        # The count the searcher keeps, not stats(): its field distribution aggregates over the whole index.
+        documents = self.service.document_count(name)
+        version = self.service.version(name)
         sync = self.syncs().get(name)
         state = sync.state if sync is not None else None
         if state is not None and state.error is not None:
             state.error = self._scrub(state.error)
             state.message = self._scrub(state.message)
-        view = index_status(spec, stats.number_of_documents, stats.version, self.service.rebuilding(name), state)
+        view = index_status(spec, documents, version, self.service.rebuilding(name), state)
         if view.get("conditions"):
             self._note(name, view["conditions"][0])
         return view

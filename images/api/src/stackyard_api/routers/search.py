@@ -279,7 +279,8 @@ async def list_indexes(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
 ) -> JSONResponse:
     names = sorted(service.index_names())
-    stats = [service.stats(name) for name in names[offset : offset + limit]]
+    # stats() aggregates over every document (the field distribution): in a thread, off the event loop.
+    stats = await asyncio.to_thread(lambda: [service.stats(name) for name in names[offset : offset + limit]])
     page = IndexList(results=stats, offset=offset, limit=limit, total=len(names))
     return _json(page.model_dump(mode="json", by_alias=True))
 
@@ -293,7 +294,8 @@ async def list_indexes(
     responses=problem_responses(401, 403, 404, 503),
 )
 async def get_index(_access: AdminAccess, uid: IndexUid, service: ServiceDep) -> JSONResponse:
-    return _json(service.stats(uid).model_dump(mode="json", by_alias=True))
+    stats = await asyncio.to_thread(service.stats, uid)
+    return _json(stats.model_dump(mode="json", by_alias=True))
 
 
 @router.get(
