@@ -11,7 +11,7 @@ tests/integration/test_email_sending, 8 test_auth_flows, 9 test_auth_mfa, 10 tes
 test_client_auth (the harness's Redis has 32 databases). Notifications: 16 test_feed_api,
 17 test_push_api, 18 test_webhooks_api, 19 test_notify_api, 20 test_client_notify, 21
 tests/integration/test_notify_workflows, 22 core/tests/test_notify_fanout, 23
-tests/integration/test_webhooks_worker, 24 core/tests/test_webhooks_deliveries. Search: 28
+tests/integration/test_webhooks_worker, 24 core/tests/test_webhooks_deliveries, 26 test_cors. Search: 28
 test_search_api, 29 core/tests/test_client_search, 30 core/tests/test_cli_search.
 
 More constants, all optional: `RUN_WORKER = True` where a test reads the auth mails (a worker
