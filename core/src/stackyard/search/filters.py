@@ -55,6 +55,7 @@ from .filter_ast import (
     Or,
     Value,
 )
+from .paths import found_at
 
 __all__ = [
     "MAX_DEPTH",
@@ -573,29 +574,6 @@ def normalize_facet_value(value: str) -> str:
     return value.lower()
 
 
-def _found(document: Mapping[str, Any], attribute: str) -> list[Any]:
-    """The values at a dotted path, as stored (an array stays one value). A path steps into
-    every object of an array, and a key may itself hold dots ({"author.name": ...})."""
-    parts = attribute.split(".")
-    found: list[Any] = []
-
-    def walk(node: Any, at: int) -> None:
-        if at == len(parts):
-            found.append(node)
-        elif isinstance(node, list):
-            for element in node:
-                if isinstance(element, Mapping | list):
-                    walk(element, at)
-        elif isinstance(node, Mapping):
-            for end in range(at + 1, len(parts) + 1):
-                key = ".".join(parts[at:end])
-                if key in node:
-                    walk(node[key], end)
-
-    walk(document, 0)
-    return found
-
-
 def _scalars(values: list[Any]) -> list[Any]:
     out: list[Any] = []
     for value in values:
@@ -650,7 +628,7 @@ def matches(filter: Filter, document: Mapping[str, Any]) -> bool:
         return any(matches(item, document) for item in filter.items)
     if isinstance(filter, Not):
         return not matches(filter.item, document)
-    found = _found(document, filter.attribute)
+    found = found_at(document, filter.attribute)
     if isinstance(filter, Exists):
         return bool(found) != filter.negated
     if isinstance(filter, IsNull):

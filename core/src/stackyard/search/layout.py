@@ -33,6 +33,7 @@ from stackyard.resources.search import SearchIndexSpec
 
 from . import documents_json
 from .analysis import EXACT_TOKENIZER, KEYWORD_TOKENIZER, STEM_TOKENIZER, exact_analyzer
+from .paths import found_at
 
 LAYOUT_VERSION = 2
 MAX_WHOLE_CHARS = 200
@@ -58,32 +59,6 @@ class Slot:
     @property
     def whole(self) -> str:
         return f"x{self.number}"
-
-
-def found_at(document: Mapping[str, Any], path: str) -> list[Any]:
-    """The values at a dotted path, as stored (an array stays one value): a path steps into
-    every object of an array, and a key may itself hold dots ({"author.name": ...}), as the
-    filters' reference evaluator reads documents."""
-    if "." not in path:
-        return [document[path]] if path in document else []
-    parts = path.split(".")
-    found: list[Any] = []
-
-    def walk(node: Any, at: int) -> None:
-        if at == len(parts):
-            found.append(node)
-        elif isinstance(node, list):
-            for element in node:
-                if isinstance(element, Mapping | list):
-                    walk(element, at)
-        elif isinstance(node, Mapping):
-            for end in range(at + 1, len(parts) + 1):
-                key = ".".join(parts[at:end])
-                if key in node:
-                    walk(node[key], end)
-
-    walk(document, 0)
-    return found
 
 
 def _flatten(values: list[Any], into: list[Any]) -> list[Any]:
