@@ -36,6 +36,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from ..durable import fsync_directory
 from .migration_lock import LOCK_COLLECTION
 
 FORMAT = 1
@@ -141,14 +142,6 @@ def _claim_directory(root: Path, now: datetime) -> tuple[str, Path]:
             continue
         return name, partial
     raise BackupError(f"no free backup name for {base} in the backup directory")
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class _GzipWriter:
@@ -285,10 +278,10 @@ def _finish(partial: Path, final: Path, manifest: dict[str, Any]) -> None:
         json.dump(manifest, out, indent=2, sort_keys=True)
         out.flush()
         os.fsync(out.fileno())
-    _fsync_directory(partial / manifest["database"])
-    _fsync_directory(partial)
+    fsync_directory(partial / manifest["database"])
+    fsync_directory(partial)
     partial.rename(final)
-    _fsync_directory(final.parent)
+    fsync_directory(final.parent)
 
 
 async def backup(

@@ -16,7 +16,6 @@ statements, so a lock costs less than a connection per thread and keeps writes o
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from ..durable import write_atomically
 from . import documents_json
 from .contract import Task, TaskError, TaskPage, TaskStatus, TaskType
 
@@ -87,14 +87,6 @@ def _task(row: Row) -> Task:
     )
 
 
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 class TaskStore:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -146,13 +138,7 @@ class TaskStore:
 
     def _write_payload(self, uid: int, payload: Any) -> None:
         path = self._path(uid)
-        temporary = path.with_name(f"{uid}.json.tmp")
-        with temporary.open("wb") as file:
-            file.write(documents_json.dumps(payload))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-        _fsync_directory(self.payload_dir)
+        write_atomically(path, documents_json.dumps(payload))
 
     def _one(self, uid: int) -> Task:
         row = self._db.execute(_BY_UID, (uid,)).fetchone()

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..durable import write_atomically
+
 CURRENT = "current"
 META = "meta.json"
 ENGINE = "engine"
@@ -60,26 +62,6 @@ class VersionMeta:
             checkpoint=data.get("checkpoint"),
             spec=data.get("spec"),
         )
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """`text` in `path`, whole or not at all: a temporary file beside it, fsynced, renamed over
-    it, and the directory fsynced so that the rename survives a power cut."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class IndexVersions:
