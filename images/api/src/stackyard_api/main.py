@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 import uvicorn
 from stackyard.logs import configure_logging
@@ -27,11 +28,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("STACKYARD_PORT", "8080")))
     args = parser.parse_args(argv)
     configure_logging("stackyard-api")
-    app = create_app(Runtime.from_environment("stackyard-api"))
+    serve(create_app(Runtime.from_environment("stackyard-api")), args.host, args.port)
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    """Run an ASGI app as stackyard's programs do: our own logging (no uvicorn access log),
+    client addresses from our trusted-proxy rules (not uvicorn's), SHUTDOWN_GRACE on SIGTERM."""
     uvicorn.run(
         app,
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
         log_config=None,
         access_log=False,
         proxy_headers=False,

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from stackyard.config import AppliedConfig
 from stackyard.logs import configure_logging
@@ -30,11 +29,12 @@ from stackyard.resources.search import SearchIndexSpec
 from stackyard.runtime import Runtime
 from stackyard.search.service import SearchService
 
+from .main import serve
+
 log = logging.getLogger("stackyard_api.search")
 
 DEFAULT_DATA = "/var/lib/stackyard/search"
 DEFAULT_PORT = 7700
-SHUTDOWN_GRACE = 5.0
 SYNC_RESTART = 5.0
 FIRST_CONFIG_WAIT = 10.0
 
@@ -245,16 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("STACKYARD_SEARCH_DATA", DEFAULT_DATA)))
     args = parser.parse_args(argv)
     configure_logging("stackyard-search")
-    app = create_app(Runtime.from_environment("stackyard-search"), args.data)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE,
-    )
+    serve(create_app(Runtime.from_environment("stackyard-search"), args.data), args.host, args.port)
 
 
 if __name__ == "__main__":
