@@ -458,6 +458,8 @@ down() {
   awk -v a="$DIR/kubelet" -v b="$DIR/containerd/state/" -v c="/run/netns/cni-" \
     'index($2, a) == 1 || index($2, b) == 1 || index($2, c) == 1 { print $2 }' /proc/mounts | sort -r |
     while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
+  # The pods' network namespaces (CNI's files under /run/netns, now unmounted).
+  rm -f /run/netns/cni-*
   # The rules of kube-proxy (KUBE-*), of the kubelet (KUBE-FIREWALL, ...) and of the bridge
   # plugin for each pod (CNI-*): the pods were not torn down through CNI. Other rules stay.
   if iptables-save 2>/dev/null | grep -qE 'KUBE-|CNI-'; then

@@ -271,6 +271,8 @@ def backends(namespace: str) -> list[dict[str, Any]]:
                         "spec": {
                             "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
                             "containers": [container],
+                            # The sink's Python is PID 1 without a SIGTERM handler: no reason to wait 30 s.
+                            "terminationGracePeriodSeconds": 2,
                             **pod,
                         },
                     },
