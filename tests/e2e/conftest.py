@@ -38,7 +38,7 @@ STACK = "e2e-stack"  # the chart's default Stack is named after the release's fu
 CACHE = Path(os.environ.get("STACKYARD_CACHE", Path.home() / ".cache" / "stackyard"))
 CLUSTER_KUBECONFIG = Path(os.environ.get("STACKYARD_CLUSTER_DIR", CACHE / "cluster")) / "admin.kubeconfig"
 # Pods start slowly on a busy two-core machine: image unpacking, Python start-up.
-READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "300"))
+READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "240"))
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25, what: str = "condition") -> Any:
@@ -104,10 +104,6 @@ class Cluster:
     def items(self, kind: str, *selector: str) -> list[dict[str, Any]]:
         return json.loads(self.kubectl("get", kind, *selector, "-o", "json").stdout)["items"]
 
-    def condition(self, kind: str, name: str, type_: str = "Ready") -> dict[str, Any] | None:
-        obj = self.get(kind, name) or {}
-        return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None)
-
     def ready(self, kind: str, name: str) -> dict[str, Any] | None:
         """The object when its Ready condition is True for its current generation."""
         obj = self.get(kind, name) or {}
@@ -131,7 +127,10 @@ class Cluster:
         )
 
     def describe_pods(self) -> str:
-        return self.kubectl("get", "pods,deployments,statefulsets", "-o", "wide", check=False).stdout
+        """The workloads and the namespace's latest events, for a failure's message."""
+        workloads = self.kubectl("get", "pods,deployments,statefulsets", "-o", "wide", check=False).stdout
+        events = self.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False).stdout.splitlines()[-25:]
+        return workloads + "\n" + "\n".join(events)
 
 
 @dataclass
@@ -358,7 +357,11 @@ def release(cluster: Cluster) -> Iterator[Cluster]:
         values = CACHE / "e2e-values.yaml"
         values.parent.mkdir(parents=True, exist_ok=True)
         values.write_text(yaml.safe_dump(chart_values(namespace)))
-        cluster.helm("install", RELEASE, str(CHART), "--values", str(values), "--wait", "--timeout", "10m")
+        try:
+            cluster.helm("install", RELEASE, str(CHART), "--values", str(values), "--wait", "--timeout", "4m")
+        except CommandError:
+            print(cluster.describe_pods())
+            raise
         yield cluster
     finally:
         if os.environ.get("E2E_KEEP") == "1":

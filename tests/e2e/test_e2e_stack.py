@@ -13,11 +13,14 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from stackyard.jobs.http_target import verify as verify_signature
 
 from .conftest import CHART, STACK, Cluster, Sink, wait_for
 
 QUEUE = "e2e"
+# The first test also waits for the release (helm install, pods started): more than the default 300 s may be needed.
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_the_stack_becomes_ready_with_its_api_and_worker_running_as_pods(release: Cluster, stack: dict[str, Any]):
