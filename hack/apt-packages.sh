@@ -10,6 +10,7 @@ PACKAGES=(
   debootstrap    # the local Debian base image (hack/base-image.sh)
   postgresql     # FerretDB's PostgreSQL backend, for `make bench` (bench/README.md)
   clamav-daemon  # clamd for the storage scan tests (the harness gives it a test signature database)
+  containernetworking-plugins  # the pod network of `make cluster` (containerd and runc come with docker.io)
 )
 
 missing=()
