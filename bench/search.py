@@ -30,11 +30,12 @@ generated corpus and the same queries, in one run.
   letters, 12 with two neighbouring letters swapped, 13 with two typos in a word of 9 letters
   or more; the word as typed at least 5 letters long, 9 for two typos (typoTolerance's
   defaults), never a word of the corpus nor the start of one (every side would take it as a
-  prefix); alone or beside a word of a title that holds the intended word, brands
-  left out). Each asks for 20 hits (id and title). On the peers every word must match and the
-  last one is a prefix; stackyard follows its own rules (Meilisearch's: the last word a prefix,
-  typos by word length, matchingStrategy `last`). PostgreSQL orders by ts_rank, SQLite by bm25
-  (weights 10, 5, 5, 3, 1). The sides take turns query by query (the order rotating), after
+  prefix), nor as close to another word of the corpus as to the one meant; alone or beside a
+  word of a title that holds the intended word, brands left out). Each asks for 20 hits (id
+  and title). On the peers every word must match and the last one is a prefix; stackyard
+  follows its own rules (Meilisearch's: the last word a prefix, typos by word length,
+  matchingStrategy `last`). PostgreSQL orders by ts_rank, SQLite by bm25 (weights 10, 5, 5,
+  3, 1). The sides take turns query by query (the order rotating), after
   WARMUP uncounted queries of each class (the misspelled set: once through, uncounted).
   Latency: p50 and p99 of each class, in the process that asks (stackyard and SQLite in this
   one; PostgreSQL's the statement and its fetch in the peer's, on an open connection; the
@@ -383,6 +384,11 @@ def misspelled_queries(documents: list[dict[str, Any]], rng: random.Random) -> l
         vocabulary |= document_words(document)
     titles = [words_of(d["title"]) for d in documents]
     ordered = sorted(vocabulary)
+    near_lengths: dict[int, list[str]] = {}  # length -> the words within two letters of it
+    for other in ordered:
+        if other.isalpha():
+            for n in range(len(other) - 2, len(other) + 3):
+                near_lengths.setdefault(n, []).append(other)
 
     def starts_a_word(text: str) -> bool:  # as the last word typed, every side finds it as a prefix
         i = bisect.bisect_left(ordered, text)
@@ -412,6 +418,8 @@ def misspelled_queries(documents: list[dict[str, Any]], rng: random.Random) -> l
                 continue
             if len(wrong) < (TWO_TYPOS if plan == "two" else ONE_TYPO):
                 continue  # the typo rules go by the length of the word typed (typoTolerance's defaults)
+            if any(distance(other, wrong) <= wanted for other in near_lengths.get(len(wrong), ()) if other != word):
+                continue  # as close to another word (kitches: kitchen, kitchens): which was meant is moot
             used.add(word)
             q = wrong
             if n % 2:  # beside another word of a title that holds the intended one
