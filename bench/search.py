@@ -558,10 +558,10 @@ class PostgresFts:
     name = "postgresql"
 
     def __init__(self, work: Path, run_dir: Path) -> None:
-        from stackyard_harness.mongo import _Postgres  # the harness's throw-away cluster (FerretDB's)
+        from stackyard_harness.mongo import PostgresCluster  # the harness's throw-away cluster (FerretDB's)
 
         self.work = work
-        self.cluster = _Postgres(run_dir)
+        self.cluster = PostgresCluster(run_dir)
         self.label = "PostgreSQL"
         self.peer: subprocess.Popen[str] | None = None
         self.bytes = 0

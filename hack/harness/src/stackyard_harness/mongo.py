@@ -23,7 +23,7 @@ from .tools import Tools
 BACKEND_ENV = "STACKYARD_FERRETDB_BACKEND"
 
 
-class _Postgres:
+class PostgresCluster:
     """A PostgreSQL cluster in a temporary directory, run as the `postgres` user when root."""
 
     def __init__(self, log_dir: Path) -> None:
@@ -89,7 +89,7 @@ class MongoServer:
         self.backend = os.environ.get(BACKEND_ENV, "sqlite")
         if self.backend not in ("sqlite", "postgresql"):
             raise HarnessError(f"{BACKEND_ENV} must be sqlite or postgresql, not {self.backend!r}")
-        self.postgres: _Postgres | None = None
+        self.postgres: PostgresCluster | None = None
 
     @property
     def url(self) -> str:
@@ -99,7 +99,7 @@ class MongoServer:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         storage = ["--handler=sqlite", f"--sqlite-url=file:{self.dir / 'data'}/"]
         if self.backend == "postgresql":
-            self.postgres = _Postgres(self.dir.parent)
+            self.postgres = PostgresCluster(self.dir.parent)
             self.postgres.start()
             storage = ["--handler=postgresql", f"--postgresql-url={self.postgres.url}"]
         self.process = ManagedProcess(
