@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -40,6 +40,8 @@ MAX_WHOLE_CHARS = 200
 """Longer values are not compared whole with a query (one is at most 10 words)."""
 MAX_SLOTS = 10
 """Searchable attribute ranks that order results; later attributes share the last rank."""
+MAX_REMEMBERED_WHOLES = 100_000
+"""Whole values a layout remembers (Layout.whole) before it forgets them all."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,27 @@ class Layout:
     sortable: frozenset[str]
     stemmed: bool
     analyzer: tantivy.TextAnalyzer
+    # derived, for tantivy_document: the schema, each slot's field names, the explicit
+    # searchable attributes with their slot numbers, the filter attributes (j, name, sortable)
+    tantivy_schema: tantivy.Schema = field(init=False, repr=False, compare=False)
+    slot_fields: dict[int, tuple[str, str | None, str]] = field(init=False, repr=False, compare=False)
+    attribute_numbers: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
+    filter_plan: tuple[tuple[int, str, bool], ...] = field(init=False, repr=False, compare=False)
+    wholes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        derived = {
+            "tantivy_schema": self.schema(),
+            "slot_fields": {
+                slot.number: (slot.exact, slot.stemmed if self.stemmed else None, slot.whole) for slot in self.slots
+            },
+            "attribute_numbers": tuple((name, slot.number) for name, slot in self.attribute_slots.items()),
+            "filter_plan": tuple(
+                (j, attribute, attribute in self.sortable) for j, attribute in enumerate(self.filter_attributes)
+            ),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def of(cls, spec: SearchIndexSpec) -> Layout:
@@ -238,38 +261,104 @@ class Layout:
         return list(self.attribute_slots)
 
     def tantivy_document(self, id_text: str, document: Mapping[str, Any]) -> tantivy.Document:
-        doc = tantivy.Document()
-        doc.add_text("_id", id_text)
-        doc.add_bytes("_src", documents_json.dumps(document))
-        for name in document:
-            doc.add_text("_fields", name)
-        for slot, text in self.searchable_texts(document):
-            doc.add_text(slot.exact, text)
-            if self.stemmed:
-                doc.add_text(slot.stemmed, text)
-            if len(text) <= MAX_WHOLE_CHARS:
-                doc.add_text(slot.whole, " ".join(self.analyzer.analyze(text)))
-        filters: dict[str, list[str]] = {}
-        for j, attribute in enumerate(self.filter_attributes):
-            raw = found_at(document, attribute)
-            if not raw:
+        """Every field's values gathered in one dict and converted by tantivy in one call; the
+        values, and their order within a field, are those of adding each value in turn (a
+        tantivy document maps a field to its values)."""
+        fields: dict[str, list[Any]] = {"_id": [id_text], "_src": [documents_json.dumps(document)]}
+        if document:
+            fields["_fields"] = list(document)
+        by_slot: dict[int, list[str]] = {}
+        if self.star:
+            for slot, text in self.searchable_texts(document):
+                by_slot.setdefault(slot.number, []).append(text)
+        else:
+            for attribute, number in self.attribute_numbers:
+                if "." in attribute:
+                    values = values_at(document, attribute)
+                elif attribute in document:
+                    values = [document[attribute]]
+                else:
+                    continue
+                found = by_slot.get(number)
+                if found is None:
+                    found = by_slot[number] = []
+                for value in values:
+                    if type(value) is str:
+                        found.append(value)
+                    else:
+                        found.extend(texts(value))
+        whole = self.whole
+        for number, slot_texts in by_slot.items():
+            if not slot_texts:
                 continue
-            doc.add_text("_has", attribute)
+            exact, stemmed, whole_name = self.slot_fields[number]
+            fields[exact] = slot_texts
+            if stemmed is not None:
+                fields[stemmed] = slot_texts
+            wholes = [whole(text) for text in slot_texts if len(text) <= MAX_WHOLE_CHARS]
+            if wholes:
+                fields[whole_name] = wholes
+        filters: dict[str, list[str]] = {}
+        has: list[str] = []
+        nulls: list[str] = []
+        empties: list[str] = []
+        for j, attribute, sortable in self.filter_plan:
+            if "." in attribute:
+                raw = found_at(document, attribute)
+                if not raw:
+                    continue
+            elif attribute in document:
+                raw = [document[attribute]]
+            else:
+                continue
+            has.append(attribute)
+            value = raw[0]
+            kind = type(value)
+            if len(raw) == 1 and (kind is float or kind is int):  # the common case, as below
+                filters[f"a{j}"] = [number_text(value)]
+                finite = as_number(value)
+                if finite is not None:
+                    fields[f"n{j}"] = [finite]
+                continue
+            if len(raw) == 1 and kind is str:
+                if value == "":
+                    empties.append(attribute)
+                filters[f"a{j}"] = [value]
+                if sortable:
+                    fields[f"k{j}"] = [sort_key(value)]
+                continue
             flat = _flatten(raw, [])
             if any(v is None for v in raw):
-                doc.add_text("_null", attribute)
+                nulls.append(attribute)
             if any(v == "" or v == [] or v == {} for v in raw):
-                doc.add_text("_empty", attribute)
+                empties.append(attribute)
             words = [w for w in (keyword(v) for v in flat) if w is not None]
             if words:
                 filters[f"a{j}"] = words
             numbers = [n for n in (as_number(v) for v in flat) if n is not None]
-            for number in numbers:
-                doc.add_float(f"n{j}", number)
-            if attribute in self.sortable:
+            if numbers:
+                fields[f"n{j}"] = numbers
+            if sortable:
                 strings = [v for v in flat if isinstance(v, str)]
                 if strings:
-                    doc.add_unsigned(f"k{j}", sort_key(strings[0]))
+                    fields[f"k{j}"] = [sort_key(strings[0])]
+        if has:
+            fields["_has"] = has
+        if nulls:
+            fields["_null"] = nulls
+        if empties:
+            fields["_empty"] = empties
         if filters:
-            doc.add_json("f", filters)
-        return doc
+            fields["f"] = [filters]
+        return tantivy.Document.from_dict(fields, self.tantivy_schema)
+
+    def whole(self, text: str) -> str:
+        """A value's words joined by a space (the `x` fields), remembered: brands, categories
+        and tags come back in document after document."""
+        found = self.wholes.get(text)
+        if found is None:
+            found = " ".join(self.analyzer.analyze(text))
+            if len(self.wholes) >= MAX_REMEMBERED_WHOLES:
+                self.wholes.clear()
+            self.wholes[text] = found
+        return found
