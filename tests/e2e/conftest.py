@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import subprocess
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -39,6 +40,15 @@ CACHE = Path(os.environ.get("STACKYARD_CACHE", Path.home() / ".cache" / "stackya
 CLUSTER_KUBECONFIG = Path(os.environ.get("STACKYARD_CLUSTER_DIR", CACHE / "cluster")) / "admin.kubeconfig"
 # Pods start slowly on a busy two-core machine: image unpacking, Python start-up.
 READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "240"))
+# The Stack's admin API key (spec.auth.adminApiKeySecretRef: the Secret e2e-backends), one per session.
+ADMIN_KEY = secrets.token_urlsafe(24)
+SEARCH_STORAGE = "64Mi"
+
+
+def search_storage_class(namespace: str) -> str:
+    """The StorageClass the Stack's spec.search names: the search test makes it, and its one
+    volume (no provisioner: the cluster `make cluster` makes has none)."""
+    return f"{namespace}-search"
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25, what: str = "condition") -> Any:
@@ -164,31 +174,46 @@ class Sink:
 
 
 class PortForward:
-    """`kubectl port-forward` to a Service, on a free local port."""
+    """`kubectl port-forward` to a Service, on a free local port.
+
+    kubectl forwards to one pod of the Service and exits when that pod goes (a rollout of the
+    api: the operator rolls it out when the Stack's first SearchIndex comes or its last goes, as
+    STACKYARD_SEARCH_URL comes and goes); `ensure()` starts it again on the same local port."""
 
     def __init__(self, cluster: Cluster, target: str, port: int) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(cluster.kubectl_bin),
-                "--kubeconfig",
-                str(cluster.kubeconfig),
-                "--namespace",
-                cluster.namespace,
-                "port-forward",
-                target,
-                f":{port}",
-            ],
+        self.cluster, self.target, self.port = cluster, target, port
+        self.proc = self._start(f":{port}")
+        self.local_port = int(self._forwarding_port())
+        self.url = f"http://127.0.0.1:{self.local_port}"
+
+    def _start(self, ports: str) -> subprocess.Popen[str]:
+        cluster = self.cluster
+        cmd = [str(cluster.kubectl_bin), "--kubeconfig", str(cluster.kubeconfig), "--namespace", cluster.namespace]
+        return subprocess.Popen(
+            [*cmd, "port-forward", self.target, ports],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        assert self.proc.stdout is not None
+
+    def _forwarding_port(self) -> str:
+        assert self.proc.stdout is not None and self.proc.stderr is not None
         line = self.proc.stdout.readline()
         match = re.search(r"127\.0\.0\.1:(\d+)", line)
         if not match:
             self.close()
-            raise RuntimeError(f"kubectl port-forward {target}: {line or self.proc.stderr.read()}")  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{match.group(1)}"
+            raise RuntimeError(f"kubectl port-forward {self.target}: {line or self.proc.stderr.read()}")
+        # kubectl writes a line per connection and one per error: keep its pipes from filling up.
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=stream.read, daemon=True).start()
+        return match.group(1)
+
+    def ensure(self) -> None:
+        """Start kubectl again when it has exited (its pod gone)."""
+        if self.proc.poll() is None:
+            return
+        self.proc = self._start(f"{self.local_port}:{self.port}")
+        self._forwarding_port()
 
     def close(self) -> None:
         self.proc.terminate()
@@ -225,8 +250,14 @@ def chart_values(namespace: str) -> dict[str, Any]:
             "spec": {
                 "api": {"replicas": 1, "resources": small},
                 "worker": {"replicas": 1, "resources": small},
+                "search": {
+                    "storage": SEARCH_STORAGE,
+                    "storageClassName": search_storage_class(namespace),
+                    "resources": small,
+                },
                 "mongodb": {"database": "e2e"},
                 "auth": {
+                    "adminApiKeySecretRef": {"name": "e2e-backends", "key": "adminApiKey"},
                     "appUrl": "http://localhost:3000",
                     "emailFrom": "E2E <auth@e2e.example.com>",
                     "cookies": {"secure": False},
@@ -293,7 +324,10 @@ def backends(namespace: str) -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": "e2e-backends"},
-            "stringData": {"mongodb": f"mongodb://e2e-ferretdb.{namespace}.svc.cluster.local:27017/"},
+            "stringData": {
+                "mongodb": f"mongodb://e2e-ferretdb.{namespace}.svc.cluster.local:27017/",
+                "adminApiKey": ADMIN_KEY,
+            },
         },
         {
             "apiVersion": "v1",
@@ -397,7 +431,8 @@ def api(release: Cluster, stack: dict[str, Any]) -> Iterator[httpx.Client]:
     assert service, f"the operator made no Service {STACK}-api"
     forward = PortForward(release, f"service/{STACK}-api", service["spec"]["ports"][0]["port"])
     try:
-        with httpx.Client(base_url=forward.url, timeout=10) as client:
+        hooks = {"request": [lambda request: forward.ensure()]}
+        with httpx.Client(base_url=forward.url, timeout=10, event_hooks=hooks) as client:
             wait_for(lambda: client.get("/readyz").status_code == 200, timeout=60, what="the api's /readyz")
             yield client
     finally:

@@ -1,22 +1,38 @@
 """The chart, its operator and the Stack's api and worker as pods on a real cluster.
 
 The tests run in this file's order on one release (conftest.py): the Stack becomes Ready,
-then it serves, then `helm test` and `helm upgrade`, and last the Stack is deleted.
+then it serves (mail, rate limits, jobs, search), then `helm test` and `helm upgrade`, and
+last the Stack is deleted.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import shutil
+import socket
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from stackyard.jobs.http_target import verify as verify_signature
 
-from .conftest import CHART, STACK, Cluster, Sink, wait_for
+from .conftest import (
+    ADMIN_KEY,
+    CHART,
+    SEARCH_STORAGE,
+    STACK,
+    Cluster,
+    Sink,
+    search_storage_class,
+    wait_for,
+)
 
 QUEUE = "e2e"
 # The first test also waits for the release (helm install, pods started): more than the default 300 s may be needed.
@@ -145,6 +161,201 @@ def test_a_job_and_a_schedule_run(release: Cluster, sink: Sink, api: httpx.Clien
     )
     ticks = wait_for(lambda: len(sink.requests_to("/jobs/tick")) >= 2 and sink.requests_to("/jobs/tick"), timeout=60)
     assert ticks[0]["method"] == "POST"
+
+
+SEARCH_INDEX = "e2e-products"
+SEARCH = f"{STACK}-search"
+SEARCH_CLAIM = f"data-{SEARCH}-0"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+PRODUCTS = [
+    {"id": "e2e-machine", "title": "Espresso machine", "category": "kitchen", "price": 199},
+    {"id": "e2e-cups", "title": "Espresso cups", "category": "kitchen", "price": 19},
+    {"id": "e2e-grinder", "title": "Coffee grinder", "category": "kitchen", "price": 59},
+    {"id": "e2e-book", "title": "Espresso, a history", "category": "books", "price": 12},
+]
+
+
+def _node_is_this_machine(cluster: Cluster) -> bool:
+    """Whether a node's InternalIP is an address of this machine (a hostPath made here is on it)."""
+    for node in cluster.items("nodes"):
+        for address in node["status"].get("addresses", []):
+            if address["type"] != "InternalIP":
+                continue
+            with socket.socket(socket.AF_INET6 if ":" in address["address"] else socket.AF_INET) as probe:
+                try:
+                    probe.bind((address["address"], 0))
+                except OSError:
+                    continue
+                return True
+    return False
+
+
+@pytest.fixture
+def search_volume(release: Cluster) -> Iterator[str]:
+    """The StorageClass of the Stack's spec.search (no provisioner) and one hostPath volume of
+    it in a temporary directory; removed afterwards with the SearchIndex's claim."""
+    if not _node_is_this_machine(release):
+        pytest.skip("the search volume is a hostPath made on this machine, which is not the cluster's node")
+    storage_class = search_storage_class(release.namespace)
+    directory = Path(tempfile.mkdtemp(prefix="stackyard-e2e-search-"))
+    directory.chmod(0o777)  # the search pod runs as 10001; fsGroup does not apply to hostPath
+    labels = {"app.kubernetes.io/part-of": "stackyard-e2e"}
+    release.apply(
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": storage_class, "labels": labels},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "reclaimPolicy": "Retain",
+            "volumeBindingMode": "Immediate",
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": storage_class, "labels": labels},
+            "spec": {
+                "storageClassName": storage_class,
+                "capacity": {"storage": SEARCH_STORAGE},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": str(directory), "type": "Directory"},
+            },
+        },
+    )
+    try:
+        yield storage_class
+    finally:
+        if os.environ.get("E2E_KEEP") != "1":
+            release.kubectl("delete", "searchindex", SEARCH_INDEX, "--ignore-not-found", "--wait=false", check=False)
+            release.kubectl("delete", "pvc", SEARCH_CLAIM, "--ignore-not-found", "--wait=false", check=False)
+            release.kubectl(
+                "delete", "pv,storageclass", storage_class, "--ignore-not-found", "--wait=false", check=False
+            )
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _search_pod(release: Cluster, not_uid: str = "") -> dict[str, Any] | None:
+    """The search pod when it is Ready (and is not the pod `not_uid`)."""
+    pod = release.get("pod", f"{SEARCH}-0")
+    if not pod or pod["metadata"]["uid"] == not_uid or pod["metadata"].get("deletionTimestamp"):
+        return None
+    conditions = pod["status"].get("conditions", [])
+    return pod if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
+
+
+def _wait_for_search_pod(release: Cluster, what: str, not_uid: str = "") -> dict[str, Any]:
+    try:
+        return wait_for(lambda: _search_pod(release, not_uid), timeout=90, interval=0.5, what=what)
+    except BaseException:
+        # Why a claim stays Pending (the PV controller's events) or the pod does not start.
+        print(release.kubectl("describe", "pvc", SEARCH_CLAIM, check=False).stdout)
+        print(release.describe_pods())
+        raise
+
+
+def _api_rolled_out_after(release: Cluster, generation: int) -> int:
+    """Wait for a rollout of the api Deployment past `generation`: its new generation."""
+    name = f"{STACK}-api"
+    rolled = wait_for(
+        lambda: (
+            (d := release.get("deployment", name))["metadata"]["generation"] > generation
+            and release.rolled_out(name)
+            and d
+        ),
+        timeout=90,
+        interval=0.5,
+        what=f"Deployment {name} rolled out past generation {generation}",
+    )
+    return rolled["metadata"]["generation"]
+
+
+def _search_ids(api: httpx.Client, query: dict[str, Any]) -> list[str]:
+    """The ids found, in order; waits while the api answers 503 (the search pod restarting)."""
+
+    def found() -> list[str] | None:
+        response = api.post(f"/v1/indexes/{SEARCH_INDEX}/search", json=query, headers=ADMIN)
+        assert response.status_code in (200, 503), response.text
+        return [hit["id"] for hit in response.json()["hits"]] if response.status_code == 200 else None
+
+    return wait_for(found, timeout=30, what=f"a search of {query}")
+
+
+def test_a_search_index_is_served_by_its_statefulset_and_keeps_its_documents_on_its_volume(
+    release: Cluster, api: httpx.Client, search_volume: str
+):
+    api_generation = release.get("deployment", f"{STACK}-api")["metadata"]["generation"]
+    release.apply(
+        {
+            "apiVersion": "stackyard.dev/v1alpha1",
+            "kind": "SearchIndex",
+            "metadata": {"name": SEARCH_INDEX},
+            "spec": {
+                "stackRef": {"name": STACK},
+                "primaryKey": "id",
+                "source": {"api": {}},
+                "searchableAttributes": ["title"],
+                "filterableAttributes": ["category", "price"],
+                "sortableAttributes": ["price"],
+            },
+        }
+    )
+    wait_for(lambda: release.ready("searchindex", SEARCH_INDEX), timeout=60, what=f"SearchIndex {SEARCH_INDEX} Ready")
+    pod = _wait_for_search_pod(release, f"the pod of StatefulSet {SEARCH} Ready")
+    owners = release.get("statefulset", SEARCH)["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"]) for o in owners] == [("Stack", STACK)]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == SEARCH_CLAIM
+    claim = release.get("pvc", SEARCH_CLAIM)
+    assert claim["status"]["phase"] == "Bound" and claim["spec"]["volumeName"] == search_volume, claim["status"]
+    # The api is told STACKYARD_SEARCH_URL: a rollout (the `api` fixture's port-forward follows it).
+    api_generation = _api_rolled_out_after(release, api_generation)
+
+    def added() -> dict[str, Any] | None:
+        response = api.post(f"/v1/indexes/{SEARCH_INDEX}/documents", json=PRODUCTS, headers=ADMIN)
+        # 404 until the api (and the search component) have the index's config, 503 until the Service answers
+        assert response.status_code in (202, 404, 503), response.text
+        return response.json() if response.status_code == 202 else None
+
+    task = wait_for(added, timeout=30, interval=0.5, what="the documents accepted")
+
+    def finished() -> dict[str, Any] | None:
+        state = api.get(f"/v1/search/tasks/{task['taskUid']}", headers=ADMIN).json()
+        return state if state["status"] in ("succeeded", "failed") else None
+
+    done = wait_for(finished, timeout=30, what=f"task {task['taskUid']} finished")
+    assert done["status"] == "succeeded", done
+    assert done["details"]["indexedDocuments"] == len(PRODUCTS), done
+
+    # "expresso": one typo for "espresso"; the filter leaves the kitchen's under 100 of the three espresso products.
+    typo_and_filter = {"q": "expresso", "filter": "category = kitchen AND price < 100"}
+    sorted_by_price = {"q": "expresso", "filter": "price < 300", "sort": ["price:desc"]}
+    assert _search_ids(api, typo_and_filter) == ["e2e-cups"]
+    assert _search_ids(api, sorted_by_price) == ["e2e-machine", "e2e-cups", "e2e-book"]
+
+    # The StatefulSet makes the pod again, on the same claim: the index is still there.
+    release.kubectl("delete", "pod", f"{SEARCH}-0", "--wait=false")
+    again = _wait_for_search_pod(release, f"a new pod of StatefulSet {SEARCH} Ready", not_uid=pod["metadata"]["uid"])
+    assert {v["name"]: v for v in again["spec"]["volumes"]}["data"]["persistentVolumeClaim"][
+        "claimName"
+    ] == SEARCH_CLAIM
+    assert _search_ids(api, typo_and_filter) == ["e2e-cups"]
+    assert _search_ids(api, sorted_by_price) == ["e2e-machine", "e2e-cups", "e2e-book"]
+    index = api.get(f"/v1/indexes/{SEARCH_INDEX}", headers=ADMIN)
+    assert index.status_code == 200 and index.json()["numberOfDocuments"] == len(PRODUCTS), index.text
+
+    # The last SearchIndex gone: so are the StatefulSet and its Service; the claim stays (Retain).
+    release.kubectl("delete", "searchindex", SEARCH_INDEX)
+    wait_for(
+        lambda: release.get("statefulset", SEARCH) is None and release.get("service", SEARCH) is None,
+        timeout=60,
+        what=f"StatefulSet and Service {SEARCH} deleted",
+    )
+    claim = release.get("pvc", SEARCH_CLAIM)
+    assert claim and claim["status"]["phase"] == "Bound", claim
+    _api_rolled_out_after(release, api_generation)  # STACKYARD_SEARCH_URL gone
+    wait_for(
+        lambda: api.get("/v1/indexes", headers=ADMIN).json()["total"] == 0, timeout=30, what="GET /v1/indexes empty"
+    )
 
 
 def test_helm_test_passes(release: Cluster, stack: dict[str, Any]):
