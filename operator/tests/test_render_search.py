@@ -1,6 +1,6 @@
 """render() with SearchIndexes: their place in the config, the search component (a
-StatefulSet and a Service, the api's STACKYARD_SEARCH_URL) while one is in force and its
-removal when none is left, Ready=False with why for a spec that cannot work in its Stack
+StatefulSet and a Service) while one is in force and its removal when none is left (the api's
+STACKYARD_SEARCH_URL set all along), Ready=False with why for a spec that cannot work in its Stack
 (and only then), the search-only API key only in the credentials, the Stack's SearchReady."""
 
 from __future__ import annotations
@@ -126,7 +126,10 @@ def test_a_search_index_deploys_the_search_component_and_tells_the_api_where_it_
 def test_without_a_search_index_there_is_no_search_component():
     desired = render(Observed(STACK, [], {"backends": BACKENDS}))
     assert "demo-search" not in objects(desired, "StatefulSet") and "demo-search" not in objects(desired, "Service")
-    assert "STACKYARD_SEARCH_URL" not in env_of(objects(desired, "Deployment")["demo-api"])
+    # Set all the same: the first index must not roll the api out.
+    assert (
+        env_of(objects(desired, "Deployment")["demo-api"])["STACKYARD_SEARCH_URL"] == "http://demo-search.shop.svc:7700"
+    )
     assert "SearchReady" not in conditions(desired, "Stack", "demo")
     assert desired.obsolete == []
 
@@ -139,7 +142,9 @@ def test_the_last_index_gone_makes_the_statefulset_and_service_obsolete_and_leav
         ("StatefulSet", "demo-search", "uid-sts"),
     ]
     assert not any(o["kind"] == "PersistentVolumeClaim" for o in desired.objects)
-    assert "STACKYARD_SEARCH_URL" not in env_of(objects(desired, "Deployment")["demo-api"])
+    assert (
+        env_of(objects(desired, "Deployment")["demo-api"])["STACKYARD_SEARCH_URL"] == "http://demo-search.shop.svc:7700"
+    )
     assert "Deployment" not in {o.kind for o in desired.obsolete}
 
 

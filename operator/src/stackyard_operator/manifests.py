@@ -342,7 +342,7 @@ def deployment(
     """The api or worker Deployment; the worker mounts each Database's backup volume
     (`backups`, by Database name) at BACKUP_ROOT/<name>, both mount the claim of each
     Bucket with a volume backend (`buckets`, by Bucket name) at BUCKET_ROOT/<name>, and the
-    api is told where the search component answers (`search_url`, while there is one)."""
+    api is told where the search component answers (`search_url`)."""
     name = stack_body["metadata"]["name"]
     settings: WorkloadSettings = getattr(spec, component)
     port = API_PORT if component == "api" else WORKER_PORT

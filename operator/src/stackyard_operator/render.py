@@ -27,8 +27,8 @@ Rules:
   (VAPID) key pair made once into the credentials (notify.py).
 - SearchIndexes are in force only when their spec holds together in the Stack (a Database
   in force for a mongodb source, attributes the mapped documents have: search.settle_indexes);
-  while one is, the Stack gets its search component (a StatefulSet and a Service, the api's
-  STACKYARD_SEARCH_URL), which is obsolete when none is left (search.py). The search-only API
+  while one is, the Stack gets its search component (a StatefulSet and a Service), which is
+  obsolete when none is left (search.py); the api's STACKYARD_SEARCH_URL is always set. The search-only API
   key resolves into the credentials, or is left out with SearchReady=False.
 """
 

@@ -14,7 +14,8 @@ Pure functions, called by render():
 - `render_search_objects`: while at least one SearchIndex is in force, the search component:
   the StatefulSet `<stack>-search` (one pod of the api image running `stackyard-search`, its
   index files on the claim of the template `data`, sized by spec.search) and the Service
-  `<stack>-search` on port 7700, which the api reaches through STACKYARD_SEARCH_URL. When none
+  `<stack>-search` on port 7700, which the api reaches through STACKYARD_SEARCH_URL (set on
+  the api whether or not the component is deployed, so that it never rolls the api out). When none
   is left, both are obsolete (the reconciler deletes them); the claim `data-<stack>-search-0`
   stays with the index files (persistentVolumeClaimRetentionPolicy Retain) until someone
   deletes it, and a new StatefulSet takes it again. A claim template cannot change: when
@@ -260,8 +261,10 @@ class SearchObjects:
     """The StatefulSet and the Service to apply (none without a SearchIndex in force)."""
     obsolete: list[ObjectRef]
     """The Service and the StatefulSet to delete when no SearchIndex is left."""
-    url: str | None
-    """The api's STACKYARD_SEARCH_URL, while the component is deployed."""
+    url: str
+    """The api's STACKYARD_SEARCH_URL: always set, deployed component or not, so that the
+    first SearchIndex and the removal of the last one do not roll the api out (the api answers
+    503 while nothing listens there)."""
     volume_problem: str | None
     """Why the StatefulSet keeps a claim template other than spec.search's."""
 
@@ -276,12 +279,13 @@ def render_search_objects(
     meta = stack_body["metadata"]
     stack, namespace = meta["name"], meta["namespace"]
     name = search_name(stack)
+    url = search_url(stack, namespace)
     if not indexes:
         if workload is None:
-            return SearchObjects([], [], None, None)
+            return SearchObjects([], [], url, None)
         # The Service first: a reconcile cut short after it still sees the StatefulSet next time.
         obsolete = [ObjectRef("Service", name, ""), ObjectRef("StatefulSet", name, workload.uid)]
-        return SearchObjects([], obsolete, None, None)
+        return SearchObjects([], obsolete, url, None)
     storage, storage_class_name = spec.search.storage, spec.search.storage_class_name
     problem = None
     if workload is not None and workload.storage is not None:
@@ -296,7 +300,7 @@ def render_search_objects(
                 "or set spec.search back"
             )
     objects = [statefulset(stack_body, spec, storage, storage_class_name), service(stack_body)]
-    return SearchObjects(objects, [], search_url(stack, namespace), problem)
+    return SearchObjects(objects, [], url, problem)
 
 
 _UNITS = {
