@@ -8,22 +8,20 @@ Redis database 20, as test_client_notify (one module after the other, never both
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from cli_process import STACKYARD, ok, one_line_error, run_cli
 from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack, flushed_redis_url
 from stackyard_harness.smtp import SmtpSink
 
-STACKYARD = Path(sys.executable).with_name("stackyard")
 REDIS_DATABASE = 20
 PASSWORD = "a long and quiet river"
 
@@ -53,26 +51,10 @@ def stack(running: AuthStack) -> AuthStack:
 def run(
     stack: AuthStack, *args: str, token: str | None = None, admin: bool = True
 ) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKYARD_")}
-    env["STACKYARD_API_URL"] = stack.url
-    if token:
-        env["STACKYARD_API_TOKEN"] = token
+    environment = {"STACKYARD_API_TOKEN": token} if token else {}
     if admin:
-        env["STACKYARD_ADMIN_KEY"] = ADMIN_API_KEY
-    return subprocess.run([str(STACKYARD), *args], capture_output=True, env=env, timeout=60, check=False)
-
-
-def ok(done: subprocess.CompletedProcess[bytes]) -> Any:
-    """The json output of a command that succeeded."""
-    assert done.returncode == 0, done.stderr.decode()
-    return json.loads(done.stdout)
-
-
-def one_line_error(done: subprocess.CompletedProcess[bytes], code: int) -> str:
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = done.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
+        environment["STACKYARD_ADMIN_KEY"] = ADMIN_API_KEY
+    return run_cli(stack.url, *args, environment=environment, timeout=60)
 
 
 def sign_up(stack: AuthStack, email: str) -> tuple[str, str]:

@@ -8,7 +8,6 @@ Redis database 30."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,10 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cli_process import STACKYARD, ok, one_line_error, run_cli
 from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack, flushed_redis_url
 from stackyard_harness.smtp import SmtpSink
 
-STACKYARD = Path(sys.executable).with_name("stackyard")
 REDIS_DATABASE = 30
 SEARCH_KEY = "search-only-key-for-cli-tests-0"
 INDEXES: dict[str, dict[str, Any]] = {
@@ -64,25 +63,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: Any, mongo_ser
 def run(
     stack: AuthStack, *args: str, admin: bool = True, search_key: bool = False
 ) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKYARD_")}
-    env["STACKYARD_API_URL"] = stack.url
-    if admin:
-        env["STACKYARD_ADMIN_KEY"] = ADMIN_API_KEY
+    environment = {"STACKYARD_ADMIN_KEY": ADMIN_API_KEY} if admin else {}
     if search_key:
-        env["STACKYARD_SEARCH_KEY"] = SEARCH_KEY
-    return subprocess.run([str(STACKYARD), *args], capture_output=True, env=env, timeout=120, check=False)
-
-
-def ok(done: subprocess.CompletedProcess[bytes]) -> Any:
-    assert done.returncode == 0, done.stderr.decode()
-    return json.loads(done.stdout)
-
-
-def one_line_error(done: subprocess.CompletedProcess[bytes], code: int) -> str:
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = done.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
+        environment["STACKYARD_SEARCH_KEY"] = SEARCH_KEY
+    return run_cli(stack.url, *args, environment=environment)
 
 
 def test_add_search_and_follow_tasks(stack: AuthStack, tmp_path: Path):
