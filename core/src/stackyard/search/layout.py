@@ -267,28 +267,38 @@ class Layout:
         fields: dict[str, list[Any]] = {"_id": [id_text], "_src": [documents_json.dumps(document)]}
         if document:
             fields["_fields"] = list(document)
+        self._add_searchable(document, fields)
+        self._add_filterable(document, fields)
+        return tantivy.Document.from_dict(fields, self.tantivy_schema)
+
+    def _texts_by_slot(self, document: Mapping[str, Any]) -> dict[int, list[str]]:
+        """The strings of each searchable attribute's slot, in attribute order."""
         by_slot: dict[int, list[str]] = {}
         if self.star:
             for slot, text in self.searchable_texts(document):
                 by_slot.setdefault(slot.number, []).append(text)
-        else:
-            for attribute, number in self.attribute_numbers:
-                if "." in attribute:
-                    values = values_at(document, attribute)
-                elif attribute in document:
-                    values = [document[attribute]]
+            return by_slot
+        for attribute, number in self.attribute_numbers:
+            if "." in attribute:
+                values = values_at(document, attribute)
+            elif attribute in document:
+                values = [document[attribute]]
+            else:
+                continue
+            found = by_slot.get(number)
+            if found is None:
+                found = by_slot[number] = []
+            for value in values:
+                if type(value) is str:
+                    found.append(value)
                 else:
-                    continue
-                found = by_slot.get(number)
-                if found is None:
-                    found = by_slot[number] = []
-                for value in values:
-                    if type(value) is str:
-                        found.append(value)
-                    else:
-                        found.extend(texts(value))
+                    found.extend(texts(value))
+        return by_slot
+
+    def _add_searchable(self, document: Mapping[str, Any], fields: dict[str, list[Any]]) -> None:
+        """The exact, stemmed and whole fields of each slot."""
         whole = self.whole
-        for number, slot_texts in by_slot.items():
+        for number, slot_texts in self._texts_by_slot(document).items():
             if not slot_texts:
                 continue
             exact, stemmed, whole_name = self.slot_fields[number]
@@ -298,6 +308,10 @@ class Layout:
             wholes = [whole(text) for text in slot_texts if len(text) <= MAX_WHOLE_CHARS]
             if wholes:
                 fields[whole_name] = wholes
+
+    def _add_filterable(self, document: Mapping[str, Any], fields: dict[str, list[Any]]) -> None:
+        """The keyword (f), number (n), sort key (k) and presence (_has, _null, _empty) fields
+        of each filterable attribute the document has."""
         filters: dict[str, list[str]] = {}
         has: list[str] = []
         nulls: list[str] = []
@@ -314,43 +328,44 @@ class Layout:
             has.append(attribute)
             value = raw[0]
             kind = type(value)
-            if len(raw) == 1 and (kind is float or kind is int):  # the common case, as below
+            if len(raw) == 1 and (kind is float or kind is int):  # the common cases first, as the general one
                 filters[f"a{j}"] = [number_text(value)]
                 finite = as_number(value)
                 if finite is not None:
                     fields[f"n{j}"] = [finite]
-                continue
-            if len(raw) == 1 and kind is str:
+            elif len(raw) == 1 and kind is str:
                 if value == "":
                     empties.append(attribute)
                 filters[f"a{j}"] = [value]
                 if sortable:
                     fields[f"k{j}"] = [sort_key(value)]
-                continue
-            flat = _flatten(raw, [])
-            if any(v is None for v in raw):
-                nulls.append(attribute)
-            if any(v == "" or v == [] or v == {} for v in raw):
-                empties.append(attribute)
-            words = [w for w in (keyword(v) for v in flat) if w is not None]
-            if words:
-                filters[f"a{j}"] = words
-            numbers = [n for n in (as_number(v) for v in flat) if n is not None]
-            if numbers:
-                fields[f"n{j}"] = numbers
-            if sortable:
-                strings = [v for v in flat if isinstance(v, str)]
-                if strings:
-                    fields[f"k{j}"] = [sort_key(strings[0])]
-        if has:
-            fields["_has"] = has
-        if nulls:
-            fields["_null"] = nulls
-        if empties:
-            fields["_empty"] = empties
+            else:
+                if any(v is None for v in raw):
+                    nulls.append(attribute)
+                if any(v == "" or v == [] or v == {} for v in raw):
+                    empties.append(attribute)
+                self._add_values(j, sortable, _flatten(raw, []), fields, filters)
+        for name, values in (("_has", has), ("_null", nulls), ("_empty", empties)):
+            if values:
+                fields[name] = values
         if filters:
             fields["f"] = [filters]
-        return tantivy.Document.from_dict(fields, self.tantivy_schema)
+
+    @staticmethod
+    def _add_values(
+        j: int, sortable: bool, flat: list[Any], fields: dict[str, list[Any]], filters: dict[str, list[str]]
+    ) -> None:
+        """Any values of filterable attribute number j (arrays flattened, nulls, objects)."""
+        words = [w for w in (keyword(v) for v in flat) if w is not None]
+        if words:
+            filters[f"a{j}"] = words
+        numbers = [n for n in (as_number(v) for v in flat) if n is not None]
+        if numbers:
+            fields[f"n{j}"] = numbers
+        if sortable:
+            strings = [v for v in flat if isinstance(v, str)]
+            if strings:
+                fields[f"k{j}"] = [sort_key(strings[0])]
 
     def whole(self, text: str) -> str:
         """A value's words joined by a space (the `x` fields), remembered: brands, categories
