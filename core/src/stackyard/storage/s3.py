@@ -369,9 +369,10 @@ class S3Writer:
     received: the request is read on while a part travels to the server (sending one part
     after the other left the two sides taking turns, at half boto3's speed).
 
-    Memory: the chunks received (up to a part), the parts being sent (one joined copy each),
-    and aiohttp's socket buffers: each body is handed over as a file object, which aiohttp
-    sends in small reads instead of copying it whole (as it does a bytes body)."""
+    Memory: the chunks received (up to a part), the parts being sent (one copy each, in a
+    BytesIO of its own) and aiohttp's socket buffers: each body is handed over as a file
+    object, which aiohttp sends in small reads instead of copying it whole (as it does a
+    bytes body)."""
 
     def __init__(self, storage: S3Storage, key: str, content_type: str) -> None:
         self.storage = storage
@@ -410,7 +411,7 @@ class S3Writer:
             for task in done:
                 task.result()
 
-    async def _start_part(self, part: bytes) -> None:
+    async def _start_part(self, part: io.BytesIO) -> None:
         """Send `part` in the background (after `_free_slot`)."""
         await self._create_upload()
         number, self._next_part = self._next_part, self._next_part + 1
@@ -443,23 +444,26 @@ class S3Writer:
             raise storage.unavailable(exc, "CreateMultipartUpload") from None
         self.upload_id = created["UploadId"]
 
-    def _take(self, size: int) -> bytes:
-        """The first `size` buffered bytes, as one bytes object."""
-        taken: list[bytes] = []
+    def _take(self, size: int) -> io.BytesIO:
+        """The first `size` buffered bytes, copied into a BytesIO of its own (at position 0).
+        Not io.BytesIO(joined bytes): that shares the bytes object, and aiohttp's BytesIO
+        payload calls getbuffer(), which un-shares it with a second whole copy of the part."""
+        part = io.BytesIO()
         needed = size
         while needed:
             chunk = self._chunks[0]
             if len(chunk) <= needed:
-                taken.append(self._chunks.popleft())
+                part.write(self._chunks.popleft())
                 needed -= len(chunk)
             else:
-                taken.append(chunk[:needed])
+                part.write(memoryview(chunk)[:needed])
                 self._chunks[0] = chunk[needed:]
                 needed = 0
         self._buffered -= size
-        return b"".join(taken)
+        part.seek(0)
+        return part
 
-    async def _send_part(self, number: int, part: bytes) -> None:
+    async def _send_part(self, number: int, part: io.BytesIO) -> None:
         storage = self.storage
         try:
             client = await storage.client()
@@ -468,8 +472,8 @@ class S3Writer:
                 Key=self.key,
                 UploadId=self.upload_id,
                 PartNumber=number,
-                Body=io.BytesIO(part),
-                ContentLength=len(part),
+                Body=part,
+                ContentLength=part.getbuffer().nbytes,
             )
         except _FAILURES as exc:
             raise storage.unavailable(exc, "UploadPart") from None
@@ -487,14 +491,14 @@ class S3Writer:
                     await client.put_object(
                         Bucket=storage.bucket,
                         Key=self.key,
-                        Body=io.BytesIO(rest),
-                        ContentLength=len(rest),
+                        Body=rest,
+                        ContentLength=rest.getbuffer().nbytes,
                         ContentType=self.content_type,
                     )
                 except _FAILURES as exc:
                     raise storage.unavailable(exc, "PutObject") from None
             else:
-                if rest:
+                if rest.getbuffer().nbytes:
                     await self._free_slot()
                     await self._start_part(rest)
                 del rest
