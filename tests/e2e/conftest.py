@@ -66,7 +66,8 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last: {last_error})" if last_error else ""))
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str) -> None:
+    """Skip outside CI with the reason; fail in CI, where the cluster must be there."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"e2e: {reason}", pytrace=False)
     pytest.skip(f"e2e: {reason}")
@@ -362,21 +363,21 @@ def cluster() -> Cluster:
     explicit = os.environ.get("E2E_KUBECONFIG") or os.environ.get("KUBECONFIG")
     kubeconfig = Path(explicit) if explicit else CLUSTER_KUBECONFIG
     if not kubeconfig.is_file():
-        _unavailable(f"no kubeconfig at {kubeconfig}: run `make cluster`, or set E2E_KUBECONFIG or KUBECONFIG")
+        unavailable(f"no kubeconfig at {kubeconfig}: run `make cluster`, or set E2E_KUBECONFIG or KUBECONFIG")
     try:
         tools = Tools.locate()
         kubectl, helm = tools.kube_binary("kubectl"), tools.require("helm")
     except ToolMissing as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
     found = Cluster(kubeconfig, kubectl, helm)
     ready = found._run([str(kubectl), "--kubeconfig", str(kubeconfig), "get", "--raw", "/readyz"], check=False)
     if ready.returncode != 0:
-        _unavailable(f"the cluster of {kubeconfig} does not answer: {ready.stderr.strip()}")
+        unavailable(f"the cluster of {kubeconfig} does not answer: {ready.stderr.strip()}")
     nodes = json.loads(found._run([str(kubectl), "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "json"]).stdout)
     if not any(
         c["type"] == "Ready" and c["status"] == "True" for n in nodes["items"] for c in n["status"]["conditions"]
     ):
-        _unavailable(f"the cluster of {kubeconfig} has no Ready node: pods cannot run")
+        unavailable(f"the cluster of {kubeconfig} has no Ready node: pods cannot run")
     return found
 
 

@@ -31,6 +31,7 @@ from .conftest import (
     Cluster,
     Sink,
     search_storage_class,
+    unavailable,
     wait_for,
 )
 
@@ -195,7 +196,8 @@ def search_volume(release: Cluster) -> Iterator[str]:
     """The StorageClass of the Stack's spec.search (no provisioner) and one hostPath volume of
     it in a temporary directory; removed afterwards with the SearchIndex's claim."""
     if not _node_is_this_machine(release):
-        pytest.skip("the search volume is a hostPath made on this machine, which is not the cluster's node")
+        # Not a skip in CI: there the cluster is the one `make cluster` built on this machine.
+        unavailable("the search volume is a hostPath made on this machine, which is not the cluster's node")
     storage_class = search_storage_class(release.namespace)
     directory = Path(tempfile.mkdtemp(prefix="stackyard-e2e-search-"))
     directory.chmod(0o777)  # the search pod runs as 10001; fsGroup does not apply to hostPath
