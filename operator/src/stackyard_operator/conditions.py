@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+S = TypeVar("S")
+P = TypeVar("P")
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -65,3 +69,24 @@ def transitions(existing: list[dict[str, Any]], intents: list[ConditionIntent]) 
         for i in intents
         if (old := by_type.get(i.type)) is None or (old.get("status"), old.get("reason")) != (i.status, i.reason)
     ]
+
+
+def keep_last_good(
+    candidates: Mapping[str, S], previous: Mapping[str, S], problem_of: Callable[[S], P | None]
+) -> tuple[dict[str, S], dict[str, tuple[P, bool]]]:
+    """The member specs in force, by name, and the problem of each that is not: a spec with a
+    problem is replaced by its version in the config in force (`previous`) when that one has
+    none (the bool: kept)."""
+    in_force: dict[str, S] = {}
+    problems: dict[str, tuple[P, bool]] = {}
+    for name, spec in sorted(candidates.items()):
+        problem = problem_of(spec)
+        if problem is None:
+            in_force[name] = spec
+            continue
+        last_good = previous.get(name)
+        kept = last_good is not None and problem_of(last_good) is None
+        if kept and last_good is not None:
+            in_force[name] = last_good
+        problems[name] = (problem, kept)
+    return in_force, problems

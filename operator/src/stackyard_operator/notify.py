@@ -37,6 +37,7 @@ from stackyard.resources.email import EmailTemplateSpec
 from stackyard.resources.notify import NotificationWorkflowSpec, WebhookSpec, generated_secret_name
 
 from . import manifests
+from .conditions import keep_last_good
 
 SIGNING_SECRET_KEY = "secret"
 WEBHOOK_LABEL = "stackyard.dev/webhook"
@@ -204,18 +205,10 @@ def settle_workflows(
     `candidates`: the workflows whose spec parses (by name); `previous`: the versions in the
     config in force; `created`: creationTimestamp by name (the older workflow keeps a
     trigger key that two claim; then the name decides)."""
-    in_force: dict[str, NotificationWorkflowSpec] = {}
-    verdicts: dict[str, WorkflowVerdict] = {}
-    for name, spec in sorted(candidates.items()):
-        problem = reference_problem(spec, stack, templates, webhooks)
-        if problem is None:
-            in_force[name] = spec
-            continue
-        last_good = previous.get(name)
-        kept = last_good is not None and reference_problem(last_good, stack, templates, webhooks) is None
-        if kept and last_good is not None:
-            in_force[name] = last_good
-        verdicts[name] = WorkflowVerdict(*problem, kept=kept)
+    in_force, problems = keep_last_good(
+        candidates, previous, lambda spec: reference_problem(spec, stack, templates, webhooks)
+    )
+    verdicts = {name: WorkflowVerdict(*problem, kept=kept) for name, (problem, kept) in problems.items()}
     holders: dict[str, str] = {}
     for name in sorted(in_force, key=lambda n: (created.get(n, ""), n)):
         key = in_force[name].trigger_key(name)

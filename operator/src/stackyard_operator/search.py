@@ -42,7 +42,7 @@ from stackyard.resources.search import SearchIndexSpec
 from stackyard.resources.stack import StackSpec
 
 from . import manifests
-from .conditions import FALSE, TRUE, ConditionIntent
+from .conditions import FALSE, TRUE, ConditionIntent, keep_last_good
 from .databases import ObjectRef
 
 COMPONENT = "search"
@@ -146,19 +146,10 @@ def settle_indexes(
 ) -> tuple[dict[str, SearchIndexSpec], dict[str, IndexVerdict]]:
     """The indexes in force, and why the others are not. `candidates`: the indexes whose spec
     parses (by name); `previous`: the versions in the config in force."""
-    in_force: dict[str, SearchIndexSpec] = {}
-    verdicts: dict[str, IndexVerdict] = {}
-    for name, spec in sorted(candidates.items()):
-        problem = index_problem(spec, stack, databases, database_members)
-        if problem is None:
-            in_force[name] = spec
-            continue
-        last_good = previous.get(name)
-        kept = last_good is not None and index_problem(last_good, stack, databases, database_members) is None
-        if kept and last_good is not None:
-            in_force[name] = last_good
-        verdicts[name] = IndexVerdict(*problem, kept=kept)
-    return in_force, verdicts
+    in_force, problems = keep_last_good(
+        candidates, previous, lambda spec: index_problem(spec, stack, databases, database_members)
+    )
+    return in_force, {name: IndexVerdict(*problem, kept=kept) for name, (problem, kept) in problems.items()}
 
 
 # -- the search component ----------------------------------------------------------------
