@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .harness import DEFAULT_SERVERS, SERVICES, Harness, progress
+from .harness import DEFAULT_SERVERS, SERVICES, Harness, progress, write_exports
 from .local_stack import LocalStack
 from .process import HarnessError
 from .tools import REPO_ROOT
@@ -65,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         def start() -> str:
             stack.start()
             env_file = harness.write_env_file(args.env_file)
-            return f"{stack.summary()}\nConnection settings: source {env_file}"
+            stack_env = write_exports(args.env_file.parent / "stack.env", stack.client_env())
+            return (
+                f"{stack.summary()}\nConnection settings: source {env_file}\n"
+                f"For stackyard, the SDK and kubectl in another terminal: source {stack_env}"
+            )
 
         return _run_until_stopped(start, stack.stop)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -110,12 +111,19 @@ class Harness:
         return env
 
     def write_env_file(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"export {k}={v}\n" for k, v in sorted(self.env().items())))
-        return path
+        return write_exports(path, self.env())
 
     def __enter__(self) -> Harness:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def write_exports(path: Path, env: dict[str, str]) -> Path:
+    """`env` as shell exports, for `source` (readable by the owner only: it may hold keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items())))
+    return path

@@ -16,7 +16,9 @@ loads and follows.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +73,8 @@ class LocalStack:
     operator: ManagedProcess | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     smtp: SmtpSink | None = None
+    keys: dict[str, str] = field(default_factory=dict, repr=False)
+    """The Stack's admin API key (`admin`) and search-only key (`search`), as in Secret SEARCH_KEYS."""
 
     @property
     def kube(self) -> KubeCluster:
@@ -141,6 +145,21 @@ class LocalStack:
             return {}
         return {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.otlp_http_endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "5000"}
 
+    def client_env(self) -> dict[str, str]:
+        """What the `stackyard` command, the SDK, kubectl and curl need to use this stack: the
+        environment a second terminal gets from `source .stackyard/stack.env` (written by
+        `make up`), and the one the runnable blocks of docs/ run in. It holds the keys: the
+        file is the user's own, never printed."""
+        kubectl = self.kube.tools.kube_binary("kubectl").parent
+        return {
+            "STACKYARD_API_URL": self.services["api"].url,
+            "STACKYARD_ADMIN_KEY": self.keys["admin"],
+            "STACKYARD_SEARCH_KEY": self.keys["search"],
+            "STACKYARD_MAILDIR": str(self.maildir),
+            "KUBECONFIG": str(self.kube.kubeconfig),
+            "PATH": f"{kubectl}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        }
+
     @property
     def maildir(self) -> Path:
         return self.harness.run_dir / "mail"
@@ -158,9 +177,10 @@ class LocalStack:
 
     def _create_search_keys(self) -> None:
         """Fresh keys each run (the local cluster is new each run too)."""
+        self.keys = {"admin": secrets.token_urlsafe(32), "search": secrets.token_urlsafe(32)}
         manifest = self.kube.kubectl(
             "create", "secret", "generic", SEARCH_KEYS, "-n", NAMESPACE, "--dry-run=client", "-o", "yaml",
-            f"--from-literal=admin={secrets.token_urlsafe(32)}", f"--from-literal=search={secrets.token_urlsafe(32)}",
+            f"--from-literal=admin={self.keys['admin']}", f"--from-literal=search={self.keys['search']}",
         ).stdout  # fmt: skip
         self.kube.kubectl("apply", "-f", "-", input=manifest)
 
