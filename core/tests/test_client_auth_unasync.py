@@ -1,5 +1,5 @@
 """The SDK's blocking namespaces (`client/auth_sync.py`, `admin_sync.py`, `databases_sync.py`,
-`files_sync.py`, `notify_sync.py`, `search_sync.py`)
+`files_sync.py`, `notify_sync.py`, `search_sync.py`, `ratelimit_sync.py`, `config_sync.py`)
 are the asyncio ones (`auth_async.py`, ...) with the awaits taken out, and nothing
 else: the two of a pair cannot drift.
 They are compared as syntax trees, so that formatting (ruff joins lines the rewrite made
@@ -50,6 +50,8 @@ PAIRS = [
     ("files_async.py", "files_sync.py"),
     ("notify_async.py", "notify_sync.py"),
     ("search_async.py", "search_sync.py"),
+    ("ratelimit_async.py", "ratelimit_sync.py"),
+    ("config_async.py", "config_sync.py"),
 ]
 
 

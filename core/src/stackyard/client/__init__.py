@@ -2,8 +2,10 @@
 the suppression list, auth (users' sign-up, login, tokens and sessions; the admin API), and
 the Stack's Databases (server, pool, migration state and history), files (streamed
 uploads, signed URLs with image transforms, streamed downloads), notifications (triggers,
-runs, preferences), the user's in-app feed, Webhooks with their deliveries, and search
-(SearchIndexes: search, multi-search, documents written as tasks, rebuilds).
+runs, preferences), the user's in-app feed, Webhooks with their deliveries, search
+(SearchIndexes: search, multi-search, documents written as tasks, rebuilds), rate limits
+(a decision under a RateLimitPolicy, the policies in force), and the api itself (the
+configuration it applies, its probes).
 
     from stackyard.client import Stackyard
 
@@ -75,6 +77,8 @@ from stackyard.notify.webhook_contract import (
     WebhookDelivery,
     WebhookView,
 )
+from stackyard.ratelimit.contract import CheckResult, PolicyCountsInfo, PolicyInfo, PolicyList
+from stackyard.runtime_contract import AppliedConfigInfo, Health
 from stackyard.search.contract import (
     DocumentPage,
     IndexStats,
@@ -94,6 +98,8 @@ from .async_client import AsyncEmails, AsyncEvents, AsyncJobs, AsyncQueues, Asyn
 from .auth_async import AsyncAccount, AsyncAuth
 from .auth_sync import Account, Auth
 from .calls import ADMIN_KEY_ENV, API_TOKEN_ENV, API_URL_ENV, DEFAULT_API_URL, attachment
+from .config_async import AsyncConfig, AsyncProbes
+from .config_sync import Config, Probes
 from .databases_async import AsyncDatabases
 from .databases_sync import Databases
 from .errors import (
@@ -136,6 +142,8 @@ from .files_sync import Files
 from .notify_async import AsyncFeed, AsyncNotify, AsyncWebhooks
 from .notify_calls import RunWaitTimeout
 from .notify_sync import Feed, Notify, Webhooks
+from .ratelimit_async import AsyncRateLimit
+from .ratelimit_sync import RateLimit
 from .retry import NO_RETRY, RetryPolicy
 from .search_async import AsyncSearch
 from .search_calls import SEARCH_KEY_ENV, SearchKeyMissing, TaskWaitTimeout
@@ -158,11 +166,13 @@ __all__ = [
     "AdminKeyRefused",
     "AdminUsers",
     "ApiUnreachable",
+    "AppliedConfigInfo",
     "AsyncAccount",
     "AsyncAdminEvents",
     "AsyncAdminUsers",
     "AsyncAuth",
     "AsyncAuthAdmin",
+    "AsyncConfig",
     "AsyncDatabases",
     "AsyncEmails",
     "AsyncEvents",
@@ -170,7 +180,9 @@ __all__ = [
     "AsyncFiles",
     "AsyncJobs",
     "AsyncNotify",
+    "AsyncProbes",
     "AsyncQueues",
+    "AsyncRateLimit",
     "AsyncSearch",
     "AsyncStackyard",
     "AsyncSuppressions",
@@ -184,6 +196,8 @@ __all__ = [
     "AuthNotConfigured",
     "BadRequest",
     "BulkResult",
+    "CheckResult",
+    "Config",
     "Conflict",
     "DatabaseView",
     "Databases",
@@ -212,6 +226,7 @@ __all__ = [
     "FileView",
     "Files",
     "Forbidden",
+    "Health",
     "HttpTarget",
     "IndexNotFound",
     "IndexStats",
@@ -239,15 +254,20 @@ __all__ = [
     "Notify",
     "OpenIdConfiguration",
     "OrgMembership",
+    "PolicyCountsInfo",
+    "PolicyInfo",
+    "PolicyList",
     "PoolView",
     "Preferences",
     "PreferencesUpdate",
     "PreviewResult",
+    "Probes",
     "Profile",
     "Progress",
     "QueueCounts",
     "QueueInfo",
     "Queues",
+    "RateLimit",
     "RateLimited",
     "Recipient",
     "RecipientSuppressed",

@@ -37,10 +37,12 @@ from stackyard.jobs.contract import (
 from . import calls, search_calls
 from .auth_async import AsyncAuth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
+from .config_async import AsyncConfig, AsyncProbes
 from .databases_async import AsyncDatabases
 from .errors import ApiUnreachable, WaitTimeout
 from .files_async import AsyncFiles
 from .notify_async import AsyncFeed, AsyncNotify, AsyncWebhooks
+from .ratelimit_async import AsyncRateLimit
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 from .search_async import AsyncSearch
 
@@ -89,6 +91,9 @@ class AsyncStackyard:
         self.feed = AsyncFeed(self)
         self.webhooks = AsyncWebhooks(self, calls.admin_key(admin_key))
         self.search = AsyncSearch(self, calls.admin_key(admin_key), search_calls.search_key(search_key))
+        self.ratelimit = AsyncRateLimit(self)
+        self.config = AsyncConfig(self)
+        self.health = AsyncProbes(self)
 
     def __repr__(self) -> str:
         return f"AsyncStackyard({self.base_url!r})"

@@ -74,7 +74,9 @@ class Call(Generic[Answer]):
     a connection broke mid-request cannot do the thing twice (a read, or an enqueue carrying
     an Idempotency-Key); a request that never reached the api is always sent again.
     `never_retry`: answers after which this call is not sent again whatever the client's
-    retry policy says (a login answered 429 or 401 is the caller's to decide on)."""
+    retry policy says (a login answered 429 or 401 is the caller's to decide on).
+    `error_answers`: error statuses whose body is an `answer` too, not a problem (the 503 of
+    /readyz says why the api is not ready in the same model as its 200)."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str
@@ -84,6 +86,7 @@ class Call(Generic[Answer]):
     headers: dict[str, str] = field(default_factory=dict)
     repeatable: bool = False
     never_retry: frozenset[int] = frozenset()
+    error_answers: frozenset[int] = frozenset()
 
     def retries(self, status: int, policy: RetryPolicy) -> bool:
         """Whether an answer of `status` may be retried under `policy`."""
@@ -91,7 +94,7 @@ class Call(Generic[Answer]):
 
     def read(self, response: httpx.Response) -> Answer:
         """The answer's model, or the typed exception of its problem."""
-        if not response.is_success:
+        if not response.is_success and response.status_code not in self.error_answers:
             raise StackyardError.from_response(response, retry_after(response))
         try:
             return self.answer.model_validate({} if response.status_code == 204 else response.json())

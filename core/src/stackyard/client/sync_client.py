@@ -36,10 +36,12 @@ from stackyard.jobs.contract import (
 from . import calls, search_calls
 from .auth_sync import Auth
 from .calls import Addresses, Answer, AttachmentLike, Call, HttpTargetLike, Seconds
+from .config_sync import Config, Probes
 from .databases_sync import Databases
 from .errors import ApiUnreachable, WaitTimeout
 from .files_sync import Files
 from .notify_sync import Feed, Notify, Webhooks
+from .ratelimit_sync import RateLimit
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 from .search_sync import Search
 
@@ -88,6 +90,9 @@ class Stackyard:
         self.feed = Feed(self)
         self.webhooks = Webhooks(self, calls.admin_key(admin_key))
         self.search = Search(self, calls.admin_key(admin_key), search_calls.search_key(search_key))
+        self.ratelimit = RateLimit(self)
+        self.config = Config(self)
+        self.health = Probes(self)
 
     def __repr__(self) -> str:
         return f"Stackyard({self.base_url!r})"

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from stackyard.runtime_contract import Health
 
 from ..deps import RuntimeDep
 
 router = APIRouter(tags=["health"])
 
-
-class Health(BaseModel):
-    status: str
-    checks: dict[str, str] = {}
+__all__ = ["Health", "router"]
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
