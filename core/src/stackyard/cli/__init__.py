@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 
-from . import db, emails, events, files, jobs, notify, search, users
+from . import db, emails, events, files, jobs, notify, search, status, users
 from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, Cli, describe
 from .output import Output
 
@@ -35,6 +35,7 @@ app.add_typer(files.app, name="files")
 app.add_typer(notify.app, name="notify")
 app.add_typer(notify.webhooks, name="webhooks")
 app.add_typer(search.app, name="search")
+app.command("status")(status.status)
 
 
 # The defaults are stackyard.client's; it is imported only when a command runs, so that
