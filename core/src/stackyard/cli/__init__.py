@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 
-from . import db, emails, events, files, jobs, notify, search, status, users
+from . import db, emails, events, files, jobs, notify, ratelimit, search, status, users
 from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, Cli, describe
 from .output import Output
 
@@ -20,7 +20,8 @@ app = typer.Typer(
     name="stackyard",
     help=(
         "Drive a stackyard Stack through its api: jobs, queues, dead letters, events, email, suppressions, users, "
-        "databases, files, notifications, webhooks and search."
+        "databases, files, notifications, webhooks, search and rate limits; the status of the Stacks and the "
+        "config the api applies."
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -35,7 +36,9 @@ app.add_typer(files.app, name="files")
 app.add_typer(notify.app, name="notify")
 app.add_typer(notify.webhooks, name="webhooks")
 app.add_typer(search.app, name="search")
+app.add_typer(ratelimit.app, name="ratelimit")
 app.command("status")(status.status)
+app.command("config")(ratelimit.config)
 
 
 # The defaults are stackyard.client's; it is imported only when a command runs, so that

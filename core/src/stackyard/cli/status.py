@@ -47,8 +47,7 @@ def status(
         str | None, typer.Option("--namespace", "-n", help="The namespace (default: the kubeconfig's).")
     ] = None,
 ) -> None:
-    """Every Stack of the namespace (or one): conditions, config hash, member resources, email
-    provider breakers, and the api's queue depths and applied config hash."""
+    """Every Stack (or one): conditions, config hash, members, email breakers; the api's queues and config hash."""
     options = cli(ctx)
     with progress() as say:
         say("reading the Stacks from the Kubernetes API")
@@ -316,7 +315,7 @@ def read_api(client_of: Callable[[], Stackyard]) -> ApiView:
     view = ApiView(client.base_url)
     try:
         with client:
-            view.config = applied_config(client)
+            view.config = client.config.get().model_dump(mode="json", by_alias=True)
             view.queues = [
                 {
                     "name": q.name,
@@ -334,19 +333,6 @@ def read_api(client_of: Callable[[], Stackyard]) -> ApiView:
         detail = f": {exc.detail}" if exc.detail else ""
         view.error, view.exit_code = f"the api answered {exc.title}{detail} (HTTP {exc.status})", EXIT_API_ERROR
     return view
-
-
-def applied_config(client: Stackyard) -> dict[str, Any]:
-    """GET /v1/config: the config the api applies (its hash, Stack, generation, no secret)."""
-    from pydantic import BaseModel, ConfigDict
-
-    from stackyard.client.calls import Call
-
-    class AppliedConfig(BaseModel):
-        model_config = ConfigDict(extra="allow")
-
-    answer = client.send(Call("GET", "/v1/config", AppliedConfig, repeatable=True))
-    return answer.model_dump(mode="json")
 
 
 # -- the screen -------------------------------------------------------------------------------
