@@ -45,8 +45,8 @@ tools: ## build the real servers used by tests and `make up` (cached under ~/.ca
 images: $(VENV)/.installed ## build the operator, api and worker images (starts the engine, makes the base image)
 	@REGISTRY=$(REGISTRY) VERSION=$(VERSION) bash hack/images.sh
 
-crds: $(VENV)/.installed ## generate crds/ and the chart's CRDs from the pydantic models
-	$(VENV)/bin/stackyard-crds --out crds --out charts/stack/crds
+crds: $(VENV)/.installed ## generate crds/, the chart's CRDs and docs/reference/crds.md from the pydantic models
+	$(VENV)/bin/stackyard-crds --out crds --out charts/stack/crds --reference docs/reference/crds.md
 
 lint: $(VENV)/.installed ## ruff and mypy
 	$(VENV)/bin/ruff check .
@@ -54,7 +54,7 @@ lint: $(VENV)/.installed ## ruff and mypy
 	$(VENV)/bin/mypy
 
 test: $(VENV)/.installed tools images lint ## lint, then every test against real servers
-	$(VENV)/bin/stackyard-crds --check --out crds --out charts/stack/crds
+	$(VENV)/bin/stackyard-crds --check --out crds --out charts/stack/crds --reference docs/reference/crds.md
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed $(BENCH_VENV)/.installed tools ## benchmarks against their peers (bench/), each printing its ratio

@@ -8,7 +8,9 @@ one into the other, keeping descriptions, defaults, enums, bounds, patterns and 
 `x-kubernetes-*` extensions (CEL rules among them) that the models declare.
 
 `stackyard-crds --out crds --out charts/stack/crds` writes one file per kind;
-`--check` exits non-zero when the files on disk differ (CI and the tests use it).
+`--reference docs/reference/crds.md` also writes the reference for people
+(`crd_reference.render_reference`); `--check` exits non-zero when a file on disk differs
+(CI and the tests use it).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 
 import yaml
 
-from .base import CATEGORY, GROUP, VERSION, CustomResource
+from .base import CATEGORY, GROUP, VERSION, Condition, CustomResource, SecretKeyRef, StackRef
+from .crd_reference import render_reference
 from .registry import KINDS
+from .stack import ComputeResources
 
 _DROP = {"title"}
 
@@ -187,11 +191,23 @@ def render_files() -> dict[str, str]:
     }
 
 
+# Object types used across kinds, described once in the reference.
+SHARED_TYPES: list[type[Any]] = [StackRef, SecretKeyRef, Condition, ComputeResources]
+
+
+def render_crd_reference() -> str:
+    """docs/reference/crds.md."""
+    shared = {model.__name__: structural_schema(model) for model in SHARED_TYPES}
+    return render_reference([crd(kind) for kind in KINDS], shared)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stackyard-crds", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", action="append", type=Path, required=True, help="directory to write (repeatable)")
+    parser.add_argument("--reference", type=Path, help="markdown reference of every CRD to write (or check)")
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on drift")
     args = parser.parse_args(argv)
+    stale_reference = args.reference is not None and _stale_reference(args.reference, write=not args.check)
     files = render_files()
     drift = []
     for out in args.out:
@@ -210,8 +226,19 @@ def main(argv: list[str] | None = None) -> int:
                     path.write_text(text)
     if args.check and drift:
         print("CRDs differ from the models (run `make crds`):", *map(str, drift), sep="\n  ", file=sys.stderr)
-        return 1
-    return 0
+    if args.check and stale_reference:
+        print(f"{args.reference} is out of date with the models (run `make crds`)", file=sys.stderr)
+    return 1 if args.check and (drift or stale_reference) else 0
+
+
+def _stale_reference(path: Path, write: bool) -> bool:
+    """Whether the reference at `path` differs from the models; rewritten when `write`."""
+    text = render_crd_reference()
+    stale = not path.exists() or path.read_text() != text
+    if stale and write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return stale
 
 
 if __name__ == "__main__":
