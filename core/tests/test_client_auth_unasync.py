@@ -1,5 +1,6 @@
 """The SDK's blocking namespaces (`client/auth_sync.py`, `admin_sync.py`, `databases_sync.py`,
-`files_sync.py`, `notify_sync.py`, `search_sync.py`, `ratelimit_sync.py`, `config_sync.py`)
+`files_sync.py`, `notify_sync.py`, `orgs_sync.py`,
+`push_sync.py`, `search_sync.py`, `ratelimit_sync.py`, `config_sync.py`)
 are the asyncio ones (`auth_async.py`, ...) with the awaits taken out, and nothing
 else: the two of a pair cannot drift.
 They are compared as syntax trees, so that formatting (ruff joins lines the rewrite made
@@ -46,6 +47,8 @@ def unasync(source: str) -> str:
 PAIRS = [
     ("auth_async.py", "auth_sync.py"),
     ("admin_async.py", "admin_sync.py"),
+    ("orgs_async.py", "orgs_sync.py"),
+    ("push_async.py", "push_sync.py"),
     ("databases_async.py", "databases_sync.py"),
     ("files_async.py", "files_sync.py"),
     ("notify_async.py", "notify_sync.py"),

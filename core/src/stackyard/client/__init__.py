@@ -2,7 +2,7 @@
 the suppression list, auth (users' sign-up, login, tokens and sessions; the admin API), and
 the Stack's Databases (server, pool, migration state and history), files (streamed
 uploads, signed URLs with image transforms, streamed downloads), notifications (triggers,
-runs, preferences), the user's in-app feed, Webhooks with their deliveries, search
+runs, preferences), the user's in-app feed and web push subscriptions, Webhooks with their deliveries, search
 (SearchIndexes: search, multi-search, documents written as tasks, rebuilds), rate limits
 (a decision under a RateLimitPolicy, the policies in force), and the api itself (the
 configuration it applies, its probes).
@@ -33,6 +33,9 @@ from stackyard.auth.contract import (
     User,
 )
 from stackyard.auth.contract_admin import AuditEvent, AuditPage, Deleted, MfaState, OrgMembership, UserDetail, UserPage
+from stackyard.auth.contract_mfa import Passkey, TotpEnrollment
+from stackyard.auth.contract_oauth import IdentityView, ProviderInfo
+from stackyard.auth.contract_orgs import Member, Organization
 from stackyard.db.contract import DatabaseView, MigrationRecord, MigrationView, PoolView, ServerView
 from stackyard.email.contract import (
     AttachmentIn,
@@ -70,6 +73,7 @@ from stackyard.notify.contract import (
     TriggerAccepted,
 )
 from stackyard.notify.feed_contract import BulkResult, FeedCounts, FeedMessage, FeedPage
+from stackyard.notify.push_contract import PushSubscriptionIn, PushSubscriptionView
 from stackyard.notify.webhook_contract import (
     DeliveryAttempt,
     DeliveryPage,
@@ -142,6 +146,10 @@ from .files_sync import Files
 from .notify_async import AsyncFeed, AsyncNotify, AsyncWebhooks
 from .notify_calls import RunWaitTimeout
 from .notify_sync import Feed, Notify, Webhooks
+from .orgs_async import AsyncOrgs
+from .orgs_sync import Orgs
+from .push_async import AsyncPush
+from .push_sync import Push
 from .ratelimit_async import AsyncRateLimit
 from .ratelimit_sync import RateLimit
 from .retry import NO_RETRY, RetryPolicy
@@ -180,7 +188,9 @@ __all__ = [
     "AsyncFiles",
     "AsyncJobs",
     "AsyncNotify",
+    "AsyncOrgs",
     "AsyncProbes",
+    "AsyncPush",
     "AsyncQueues",
     "AsyncRateLimit",
     "AsyncSearch",
@@ -228,6 +238,7 @@ __all__ = [
     "Forbidden",
     "Health",
     "HttpTarget",
+    "IdentityView",
     "IndexNotFound",
     "IndexStats",
     "InvalidCredentials",
@@ -243,6 +254,7 @@ __all__ = [
     "JsonWebKeySet",
     "LastOwner",
     "Me",
+    "Member",
     "MfaRequired",
     "MfaState",
     "MigrationFailed",
@@ -254,6 +266,9 @@ __all__ = [
     "Notify",
     "OpenIdConfiguration",
     "OrgMembership",
+    "Organization",
+    "Orgs",
+    "Passkey",
     "PolicyCountsInfo",
     "PolicyInfo",
     "PolicyList",
@@ -264,6 +279,10 @@ __all__ = [
     "Probes",
     "Profile",
     "Progress",
+    "ProviderInfo",
+    "Push",
+    "PushSubscriptionIn",
+    "PushSubscriptionView",
     "QueueCounts",
     "QueueInfo",
     "Queues",
@@ -301,6 +320,7 @@ __all__ = [
     "TemplateRef",
     "TimelineEvent",
     "TooManyAttempts",
+    "TotpEnrollment",
     "TriggerAccepted",
     "Unauthorized",
     "Unavailable",

@@ -42,6 +42,7 @@ from .databases_async import AsyncDatabases
 from .errors import ApiUnreachable, WaitTimeout
 from .files_async import AsyncFiles
 from .notify_async import AsyncFeed, AsyncNotify, AsyncWebhooks
+from .push_async import AsyncPush
 from .ratelimit_async import AsyncRateLimit
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 from .search_async import AsyncSearch
@@ -91,6 +92,7 @@ class AsyncStackyard:
         self.feed = AsyncFeed(self)
         self.webhooks = AsyncWebhooks(self, calls.admin_key(admin_key))
         self.search = AsyncSearch(self, calls.admin_key(admin_key), search_calls.search_key(search_key))
+        self.push = AsyncPush(self)
         self.ratelimit = AsyncRateLimit(self)
         self.config = AsyncConfig(self)
         self.health = AsyncProbes(self)

@@ -16,10 +16,13 @@ from stackyard.auth.contract import (
     SessionView,
     User,
 )
+from stackyard.auth.contract_mfa import Passkey, PasskeyOptions, TotpEnrollment
+from stackyard.auth.contract_oauth import IdentityView, ProviderInfo
 
-from . import auth_calls
+from . import account_calls, auth_calls
 from .admin_async import AsyncAuthAdmin
 from .auth_calls import ProfileLike, TokenLike
+from .orgs_async import AsyncOrgs
 
 if TYPE_CHECKING:
     from .async_client import AsyncStackyard
@@ -87,6 +90,29 @@ class AsyncAuth:
     async def verify_magic_link(self, token: str) -> Session | MfaRequired:
         return (await self._client.send(auth_calls.verify_magic_link(token))).root
 
+    async def oauth_providers(self) -> list[ProviderInfo]:
+        """The IdentityProviders a login page offers (its buttons). The login itself is a
+        browser's round trip (/v1/auth/oauth/{provider}/authorize), which ends at the app's
+        URL with a one-time code: `oauth_exchange` turns it into a session."""
+        return (await self._client.send(account_calls.oauth_providers())).items
+
+    async def oauth_exchange(self, code: str, code_verifier: str | None = None) -> Session | MfaRequired:
+        """A Session (or an MfaRequired challenge) for the one-time code of an OAuth login;
+        `code_verifier` when the app started it with a PKCE code_challenge. InvalidToken for
+        a code used, expired or unknown; never retried."""
+        return (await self._client.send(account_calls.oauth_exchange(code, code_verifier))).root
+
+    async def passkey_login_options(self, email: str | None = None) -> PasskeyOptions:
+        """The options of a passkey login, for a WebAuthn authenticator (navigator.credentials.get
+        in the browser); `email` None: a discoverable (usernameless) login. Send the
+        authenticator's credential and the `challenge_token` to `passkey_login`."""
+        return await self._client.send(account_calls.passkey_login_options(email))
+
+    async def passkey_login(self, challenge_token: str, credential: Mapping[str, Any]) -> Session | MfaRequired:
+        """A Session for the credential the authenticator answered (PublicKeyCredential.toJSON()).
+        InvalidCredentials when it does not verify; never retried."""
+        return (await self._client.send(account_calls.passkey_login(challenge_token, credential))).root
+
     async def jwks(self) -> JsonWebKeySet:
         return await self._client.send(auth_calls.jwks())
 
@@ -105,6 +131,7 @@ class AsyncAccount:
     def __init__(self, client: AsyncStackyard, token: str) -> None:
         self._client = client
         self._token = token
+        self.orgs = AsyncOrgs(client, token)
 
     def __repr__(self) -> str:
         return f"AsyncAccount({self._client.base_url!r})"
@@ -142,3 +169,51 @@ class AsyncAccount:
 
     async def revoke_other_sessions(self) -> None:
         await self._client.send(auth_calls.revoke_other_sessions(self._token))
+
+    async def enroll_totp(self) -> TotpEnrollment:
+        """Start turning on a second factor: the secret (and its otpauth:// URI for a QR
+        code) for an authenticator app. Nothing changes until `confirm_totp`."""
+        return await self._client.send(account_calls.enroll_totp(self._token))
+
+    async def confirm_totp(self, code: str) -> list[str]:
+        """Turn the second factor on with a code the app shows; the answer is the recovery
+        codes, shown this once."""
+        return (await self._client.send(account_calls.confirm_totp(self._token, code))).recovery_codes
+
+    async def disable_totp(self, *, code: str | None = None, password: str | None = None) -> None:
+        """Turn the second factor off, with a current code or the password."""
+        await self._client.send(account_calls.disable_totp(self._token, code, password))
+
+    async def new_recovery_codes(self, *, code: str | None = None, password: str | None = None) -> list[str]:
+        """New recovery codes (the old ones stop working), with a current code or the password."""
+        answer = await self._client.send(account_calls.recovery_codes(self._token, code, password))
+        return answer.recovery_codes
+
+    async def passkey_register_options(self) -> PasskeyOptions:
+        """The options to register a passkey, for a WebAuthn authenticator
+        (navigator.credentials.create in the browser); then `register_passkey`."""
+        return await self._client.send(account_calls.passkey_register_options(self._token))
+
+    async def register_passkey(
+        self, challenge_token: str, credential: Mapping[str, Any], *, name: str | None = None
+    ) -> Passkey:
+        """Store the credential the authenticator made (PublicKeyCredential.toJSON())."""
+        return await self._client.send(account_calls.register_passkey(self._token, challenge_token, credential, name))
+
+    async def passkeys(self) -> list[Passkey]:
+        """The account's passkeys (registered from a browser with WebAuthn)."""
+        return (await self._client.send(account_calls.list_passkeys(self._token))).items
+
+    async def rename_passkey(self, passkey_id: str, name: str) -> Passkey:
+        return await self._client.send(account_calls.rename_passkey(self._token, passkey_id, name))
+
+    async def delete_passkey(self, passkey_id: str) -> None:
+        await self._client.send(account_calls.delete_passkey(self._token, passkey_id))
+
+    async def identities(self) -> list[IdentityView]:
+        """The identity providers linked to the account (Google, GitHub, OIDC)."""
+        return (await self._client.send(account_calls.list_identities(self._token))).items
+
+    async def unlink_identity(self, provider: str) -> None:
+        """Unlink a provider. Conflict when it is the account's only way to log in."""
+        await self._client.send(account_calls.unlink_identity(self._token, provider))

@@ -16,10 +16,13 @@ from stackyard.auth.contract import (
     SessionView,
     User,
 )
+from stackyard.auth.contract_mfa import Passkey, PasskeyOptions, TotpEnrollment
+from stackyard.auth.contract_oauth import IdentityView, ProviderInfo
 
-from . import auth_calls
+from . import account_calls, auth_calls
 from .admin_sync import AuthAdmin
 from .auth_calls import ProfileLike, TokenLike
+from .orgs_sync import Orgs
 
 if TYPE_CHECKING:
     from .sync_client import Stackyard
@@ -87,6 +90,29 @@ class Auth:
     def verify_magic_link(self, token: str) -> Session | MfaRequired:
         return (self._client.send(auth_calls.verify_magic_link(token))).root
 
+    def oauth_providers(self) -> list[ProviderInfo]:
+        """The IdentityProviders a login page offers (its buttons). The login itself is a
+        browser's round trip (/v1/auth/oauth/{provider}/authorize), which ends at the app's
+        URL with a one-time code: `oauth_exchange` turns it into a session."""
+        return (self._client.send(account_calls.oauth_providers())).items
+
+    def oauth_exchange(self, code: str, code_verifier: str | None = None) -> Session | MfaRequired:
+        """A Session (or an MfaRequired challenge) for the one-time code of an OAuth login;
+        `code_verifier` when the app started it with a PKCE code_challenge. InvalidToken for
+        a code used, expired or unknown; never retried."""
+        return (self._client.send(account_calls.oauth_exchange(code, code_verifier))).root
+
+    def passkey_login_options(self, email: str | None = None) -> PasskeyOptions:
+        """The options of a passkey login, for a WebAuthn authenticator (navigator.credentials.get
+        in the browser); `email` None: a discoverable (usernameless) login. Send the
+        authenticator's credential and the `challenge_token` to `passkey_login`."""
+        return self._client.send(account_calls.passkey_login_options(email))
+
+    def passkey_login(self, challenge_token: str, credential: Mapping[str, Any]) -> Session | MfaRequired:
+        """A Session for the credential the authenticator answered (PublicKeyCredential.toJSON()).
+        InvalidCredentials when it does not verify; never retried."""
+        return (self._client.send(account_calls.passkey_login(challenge_token, credential))).root
+
     def jwks(self) -> JsonWebKeySet:
         return self._client.send(auth_calls.jwks())
 
@@ -105,6 +131,7 @@ class Account:
     def __init__(self, client: Stackyard, token: str) -> None:
         self._client = client
         self._token = token
+        self.orgs = Orgs(client, token)
 
     def __repr__(self) -> str:
         return f"Account({self._client.base_url!r})"
@@ -140,3 +167,51 @@ class Account:
 
     def revoke_other_sessions(self) -> None:
         self._client.send(auth_calls.revoke_other_sessions(self._token))
+
+    def enroll_totp(self) -> TotpEnrollment:
+        """Start turning on a second factor: the secret (and its otpauth:// URI for a QR
+        code) for an authenticator app. Nothing changes until `confirm_totp`."""
+        return self._client.send(account_calls.enroll_totp(self._token))
+
+    def confirm_totp(self, code: str) -> list[str]:
+        """Turn the second factor on with a code the app shows; the answer is the recovery
+        codes, shown this once."""
+        return (self._client.send(account_calls.confirm_totp(self._token, code))).recovery_codes
+
+    def disable_totp(self, *, code: str | None = None, password: str | None = None) -> None:
+        """Turn the second factor off, with a current code or the password."""
+        self._client.send(account_calls.disable_totp(self._token, code, password))
+
+    def new_recovery_codes(self, *, code: str | None = None, password: str | None = None) -> list[str]:
+        """New recovery codes (the old ones stop working), with a current code or the password."""
+        answer = self._client.send(account_calls.recovery_codes(self._token, code, password))
+        return answer.recovery_codes
+
+    def passkey_register_options(self) -> PasskeyOptions:
+        """The options to register a passkey, for a WebAuthn authenticator
+        (navigator.credentials.create in the browser); then `register_passkey`."""
+        return self._client.send(account_calls.passkey_register_options(self._token))
+
+    def register_passkey(
+        self, challenge_token: str, credential: Mapping[str, Any], *, name: str | None = None
+    ) -> Passkey:
+        """Store the credential the authenticator made (PublicKeyCredential.toJSON())."""
+        return self._client.send(account_calls.register_passkey(self._token, challenge_token, credential, name))
+
+    def passkeys(self) -> list[Passkey]:
+        """The account's passkeys (registered from a browser with WebAuthn)."""
+        return (self._client.send(account_calls.list_passkeys(self._token))).items
+
+    def rename_passkey(self, passkey_id: str, name: str) -> Passkey:
+        return self._client.send(account_calls.rename_passkey(self._token, passkey_id, name))
+
+    def delete_passkey(self, passkey_id: str) -> None:
+        self._client.send(account_calls.delete_passkey(self._token, passkey_id))
+
+    def identities(self) -> list[IdentityView]:
+        """The identity providers linked to the account (Google, GitHub, OIDC)."""
+        return (self._client.send(account_calls.list_identities(self._token))).items
+
+    def unlink_identity(self, provider: str) -> None:
+        """Unlink a provider. Conflict when it is the account's only way to log in."""
+        self._client.send(account_calls.unlink_identity(self._token, provider))

@@ -41,6 +41,7 @@ from .databases_sync import Databases
 from .errors import ApiUnreachable, WaitTimeout
 from .files_sync import Files
 from .notify_sync import Feed, Notify, Webhooks
+from .push_sync import Push
 from .ratelimit_sync import RateLimit
 from .retry import RetryPolicy, is_retryable_failure, request_was_sent, retry_after
 from .search_sync import Search
@@ -90,6 +91,7 @@ class Stackyard:
         self.feed = Feed(self)
         self.webhooks = Webhooks(self, calls.admin_key(admin_key))
         self.search = Search(self, calls.admin_key(admin_key), search_calls.search_key(search_key))
+        self.push = Push(self)
         self.ratelimit = RateLimit(self)
         self.config = Config(self)
         self.health = Probes(self)
