@@ -212,6 +212,15 @@ class BadRequest(StackyardError):
     status_code = 400
 
 
+class InvalidOAuthState(BadRequest):
+    """400: an OAuth login code (`auth.oauth_exchange`) that is unknown, expired, used, or
+    sent without the code_verifier of its code_challenge."""
+
+
+class LastLoginMethod(Conflict):
+    """409: unlinking this identity would leave the account no way to log in."""
+
+
 # The search API's problems (stackyard_api.routers.search).
 
 
@@ -269,6 +278,8 @@ _BY_TYPE: dict[str, type[StackyardError]] = {
     "weak-password": WeakPassword,
     "too-many-attempts": TooManyAttempts,
     "auth-not-configured": AuthNotConfigured,
+    "invalid-oauth-state": InvalidOAuthState,
+    "last-login-method": LastLoginMethod,
     "invalid-search-filter": InvalidSearch,
     "invalid-search-sort": InvalidSearch,
     "invalid-search-facets": InvalidSearch,
