@@ -2,7 +2,8 @@
 `health.live`, `health.ready`) against the real api on real Redis: a check allowed until the
 policy's budget is spent, then refused as an answer (200, never retried); the api's own
 RateLimitPolicy answering 429 with Retry-After, retried no sooner than it says; problem+json
-answers as typed exceptions with every problem field.
+answers as typed exceptions with every problem field; a not-ready /readyz read as an answer
+(on a stub transport: the real api is ready).
 
 Redis database 27."""
 
@@ -193,3 +194,16 @@ def test_the_async_client_checks_lists_and_reads_the_config(limits: AuthStack):
 
     decisions, names, config_hash, ready = asyncio.run(scenario())
     assert decisions == [True, False] and names == {"exports", "per-user"} and config_hash and ready
+
+
+def test_not_ready_is_an_answer_read_once_not_an_error():
+    sent: list[str] = []
+
+    def not_ready(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(503, json={"status": "not ready", "checks": {"config": "ok", "redis": "unreachable"}})
+
+    with Stackyard("http://127.0.0.1:9", transport=httpx.MockTransport(not_ready)) as client:
+        health = client.health.ready()
+    assert not health.ready and health.checks["redis"] == "unreachable"
+    assert sent == ["/readyz"], "a 503 of /readyz is not retried"
