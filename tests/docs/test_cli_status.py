@@ -143,6 +143,33 @@ def test_resend_breaker_opens_after_failed_sends(env: dict[str, str]):
     assert "open" in resend or "half_open" in resend, resend
 
 
+ORPHAN = """
+apiVersion: stackyard.dev/v1alpha1
+kind: EmailTemplate
+metadata: {name: cli-status-orphan}
+spec:
+  stackRef: {name: cli-status-nowhere}
+  subject: Hello
+  text: Hello
+"""
+
+
+def test_a_resource_of_no_stack_is_shown_as_an_orphan(env: dict[str, str]):
+    subprocess.run(
+        ["kubectl", "apply", "-n", "default", "-f", "-"], input=ORPHAN.encode(), env=os.environ | env, check=True
+    )
+    try:
+        body = ok(stackyard(env, "-o", "json", "status"))
+        orphans = {(o["kind"], o["name"]): o for o in body["orphans"]}
+        assert orphans[("EmailTemplate", "cli-status-orphan")]["stackRef"] == "cli-status-nowhere"
+        assert all(m["name"] != "cli-status-orphan" for m in body["stacks"][0]["members"])
+        rows = section(stackyard(env, "status").stdout.decode(), "ORPHANS (OF NO STACK HERE)")
+        assert any(row.split()[:3] == ["EmailTemplate", "cli-status-orphan", "cli-status-nowhere"] for row in rows)
+        assert ok(stackyard(env, "-o", "json", "status", STACK))["orphans"] == []  # one Stack asked for
+    finally:
+        kubectl(env, "delete", "emailtemplate", "cli-status-orphan", "-n", "default", "--ignore-not-found")
+
+
 def test_status_of_a_stack_that_does_not_exist_fails_with_one_line(env: dict[str, str]):
     line = one_line_error(stackyard(env, "status", "no-such-stack"), 1)
     assert line == "error: no Stack no-such-stack in namespace default"

@@ -9,7 +9,8 @@ error); 1 when the named Stack does not exist, the Kubernetes API refused, or th
 with an error; 2 without a kubeconfig; 3 when the Kubernetes API or the api could not be
 reached. With an unreachable (or failing) api the cluster part is still printed, the api part
 marked as such. Nothing of a Secret is read, and nothing secret is printed: the columns are
-the kinds' printer columns (`kubectl get`), URLs shown without their user info.
+the kinds' printer columns (`kubectl get`), URLs shown without their user info. Listing
+every Stack, resources whose stackRef names no Stack of the namespace are shown as orphans.
 """
 
 from __future__ import annotations
@@ -51,15 +52,16 @@ def status(
     options = cli(ctx)
     with progress() as say:
         say("reading the Stacks from the Kubernetes API")
-        namespace, stacks = asyncio.run(read_cluster(namespace, stack))
+        namespace, stacks, orphans = asyncio.run(read_cluster(namespace, stack))
         say("reading the queues and the applied config from the api")
         api = read_api(options.client)
     body = {
         "namespace": namespace,
         "stacks": [s.as_json(api) for s in stacks],
+        "orphans": [m.as_json() | {"stackRef": m.stack_ref} for m in orphans],
         "api": api.as_json(),
     }
-    emit(options.output, body, [*status_tables(stacks, api)])
+    emit(options.output, body, [*status_tables(stacks, orphans, api)])
     if options.output is Output.table and not stacks:
         sys.stderr.write(f"no Stack in namespace {namespace}\n")
     if api.error is not None:
@@ -77,6 +79,7 @@ class Member:
     columns: dict[str, Any]
     """The kind's printer columns other than Ready, Reason and Age, by camelCase name."""
     status: dict[str, Any] = field(default_factory=dict, repr=False)
+    stack_ref: str | None = None
 
     @property
     def ready(self) -> dict[str, Any]:
@@ -126,8 +129,9 @@ class StackView:
         }
 
 
-async def read_cluster(namespace: str | None, name: str | None) -> tuple[str, list[StackView]]:
-    """The namespace read and its Stacks (or the one named) with their members."""
+async def read_cluster(namespace: str | None, name: str | None) -> tuple[str, list[StackView], list[Member]]:
+    """The namespace read, its Stacks (or the one named) with their members, and, when every
+    Stack is read, the orphans: resources whose stackRef names no Stack of the namespace."""
     from kubernetes_asyncio import client
     from kubernetes_asyncio.client.exceptions import ApiException
     from kubernetes_asyncio.config import ConfigException
@@ -184,8 +188,9 @@ async def read_cluster(namespace: str | None, name: str | None) -> tuple[str, li
             ref = str(((item.get("spec") or {}).get("stackRef") or {}).get("name"))
             state = item.get("status") or {}
             values = {camel(c.name): shown(json_path(item, c.json_path)) for c in columns}
+            conditions = list(state.get("conditions") or [])
             members.setdefault(ref, []).append(
-                Member(kind.info.kind, item["metadata"]["name"], list(state.get("conditions") or []), values, state)
+                Member(kind.info.kind, item["metadata"]["name"], conditions, values, state, stack_ref=ref)
             )
     stacks = []
     for item in sorted(found, key=lambda s: str(s["metadata"]["name"])):
@@ -202,7 +207,13 @@ async def read_cluster(namespace: str | None, name: str | None) -> tuple[str, li
                 members=sorted(members.get(stack_name, []), key=lambda m: (m.kind, m.name)),
             )
         )
-    return namespace, stacks
+    orphans: list[Member] = []
+    if name is None:
+        named = {s.name for s in stacks}
+        orphans = sorted(
+            (m for ref, listed in members.items() if ref not in named for m in listed), key=lambda m: (m.kind, m.name)
+        )
+    return namespace, stacks, orphans
 
 
 def condition(conditions: Sequence[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -338,7 +349,7 @@ def read_api(client_of: Callable[[], Stackyard]) -> ApiView:
 # -- the screen -------------------------------------------------------------------------------
 
 
-def status_tables(stacks: Sequence[StackView], api: ApiView) -> Iterator[Table]:
+def status_tables(stacks: Sequence[StackView], orphans: Sequence[Member], api: ApiView) -> Iterator[Table]:
     for stack in stacks:
         yield stack_table(stack, api)
         rows = [
@@ -349,6 +360,8 @@ def status_tables(stacks: Sequence[StackView], api: ApiView) -> Iterator[Table]:
         yield members_table(stack)
         if stack.email_providers:
             yield providers_table(stack)
+    if orphans:
+        yield orphans_table(orphans)
     yield api_table(api)
     if api.queues is not None:
         rows = [
@@ -356,6 +369,15 @@ def status_tables(stacks: Sequence[StackView], api: ApiView) -> Iterator[Table]:
             for q in api.queues
         ]
         yield Table(["NAME", "PAUSED", "QUEUED", "SCHEDULED", "ACTIVE", "DEAD"], rows, title="Queues")
+
+
+def orphans_table(orphans: Sequence[Member]) -> Table:
+    rows = []
+    for member in orphans:
+        ready = member.ready
+        status, reason = ready.get("status", "Unknown"), ready.get("reason") or "-"
+        rows.append([member.kind, member.name, member.stack_ref or "-", status, reason, ready.get("message") or "-"])
+    return Table(["KIND", "NAME", "STACK REF", "READY", "REASON", "MESSAGE"], rows, title="Orphans (of no Stack here)")
 
 
 def stack_table(stack: StackView, api: ApiView) -> Table:
