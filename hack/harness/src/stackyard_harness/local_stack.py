@@ -208,7 +208,6 @@ class LocalStack:
         self.harness.stop()
 
     def summary(self) -> str:
-        kube = self.kube
         lines = ["", "stackyard is running:"]
         if "api" in self.services:
             api = self.services["api"].url
@@ -223,19 +222,17 @@ class LocalStack:
         lines += [f"  {service.describe()}" for service in self.harness.started.values()]
         lines += [
             "",
-            "Try:",
-            f"  export KUBECONFIG={kube.kubeconfig} PATH={kube.tools.kube_binary('kubectl').parent}:$PATH",
+            "Next, in another terminal (a first user, email, job and rate limit in ten minutes: docs/quickstart.md):",
+            "  source .stackyard/stack.env    # the api's URL and keys, the maildir, KUBECONFIG, PATH with kubectl",
+            "  stackyard status               # the Stack: conditions, resources, email breakers, queues",
             "  kubectl get stackyard",
             "  kubectl edit ratelimitpolicy auth-per-ip     # the api's /v1/config hash changes within a second",
-            f"  curl -s {api_url}/v1/jobs -H 'content-type: application/json' \\",
-            '    -d \'{"function": "reports.send", "payload": {"userId": "u_42"}}\'   # then GET /v1/jobs/<id>',
-            f"  curl -s {api_url}/v1/emails -H 'content-type: application/json' \\",
-            '    -d \'{"from": "hello@acme.dev", "to": ["ana@example.com"], "template": {"name": "welcome", '
-            '"variables": {"name": "Ana"}}}\'',
-            "    # Resend refuses the placeholder key; smtp-fallback delivers. GET /v1/emails/<id>; kubectl get esp",
-            f"  KEY=$(kubectl get secret {SEARCH_KEYS} -o jsonpath='{{.data.admin}}' | base64 -d)",
-            "  kubectl get searchindexes                     # the example articles, loaded from MongoDB",
-            f"  curl -s '{api_url}/v1/indexes/articles/search?q=typoes&facets=tags' -H \"Authorization: Bearer $KEY\"",
+            '  stackyard jobs enqueue reports.send --payload \'{"userId": "u_42"}\'',
+            "    # a job for the example function; stackyard jobs get <id> --wait shows its result",
+            "  stackyard emails send --from hello@acme.dev --to ana@example.com --template welcome --var name=Ana",
+            "    # Resend refuses the placeholder key; smtp-fallback delivers to the sink. stackyard emails get <id>",
+            "  stackyard search search articles typoes --facet tags   # the example articles, loaded from MongoDB",
+            f"  (api {api_url}: Swagger UI at /docs; kubectl get secret {SEARCH_KEYS} holds the admin and search keys)",
             "",
             f"Logs: {self.harness.run_dir}",
             "Ctrl-C stops everything.",
