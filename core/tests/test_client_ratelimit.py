@@ -33,18 +33,20 @@ from stackyard_harness.auth_stack import AuthStack, flushed_redis_url
 from stackyard_harness.smtp import SmtpSink
 
 REDIS_DATABASE = 27
-EXPORTS = {"algorithm": "fixedWindow", "limit": 3, "window": "1m", "timeout": "2s", "enforceInApi": False}
-"""A policy for the user's own services: the api does not enforce it on its routes."""
+EXPORTS = {"algorithm": "tokenBucket", "limit": 3, "window": "1m", "timeout": "2s", "enforceInApi": False}
+"""A policy for the user's own services: the api does not enforce it on its routes. A token
+bucket (3, one back every 20 s) has no window edge a test could straddle."""
 PER_USER = EXPORTS | {"key": {"type": "user"}}
 """Counted by the signed-in user: a check without a key and without a user has none to count."""
 GUARD = {
     "match": {"paths": ["/v1/ratelimit/check"], "methods": ["POST"]},
-    "algorithm": "fixedWindow",
+    "algorithm": "gcra",
     "limit": 1,
     "window": "2s",
     "timeout": "2s",
 }
-"""The api's own limit on the check route: one check every two seconds."""
+"""The api's own limit on the check route: one check every two seconds (gcra: no window edge
+to let a second check through early)."""
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,29 @@ class RecordingTransport(httpx.HTTPTransport):
         return response
 
 
+class AsyncRecordingTransport(httpx.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Sent] = []
+        self.started: list[float] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.started.append(time.monotonic())
+        response = await super().handle_async_request(request)
+        answered = Sent(request.url.path, response.status_code, time.monotonic(), response.headers.get("Retry-After"))
+        self.sent.append(answered)
+        return response
+
+
+def assert_retried_after_retry_after(sent: list[Sent], started: list[float]) -> None:
+    statuses = [s.status for s in sent]
+    assert statuses[:2] == [200, 429] and statuses[-1] == 200 and set(statuses[2:-1]) <= {429}
+    for refused, retry in zip(sent[1:-1], started[2:], strict=True):
+        assert refused.retry_after is not None and int(refused.retry_after) >= 1
+        waited = retry - refused.answered_at
+        assert waited >= int(refused.retry_after), f"retried after {waited:.2f} s, Retry-After {refused.retry_after}"
+
+
 def test_a_check_is_allowed_until_the_budget_is_spent_then_refused_as_an_answer(limits: AuthStack):
     transport = RecordingTransport()
     with Stackyard(limits.url, transport=transport) as client:
@@ -102,7 +127,7 @@ def test_a_check_is_allowed_until_the_budget_is_spent_then_refused_as_an_answer(
 
         refused = client.ratelimit.check("exports", key="user-a")
         assert not refused.allowed and refused.remaining == 0
-        assert 0 < refused.retry_after <= 60 and refused.window == 60
+        assert 0 < refused.retry_after <= 20 and refused.window == 60
         assert client.ratelimit.check("exports", key="user-b").allowed, "each key has its own budget"
     assert [s.status for s in transport.sent] == [200] * 5, "a refusal is a 200 answer, sent once, not retried"
 
@@ -115,7 +140,7 @@ def test_policies_lists_the_policies_in_force_with_their_counts(limits: AuthStac
         applied = client.config.get()
     assert set(listed.policies) == {"exports", "per-user"}
     exports = listed.policies["exports"]
-    assert exports.spec.limit == 3 and exports.spec.algorithm == "fixedWindow" and not exports.spec.enforce_in_api
+    assert exports.spec.limit == 3 and exports.spec.algorithm == "tokenBucket" and not exports.spec.enforce_in_api
     assert (exports.counts.allowed, exports.counts.limited) >= (3, 1), "this api process's decisions since it started"
     assert listed.hash == applied.hash
 
@@ -159,12 +184,21 @@ def test_the_apis_own_429_is_retried_no_sooner_than_its_retry_after(limits: Auth
         assert client.ratelimit.check("exports", key="user-d").allowed
         second = client.ratelimit.check("exports", key="user-d")
     assert second.allowed and second.remaining == 1, "the refused request was not charged; its retry was, once"
-    statuses = [s.status for s in transport.sent]
-    assert statuses[:2] == [200, 429] and statuses[-1] == 200 and set(statuses[2:-1]) <= {429}
-    for refused, retry in zip(transport.sent[1:-1], transport.started[2:], strict=True):
-        assert refused.retry_after is not None and int(refused.retry_after) >= 1
-        waited = retry - refused.answered_at
-        assert waited >= int(refused.retry_after), f"retried after {waited:.2f} s, Retry-After {refused.retry_after}"
+    assert_retried_after_retry_after(transport.sent, transport.started)
+
+
+def test_the_async_client_retries_the_apis_own_429_no_sooner_than_its_retry_after(limits: AuthStack):
+    limits.configure(rate_limit_policies={"exports": EXPORTS, "guard": GUARD})
+    transport = AsyncRecordingTransport()
+
+    async def scenario() -> CheckResult:
+        retry = RetryPolicy(backoff=0.05, total=20)
+        async with AsyncStackyard(limits.url, transport=transport, retry=retry) as client:
+            assert (await client.ratelimit.check("exports", key="user-g")).allowed
+            return await client.ratelimit.check("exports", key="user-g")
+
+    assert asyncio.run(scenario()).remaining == 1
+    assert_retried_after_retry_after(transport.sent, transport.started)
 
 
 def test_a_429_still_refused_after_the_retries_raises_rate_limited_with_the_problem(limits: AuthStack):
