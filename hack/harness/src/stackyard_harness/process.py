@@ -7,6 +7,7 @@ that a harness killed with SIGKILL still takes its servers with it: no orphans.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -25,9 +26,20 @@ class HarnessError(RuntimeError):
 
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    (port,) = free_ports(1)
+    return port
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports on loopback that nothing listens on right now: each socket
+    stays bound until all are picked, so the kernel cannot hand out one port twice."""
+    with contextlib.ExitStack() as bound:
+        ports = []
+        for _ in range(count):
+            sock = bound.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from .process import HarnessError, ManagedProcess, free_port
+from .process import HarnessError, ManagedProcess, free_ports
 from .tools import Tools
 
 SLOTS = 16384
@@ -31,8 +31,8 @@ class RedisCluster:
     def __init__(self, tools: Tools, run_dir: Path) -> None:
         self.binary = tools.require("redis-server")
         self.dir = run_dir / "redis-cluster"
-        self.ports = [free_port() for _ in range(self.masters)]
-        self.bus_ports = [free_port() for _ in range(self.masters)]
+        ports = free_ports(2 * self.masters)  # distinct: a node's port is never its bus port
+        self.ports, self.bus_ports = ports[: self.masters], ports[self.masters :]
         self.processes: list[ManagedProcess] = []
 
     @property
