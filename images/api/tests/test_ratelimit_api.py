@@ -269,3 +269,19 @@ async def test_another_app_mounts_the_middleware_with_a_policy_name(api, redis_s
         assert checked.remaining == 0
     await source.aclose()
     await stackyard.aclose()
+
+
+def test_an_applied_config_preloads_the_scripts_so_the_first_decision_needs_no_eval(api):
+    """A fresh api (or a new Redis) would otherwise spend the first decision's 10 ms budget
+    on a connect, a NOSCRIPT and an EVAL, and fail open on it."""
+    import redis as redis_sync
+    from stackyard.ratelimit.scripts import SCRIPTS
+
+    shas = [script.sha for script in SCRIPTS.values()]
+    with redis_sync.Redis.from_url(api.redis_url) as server:
+        server.script_flush()
+        api.apply({api.name("warm"): rlp(limit=5)})
+        deadline = time.monotonic() + 5
+        while not all(server.script_exists(*shas)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.script_exists(*shas) == [True] * len(shas)

@@ -63,6 +63,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Rate limits: the live policies (compiled once per config hash) on every request but
     # the probes, decided against the Redis client of the config in force.
     app.state.rate_limiter = RateLimiter(lambda: runtime.redis)
+    runtime.live.subscribe(lambda _applied: app.state.rate_limiter.warm_soon())
     app.state.rate_limit_policies = LivePolicies(runtime.live)
     app.add_middleware(
         RateLimitMiddleware, policies=app.state.rate_limit_policies, limiter=app.state.rate_limiter, api=True
