@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import pytest
 from stackyard_harness.harness import Harness
 from stackyard_harness.local_stack import LocalStack
+from stackyard_harness.process import free_port
 
 
 @pytest.fixture(scope="package")
 def make_up() -> Iterator[LocalStack]:
-    stack = LocalStack(Harness()).start()
+    stack = LocalStack(Harness(), smtp_port=free_port()).start()
     try:
         yield stack
     finally:

@@ -73,6 +73,9 @@ class LocalStack:
     operator: ManagedProcess | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     smtp: SmtpSink | None = None
+    smtp_port: int = SMTP_PORT
+    """Where the SMTP sink listens: examples/ name 1025; tests take a free port (so that two
+    stacks can run side by side) and point the example EmailProvider smtp-fallback at it."""
     keys: dict[str, str] = field(default_factory=dict, repr=False)
     """The Stack's admin API key (`admin`) and search-only key (`search`), as in Secret SEARCH_KEYS."""
 
@@ -84,8 +87,8 @@ class LocalStack:
 
     def start(self, examples: Path = EXAMPLES_DIR) -> LocalStack:
         self.harness.start(list(SERVICES))
-        progress(f"starting an SMTP sink on 127.0.0.1:{SMTP_PORT} (mail in {self.maildir})")
-        self.smtp = SmtpSink(auth=SMTP_LOGIN, port=SMTP_PORT, maildir=self.maildir).start()
+        progress(f"starting an SMTP sink on 127.0.0.1:{self.smtp_port} (mail in {self.maildir})")
+        self.smtp = SmtpSink(auth=SMTP_LOGIN, port=self.smtp_port, maildir=self.maildir).start()
         redis, mongo = self.harness.started["redis"], self.harness.started["mongo"]
         progress("installing the CRDs")
         install_crds(self.kube)
@@ -98,6 +101,9 @@ class LocalStack:
         seed_articles(mongo.url)  # type: ignore[attr-defined]
         progress(f"applying {examples.relative_to(REPO_ROOT)}/")
         self.kube.kubectl("apply", "-n", NAMESPACE, "-f", str(examples))
+        if self.smtp_port != SMTP_PORT:
+            patch = json.dumps({"spec": {"smtp": {"port": self.smtp_port}}})
+            self.kube.kubectl("patch", "emailprovider", "smtp-fallback", "-n", NAMESPACE, "--type=merge", "-p", patch)
         self._give_the_stack_its_search_keys()
         progress(f"waiting for Stack {STACK} to be Ready")
         wait_until(lambda: self._stack_ready(), 60, f"Stack {STACK} Ready (see {self.harness.run_dir}/operator.log)")
@@ -217,7 +223,8 @@ class LocalStack:
         if "search" in self.services:
             lines += [f"  search     {self.services['search'].url}   (the api proxies /v1/indexes to it)"]
         lines += ["  operator   watching namespace default"]
-        lines += [f"  smtp sink  127.0.0.1:{SMTP_PORT}   (what EmailProvider smtp-fallback sends: {self.maildir})", ""]
+        sink = f"127.0.0.1:{self.smtp_port}"
+        lines += [f"  smtp sink  {sink}   (what EmailProvider smtp-fallback sends: {self.maildir})", ""]
         api_url = self.services["api"].url if "api" in self.services else "<api>"
         lines += [f"  {service.describe()}" for service in self.harness.started.values()]
         lines += [
