@@ -10,7 +10,6 @@ scrubbed of it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, is_dataclass
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, admin_key_option, cli, fail
+from .kube import kube_client, kube_message
 from .output import Table, emit, millis, when, yes_no
 from .users import admin
 
@@ -199,15 +199,8 @@ async def request_migration(name: str, namespace: str | None, to: int | None) ->
     migrate-request annotation. The version to reach and the namespace."""
     from kubernetes_asyncio import client
     from kubernetes_asyncio.client.exceptions import ApiException
-    from kubernetes_asyncio.config import ConfigException
 
-    from stackyard.config.sources import kube_api_client
-
-    try:
-        namespace = namespace or kube_namespace()
-        api_client = await kube_api_client()
-    except (ConfigException, OSError) as exc:
-        fail(f"no Kubernetes configuration ($KUBECONFIG or ~/.kube/config): {exc}", EXIT_USAGE)
+    api_client, namespace = await kube_client(namespace)
     async with api_client:
         objects = client.CustomObjectsApi(api_client)
         where = (GROUP, VERSION, namespace, PLURAL, name)
@@ -230,26 +223,6 @@ async def request_migration(name: str, namespace: str | None, to: int | None) ->
         except OSError as exc:  # aiohttp's connection errors are OSErrors
             fail(f"cannot reach the Kubernetes API: {exc}", EXIT_UNREACHABLE)
     return (to if to is not None else int(declared["version"])), namespace
-
-
-def kube_namespace() -> str:
-    """The namespace of the kubeconfig's current context (in a pod: the pod's), else default."""
-    token_dir = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and (token_dir / "namespace").exists():
-        return (token_dir / "namespace").read_text().strip()
-    from kubernetes_asyncio.config import list_kube_config_contexts
-
-    _, current = list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
-    return str((current or {}).get("context", {}).get("namespace") or "default")
-
-
-def kube_message(exc: Any) -> str:
-    import json
-
-    try:
-        return str(json.loads(exc.body).get("message") or exc.body)
-    except (TypeError, ValueError):
-        return str(exc.body or exc.reason)
 
 
 def migrate_local(ctx: typer.Context, uri: str, dbname: str, directory: Path, to: int | None, wait: float) -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, cli, fail
+from .context import EXIT_API_ERROR, EXIT_UNREACHABLE, cli, fail
 from .output import Output, Table, emit
 
 if TYPE_CHECKING:
@@ -134,19 +134,13 @@ async def read_cluster(namespace: str | None, name: str | None) -> tuple[str, li
     Stack is read, the orphans: resources whose stackRef names no Stack of the namespace."""
     from kubernetes_asyncio import client
     from kubernetes_asyncio.client.exceptions import ApiException
-    from kubernetes_asyncio.config import ConfigException
 
-    from stackyard.config.sources import kube_api_client
     from stackyard.resources.registry import KINDS
 
-    from .db import kube_message, kube_namespace
+    from .kube import kube_client, kube_message
 
     logging.getLogger("kubernetes_asyncio").setLevel(logging.ERROR)  # its warnings would add lines to the error
-    try:
-        namespace = namespace or kube_namespace()
-        api_client = await kube_api_client()
-    except (ConfigException, OSError) as exc:
-        fail(f"no Kubernetes configuration ($KUBECONFIG or ~/.kube/config): {exc}", EXIT_USAGE)
+    api_client, namespace = await kube_client(namespace)
     async with api_client:
         objects = client.CustomObjectsApi(api_client)
 
