@@ -8,8 +8,10 @@ from pydantic import Field, JsonValue, StringConstraints, model_validator
 
 from .base import (
     AGE_COLUMN,
+    DISABLED_REASON,
     READY_COLUMN,
     REASON_COLUMN,
+    SECRET_REASONS,
     CamelModel,
     CustomResource,
     KindInfo,
@@ -17,6 +19,7 @@ from .base import (
     ResourceStatus,
     SecretKeyRef,
     StackRef,
+    member_ready,
 )
 
 IDENTITY_PROVIDER_TYPES = ("google", "github", "oidc")
@@ -160,6 +163,7 @@ class IdentityProvider(CustomResource):
             REASON_COLUMN,
             AGE_COLUMN,
         ],
+        conditions=[member_ready(**SECRET_REASONS, **DISABLED_REASON)],
     )
     kind: Literal["IdentityProvider"] = "IdentityProvider"
     spec: IdentityProviderSpec

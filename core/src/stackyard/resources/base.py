@@ -149,12 +149,60 @@ AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
 
 
 @dataclass(frozen=True)
+class ConditionInfo:
+    """A condition type a kind's status gets: what True means, who sets it (the operator, or
+    a component of the Stack: the worker, the search component) and its reasons, each with
+    what it means."""
+
+    type: str
+    meaning: str
+    reasons: dict[str, str]
+    set_by: Literal["operator", "worker", "search"] = "operator"
+
+
+MEMBER_READY_REASONS = {
+    "InForce": "True: the resource is in the config of its Stack.",
+    "Invalid": "False: the spec does not parse or breaks a rule (the message names the field).",
+    "StackNotReady": "False: its Stack applies nothing now (the message says why); what is in force stays.",
+    "StackNotFound": "False: no Stack of spec.stackRef's name in the namespace.",
+}
+
+
+def secret_reasons(refs: str = "", consequence: str = "") -> dict[str, str]:
+    """The reasons of a Secret reference that does not resolve: of `refs` (the fields, when
+    not every reference of the kind), with what follows from it."""
+    secret = f"a Secret that {refs} references" if refs else "a referenced Secret"
+    then = f"; {consequence}" if consequence else ""
+    return {
+        "SecretNotFound": f"False: {secret} does not exist{then}.",
+        "SecretKeyNotFound": f"False: {secret} has no such key{then}.",
+    }
+
+
+SECRET_REASONS = secret_reasons()
+DISABLED_REASON = {"Disabled": "True: in the config, but not used while spec.enabled is false."}
+PAUSED_REASON = {"Paused": "True: in force, paused while spec.paused is true."}
+LAST_GOOD = " When a last good version of it passed, that version stays in force (the message says so)."
+
+
+def member_ready(**extra: str) -> ConditionInfo:
+    """Ready of a Stack's member: the reasons every member can get, and `extra` (its own)."""
+    return ConditionInfo(
+        "Ready",
+        "The resource is in force in its Stack's config." + LAST_GOOD,
+        {**MEMBER_READY_REASONS, **extra},
+    )
+
+
+@dataclass(frozen=True)
 class KindInfo:
     kind: str
     plural: str
     short_names: list[str]
     description: str
     columns: list[PrinterColumn] = field(default_factory=list)
+    conditions: list[ConditionInfo] = field(default_factory=list)
+    """Every condition type the kind's status gets (docs/reference/crds.md)."""
 
     @property
     def singular(self) -> str:

@@ -17,7 +17,9 @@ from .base import (
     AGE_COLUMN,
     READY_COLUMN,
     REASON_COLUMN,
+    SECRET_REASONS,
     CamelModel,
+    ConditionInfo,
     CustomResource,
     Duration,
     KindInfo,
@@ -29,6 +31,7 @@ from .base import (
     SecretKeyRef,
     StackRef,
     duration_seconds,
+    member_ready,
 )
 from .jobs import CronExpression, TimeZone
 
@@ -322,6 +325,20 @@ class Bucket(CustomResource):
             READY_COLUMN,
             REASON_COLUMN,
             AGE_COLUMN,
+        ],
+        conditions=[
+            member_ready(**SECRET_REASONS),
+            ConditionInfo(
+                "Reachable",
+                "The worker's check reached the storage (S3 bucket or volume) and could use it.",
+                {
+                    "Reachable": "True: the check passed.",
+                    "Misconfigured": "False: the storage answered and refused (no such bucket, credentials, "
+                    "permissions, a read-only volume): the spec or the credentials need a person.",
+                    "Unreachable": "False: the storage did not answer.",
+                },
+                set_by="worker",
+            ),
         ],
     )
     kind: Literal["Bucket"] = "Bucket"

@@ -198,7 +198,8 @@ SHARED_TYPES: list[type[Any]] = [StackRef, SecretKeyRef, Condition, ComputeResou
 def render_crd_reference() -> str:
     """docs/reference/crds.md."""
     shared = {model.__name__: structural_schema(model) for model in SHARED_TYPES}
-    return render_reference([crd(kind) for kind in KINDS], shared)
+    conditions = {kind.info.kind: kind.info.conditions for kind in KINDS}
+    return render_reference([crd(kind) for kind in KINDS], shared, conditions)
 
 
 def main(argv: list[str] | None = None) -> int:

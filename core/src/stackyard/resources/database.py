@@ -17,7 +17,9 @@ from .base import (
     AGE_COLUMN,
     READY_COLUMN,
     REASON_COLUMN,
+    SECRET_REASONS,
     CamelModel,
+    ConditionInfo,
     CustomResource,
     Duration,
     KindInfo,
@@ -29,6 +31,7 @@ from .base import (
     SecretKeyRef,
     StackRef,
     duration_seconds,
+    member_ready,
 )
 from .jobs import CronExpression, TimeZone
 
@@ -366,6 +369,42 @@ class Database(CustomResource):
             READY_COLUMN,
             REASON_COLUMN,
             AGE_COLUMN,
+        ],
+        conditions=[
+            member_ready(**SECRET_REASONS),
+            ConditionInfo(
+                "Connected",
+                "The worker's probe reached the database (ping and buildInfo); status.server says what answered.",
+                {
+                    "Connected": "True: the server answered; the message gives its version, topology and round trip.",
+                    "AuthenticationFailed": "False: the server refused the credentials.",
+                    "TLSError": "False: the TLS handshake failed (certificate, CA, hostname, TLS to a plain port).",
+                    "Timeout": "False: nothing answered in time.",
+                    "Unreachable": "False: the connection was refused or the name did not resolve.",
+                    "Misconfigured": "False: the settings cannot work (a bad URI option, not MongoDB's protocol).",
+                },
+                set_by="worker",
+            ),
+            ConditionInfo(
+                "IndexesInSync",
+                "The declared indexes are in place (status.indexes lists the drift).",
+                {
+                    "InSync": "True: every declared index is in place.",
+                    "Drift": "False: an index is missing or differs (with indexPolicy report nothing is changed), "
+                    "or enforcing failed.",
+                },
+                set_by="worker",
+            ),
+            ConditionInfo(
+                "Migrated",
+                "The database is at spec.migrations.version (status.migration); only with spec.migrations.",
+                {
+                    "AtVersion": "True: the database is at (or past) the version the spec wants.",
+                    "Pending": "False: the migration Job has not brought it there yet.",
+                    "Failed": "False: a migration failed; the database stays at the version before it.",
+                },
+                set_by="worker",
+            ),
         ],
     )
     kind: Literal["Database"] = "Database"

@@ -10,9 +10,12 @@ from pydantic import Field, JsonValue, StringConstraints, field_validator, model
 from ..email.templates import LocaleVariant, TemplateInvalid, TemplateSource, VariableSpec, compile_template
 from .base import (
     AGE_COLUMN,
+    DISABLED_REASON,
     READY_COLUMN,
     REASON_COLUMN,
+    SECRET_REASONS,
     CamelModel,
+    ConditionInfo,
     CustomResource,
     Duration,
     KindInfo,
@@ -20,6 +23,7 @@ from .base import (
     ResourceStatus,
     SecretKeyRef,
     StackRef,
+    member_ready,
 )
 
 EMAIL_PROVIDER_TYPES = ("smtp", "resend", "sendgrid", "postmark", "ses")
@@ -233,6 +237,31 @@ class EmailProvider(CustomResource):
             REASON_COLUMN,
             AGE_COLUMN,
         ],
+        conditions=[
+            member_ready(**SECRET_REASONS, **DISABLED_REASON),
+            ConditionInfo(
+                "CredentialsResolved",
+                "Every Secret key the provider references is present.",
+                {
+                    "SecretsFound": "True: every referenced Secret key is present.",
+                    **SECRET_REASONS,
+                    "Invalid": "False: the spec does not parse, so its references were not looked at.",
+                },
+            ),
+            ConditionInfo(
+                "Reachable",
+                "The provider answered the last probe or send (a rejected message is an answer).",
+                {
+                    "Answered": "True: the last probe or send was answered.",
+                    "InvalidCredentials": "False: the provider refused the credentials.",
+                    "Misconfigured": "False: the provider refused the settings.",
+                    "RateLimited": "False: the provider said to slow down.",
+                    "Timeout": "False: no answer in time.",
+                    "Unreachable": "False: the provider could not be reached.",
+                },
+                set_by="worker",
+            ),
+        ],
     )
     kind: Literal["EmailProvider"] = "EmailProvider"
     spec: EmailProviderSpec
@@ -379,6 +408,7 @@ class EmailTemplate(CustomResource):
             REASON_COLUMN,
             AGE_COLUMN,
         ],
+        conditions=[member_ready()],
     )
     kind: Literal["EmailTemplate"] = "EmailTemplate"
     spec: EmailTemplateSpec

@@ -16,8 +16,10 @@ from pydantic import AfterValidator, Field, JsonValue, StringConstraints, field_
 
 from .base import (
     AGE_COLUMN,
+    PAUSED_REASON,
     READY_COLUMN,
     REASON_COLUMN,
+    SECRET_REASONS,
     CamelModel,
     CustomResource,
     Duration,
@@ -29,6 +31,7 @@ from .base import (
     ResourceStatus,
     SecretKeyRef,
     StackRef,
+    member_ready,
 )
 
 DEFAULT_QUEUE = "default"
@@ -178,6 +181,7 @@ class JobQueue(CustomResource):
             REASON_COLUMN,
             AGE_COLUMN,
         ],
+        conditions=[member_ready(**SECRET_REASONS, **PAUSED_REASON)],
     )
     kind: Literal["JobQueue"] = "JobQueue"
     spec: JobQueueSpec
@@ -343,6 +347,7 @@ class Schedule(CustomResource):
             REASON_COLUMN,
             AGE_COLUMN,
         ],
+        conditions=[member_ready(**PAUSED_REASON)],
     )
     kind: Literal["Schedule"] = "Schedule"
     spec: ScheduleSpec

@@ -15,9 +15,12 @@ from pydantic import Field, JsonValue, StringConstraints, field_validator, model
 
 from .base import (
     AGE_COLUMN,
+    PAUSED_REASON,
     READY_COLUMN,
     REASON_COLUMN,
+    SECRET_REASONS,
     CamelModel,
+    ConditionInfo,
     CustomResource,
     Duration,
     KindInfo,
@@ -27,6 +30,7 @@ from .base import (
     SecretKeyRef,
     StackRef,
     duration_seconds,
+    member_ready,
 )
 
 ANY_JSON: dict[str, JsonValue] = {"x-kubernetes-preserve-unknown-fields": True}
@@ -430,6 +434,14 @@ class NotificationWorkflow(CustomResource):
             REASON_COLUMN,
             AGE_COLUMN,
         ],
+        conditions=[
+            member_ready(
+                TemplateNotFound="False: an email step names an EmailTemplate not in force in the Stack.",
+                WebhookNotFound="False: a webhook step names a Webhook not in force in the Stack.",
+                TemplateInvalid="False: a template string of a step does not compile.",
+                KeyConflict="False: an older NotificationWorkflow (then the name decides) has the same trigger key.",
+            )
+        ],
     )
     kind: Literal["NotificationWorkflow"] = "NotificationWorkflow"
     spec: NotificationWorkflowSpec
@@ -449,6 +461,20 @@ class Webhook(CustomResource):
             READY_COLUMN,
             REASON_COLUMN,
             AGE_COLUMN,
+        ],
+        conditions=[
+            member_ready(**SECRET_REASONS, **PAUSED_REASON),
+            ConditionInfo(
+                "Enabled",
+                "Deliveries are sent to spec.url.",
+                {
+                    "Enabled": "True: deliveries go to spec.url.",
+                    "Paused": "False: spec.paused: deliveries are recorded, not sent.",
+                    "Disabled": "False: every delivery failed for spec.disableAfter; enable it with POST "
+                    "/v1/webhooks/<name>/enable or a change of the Webhook.",
+                },
+                set_by="worker",
+            ),
         ],
     )
     kind: Literal["Webhook"] = "Webhook"

@@ -17,6 +17,7 @@ from .base import (
     PrinterColumn,
     ResourceStatus,
     StackRef,
+    member_ready,
 )
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -140,6 +141,7 @@ class RateLimitPolicy(CustomResource):
             REASON_COLUMN,
             AGE_COLUMN,
         ],
+        conditions=[member_ready()],
     )
     kind: Literal["RateLimitPolicy"] = "RateLimitPolicy"
     spec: RateLimitPolicySpec

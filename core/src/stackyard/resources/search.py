@@ -16,6 +16,7 @@ from .base import (
     READY_COLUMN,
     REASON_COLUMN,
     CamelModel,
+    ConditionInfo,
     CustomResource,
     Duration,
     KindInfo,
@@ -25,6 +26,7 @@ from .base import (
     PrinterColumn,
     ResourceStatus,
     StackRef,
+    member_ready,
 )
 from .stack import DatabaseRef
 
@@ -288,6 +290,30 @@ class SearchIndex(CustomResource):
             READY_COLUMN,
             REASON_COLUMN,
             AGE_COLUMN,
+        ],
+        conditions=[
+            member_ready(
+                DatabaseNotFound="False: source.mongodb.databaseRef names no Database of the Stack.",
+                DatabaseInvalid="False: the Database source.mongodb.databaseRef names is not in force.",
+                AttributeConflict="False: source.mongodb.fields maps the primaryKey, which always comes from _id.",
+                AttributeNotMapped="False: a setting names an attribute that source.mongodb.fields does not map.",
+            ),
+            ConditionInfo(
+                "Synced",
+                "The search component follows the source collection; only for an index sourced from MongoDB.",
+                {
+                    "Following": "True: the sync follows the collection (change stream or poll).",
+                    "Starting": "False: the sync has not started yet.",
+                    "InitialLoad": "False: the first version of the index is being built.",
+                    "Rebuilding": "False: the index is rebuilt (the change feed lost its place).",
+                    "SourceUnreachable": "False: MongoDB did not answer.",
+                    "CollectionMissing": "False: the collection does not exist (or was dropped or renamed).",
+                    "ChangeStreamsUnsupported": "False: sync changeStream, where the server has no change streams.",
+                    "RebuildFailed": "False: a rebuild failed.",
+                    "SyncFailed": "False: anything else went wrong; the sync tries again with backoff.",
+                },
+                set_by="search",
+            ),
         ],
     )
     kind: Literal["SearchIndex"] = "SearchIndex"

@@ -12,6 +12,7 @@ from .base import (
     READY_COLUMN,
     REASON_COLUMN,
     CamelModel,
+    ConditionInfo,
     CustomResource,
     Duration,
     KindInfo,
@@ -22,6 +23,7 @@ from .base import (
     ResourceStatus,
     SecretKeyRef,
     duration_seconds,
+    secret_reasons,
 )
 
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)]
@@ -448,6 +450,62 @@ class Stack(CustomResource):
             PrinterColumn("Config", ".status.configHash", description="RuntimeConfig hash in force"),
             REASON_COLUMN,
             AGE_COLUMN,
+        ],
+        conditions=[
+            ConditionInfo(
+                "Ready",
+                "The Stack's config is applied: its ConfigMap, credentials Secret and workloads carry it. While "
+                "it is False, the config in force stays and the Stack has no other condition (they are set with "
+                "a config that applies).",
+                {
+                    "ConfigApplied": "True: the config of status.configHash is applied.",
+                    "Invalid": "False: the spec does not parse or breaks a rule (the message names the field).",
+                    **secret_reasons("spec.redis, spec.mongodb or spec.telemetry", "nothing is applied"),
+                    "DatabaseNotFound": "False: spec.mongodb.databaseRef names no Database of this Stack.",
+                    "DatabaseInvalid": "False: the Database spec.mongodb.databaseRef names is not valid.",
+                    "ApplyFailed": "False: the API server refused or failed an object of the Stack; tried again.",
+                },
+            ),
+            ConditionInfo(
+                "MembersReady",
+                "Every resource naming the Stack in spec.stackRef is in force.",
+                {
+                    "AllMembersReady": "True: every member is in force.",
+                    "MembersInvalid": "False: the message lists each member that is not, with its Ready reason.",
+                },
+            ),
+            ConditionInfo(
+                "Available",
+                "Every component (api, worker, and search while a SearchIndex is in force) has a ready pod.",
+                {
+                    "PodsReady": "True: the message counts the ready replicas of each component.",
+                    "PodsNotReady": "False: a component has no ready pod (the message counts them).",
+                },
+            ),
+            ConditionInfo(
+                "AuthReady",
+                "The auth signing keys and encryption key are in force, and the admin API key resolves.",
+                {
+                    "KeysReady": "True: the signing keys are published; the message says when the next rotation "
+                    "step is.",
+                    "KeysInForce": "True: the keys in force stay (the auth-keys Secret was not read this time).",
+                    "InvalidKeys": "False: the auth-keys Secret holds a value that does not parse; the keys in "
+                    "force stay and are not rotated.",
+                    **secret_reasons("spec.auth.adminApiKeySecretRef", "the admin API is off until it resolves"),
+                },
+            ),
+            ConditionInfo(
+                "SearchReady",
+                "The search component serves the SearchIndexes in force and the search-only API key resolves. "
+                "Set only when the Stack has a SearchIndex in force or spec.search.searchApiKeySecretRef.",
+                {
+                    "Deployed": "True: the search StatefulSet serves the SearchIndexes in force.",
+                    "NoIndexes": "True: no SearchIndex is in force; the search component is not deployed.",
+                    "VolumeImmutable": "False: spec.search asks for another volume size or class than the "
+                    "StatefulSet was made with; the old one stays.",
+                    **secret_reasons("spec.search.searchApiKeySecretRef", "only the admin API key can search"),
+                },
+            ),
         ],
     )
     kind: Literal["Stack"] = "Stack"
