@@ -202,3 +202,50 @@ def test_the_static_files_are_served_without_a_session(http: httpx.Client):
     script = http.get("/console/static/console.js")
     assert script.status_code == 200 and "X-Console-Live" in script.text
     assert http.get("/console/static/console.css").status_code == 200
+
+
+MACROS = '{% import "console/_macros.html" as ui with context %}'
+
+
+def test_the_macros_make_accessible_forms_pagers_badges_and_times():
+    from datetime import UTC, datetime
+
+    from stackyard_api.console.session import templates
+    from starlette.datastructures import URL
+
+    class Page:
+        url = URL("http://api/console/jobs?queue=a&cursor=old")
+
+    def render(body: str, **context: object) -> str:
+        return templates.env.from_string(MACROS + body).render(csrf_token="tok", request=Page(), **context)
+
+    form = render(
+        '{{ ui.action_form("/console/jobs/x/replay", "Replay", confirm="Replay it?", danger=True, fields=f) }}',
+        f={"id": "j<1>"},
+    )
+    assert 'method="post" action="/console/jobs/x/replay"' in form and 'data-confirm="Replay it?"' in form
+    assert '<input type="hidden" name="csrf_token" value="tok">' in form
+    assert 'name="id" value="j&lt;1&gt;"' in form and '<button type="submit" class="danger">Replay</button>' in form
+    pager = render('{{ ui.pager("n2", "p1") }}')
+    assert 'href="http://api/console/jobs?queue=a&amp;cursor=p1"' in pager and "cursor=n2" in pager
+    assert 'aria-label="Pagination"' in pager
+    assert render("{{ ui.pager(None) }}").strip() == ""
+    assert 'class="badge badge-half-open"' in render('{{ ui.status_badge("half_open") }}')
+    when = render("{{ ui.timestamp(at) }}", at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert '<time datetime="2026-01-02T03:04:05+00:00">2026-01-02 03:04:05 UTC</time>' in when
+    assert '<time datetime="1970-01-01T00:01:40Z">' in render("{{ ui.timestamp(100) }}")
+    assert "—" in render("{{ ui.timestamp(None) }}")
+    assert '<p class="empty">No jobs.</p>' in render('{{ ui.empty("No jobs.") }}')
+
+
+def test_no_console_page_renders_a_credential(auth: AuthStack, http: httpx.Client):
+    """Every console GET page without path parameters, new ones included, as the logged-in admin."""
+    console_login(http)
+    pages = [p for p in console_paths(auth, "GET") if "x1" not in p] + ["/console/login"]
+    secrets = {name: value for name, value in auth.credentials.items() if len(value) >= 8}
+    for path in pages:
+        for live in ({}, {"X-Console-Live": "1"}):
+            html = http.get(path, headers=live).text
+            for name, value in secrets.items():
+                assert value not in html, f"{path} shows the credential {name}"
+            assert "redis://" not in html and "mongodb://" not in html, path
