@@ -249,3 +249,14 @@ def test_no_console_page_renders_a_credential(auth: AuthStack, http: httpx.Clien
             for name, value in secrets.items():
                 assert value not in html, f"{path} shows the credential {name}"
             assert "redis://" not in html and "mongodb://" not in html, path
+
+
+def test_console_errors_are_pages_and_the_apis_stay_problem_json(http: httpx.Client):
+    missing = http.get("/console/no-such-page")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "Not found" in missing.text and missing.headers["x-frame-options"] == "DENY"
+    invalid = http.get("/console/login?bye=maybe")
+    assert invalid.status_code == 422 and "Nothing was changed" in invalid.text
+    api = http.get("/v1/no-such-route")
+    assert api.status_code == 404 and api.headers["content-type"].startswith("application/problem+json")
+    assert "x-frame-options" not in api.headers

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from stackyard.problems import Problem
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -43,6 +44,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ConsoleForbidden, _forbidden)
     _wrap_handler(app, Problem, lambda exc: (exc.status, exc.detail or exc.title))
     _wrap_handler(app, StarletteHTTPException, lambda exc: (exc.status_code, str(exc.detail)))
+    _wrap_handler(app, RequestValidationError, lambda exc: (422, _invalid(exc)))
     app.add_middleware(ConsoleMiddleware)
 
 
@@ -58,6 +60,11 @@ async def _login_required(request: Request, exc: Exception) -> Response:
 async def _forbidden(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ConsoleForbidden)
     return render(request, "console/error.html", status_code=403, status=403, message=exc.message)
+
+
+def _invalid(exc: RequestValidationError) -> str:
+    fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'the request'}: {e['msg']}" for e in exc.errors())
+    return f"The request was not understood ({fields}). Nothing was changed."
 
 
 def _wrap_handler(app: FastAPI, kind: type[Exception], describe: Any) -> None:
