@@ -4,6 +4,7 @@ no secret in the page; and the queue throughput's arithmetic. Redis database 32.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import pymongo
 import pytest
 import redis
 from console_http import console_login
+from kubernetes_asyncio.client.exceptions import ApiException
 from stackyard_api.console.pages.overview import Throughput
 from stackyard_harness.auth_stack import AuthStack
 
@@ -115,3 +117,41 @@ def test_throughput_is_the_rate_of_the_counters_over_the_samples_kept():
     assert rates.observe("q", 60.0, 140, 7) == (40.0, 3.0)
     assert rates.observe("q", 350.0, 169, 7) == (pytest.approx(6.0), 0.0), "samples older than 5 minutes go"
     assert rates.observe("q", 360.0, 5, 0) == (None, None), "counters reset: measured afresh"
+
+
+def test_a_section_whose_source_does_not_answer_says_so(monkeypatch: pytest.MonkeyPatch):
+    from stackyard_api.console.pages import overview
+
+    async def stuck() -> dict:
+        await asyncio.sleep(5)
+        return {"error": None}
+
+    monkeypatch.setattr(overview, "SECTION_BUDGET", 0.05)
+    section = asyncio.run(overview.within_budget(stuck(), items=[]))
+    assert section == {"error": "not available: no answer within 0 s", "items": []}
+
+
+class RefusingCluster:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def api(self):
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "said"),
+    [
+        (ApiException(status=403, reason="Forbidden"), "may not read Stack demo (its Role needs get on it)"),
+        (ApiException(status=404, reason="Not Found"), "Stack demo was not found"),
+        (ConnectionRefusedError(), "cannot reach the Kubernetes API"),
+    ],
+)
+def test_the_stack_section_says_why_the_cluster_did_not_answer(exc: Exception, said: str):
+    from types import SimpleNamespace
+
+    from stackyard_api.console.pages.overview import stack_section
+
+    config = SimpleNamespace(namespace="ns", stack="demo")
+    section = asyncio.run(stack_section(RefusingCluster(exc), config))  # type: ignore[arg-type]
+    assert said in section["error"] and section["error"].startswith("not available")

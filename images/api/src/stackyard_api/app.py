@@ -57,6 +57,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             if (buckets := getattr(app.state, "buckets", None)) is not None:
                 await buckets.close()
             await search_proxy.close(app)
+            await console.close(app)
             await runtime.stop()
 
     app = FastAPI(title="stackyard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)

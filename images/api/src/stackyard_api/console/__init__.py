@@ -48,6 +48,13 @@ def install(app: FastAPI) -> None:
     app.add_middleware(ConsoleMiddleware)
 
 
+async def close(app: FastAPI) -> None:
+    """Close the Kubernetes client the overview opened, if it did."""
+    cluster = getattr(app.state, "console_cluster", None)
+    if cluster is not None:
+        await cluster.close()
+
+
 def is_console(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,8 @@ SAMPLE_SPAN = 300.0
 """Seconds of queue counter samples the throughput is measured over."""
 SAMPLES_KEPT = 600
 KUBE_TIMEOUT = 3.0
+SECTION_BUDGET = 4.0
+"""Seconds a section may take (a store that does not answer must not hold the page)."""
 EMAIL_WINDOW = timedelta(hours=24)
 MONGO_TIMEOUT_MS = 3000
 SENT = ("sent", "deferred", "delivered", "bounced", "complained")
@@ -261,14 +264,22 @@ def rate_limit_section(runtime: Runtime, limiter: RateLimiter) -> dict[str, Any]
     return {"policies": rows}
 
 
+async def within_budget(section: Awaitable[dict[str, Any]], **empty: Any) -> dict[str, Any]:
+    """A section, or its error when its source has not answered within SECTION_BUDGET."""
+    try:
+        return await asyncio.wait_for(section, SECTION_BUDGET)
+    except TimeoutError:
+        return {"error": f"not available: no answer within {SECTION_BUDGET:.0f} s"} | empty
+
+
 @router.get("")
 async def overview(request: Request, session: ConsoleDep, runtime: RuntimeDep) -> Response:
     config = runtime.config.config
     cluster = cluster_of(request, runtime)
     stack, queues, email = await asyncio.gather(
-        stack_section(cluster, config),
-        queues_section(runtime, throughput_of(request)),
-        email_section(runtime, cluster),
+        within_budget(stack_section(cluster, config)),
+        within_budget(queues_section(runtime, throughput_of(request)), items=[]),
+        within_budget(email_section(runtime, cluster), providers=[]),
     )
     return render(
         request,
