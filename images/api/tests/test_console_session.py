@@ -117,6 +117,11 @@ def test_the_session_cookie_is_secure_behind_https(http: httpx.Client):
         "//evil.example/console",
         "/\\evil.example",
         "/console\\..\\x",
+        "/console/../v1/auth/admin/users",
+        "/console/%2e%2e/v1/config",
+        "/console/./x",
+        "/console//evil.example",
+        "/console\r\nSet-Cookie: x=1",
         "/v1/auth/admin/users",
         "javascript:x",
     ],
@@ -124,6 +129,12 @@ def test_the_session_cookie_is_secure_behind_https(http: httpx.Client):
 def test_next_only_goes_to_a_console_page(http: httpx.Client, next_url: str):
     answer = http.post("/console/login", data={"api_key": ADMIN_API_KEY, "next": next_url})
     assert answer.headers["location"] == "/console"
+
+
+@pytest.mark.parametrize("next_url", ["/console", "/console/jobs", "/console/users/u_1?tab=audit&page=2"])
+def test_next_leads_to_the_console_page_asked_for(http: httpx.Client, next_url: str):
+    answer = http.post("/console/login", data={"api_key": ADMIN_API_KEY, "next": next_url})
+    assert answer.headers["location"] == next_url
 
 
 def test_logout_ends_the_session_in_redis(http: httpx.Client, rdb: redis.Redis):

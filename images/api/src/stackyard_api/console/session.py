@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import posixpath
 import secrets
 import time
 from dataclasses import dataclass
@@ -107,11 +108,16 @@ def is_https(request: Request) -> bool:
 
 
 def safe_next(value: str | None) -> str:
-    """Only a local console path (never //host, a scheme or a backslash trick); else /console."""
+    """Only a local console path (never //host, a scheme, a backslash, dot segments or a
+    control character); else /console."""
     if not value or not value.startswith("/console") or "\\" in value or value.startswith("//"):
+        return "/console"
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value) or "%2e" in value.lower():
         return "/console"
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or not (parts.path == "/console" or parts.path.startswith("/console/")):
+        return "/console"
+    if posixpath.normpath(parts.path) != parts.path.rstrip("/") and parts.path != "/console/":
         return "/console"
     return value
 
