@@ -271,3 +271,10 @@ def test_console_errors_are_pages_and_the_apis_stay_problem_json(http: httpx.Cli
     api = http.get("/v1/no-such-route")
     assert api.status_code == 404 and api.headers["content-type"].startswith("application/problem+json")
     assert "x-frame-options" not in api.headers
+
+
+def test_a_login_posted_from_another_site_is_refused(http: httpx.Client):
+    answer = http.post("/console/login", data={"api_key": ADMIN_API_KEY}, headers={"Origin": "https://evil.example"})
+    assert answer.status_code == 403 and COOKIE not in answer.cookies
+    same = http.post("/console/login", data={"api_key": ADMIN_API_KEY}, headers={"Origin": str(http.base_url).rstrip("/")})
+    assert same.status_code == 303
