@@ -14,7 +14,9 @@ import httpx
 import pytest
 import redis
 from console_http import COOKIE, console_login, csrf_token, post_form
+from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
+from stackyard_api.console.session import CsrfDep, flash, redirect
 from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack
 
 REDIS_DATABASE = 31
@@ -276,5 +278,41 @@ def test_console_errors_are_pages_and_the_apis_stay_problem_json(http: httpx.Cli
 def test_a_login_posted_from_another_site_is_refused(http: httpx.Client):
     answer = http.post("/console/login", data={"api_key": ADMIN_API_KEY}, headers={"Origin": "https://evil.example"})
     assert answer.status_code == 403 and COOKIE not in answer.cookies
-    same = http.post("/console/login", data={"api_key": ADMIN_API_KEY}, headers={"Origin": str(http.base_url).rstrip("/")})
+    origin = {"Origin": str(http.base_url).rstrip("/")}
+    same = http.post("/console/login", data={"api_key": ADMIN_API_KEY}, headers=origin)
     assert same.status_code == 303
+
+
+@pytest.fixture
+def flashing_action(auth: AuthStack) -> Iterator[list[str]]:
+    """A POST action added to the running console for this test: it flashes and redirects."""
+    done: list[str] = []
+    router = APIRouter(prefix="/console/test-flash")
+
+    @router.post("")
+    async def act(request: Request, session: CsrfDep) -> Any:
+        done.append(session.id)
+        flash(request, "Replayed 3 <jobs>.")
+        flash(request, "One could not be replayed.", kind="error")
+        return redirect("/console")
+
+    before = list(auth.app.router.routes)
+    auth.app.include_router(router)
+    try:
+        yield done
+    finally:
+        auth.app.router.routes[:] = before
+
+
+def test_an_action_flashes_its_outcome_on_the_next_page_once(http: httpx.Client, flashing_action: list[str]):
+    console_login(http)
+    refused = http.post("/console/test-flash", data={"csrf_token": "wrong"})
+    assert refused.status_code == 403 and flashing_action == []
+    answer = post_form(http, "/console/test-flash")
+    assert answer.status_code == 303 and answer.headers["location"] == "/console" and len(flashing_action) == 1
+    live = http.get("/console", headers={"X-Console-Live": "1"}).text
+    assert "Replayed 3" not in live, "a live refresh leaves the messages for the page"
+    page = http.get("/console").text
+    assert '<p class="flash flash-ok">Replayed 3 &lt;jobs&gt;.</p>' in page
+    assert '<p class="flash flash-error">One could not be replayed.</p>' in page
+    assert "Replayed 3" not in http.get("/console").text, "shown once"
