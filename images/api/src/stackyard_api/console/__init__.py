@@ -1,7 +1,28 @@
 """The admin console: server-rendered pages under /console, for the holder of the admin API key.
 
 `install(app)` adds the login, the five pages, the static files, the security headers of
-every console answer and the console's error pages (HTML, not problem+json)."""
+every console answer and the console's error pages (HTML, not problem+json).
+
+A page is one module of `pages/` with its router, and its templates under
+templates/console/<page>/:
+
+    router = APIRouter(prefix="/console/jobs", include_in_schema=False)
+
+    @router.get("")
+    async def queues(request: Request, session: ConsoleDep, runtime: RuntimeDep) -> Response:
+        return render(request, "console/jobs/queues.html", queues=...)
+
+    @router.post("/{name}/dead/replay")
+    async def replay(request: Request, name: str, session: CsrfDep, runtime: RuntimeDep) -> Response:
+        ...                                   # the same core call as the JSON router
+        flash(request, f"Replayed {n} jobs.")
+        return redirect(f"/console/jobs/{name}")
+
+Templates extend "console/base.html" (block `title`, block `content`) and import the macros
+with context: `{% import "console/_macros.html" as ui with context %}`. A Problem raised in
+a console route (NotFound, CapabilityOff, …) is shown as the error page with its status. No
+inline script or style: the CSP refuses them; console.js does live regions (`id` +
+`data-live="5"`) and confirmations (`data-confirm` on a form)."""
 
 from __future__ import annotations
 
