@@ -16,7 +16,8 @@ import redis
 from console_http import COOKIE, console_login, csrf_token, post_form
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
-from stackyard_api.console.session import CsrfDep, flash, redirect
+from stackyard.problems import NotFound
+from stackyard_api.console.session import ConsoleDep, CsrfDep, flash, redirect
 from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack
 
 REDIS_DATABASE = 31
@@ -296,6 +297,10 @@ def flashing_action(auth: AuthStack) -> Iterator[list[str]]:
         flash(request, "One could not be replayed.", kind="error")
         return redirect("/console")
 
+    @router.get("/missing")
+    async def missing(session: ConsoleDep) -> Any:
+        raise NotFound("no dead job j_1 in queue emails")
+
     before = list(auth.app.router.routes)
     auth.app.include_router(router)
     try:
@@ -316,3 +321,10 @@ def test_an_action_flashes_its_outcome_on_the_next_page_once(http: httpx.Client,
     assert '<p class="flash flash-ok">Replayed 3 &lt;jobs&gt;.</p>' in page
     assert '<p class="flash flash-error">One could not be replayed.</p>' in page
     assert "Replayed 3" not in http.get("/console").text, "shown once"
+
+
+def test_a_problem_in_a_console_page_is_shown_as_the_error_page(http: httpx.Client, flashing_action: list[str]):
+    console_login(http)
+    answer = http.get("/console/test-flash/missing")
+    assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+    assert "no dead job j_1 in queue emails" in answer.text and 'aria-label="Console"' in answer.text
