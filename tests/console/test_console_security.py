@@ -376,6 +376,7 @@ def test_no_logged_in_page_shows_a_secret(
     for path in logged_in_pages(console, objects):
         console.goto(path)
         shown = {"browser": console.content(), "live": admin.get(path, headers={"X-Console-Live": "1"}).text}
+        shown |= {f"frame {frame.url}": frame.content() for frame in console.frames[1:]}
         for how, page in shown.items():
             for name, value in stack_secrets.items():
                 assert value not in page, f"{path} ({how}) shows the value of Secret {name}"
@@ -458,19 +459,25 @@ def slug(label: str) -> str:
 
 
 def test_every_page_of_the_nav_opens_without_errors(console: Page):
-    """Each page answers 200 with one h1 and no script error or CSP violation; its screenshot
-    is .stackyard/artifacts/console/nav-<label>.png."""
+    """Each page answers 200 with one h1 and no script error or CSP violation. Every page is
+    photographed, a failing one too: .stackyard/artifacts/console/nav-<label>.png."""
     errors: list[str] = []
     console.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     console.on("pageerror", lambda error: errors.append(str(error)))
-    nav = console.get_by_role("navigation", name="Console")
-    labels = [nav.get_by_role("link").nth(i).inner_text() for i in range(nav.get_by_role("link").count())]
-    for label in labels:
+    nav = console.get_by_role("navigation", name="Console").get_by_role("link")
+    links = [(nav.nth(i).get_attribute("href") or "", nav.nth(i).inner_text()) for i in range(nav.count())]
+    assert len(links) >= 5, links
+    failures = []
+    for href, label in links:
+        console.goto("/console")
         with console.expect_navigation() as navigation:
-            nav.get_by_role("link", name=label, exact=True).click()
+            nav.filter(has_text=label).first.click()
         answer = navigation.value
-        assert answer is not None and answer.status == 200, (label, answer and answer.status)
-        expect(console.locator("h1")).to_have_count(1)
         console.wait_for_load_state("networkidle")
         screenshot(console, f"nav-{slug(label)}")
+        if answer is None or answer.status != 200:
+            failures.append(f"{label} ({href}) answered {answer and answer.status}")
+        elif console.locator("h1").count() != 1:
+            failures.append(f"{label} ({href}) has {console.locator('h1').count()} h1")
+    assert not failures, failures
     assert not errors, f"script errors or CSP violations: {errors}"
