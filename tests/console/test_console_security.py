@@ -264,6 +264,8 @@ def test_every_action_refuses_a_missing_or_wrong_csrf_token(
     admin: httpx.Client, api_url: str, admin_key: str, sdk: Stackyard, objects: Objects
 ):
     token = csrf_token(admin)
+    with logged_in_client(api_url, admin_key) as other:
+        others_token = csrf_token(other)
     same_site = {"Origin": api_url}
     before = Snapshot.take(sdk, objects)
     for template, fields in CONSOLE_ROUTES["POST"].items():
@@ -279,9 +281,8 @@ def test_every_action_refuses_a_missing_or_wrong_csrf_token(
             answer = admin.post(path, data=form | token_sent, headers=same_site)
             assert_refused(answer, f"POST {path} {token_sent}")
         # a token of another console session is not this one's
-        with logged_in_client(api_url, admin_key) as other:
-            answer = admin.post(path, data=form | {"csrf_token": csrf_token(other)}, headers=same_site)
-            assert_refused(answer, f"POST {path} with another session's token")
+        answer = admin.post(path, data=form | {"csrf_token": others_token}, headers=same_site)
+        assert_refused(answer, f"POST {path} with another session's token")
     assert Snapshot.take(sdk, objects) == before
     assert admin.get("/console").status_code == 200, "a refused logout ended the session"
 
