@@ -7,6 +7,7 @@ Redis database 34."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
@@ -17,7 +18,11 @@ from typing import Any
 import httpx
 import pytest
 from console_http import console_login, csrf_token, post_form
+from pymongo import AsyncMongoClient
 from stackyard.config import RuntimeConfig
+from stackyard.email.log import DeliveryLog
+from stackyard.email.suppressions import SuppressionList
+from stackyard.email.webhooks import ProviderEvent
 from stackyard.resources.email import EmailProviderSpec
 from stackyard_harness.auth_stack import ADMIN_API_KEY, AuthStack
 from stackyard_harness.process import free_port
@@ -173,6 +178,46 @@ def test_the_timeline_shows_the_failed_attempt_the_failover_and_the_send_in_orde
     assert "Cancel this email" not in page.text  # sent: too late
 
     assert console.get("/console/emails/em_nope").status_code == 404
+
+
+def test_a_providers_bounce_shows_in_the_timeline_and_suppresses_the_recipient(
+    console: httpx.Client, auth: AuthStack
+) -> None:
+    email_id = send(console, to=["zoe@example.com"], subject="Bouncing")
+    wait_status(console, email_id, "sent")
+    bounce = ProviderEvent(
+        type="bounced",
+        recipient="zoe@example.com",
+        at=datetime.now(UTC),
+        provider_message_id=None,
+        email_id=email_id,
+        detail="550 5.1.1 <zoe@example.com>: user unknown",
+        permanent=True,
+        raw_type="email.bounced",
+    )
+
+    async def deliver_webhook() -> None:  # what POST /v1/emails/webhooks/{provider} does once verified
+        client: AsyncMongoClient[Any] = AsyncMongoClient(auth.mongo_url)
+        try:
+            database = client[auth.database]
+            log, suppressions = DeliveryLog(database), SuppressionList(database)
+            assert await log.apply_provider_event("relay", bounce) == email_id
+            await suppressions.add(
+                "zoe@example.com", "bounce", detail=bounce.detail, provider="relay", email_id=email_id
+            )
+        finally:
+            await client.close()
+
+    asyncio.run(deliver_webhook())
+    page = console.get(f"/console/emails/{email_id}").text
+    rows = re.findall(r'<tr class="event-(\w+)">(.*?)</tr>', region(page, "email-detail"), re.S)
+    assert [kind for kind, _ in rows][-2:] == ["sent", "bounced"]
+    assert "zoe@example.com: 550 5.1.1 <zoe@example.com>: user unknown" in text(rows[-1][1])
+    assert 'class="badge badge-bounced">bounced' in page
+    assert 'data-live="3"' not in page  # a bounce is final: no more refreshes
+    assert log_ids(console, status="bounced") == [email_id]
+    listed = console.get("/console/suppressions", params={"reason": "bounce"}).text
+    assert "zoe@example.com" in listed and f'href="/console/emails/{email_id}"' in listed
 
 
 def test_a_script_in_a_body_never_runs_in_the_console(console: httpx.Client) -> None:
