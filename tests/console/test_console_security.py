@@ -372,10 +372,11 @@ def logged_in_pages(console: Page, objects: Objects) -> list[str]:
 
 
 def test_no_logged_in_page_shows_a_secret(
-    console: Page, admin: httpx.Client, objects: Objects, stack_secrets: dict[str, str]
+    console: Page, admin_key: str, admin: httpx.Client, objects: Objects, stack_secrets: dict[str, str]
 ):
     for path in logged_in_pages(console, objects):
         console.goto(path)
+        assert admin_key not in console.url
         shown = {"browser": console.content(), "live": admin.get(path, headers={"X-Console-Live": "1"}).text}
         shown |= {f"frame {frame.url}": frame.content() for frame in console.frames[1:]}
         for how, page in shown.items():
@@ -450,6 +451,18 @@ def test_the_skip_link_and_the_nav_work_with_the_keyboard_alone(console: Page):
         console.wait_for_url(re.compile(re.escape(href) + r"$"))
         link = console.get_by_role("navigation", name="Console").get_by_role("link", name=label, exact=True)
         expect(link).to_have_attribute("aria-current", "page")
+
+
+def test_log_out_with_the_keyboard_alone_ends_the_session(console: Page):
+    """Also the positive case of the CSRF check: the console's own form, token and origin
+    right, does what it says."""
+    console.goto("/console")
+    tab_to(console, lambda e: e.get("tag") == "BUTTON" and e.get("text") == "Log out", "the Log out button")
+    console.keyboard.press("Enter")
+    console.wait_for_url(re.compile(r"/console/login\?bye=1$"))
+    expect(console.get_by_text("You are logged out.")).to_be_visible()
+    console.goto("/console/jobs")
+    assert "/console/login?next=" in console.url, "the session outlived its logout"
 
 
 # -- 5. a screenshot of every page of the nav -----------------------------------------------
