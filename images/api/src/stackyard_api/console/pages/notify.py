@@ -17,7 +17,7 @@ EndpointState). A Webhook's signing secret and headers are never read here."""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -50,7 +50,7 @@ def public_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     netloc = host + (f":{parts.port}" if parts.port else "")
-    query = urlencode([(key, "…") for key, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="…")
+    query = "&".join(f"{quote(key)}=…" for key, _ in parse_qsl(parts.query, keep_blank_values=True))
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
