@@ -48,7 +48,7 @@ def test_find_an_email_and_see_its_failover_in_the_timeline(console: Page, api_u
     console.get_by_role("navigation", name="Console").get_by_role("link", name="Emails").click()
     expect(console.get_by_role("heading", name="Delivery log")).to_be_visible()
     console.get_by_label("Recipient").fill(recipient)
-    console.get_by_role("checkbox", name="sent", exact=True).check()
+    console.get_by_label("Status").select_option("sent")
     console.get_by_role("button", name="Filter").click()
     rows = console.locator("#email-log tbody tr")
     expect(rows).to_have_count(1)
