@@ -8,6 +8,7 @@ with CI set it fails them. STACKYARD_CHROMIUM points at another chromium binary.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ import pytest
 from stackyard_harness.local_stack import LocalStack
 from stackyard_harness.pytest_plugin import unavailable
 
-from . import log_in
+from . import log_in, screenshot
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -71,16 +72,39 @@ def browser_context(browser: Browser, api_url: str) -> Iterator[BrowserContext]:
         context.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the test, for the fixtures' teardown to see a failure."""
+    report: pytest.TestReport = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
+
+
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+def _photograph_if_failed(request: pytest.FixtureRequest, page: Page) -> None:
+    """A failed test leaves the page as it was: `failed-<test>.png` beside the screenshots."""
+    call = request.node.stash.get(REPORTS, {}).get("call")
+    if call is not None and call.failed and not page.is_closed():
+        name = re.sub(r"[^a-z0-9._-]+", "-", request.node.name.lower()).strip("-")
+        screenshot(page, f"failed-{name}"[:120])
+
+
 @pytest.fixture
-def anonymous_page(browser_context: BrowserContext) -> Page:
+def anonymous_page(request: pytest.FixtureRequest, browser_context: BrowserContext) -> Iterator[Page]:
     """A page of a browser that has never logged in."""
-    return browser_context.new_page()
+    page = browser_context.new_page()
+    yield page
+    _photograph_if_failed(request, page)
 
 
 @pytest.fixture
-def console(browser_context: BrowserContext, admin_key: str) -> Page:
+def console(request: pytest.FixtureRequest, browser_context: BrowserContext, admin_key: str) -> Iterator[Page]:
     """A page logged in to the console (its own session, through the login form), on the
-    Overview. Relative URLs are the api's: `console.goto("/console/jobs")`."""
+    Overview. Relative URLs are the api's: `console.goto("/console/jobs")`. When the test
+    fails, the page is saved as .stackyard/artifacts/console/failed-<test>.png."""
     page = browser_context.new_page()
     log_in(page, admin_key)
-    return page
+    yield page
+    _photograph_if_failed(request, page)
