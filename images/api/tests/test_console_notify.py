@@ -111,6 +111,8 @@ def test_a_run_appears_with_its_steps_what_they_sent_and_its_data_escaped(
     assert listing.status_code == 200 and run_id in listing.text and 'data-live="5"' in listing.text
     assert run_id in console.get("/console/notifications", params={"workflow": "order", "status": "completed"}).text
     assert run_id not in console.get("/console/notifications", params={"recipient": "someone-else"}).text
+    as_the_form_sends = console.get("/console/notifications", params={"workflow": "", "recipient": "", "status": ""})
+    assert as_the_form_sends.status_code == 200 and run_id in as_the_form_sends.text
     assert console.get("/console/notify").url.path == "/console/notifications"
 
     page = console.get(f"/console/notifications/runs/{run_id}").text
@@ -153,6 +155,7 @@ def test_a_failed_delivery_shows_its_attempt_and_replay_redelivers_it(
     failed_list = console.get("/console/webhooks/crm", params={"status": "failed"}).text
     assert first in failed_list
     assert first not in console.get("/console/webhooks/crm", params={"status": "succeeded"}).text
+    assert first in console.get("/console/webhooks/crm", params={"status": ""}).text
 
     receiver.reset()
     receiver.answer("/crm", 204)

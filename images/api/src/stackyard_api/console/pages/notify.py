@@ -16,7 +16,7 @@ EndpointState). A Webhook's signing secret and headers are never read here."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import orjson
@@ -69,9 +69,10 @@ async def runs(
     runtime: RuntimeDep,
     workflow: Text = None,
     recipient: Text = None,
-    status: Annotated[RunStatus | None, Query()] = None,
+    status: Annotated[RunStatus | Literal[""] | None, Query()] = None,
     cursor: Cursor = None,
 ) -> Response:
+    """`status=` (the form's "any") is no filter."""
     service = await notify_service(runtime)
     selector = RunFilter(workflow=workflow or None, recipient=recipient or None, status=[status] if status else None)
     page = await service.list_runs(selector, PAGE_SIZE, cursor)
@@ -150,13 +151,14 @@ async def webhook(
     name: str,
     session: ConsoleDep,
     runtime: RuntimeDep,
-    status: Annotated[DeliveryStatus | None, Query()] = None,
+    status: Annotated[DeliveryStatus | Literal[""] | None, Query()] = None,
     cursor: Cursor = None,
 ) -> Response:
+    """`status=` (the form's "any") is no filter."""
     events = _events(runtime)
     spec = events.spec(name)
     view = await _view(_state(runtime), name, spec)
-    page = await (await events.store()).page(name, status=status, limit=PAGE_SIZE, cursor=cursor)
+    page = await (await events.store()).page(name, status=status or None, limit=PAGE_SIZE, cursor=cursor)
     return render(
         request,
         "console/notify/webhook.html",
