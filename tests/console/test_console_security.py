@@ -375,10 +375,13 @@ def test_no_logged_in_page_shows_a_secret(
     console: Page, admin_key: str, admin: httpx.Client, objects: Objects, stack_secrets: dict[str, str]
 ):
     for path in logged_in_pages(console, objects):
-        console.goto(path)
-        assert admin_key not in console.url
-        shown = {"browser": console.content(), "live": admin.get(path, headers={"X-Console-Live": "1"}).text}
-        shown |= {f"frame {frame.url}": frame.content() for frame in console.frames[1:]}
+        plain = admin.get(path)
+        shown = {"http": plain.text, "live": admin.get(path, headers={"X-Console-Live": "1"}).text}
+        if plain.headers.get("content-type", "").startswith("text/html"):  # not a download
+            console.goto(path)
+            assert admin_key not in console.url
+            shown |= {"browser": console.content()}
+            shown |= {f"frame {frame.url}": frame.content() for frame in console.frames[1:]}
         for how, page in shown.items():
             for name, value in stack_secrets.items():
                 assert value not in page, f"{path} ({how}) shows the value of Secret {name}"
