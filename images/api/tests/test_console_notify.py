@@ -121,6 +121,8 @@ def test_a_run_appears_with_its_steps_what_they_sent_and_its_data_escaped(
     [delivery_id] = run["steps"][1]["detail"]["deliveryIds"]
     assert f'href="/console/webhooks/deliveries/{delivery_id}"' in page
     assert "Cancel this run" not in page  # finished
+    assert run_id in console.get("/console/notifications", params={"trigger": run["triggerId"]}).text
+    assert run_id not in console.get("/console/notifications", params={"trigger": "ntr_other"}).text
 
 
 def test_a_waiting_run_is_cancelled_only_with_the_csrf_token(console: httpx.Client) -> None:

@@ -1,7 +1,7 @@
 """The console's Notifications and Webhooks pages:
 
 - `/console/notifications`: the runs of notification workflows, newest first, filtered by
-  workflow, recipient and status, paginated and live;
+  workflow, recipient, trigger and status, paginated and live;
 - `/console/notifications/runs/{id}`: one run: its trigger's data, actor and tenant, its
   recipient, each step with its state, what it sent per channel (email, in-app message,
   push, webhook deliveries) and why it failed; live while unfinished; cancel while running;
@@ -69,12 +69,18 @@ async def runs(
     runtime: RuntimeDep,
     workflow: Text = None,
     recipient: Text = None,
+    trigger: Text = None,
     status: Annotated[RunStatus | Literal[""] | None, Query()] = None,
     cursor: Cursor = None,
 ) -> Response:
     """`status=` (the form's "any") is no filter."""
     service = await notify_service(runtime)
-    selector = RunFilter(workflow=workflow or None, recipient=recipient or None, status=[status] if status else None)
+    selector = RunFilter(
+        workflow=workflow or None,
+        recipient=recipient or None,
+        trigger=trigger or None,
+        status=[status] if status else None,
+    )
     page = await service.list_runs(selector, PAGE_SIZE, cursor)
     workflows = sorted(spec.trigger_key(name) for name, spec in runtime.config.config.notification_workflows.items())
     return render(
@@ -83,7 +89,12 @@ async def runs(
         page=page,
         workflows=workflows,
         statuses=RUN_STATUSES,
-        chosen={"workflow": workflow or "", "recipient": recipient or "", "status": status or ""},
+        chosen={
+            "workflow": workflow or "",
+            "recipient": recipient or "",
+            "trigger": trigger or "",
+            "status": status or "",
+        },
     )
 
 
