@@ -91,6 +91,11 @@ class Objects:
     """An address no one has suppressed: a refused "suppress" must leave it so."""
     suppressed: str
     """An address on the suppression list: a refused "remove" must leave it there."""
+    run_id: str
+    """A run of the notification workflow `welcome`, waiting in its 10-minute digest."""
+    webhook: str
+    delivery_id: str
+    """A webhook.test delivery to `webhook`."""
 
     def fill(self, template: str) -> str:
         """`template` with each {param} replaced by the real object its name points at."""
@@ -105,6 +110,12 @@ class Objects:
                 return self.queue
             if "email" in name or "message" in name:
                 return self.email_id
+            if "run" in name:
+                return self.run_id
+            if "delivery" in name:
+                return self.delivery_id
+            if "webhook" in name or (name == "name" and "/webhooks" in template):
+                return self.webhook
             return DUMMY_ID
 
         return re.sub(r"\{([^}]+)\}", value, template)
@@ -131,7 +142,7 @@ class Objects:
 
     def marks(self) -> list[str]:
         """What a page about these objects would show: none of it may reach a stranger."""
-        return [self.user_id, self.user_email, self.job_id, self.email_id]
+        return [self.user_id, self.user_email, self.job_id, self.email_id, self.run_id, self.delivery_id]
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +168,24 @@ def objects(sdk: Stackyard) -> Objects:
     )
     suppressed = f"console-security-kept-{tag}@example.com"
     sdk.suppressions.add(suppressed, detail="kept by the console security tests")
-    return Objects(user.id, email, job.id, "default", sent.id, f"console-security-victim-{tag}@example.com", suppressed)
+    trigger = sdk.notify.trigger("welcome", {"id": f"console-security-{tag}", "email": email, "name": "Sec"})
+    deadline = time.monotonic() + 60
+    while not (runs := sdk.notify.runs(trigger=trigger.id).items) or runs[0].status in ("queued", "running"):
+        assert time.monotonic() < deadline, f"trigger {trigger.id} made no run"
+        time.sleep(0.2)
+    delivery = sdk.webhooks.test("crm")
+    return Objects(
+        user.id,
+        email,
+        job.id,
+        "default",
+        sent.id,
+        victim=f"console-security-victim-{tag}@example.com",
+        suppressed=suppressed,
+        run_id=runs[0].id,
+        webhook="crm",
+        delivery_id=delivery.id,
+    )
 
 
 @dataclass
@@ -171,11 +199,16 @@ class Snapshot:
     email_status: str
     victim_suppressed: bool
     kept_suppressed: bool
+    run_status: str
+    replays_of_delivery: int
+    test_deliveries: int
+    webhook_enabled: bool
 
     @classmethod
     def take(cls, sdk: Stackyard, objects: Objects) -> Snapshot:
         user = sdk.auth.admin.users.get(objects.user_id)
         suppressed = {entry.address for entry in sdk.suppressions.iter()}
+        deliveries = list(sdk.webhooks.iter_deliveries(objects.webhook))
         return cls(
             user_disabled=user.disabled,
             user_sessions=len(user.sessions),
@@ -184,6 +217,10 @@ class Snapshot:
             email_status=sdk.emails.get(objects.email_id).status,
             victim_suppressed=objects.victim in suppressed,
             kept_suppressed=objects.suppressed in suppressed,
+            run_status=sdk.notify.run(objects.run_id).status,
+            replays_of_delivery=sum(d.replay_of == objects.delivery_id for d in deliveries),
+            test_deliveries=sum(d.event_type == "webhook.test" for d in deliveries),
+            webhook_enabled=next(w.enabled for w in sdk.webhooks.list() if w.name == objects.webhook),
         )
 
 
