@@ -126,7 +126,9 @@ class Objects:
         values = {}
         for field in fields:
             name = field.lower()
-            if "address" in name or "email" in name:
+            if ("address" in name or "email" in name) and "/users" in template:
+                values[field] = self.user_email  # e.g. a deletion confirmed by typing the address
+            elif "address" in name or "email" in name:
                 values[field] = self.suppressed if template.endswith("/remove") else self.victim
             elif "user" in name:
                 values[field] = self.user_id
