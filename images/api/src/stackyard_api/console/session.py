@@ -43,12 +43,22 @@ KEY_PREFIX = "sy:console:session:"
 LIVE_HEADER = "x-console-live"
 
 NAV = (
-    ("/console", "Overview"),
-    ("/console/users", "Users"),
-    ("/console/emails", "Emails"),
-    ("/console/jobs", "Jobs"),
-    ("/console/notify", "Notifications"),
+    ("/console", "Overview", ()),
+    ("/console/users", "Users", ("/console/users",)),
+    ("/console/emails", "Emails", ("/console/emails", "/console/suppressions")),
+    ("/console/jobs", "Jobs", ("/console/jobs",)),
+    ("/console/notify", "Notifications", ("/console/notify", "/console/notifications", "/console/webhooks")),
 )
+"""(link, label, the path prefixes of the pages it stands for)."""
+
+
+def nav_items(path: str) -> list[tuple[str, str, bool]]:
+    """(link, label, whether the page at `path` is under it) for the nav."""
+    return [
+        (href, label, path == href or any(path == p or path.startswith(p + "/") for p in prefixes))
+        for href, label, prefixes in NAV
+    ]
+
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["console_datetime"] = lambda seconds: (
@@ -236,7 +246,7 @@ def common_context(request: Request) -> dict[str, Any]:
     return {
         "session": session,
         "csrf_token": session.csrf_token if session else "",
-        "nav": NAV,
+        "nav": nav_items(request.url.path),
         "current_path": request.url.path,
         "flashes": getattr(request.state, "console_flashes", []),
         "stack_name": applied.config.stack if applied else None,
