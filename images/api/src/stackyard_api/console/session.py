@@ -47,7 +47,7 @@ NAV = (
     ("/console/users", "Users", ("/console/users",)),
     ("/console/emails", "Emails", ("/console/emails", "/console/suppressions")),
     ("/console/jobs", "Jobs", ("/console/jobs",)),
-    ("/console/notify", "Notifications", ("/console/notify", "/console/notifications", "/console/webhooks")),
+    ("/console/notifications", "Notifications", ("/console/notify", "/console/notifications", "/console/webhooks")),
 )
 """(link, label, the path prefixes of the pages it stands for)."""
 
