@@ -11,6 +11,7 @@ PACKAGES=(
   postgresql     # FerretDB's PostgreSQL backend, for `make bench` (bench/README.md)
   clamav-daemon  # clamd for the storage scan tests (the harness gives it a test signature database)
   containernetworking-plugins  # the pod network of `make cluster` (containerd and runc come with docker.io)
+  chromium       # the browser Playwright drives in the console's browser tests (tests/console); none is downloaded
 )
 
 missing=()

@@ -505,3 +505,52 @@ async def test_a_worker_stopped_right_after_it_started_stops_at_once(jobs, after
     await asyncio.sleep(after)
     stop.set()
     await asyncio.wait_for(running, 3)
+
+
+async def test_running_and_scheduled_jobs_are_listed_in_time_order_page_by_page(jobs):
+    release = asyncio.Event()
+
+    @register(jobs, "hold")
+    async def hold(ctx: JobContext, payload: Any) -> None:
+        await release.wait()
+
+    later = [(await jobs.enqueue("hold", i, delay=60 + i)).id for i in range(5)]
+    async with jobs.worker():
+        running = [(await jobs.enqueue("hold", "now")).id for _ in range(2)]
+        for job_id in running:
+            await jobs.wait(job_id, ("active",))
+        page = await jobs.client.running_page(jobs.queue.name)
+        assert sorted(job.id for job, _ in page.items) == sorted(running) and page.next_cursor is None
+        assert all(job.state == "active" and lease > job.started_at for job, lease in page.items)
+        seen, cursor = [], None
+        while True:
+            scheduled = await jobs.client.scheduled_page(jobs.queue.name, limit=2, cursor=cursor)
+            seen += [(job.id, at) for job, at in scheduled.items]
+            if scheduled.next_cursor is None:
+                break
+            cursor = scheduled.next_cursor
+        assert [i for i, _ in seen] == later  # the soonest first, each once
+        for job_id, at in seen:
+            assert (await jobs.client.get(job_id)).run_at == at
+        release.set()
+    with pytest.raises(UnprocessableContent):
+        await jobs.client.scheduled_page(jobs.queue.name, cursor="nope")
+
+
+async def test_a_dead_letter_replayed_with_another_payload_runs_with_it(jobs):
+    @register(jobs, "needs")
+    async def needs(ctx: JobContext, payload: Any) -> Any:
+        if "userId" not in payload:
+            raise NonRetryable("payload has no userId")
+        return payload["userId"]
+
+    async with jobs.worker():
+        dead = await jobs.wait((await jobs.enqueue("needs", {})).id)
+        assert dead.state == "dead"
+        assert await jobs.client.replay_changed(jobs.queue.name, dead.id, {"userId": "u1"})
+        done = await jobs.wait(dead.id)
+        assert done.state == "completed" and done.result == "u1" and done.payload == {"userId": "u1"}
+        assert [e.error for e in done.errors] == ["NonRetryable: payload has no userId"]
+        assert not await jobs.client.replay_changed(jobs.queue.name, dead.id, {"userId": "u2"})  # not dead now
+    assert not await jobs.client.replay_changed("elsewhere", dead.id, {})
+    assert (await jobs.client.get(dead.id)).payload == {"userId": "u1"}

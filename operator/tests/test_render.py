@@ -286,7 +286,7 @@ def test_paused_queue_and_schedule_are_in_force_and_say_so():
     assert desired.config.job_queues["webhooks"].paused and desired.config.schedules["nightly"].paused
 
 
-def test_runtime_role_lets_the_worker_record_schedule_runs_health_and_webhook_deliveries_and_nothing_more():
+def test_runtime_role_lets_the_worker_record_status_and_the_api_read_its_own_stack_and_nothing_more():
     desired = render(Observed(STACK, [], {"backends": BACKENDS}))
     role = next(o for o in desired.objects if o["kind"] == "Role")
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
@@ -299,6 +299,8 @@ def test_runtime_role_lets_the_worker_record_schedule_runs_health_and_webhook_de
         "searchindexes/status",
     )
     assert rules[(("stackyard.dev",), statuses)]["verbs"] == ["get", "patch"]
+    stacks = rules[(("stackyard.dev",), ("stacks",))]
+    assert stacks["verbs"] == ["get"] and stacks["resourceNames"] == ["demo"]
     assert all("resourceNames" in r for r in role["rules"] if r["apiGroups"] == [""])
     assert {v for r in role["rules"] for v in r["verbs"]} == {"get", "list", "watch", "patch"}
 

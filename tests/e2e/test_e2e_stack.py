@@ -344,6 +344,23 @@ def test_a_search_index_is_served_by_its_statefulset_and_keeps_its_documents_on_
     )
 
 
+def test_the_console_in_the_api_pod_shows_the_stack_conditions_it_reads_itself(
+    release: Cluster, stack: dict[str, Any], api: httpx.Client
+):
+    """The console's templates and static files are in the api image, and the pod's own
+    ServiceAccount may read its Stack (the Role the operator renders): the overview shows the
+    Stack's Ready condition as the cluster has it."""
+    login = api.post("/console/login", data={"api_key": ADMIN_KEY, "next": "/console"})
+    assert login.status_code == 303, login.text
+    ready = next(c for c in release.get("stack", STACK)["status"]["conditions"] if c["type"] == "Ready")
+    page = api.get("/console")
+    assert page.status_code == 200, page.text
+    stack_section = page.text.split('id="stack-status"', 1)[1].split("</section>", 1)[0]
+    assert '<th scope="row">Ready</th>' in stack_section, stack_section
+    assert ready["reason"] in stack_section, stack_section
+    assert api.get("/console/static/console.css").status_code == 200
+
+
 def test_helm_test_passes(release: Cluster, stack: dict[str, Any]):
     # The test pod is deleted when it succeeds (its hook-delete-policy): helm's report is what stays.
     result = release.helm("test", "e2e", "--timeout", "5m")

@@ -8,11 +8,13 @@ core/tests/test_cli_files and tests/integration/test_telemetry_live, in other di
 one after the other), 5 test_telemetry_sentry, 6 test_client_emails, 7
 tests/integration/test_email_sending, 8 test_auth_flows, 9 test_auth_mfa, 10 test_auth_oauth,
 11 test_auth_orgs, 12 test_auth_admin, 13 test_auth_tokens, 14 test_auth_schemathesis, 15
-test_client_auth (the harness's Redis has 32 databases). Notifications: 16 test_feed_api,
+test_client_auth (the harness's Redis has 64 databases). Notifications: 16 test_feed_api,
 17 test_push_api, 18 test_webhooks_api, 19 test_notify_api, 20 test_client_notify, 21
 tests/integration/test_notify_workflows, 22 core/tests/test_notify_fanout, 23
 tests/integration/test_webhooks_worker, 24 core/tests/test_webhooks_deliveries, 26 test_cors. Search: 28
-test_search_api, 29 core/tests/test_client_search, 30 core/tests/test_cli_search.
+test_search_api, 29 core/tests/test_client_search, 30 core/tests/test_cli_search. Console: 31
+test_console_session, 32 test_console_overview, 33 test_console_users, 34 test_console_emails,
+35 test_console_jobs, 36 test_console_notify.
 
 More constants, all optional: `RUN_WORKER = True` where a test reads the auth mails (a worker
 process sends them; none runs otherwise), `AUTH_SETTINGS`, the Stack auth settings (camelCase,

@@ -104,7 +104,8 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
     (Connected, indexes, migration, last backup), the Buckets' in theirs (Reachable,
     last retention sweep), the Webhooks' in theirs (Enabled, failingSince, last
     delivery) and the SearchIndexes' in theirs (the search component's documents, sync,
-    rebuilding, Synced), nothing else."""
+    rebuilding, Synced); and read their own Stack (the admin console shows its conditions),
+    nothing else."""
     name = stack_body["metadata"]["name"]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -135,6 +136,7 @@ def config_reader_role(stack_body: dict[str, Any]) -> dict[str, Any]:
                 ],
                 "verbs": ["get", "patch"],
             },
+            {"apiGroups": [GROUP], "resources": ["stacks"], "resourceNames": [name], "verbs": ["get"]},
         ],
     }
 

@@ -324,6 +324,23 @@ return done
 """
 )
 
+# ARGV: prefix, id, payload JSON. Replays one dead letter with a new payload (as REPLAY
+# does: fresh attempts, its error history and completed steps kept). Answers 1 if it was one.
+REPLAY_CHANGED = (
+    _PRELUDE
+    + """
+local id = ARGV[2]
+if redis.call('EXISTS', jkey(id)) == 0 or redis.call('ZREM', P .. 'dead', id) == 0 then return 0 end
+redis.call('PERSIST', jkey(id))
+redis.call('PERSIST', skey(id))
+redis.call('HSET', jkey(id), 'att', 0, 'payload', ARGV[3])
+redis.call('HDEL', jkey(id), 'finished', 'cancel')
+make_ready(id)
+redis.call('HINCRBY', P .. 'stats', 'replayed', 1)
+return 1
+"""
+)
+
 # ARGV: prefix, then dead-letter ids. Deletes them. Answers the ids deleted.
 PURGE = (
     _PRELUDE
@@ -367,5 +384,6 @@ HEARTBEAT_SCRIPT = LuaScript(HEARTBEAT)
 CANCEL_SCRIPT = LuaScript(CANCEL)
 CANCELLED_SCRIPT = LuaScript(CANCELLED)
 REPLAY_SCRIPT = LuaScript(REPLAY)
+REPLAY_CHANGED_SCRIPT = LuaScript(REPLAY_CHANGED)
 PURGE_SCRIPT = LuaScript(PURGE)
 DELIVER_SCRIPT = LuaScript(DELIVER)

@@ -109,6 +109,14 @@ class Taken:
     """Seconds until a scheduled job or a lease falls due (or the rate limit frees up)."""
 
 
+@dataclass(frozen=True)
+class TimedPage:
+    """A page of running or scheduled jobs, each with its time (lease end, or run-at)."""
+
+    items: list[tuple[Job, datetime]]
+    next_cursor: str | None
+
+
 def _claimed(queue: str, row: bytes) -> Claimed:
     id_, attempt, fn, http, payload, max_attempts, timeout, trace = row.split(b"\0")
     return Claimed(
@@ -418,6 +426,58 @@ class JobClient:
         jobs = [job for job in await self._get_many(queue, [i for i, _ in picked]) if job is not None]
         next_cursor = f"{int(picked[-1][1])}:{picked[-1][0]}" if more and picked else None
         return JobPage(items=jobs, next_cursor=next_cursor)
+
+    async def running_page(self, queue: str, limit: int = 50, cursor: str | None = None) -> TimedPage:
+        """Jobs a worker holds, the lease that ends first first; each with when its lease ends."""
+        return await self._timed_page(queue, "active", limit, cursor)
+
+    async def scheduled_page(self, queue: str, limit: int = 50, cursor: str | None = None) -> TimedPage:
+        """Jobs waiting for a time (a delay, a retry's backoff, a step's sleep or wait), the
+        soonest first; each with when it may run."""
+        return await self._timed_page(queue, "sched", limit, cursor)
+
+    async def _timed_page(self, queue: str, name: str, limit: int, cursor: str | None) -> TimedPage:
+        """One page of a queue's sorted set whose scores are times in ms, in ascending order.
+        The cursor is "<ms>:<id>" of the last one shown."""
+        bottom: str = "-inf"
+        after: tuple[float, str] | None = None
+        if cursor:
+            score, _, last_id = cursor.partition(":")
+            try:
+                after = (float(score), last_id)
+            except ValueError:
+                raise UnprocessableContent(f"not a cursor of this list: {cursor!r}") from None
+            bottom = score
+        rows = await self.redis.zrangebyscore(
+            prefix(queue) + name, bottom, "+inf", start=0, num=limit + 100, withscores=True
+        )
+        picked: list[tuple[str, float]] = []
+        for member, score in rows:
+            job_id = member.decode()
+            if after and score == after[0] and job_id <= after[1]:
+                continue
+            picked.append((job_id, score))
+            if len(picked) > limit:
+                break
+        more = len(picked) > limit
+        picked = picked[:limit]
+        jobs = await self._get_many(queue, [i for i, _ in picked])
+        items = [
+            (job, datetime.fromtimestamp(score / 1000, UTC))
+            for job, (_, score) in zip(jobs, picked, strict=True)
+            if job is not None
+        ]
+        next_cursor = f"{int(picked[-1][1])}:{picked[-1][0]}" if more and picked else None
+        return TimedPage(items=items, next_cursor=next_cursor)
+
+    async def replay_changed(self, queue: str, job_id: str, payload: Any) -> bool:
+        """Replay one dead letter with another payload (what its first attempts lacked).
+        False if it is not a dead letter of the queue (any more)."""
+        if queue_of(job_id) != queue:
+            return False
+        p = prefix(queue)
+        reply = await scripts.REPLAY_CHANGED_SCRIPT(self.redis, [p + "ready"], [p, job_id, orjson.dumps(payload)])
+        return bool(reply)
 
     async def _dead_ids(self, queue: str, selector: DeadLetterFilter) -> list[str]:
         if selector.ids is not None:

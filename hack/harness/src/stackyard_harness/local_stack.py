@@ -218,6 +218,7 @@ class LocalStack:
         if "api" in self.services:
             api = self.services["api"].url
             lines += [f"  api        {api}   (Swagger UI {api}/docs, config {api}/v1/config)"]
+            lines += [f"  console    {api}/console   (log in with $STACKYARD_ADMIN_KEY of .stackyard/stack.env)"]
         if "worker" in self.services:
             lines += [f"  worker     {self.services['worker'].url}   (health {self.services['worker'].url}/readyz)"]
         if "search" in self.services:

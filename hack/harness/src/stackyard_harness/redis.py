@@ -15,8 +15,8 @@ def _ping(port: int) -> bool:
         return bool(client.ping())
 
 
-DATABASES = 32
-"""Databases 0-31: the test modules that need a Redis of their own take one each."""
+DATABASES = 64
+"""Databases 0-63: the test modules that need a Redis of their own take one each."""
 
 
 class RedisServer:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from stackyard.ratelimit import LivePolicies, RateLimiter, RateLimitMiddleware
 from stackyard.runtime import Runtime
 
+from . import console
 from .auth_deps import AuthState, PrincipalMiddleware
 from .cors import LiveCORS
 from .errors import install_error_handlers
@@ -56,6 +57,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             if (buckets := getattr(app.state, "buckets", None)) is not None:
                 await buckets.close()
             await search_proxy.close(app)
+            await console.close(app)
             await runtime.stop()
 
     app = FastAPI(title="stackyard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -92,6 +94,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(webhooks.router)
     # /v1/indexes, /v1/multi-search, /v1/search/tasks: passed on to the search component.
     search_proxy.install(app)
+    # /console: the admin console (server-rendered pages for the admin API key's holder).
+    console.install(app)
     # Outermost: every request but the probes gets a span and counts in the RED metrics,
     # also those the middlewares answer (429, 503) or that fail (500).
     instrument(app)

@@ -1,0 +1,1 @@
+"""One module per console page, each an APIRouter under /console/<page>."""
