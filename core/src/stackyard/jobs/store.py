@@ -402,29 +402,8 @@ class JobClient:
 
     async def dead_page(self, queue: str, limit: int = 50, cursor: str | None = None) -> JobPage:
         """Dead letters, newest first. The cursor is "<ms>:<id>" of the last one shown."""
-        p = prefix(queue)
-        top: str = "+inf"
-        after: tuple[float, str] | None = None
-        if cursor:
-            score, _, last_id = cursor.partition(":")
-            try:
-                after = (float(score), last_id)
-            except ValueError:
-                raise UnprocessableContent(f"not a cursor of this list: {cursor!r}") from None
-            top = score
-        rows = await self.redis.zrevrangebyscore(p + "dead", top, "-inf", start=0, num=limit + 100, withscores=True)
-        picked: list[tuple[str, float]] = []
-        for member, score in rows:
-            job_id = member.decode()
-            if after and score == after[0] and job_id >= after[1]:
-                continue
-            picked.append((job_id, score))
-            if len(picked) > limit:
-                break
-        more = len(picked) > limit
-        picked = picked[:limit]
+        picked, next_cursor = await self._sorted_page(queue, "dead", limit, cursor, newest_first=True)
         jobs = [job for job in await self._get_many(queue, [i for i, _ in picked]) if job is not None]
-        next_cursor = f"{int(picked[-1][1])}:{picked[-1][0]}" if more and picked else None
         return JobPage(items=jobs, next_cursor=next_cursor)
 
     async def running_page(self, queue: str, limit: int = 50, cursor: str | None = None) -> TimedPage:
@@ -437,9 +416,23 @@ class JobClient:
         return await self._timed_page(queue, "sched", limit, cursor)
 
     async def _timed_page(self, queue: str, name: str, limit: int, cursor: str | None) -> TimedPage:
-        """One page of a queue's sorted set whose scores are times in ms, in ascending order.
-        The cursor is "<ms>:<id>" of the last one shown."""
-        bottom: str = "-inf"
+        """One page of a queue's sorted set whose scores are times in ms, soonest first."""
+        picked, next_cursor = await self._sorted_page(queue, name, limit, cursor, newest_first=False)
+        jobs = await self._get_many(queue, [i for i, _ in picked])
+        items = [
+            (job, datetime.fromtimestamp(score / 1000, UTC))
+            for job, (_, score) in zip(jobs, picked, strict=True)
+            if job is not None
+        ]
+        return TimedPage(items=items, next_cursor=next_cursor)
+
+    async def _sorted_page(
+        self, queue: str, name: str, limit: int, cursor: str | None, *, newest_first: bool
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        """One page of (job id, score) of a queue's sorted set `name`, by score, and the cursor
+        of the next page: "<score>:<id>" of the last one shown (ids break ties, so a page
+        boundary between equal scores neither repeats nor skips a job)."""
+        start: str = "+inf" if newest_first else "-inf"
         after: tuple[float, str] | None = None
         if cursor:
             score, _, last_id = cursor.partition(":")
@@ -447,28 +440,23 @@ class JobClient:
                 after = (float(score), last_id)
             except ValueError:
                 raise UnprocessableContent(f"not a cursor of this list: {cursor!r}") from None
-            bottom = score
-        rows = await self.redis.zrangebyscore(
-            prefix(queue) + name, bottom, "+inf", start=0, num=limit + 100, withscores=True
-        )
+            start = score
+        key, wanted = prefix(queue) + name, limit + 100
+        if newest_first:
+            rows = await self.redis.zrevrangebyscore(key, start, "-inf", start=0, num=wanted, withscores=True)
+        else:
+            rows = await self.redis.zrangebyscore(key, start, "+inf", start=0, num=wanted, withscores=True)
         picked: list[tuple[str, float]] = []
         for member, score in rows:
             job_id = member.decode()
-            if after and score == after[0] and job_id <= after[1]:
+            if after and score == after[0] and (job_id >= after[1] if newest_first else job_id <= after[1]):
                 continue
             picked.append((job_id, score))
             if len(picked) > limit:
                 break
         more = len(picked) > limit
         picked = picked[:limit]
-        jobs = await self._get_many(queue, [i for i, _ in picked])
-        items = [
-            (job, datetime.fromtimestamp(score / 1000, UTC))
-            for job, (_, score) in zip(jobs, picked, strict=True)
-            if job is not None
-        ]
-        next_cursor = f"{int(picked[-1][1])}:{picked[-1][0]}" if more and picked else None
-        return TimedPage(items=items, next_cursor=next_cursor)
+        return picked, (f"{int(picked[-1][1])}:{picked[-1][0]}" if more and picked else None)
 
     async def replay_changed(self, queue: str, job_id: str, payload: Any) -> bool:
         """Replay one dead letter with another payload (what its first attempts lacked).
