@@ -20,12 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
+from background_worker import BackgroundWorker
 from console_http import console_login, csrf_token, post_form
 from fastapi.testclient import TestClient
-from stackyard.clients import redis_client
 from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig
-from stackyard.jobs import FunctionRegistry, JobClient, JobContext, NonRetryable, Worker, queues_from_config
-from stackyard.jobs.scheduler import Scheduler
+from stackyard.jobs import FunctionRegistry, JobContext, NonRetryable
 from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
 from stackyard.resources.stack import StackSpec
 from stackyard_api.app import create_app
@@ -59,40 +58,6 @@ async def needs(ctx: JobContext, payload: Any) -> Any:
 async def hold(ctx: JobContext, payload: Any) -> Any:
     await asyncio.to_thread(release.wait, 30)
     return "released"
-
-
-class BackgroundWorker:
-    """A Worker and a Scheduler on their own event loop in a thread."""
-
-    def __init__(self, redis_url: str, config: RuntimeConfig) -> None:
-        self.redis_url, self.config = redis_url, config
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> BackgroundWorker:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    async def _start(self) -> None:
-        self.redis = redis_client(self.redis_url)
-        self.stop = asyncio.Event()
-        queues = lambda: queues_from_config(self.config.job_queues)  # noqa: E731
-        worker = Worker(lambda: self.redis, functions, queues, name="console-worker")
-        scheduler = Scheduler(lambda: JobClient(self.redis), lambda: self.config.schedules, queues)
-        await JobClient(self.redis).register_functions(QUEUE, functions)
-        self.tasks = [asyncio.create_task(worker.run(self.stop)), asyncio.create_task(scheduler.run(self.stop))]
-
-    async def _stop(self) -> None:
-        self.stop.set()
-        await asyncio.gather(*self.tasks)
-        await self.redis.aclose()
-
-    def __exit__(self, *exc: object) -> None:
-        release.set()
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +101,10 @@ def stack(tmp_path_factory, redis_server) -> Iterator[tuple[TestClient, str]]:
     from stackyard.runtime import Runtime
 
     runtime = Runtime("stackyard-api", FileConfigSource(live, directory, interval=0.02), live)
-    with TestClient(create_app(runtime)) as client, BackgroundWorker(redis_url, config):
+    with (
+        TestClient(create_app(runtime)) as client,
+        BackgroundWorker(redis_url, config, functions, name="console-worker", schedules=True, before_stop=release.set),
+    ):
         deadline = time.monotonic() + 5
         while client.get("/v1/config").status_code != 200:
             assert time.monotonic() < deadline

@@ -3,7 +3,6 @@ sees (status codes, problem+json, idempotency, dead-letter repair), with an in-p
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -14,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from background_worker import BackgroundWorker
 from fastapi.testclient import TestClient
-from stackyard.clients import redis_client
 from stackyard.config import FileConfigSource, LiveConfig, RuntimeConfig
-from stackyard.jobs import FunctionRegistry, JobClient, JobContext, NonRetryable, Worker, queues_from_config
+from stackyard.jobs import FunctionRegistry, JobContext, NonRetryable
 from stackyard.resources.jobs import JobQueueSpec
 from stackyard.resources.stack import StackSpec
 from stackyard.runtime import Runtime
@@ -37,37 +36,6 @@ async def echo(ctx: JobContext, payload: Any) -> Any:
     if payload == "wait":
         return await ctx.wait_for_event("w", "api.go", timeout=30)
     return payload
-
-
-class BackgroundWorker:
-    """A Worker on its own event loop in a thread, like a worker process next to the api."""
-
-    def __init__(self, redis_url: str, config: RuntimeConfig) -> None:
-        self.redis_url, self.config = redis_url, config
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> BackgroundWorker:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    async def _start(self) -> None:
-        self.redis = redis_client(self.redis_url)
-        self.stop = asyncio.Event()
-        worker = Worker(lambda: self.redis, functions, lambda: queues_from_config(self.config.job_queues))
-        await JobClient(self.redis).register_functions(next(iter(self.config.job_queues)), functions)
-        self.task = asyncio.create_task(worker.run(self.stop))
-
-    async def _stop(self) -> None:
-        self.stop.set()
-        await self.task
-        await self.redis.aclose()
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 class Api:
@@ -102,7 +70,7 @@ def api(tmp_path, redis_server):
     (tmp_path / "config.json").write_text(config.canonical_json())
     live = LiveConfig()
     runtime = Runtime("stackyard-api", FileConfigSource(live, tmp_path, interval=0.02), live)
-    with TestClient(create_app(runtime)) as client, BackgroundWorker(redis_server.url, config):
+    with TestClient(create_app(runtime)) as client, BackgroundWorker(redis_server.url, config, functions):
         deadline = time.monotonic() + 5
         while client.get("/v1/config").status_code != 200:
             assert time.monotonic() < deadline
