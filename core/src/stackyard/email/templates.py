@@ -1,7 +1,8 @@
 """The template engine of transactional email: compile an EmailTemplate once, render it per message.
 
-Pure and framework-free: the operator calls `compile_template` to set an EmailTemplate's
-`Ready` condition (a `TemplateInvalid` carries the part, the locale and the line), the API's
+Pure and framework-free: the EmailTemplate spec model calls `compile_template` when it is
+validated, so the operator marks a bad template Ready=False with reason `Invalid` and the
+message of the `TemplateInvalid` (which names the part, the locale and the line); the API's
 preview route and the send pipeline call `CompiledTemplate.render`.
 
 - Syntax: Jinja2 in `ImmutableSandboxedEnvironment`, with `StrictUndefined`. HTML is
