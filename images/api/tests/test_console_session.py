@@ -225,13 +225,19 @@ def test_the_macros_make_accessible_forms_pagers_badges_and_times():
     from datetime import UTC, datetime
 
     from stackyard_api.console.session import templates
-    from starlette.datastructures import URL
+    from starlette.datastructures import URL, QueryParams
 
     class Page:
         url = URL("http://api/console/jobs?queue=a&cursor=old")
+        query_params = QueryParams(url.query)
 
-    def render(body: str, **context: object) -> str:
-        return templates.env.from_string(MACROS + body).render(csrf_token="tok", request=Page(), **context)
+    class FirstPage:
+        url = URL("http://api/console/jobs?queue=a")
+        query_params = QueryParams(url.query)
+
+    def render(body: str, request: object = None, **context: object) -> str:
+        page = request or Page()
+        return templates.env.from_string(MACROS + body).render(csrf_token="tok", request=page, **context)
 
     form = render(
         '{{ ui.action_form("/console/jobs/x/replay", "Replay", confirm="Replay it?", danger=True, fields=f) }}',
@@ -240,10 +246,13 @@ def test_the_macros_make_accessible_forms_pagers_badges_and_times():
     assert 'method="post" action="/console/jobs/x/replay"' in form and 'data-confirm="Replay it?"' in form
     assert '<input type="hidden" name="csrf_token" value="tok">' in form
     assert 'name="id" value="j&lt;1&gt;"' in form and '<button type="submit" class="danger">Replay</button>' in form
-    pager = render('{{ ui.pager("n2", "p1") }}')
-    assert 'href="http://api/console/jobs?queue=a&amp;cursor=p1"' in pager and "cursor=n2" in pager
+    pager = render('{{ ui.pager("n2", first="← Newest", next="Older →") }}')
+    assert '<a href="http://api/console/jobs?queue=a">← Newest</a>' in pager
+    assert '<a rel="next" href="http://api/console/jobs?queue=a&amp;cursor=n2">Older →</a>' in pager
     assert 'aria-label="Pagination"' in pager
-    assert render("{{ ui.pager(None) }}").strip() == ""
+    assert "← First" in render("{{ ui.pager(None) }}")  # a later page links back to the first
+    assert render("{{ ui.pager(None) }}", request=FirstPage()).strip() == ""
+    assert "← First" not in render('{{ ui.pager("n2") }}', request=FirstPage())
     assert 'class="badge badge-half-open"' in render('{{ ui.status_badge("half_open") }}')
     when = render("{{ ui.timestamp(at) }}", at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     assert '<time datetime="2026-01-02T03:04:05+00:00">2026-01-02 03:04:05 UTC</time>' in when
