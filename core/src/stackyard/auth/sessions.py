@@ -12,6 +12,7 @@ A refresh token is `rt_<sid>.<secret>`: the id locates the session, the secret p
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -273,6 +274,22 @@ class Sessions:
     async def get(self, sid: str) -> SessionInfo | None:
         data = await self.ctx.redis.hgetall(self._session_key(sid))
         return _info(sid, data, self._idle_ms) if data else None
+
+    async def holder(self, refresh_token: str) -> SessionInfo | None:
+        """The session whose current refresh token this is, without rotating it (a browser
+        session of the OpenID Provider keeps its token in a cookie); None otherwise."""
+        try:
+            sid, secret = _parse_refresh(refresh_token)
+        except InvalidToken:
+            return None
+        data = await self.ctx.redis.hgetall(self._session_key(sid))
+        if not data:
+            return None
+        current = data.get(b"refresh") or data.get("refresh")
+        stored = current.decode() if isinstance(current, bytes) else str(current or "")
+        if not hmac.compare_digest(stored.encode(), _hash(secret).encode()):
+            return None
+        return _info(sid, data, self._idle_ms)
 
     async def alive(self, sid: str) -> bool:
         """Whether the session is live; a yes is trusted for LivenessCache.ttl seconds."""

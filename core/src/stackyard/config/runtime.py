@@ -17,6 +17,7 @@ from ..resources.database import DatabaseSpec
 from ..resources.email import EmailProviderSpec, EmailTemplateSpec
 from ..resources.jobs import JobQueueSpec, ScheduleSpec
 from ..resources.notify import NotificationWorkflowSpec, WebhookSpec
+from ..resources.oidc import OIDCClientSpec
 from ..resources.ratelimit import RateLimitPolicySpec
 from ..resources.search import SearchIndexSpec
 from ..resources.stack import StackSpec
@@ -80,6 +81,9 @@ class RuntimeConfig(CamelModel):
     webhooks: dict[str, WebhookSpec] = Field(default_factory=dict, description="Webhooks by name.")
     search_indexes: dict[str, SearchIndexSpec] = Field(
         default_factory=dict, description="SearchIndexes by name (the name is the index's uid in the API)."
+    )
+    oidc_clients: dict[str, OIDCClientSpec] = Field(
+        default_factory=dict, description="OIDCClients by name (the name is the client id)."
     )
 
     @property

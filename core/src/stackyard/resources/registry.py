@@ -9,6 +9,7 @@ from .database import Database
 from .email import EmailProvider, EmailTemplate
 from .jobs import JobQueue, Schedule
 from .notify import NotificationWorkflow, Webhook
+from .oidc import OIDCClient
 from .ratelimit import RateLimitPolicy
 from .search import SearchIndex
 from .stack import Stack
@@ -26,5 +27,6 @@ KINDS: list[type[CustomResource]] = [
     NotificationWorkflow,
     Webhook,
     SearchIndex,
+    OIDCClient,
 ]
 BY_KIND: dict[str, type[CustomResource]] = {k.info.kind: k for k in KINDS}

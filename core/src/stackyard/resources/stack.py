@@ -315,6 +315,34 @@ class PasskeySettings(CamelModel):
     )
 
 
+class HostedPagesSettings(CamelModel):
+    """The OpenID Provider's own pages (login, MFA, consent, logout): their look and which
+    login methods they offer."""
+
+    app_name: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Name shown on the pages; default: the Stack's name."
+    )
+    logo_url: Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None, description="Logo at the top of every page."
+    )
+    primary_color: Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")] = Field(
+        default="#4f46e5", description="Buttons and links (#rrggbb); its text colour is chosen for contrast."
+    )
+    background_color: Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")] = Field(
+        default="#f8fafc", description="Page background (#rrggbb)."
+    )
+    color_scheme: Literal["light", "dark", "auto"] = Field(
+        default="auto", description="light, dark, or the visitor's system preference (auto)."
+    )
+    support_url: Annotated[str, StringConstraints(max_length=500, pattern=r"^(https?|mailto):[^\s]+$")] | None = Field(
+        default=None, description="A help link in the pages' footer."
+    )
+    password: bool = Field(default=True, description="Offer email and password.")
+    magic_link: bool = Field(default=True, description="Offer a sign-in link by email.")
+    passkeys: bool = Field(default=True, description="Offer passkeys (WebAuthn).")
+    social: bool = Field(default=True, description="Offer the Stack's enabled IdentityProviders.")
+
+
 class AuthSettings(CamelModel):
     issuer: str | None = Field(
         default=None,
@@ -366,6 +394,10 @@ class AuthSettings(CamelModel):
         default=None, description="Secret key holding the admin API key (for /v1/auth/admin); unset: admin API off."
     )
     audit_retention: Duration = Field(default="2160h", description="How long security events are kept (90 days).")
+    hosted_pages: HostedPagesSettings = Field(
+        default=HostedPagesSettings(),
+        description="The OpenID Provider's login, consent and logout pages (OIDCClients): look and login methods.",
+    )
 
 
 class EmailSettings(CamelModel):
