@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..clients import AnyRedis
+from ..resources.oidc import OIDCClientSpec
 from ..resources.stack import AuthSettings
 from .attempts import AttemptLimits
 from .audit import AuditLog
@@ -53,6 +54,11 @@ class AuthContext:
     """The `orgs` claim of a user's tokens: organisation id -> role."""
     events: EventSink | None = None
     """Where user.created, user.updated and user.deleted go (platform events; none: not emitted)."""
+    oidc_clients: dict[str, OIDCClientSpec] = field(default_factory=dict)
+    """The OIDCClients of the config in force, by client id (their name)."""
+    oidc_client_secrets: dict[str, list[str]] = field(default_factory=dict)
+    """Client id -> the client secrets accepted now: the current one, then the previous one
+    during a rotation's grace period. Public clients have none."""
 
     def __post_init__(self) -> None:
         self.users = UserStore(self.db, self.events)
