@@ -22,7 +22,13 @@ from stackyard.auth.orgs import Organizations, org_claims
 from stackyard.auth.passwords import PasswordHasher
 from stackyard.auth.sessions import ClientInfo, LivenessCache, TokenPair
 from stackyard.auth.tokens import AccessClaims, verify_access_token
-from stackyard.config import AUTH_ADMIN_API_KEY, AUTH_ENCRYPTION_KEY, AUTH_SIGNING_KEYS, AppliedConfig
+from stackyard.config import (
+    AUTH_ADMIN_API_KEY,
+    AUTH_ENCRYPTION_KEY,
+    AUTH_SIGNING_KEYS,
+    AppliedConfig,
+    credential_key,
+)
 from stackyard.db.schema import stack_index_policy
 from stackyard.notify.events import PlatformEvents
 from stackyard.problems import CapabilityOff, Problem
@@ -52,6 +58,8 @@ class StackAuth:
     audience: str
     encryption_key: bytes | None
     admin_api_key: str | None
+    oidc_client_secrets: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    """OIDCClient name -> its accepted client secrets (current, then previous), from the credentials."""
     verified: dict[str, AccessClaims] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -67,6 +75,7 @@ class StackAuth:
             audience=settings.audience or issuer,
             encryption_key=base64.b64decode(raw_key) if raw_key else None,
             admin_api_key=applied.credentials.get(AUTH_ADMIN_API_KEY) or None,
+            oidc_client_secrets=oidc_client_secrets(applied),
         )
 
     def verify(self, token: str, now: datetime) -> AccessClaims:
@@ -80,6 +89,24 @@ class StackAuth:
             self.verified.clear()
         self.verified[token] = claims
         return claims
+
+
+def oidc_client_secrets(applied: AppliedConfig) -> dict[str, list[str]]:
+    """The client secrets each OIDCClient with one accepts now: the current one, then the
+    previous one while a rotation's grace period lasts. A client whose secret the operator
+    has not written yet is absent (so it cannot authenticate, rather than with an empty secret)."""
+    accepted: dict[str, list[str]] = {}
+    for name, spec in sorted(applied.config.oidc_clients.items()):
+        if not spec.has_secret:
+            continue
+        found = (
+            applied.credentials.get(credential_key("OIDCClient", name, key))
+            for key in ("clientSecret", "previousClientSecret")
+        )
+        present = [secret for secret in found if secret]
+        if present:
+            accepted[name] = present
+    return accepted
 
 
 class AuthState:
@@ -157,6 +184,8 @@ async def auth_context(request: Request, runtime: RuntimeDep) -> AuthContext:
         liveness=state.liveness,
         org_claims=org_claims(database),
         events=PlatformEvents.of_runtime(runtime),
+        oidc_clients=dict(config.oidc_clients),
+        oidc_client_secrets=stack.oidc_client_secrets,
     )
     if database.name not in state.indexed:
         policy = stack_index_policy(config)
