@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build, once, the real servers that stackyard's tests and `make up` run.
 #
-#   hack/tools.sh [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|redis|cluster|env]
+#   hack/tools.sh [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|oidc-rp|redis|cluster|env]
 #
 # Every tool is built from its Go module at the version pinned in hack/versions.env
 # and cached under $STACKYARD_CACHE (default ~/.cache/stackyard), in a directory
@@ -12,7 +12,9 @@
 #
 # `hack/tools.sh env` prints the paths as shell assignments, for the Makefile and
 # the harness. `oidc` is not Go: the node package oidc-provider (a real OpenID
-# Provider for the social-login tests) installed with npm from hack/harness/oidc's lock file.
+# Provider for the social-login tests) installed with npm from hack/harness/oidc's lock file;
+# nor is `oidc-rp`: the node package openid-client (a relying party, tests/oidc/node/rp.mjs,
+# with which tests/oidc log in to stackyard's own OpenID Provider), from that folder's lock file.
 # `cluster` (not part of `all`; `make cluster` builds it) adds what a node needs on top of
 # the kubernetes tool: kubelet, kube-scheduler, kube-proxy and the pause program
 # (hack/cluster/pause), for the single-node cluster of hack/cluster.sh.
@@ -41,6 +43,8 @@ OIDC_SRC=$here/harness/oidc
 NODE_DIR=$CACHE/k8s-node/$KUBERNETES_VERSION-linux-$GOARCH-$(cat "$here/cluster/pause/go.mod" "$here/cluster/pause/main.go" | sha256sum | cut -c1-12)
 # Keyed by the lock file and the script: a change to either installs a fresh copy.
 OIDC_DIR=$CACHE/oidc-provider/$(cat "$OIDC_SRC/package-lock.json" "$OIDC_SRC/provider.mjs" | sha256sum | cut -c1-16)
+OIDC_RP_SRC=$(dirname "$here")/tests/oidc/node
+OIDC_RP_DIR=$CACHE/oidc-rp/$(cat "$OIDC_RP_SRC/package-lock.json" "$OIDC_RP_SRC/rp.mjs" | sha256sum | cut -c1-16)
 
 export GOFLAGS="-buildvcs=false -trimpath"
 export CGO_ENABLED=0
@@ -228,6 +232,19 @@ build_oidc() {
   mark_complete "$OIDC_DIR"
 }
 
+build_oidc_rp() {
+  complete "$OIDC_RP_DIR" && return 0
+  if ! command -v npm >/dev/null; then
+    printf 'make tools: npm is missing (Node.js 20 or later is needed for the openid-client relying party)\n' >&2
+    exit 1
+  fi
+  rm -rf "$OIDC_RP_DIR" && mkdir -p "$OIDC_RP_DIR"
+  cp "$OIDC_RP_SRC/package.json" "$OIDC_RP_SRC/package-lock.json" "$OIDC_RP_SRC/.npmrc" "$OIDC_RP_SRC/rp.mjs" "$OIDC_RP_DIR/"
+  (cd "$OIDC_RP_DIR" && run oidc-rp "npm ci (openid-client, from tests/oidc/node/package-lock.json)" \
+    npm ci --no-audit --no-fund --omit=dev)
+  mark_complete "$OIDC_RP_DIR"
+}
+
 check_redis() {
   if ! command -v redis-server >/dev/null; then
     printf 'make tools: redis-server is missing. Install Debian'"'"'s package: sudo hack/apt-packages.sh\n' >&2
@@ -246,6 +263,7 @@ STACKYARD_FERRETDB=${STACKYARD_FERRETDB:-$FERRETDB_DIR/ferretdb}
 STACKYARD_OTELCOL=${STACKYARD_OTELCOL:-$OTELCOL_DIR/otelcol-stackyard}
 STACKYARD_MINIO=${STACKYARD_MINIO:-$MINIO_DIR/minio}
 STACKYARD_OIDC_PROVIDER=${STACKYARD_OIDC_PROVIDER:-$OIDC_DIR/provider.mjs}
+STACKYARD_OIDC_RP=${STACKYARD_OIDC_RP:-$OIDC_RP_DIR/rp.mjs}
 STACKYARD_NODE_BIN=${STACKYARD_NODE_BIN:-$NODE_DIR}
 EOF
 }
@@ -261,6 +279,7 @@ case ${1:-all} in
     timed build_minio
     timed build_otelcol
     timed build_oidc
+    timed build_oidc_rp
     say tools "all ready in $((SECONDS - t0)) s under $CACHE"
     ;;
   kubernetes) timed build_kubernetes ;;
@@ -271,8 +290,9 @@ case ${1:-all} in
   minio) timed build_minio ;;
   otelcol) timed build_otelcol ;;
   oidc) timed build_oidc ;;
+  oidc-rp) timed build_oidc_rp ;;
   redis) check_redis ;;
   cluster) timed build_cluster ;;
   env) print_env ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|redis|cluster|env]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|helm|kind|ferretdb|minio|otelcol|oidc|oidc-rp|redis|cluster|env]" >&2; exit 2 ;;
 esac
