@@ -188,6 +188,7 @@ MODULE_KINDS = {  # the kinds whose status a module's conditions are written to
     "operator/src/stackyard_operator/reconciler.py": ["Stack"],
     "operator/src/stackyard_operator/auth_keys.py": ["Stack"],
     "operator/src/stackyard_operator/search.py": ["Stack"],
+    "operator/src/stackyard_operator/oidc_clients.py": ["OIDCClient"],
     "images/worker/src/stackyard_worker/database_status.py": ["Database"],
     "images/worker/src/stackyard_worker/bucket_status.py": ["Bucket"],
     "images/worker/src/stackyard_worker/email_status.py": ["EmailProvider"],

@@ -223,6 +223,7 @@ def test_job_queues_and_schedules_are_folded_into_the_config():
         "NotificationWorkflow": 0,
         "Webhook": 0,
         "SearchIndex": 0,
+        "OIDCClient": 0,
     }
     config_map = next(o for o in desired.objects if o["kind"] == "ConfigMap")
     data = json.loads(config_map["data"]["config.json"])

@@ -177,6 +177,7 @@ def test_crds_are_installed_and_established(release, kube):
         "notificationworkflows.stackyard.dev",
         "webhooks.stackyard.dev",
         "searchindexes.stackyard.dev",
+        "oidcclients.stackyard.dev",
     }
 
 
@@ -441,13 +442,15 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("watch", "statefulsets.apps", "-n", own),
         ("delete", "statefulsets.apps", "-n", team.name),
         ("delete", "services", "-n", own),
+        ("watch", "oidcclients.stackyard.dev", "-n", own),
+        ("patch", "oidcclients.stackyard.dev", "--subresource=status", "-n", own),
+        ("delete", "secrets", "-n", own),
     ]
     refused = [
         ("delete", "namespaces"),
         ("get", "secrets", "-n", other),
         ("list", "stacks.stackyard.dev", "-n", other),
         ("create", "clusterroles.rbac.authorization.k8s.io"),
-        ("delete", "secrets", "-n", own),
         ("delete", "deployments.apps", "-n", own),
         ("escalate", "roles.rbac.authorization.k8s.io", "-n", own),
         ("bind", "clusterroles.rbac.authorization.k8s.io", "-n", own),
@@ -462,6 +465,8 @@ def test_operator_account_is_refused_what_the_chart_does_not_grant(release, team
         ("create", "notificationworkflows.stackyard.dev", "-n", own),
         ("delete", "searchindexes.stackyard.dev", "-n", own),
         ("create", "searchindexes.stackyard.dev", "-n", own),
+        ("delete", "oidcclients.stackyard.dev", "-n", own),
+        ("create", "oidcclients.stackyard.dev", "-n", own),
         ("delete", "persistentvolumeclaims", "-n", own),
         ("delete", "serviceaccounts", "-n", own),
     ]

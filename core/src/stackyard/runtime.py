@@ -245,6 +245,7 @@ class Runtime:
             "notificationWorkflows": sorted(config.notification_workflows),
             "webhooks": sorted(config.webhooks),
             "searchIndexes": sorted(config.search_indexes),
+            "oidcClients": sorted(config.oidc_clients),
             "lastError": self.live.last_error,
         }
 

@@ -36,6 +36,7 @@ class AppliedConfigInfo(CamelModel):
                     "notificationWorkflows": ["comment-created"],
                     "webhooks": ["crm"],
                     "searchIndexes": ["products"],
+                    "oidcClients": ["demo-spa", "demo-web"],
                     "lastError": None,
                 }
             ]
@@ -63,6 +64,9 @@ class AppliedConfigInfo(CamelModel):
     webhooks: list[str] = Field(default_factory=list, description="Webhooks in force, by name.")
     search_indexes: list[str] = Field(
         default_factory=list, description="SearchIndexes in force, by name (each its index uid in /v1/indexes)."
+    )
+    oidc_clients: list[str] = Field(
+        default_factory=list, description="OIDCClients in force, by name (each its client_id); no client secret."
     )
     last_error: str | None = Field(description="Why the last offered config was refused, if it was.")
 

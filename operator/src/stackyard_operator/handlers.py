@@ -37,6 +37,7 @@ MEMBER_PLURALS = {
     "NotificationWorkflow": "notificationworkflows",
     "Webhook": "webhooks",
     "SearchIndex": "searchindexes",
+    "OIDCClient": "oidcclients",
 }
 assert set(MEMBER_PLURALS) == set(MEMBER_KINDS), "every member kind needs a plural here"
 
@@ -127,6 +128,11 @@ def searchindexes(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, stack_ref(body)): snapshot(body)}
 
 
+@kopf.index(GROUP, VERSION, "oidcclients")
+def oidcclients(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, stack_ref(body)): snapshot(body)}
+
+
 @kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGER})
 def workloads(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict[Any, Any]:
     return {
@@ -190,6 +196,7 @@ async def stack_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any)
 @kopf.on.event(GROUP, VERSION, "identityproviders")
 @kopf.on.event(GROUP, VERSION, "databases")
 @kopf.on.event(GROUP, VERSION, "notificationworkflows")
+@kopf.on.event(GROUP, VERSION, "oidcclients")
 async def member_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     # Ask for the Stack named now; one it named before (if stackRef changed) is
     # reconciled by its own next resync.

@@ -39,6 +39,7 @@ _PATHS = {
     "NotificationWorkflow": (f"/apis/{GROUP}/{VERSION}", "notificationworkflows"),
     "Webhook": (f"/apis/{GROUP}/{VERSION}", "webhooks"),
     "SearchIndex": (f"/apis/{GROUP}/{VERSION}", "searchindexes"),
+    "OIDCClient": (f"/apis/{GROUP}/{VERSION}", "oidcclients"),
 }
 
 
@@ -125,6 +126,16 @@ class Kube:
             raise
         data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.data or {}).items()}
         return data, dict(secret.metadata.annotations or {})
+
+    async def secret_object(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret as the API returns it (data in base64, metadata with labels, annotations
+        and owner references), or None if it does not exist."""
+        try:
+            return await self._call("GET", object_path("Secret", namespace, name))  # type: ignore[no-any-return]
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     async def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
         try:

@@ -38,6 +38,7 @@ from .conditions import FALSE, TRUE, merge_conditions, not_ready, transitions
 from .kube import Kube
 from .metrics import NOT_READY, READY, ReconcileTelemetry
 from .notify import NotifyFresh, missing_generated_secrets, needs_vapid
+from .oidc_clients import OIDCObserved, StoredSecret, secret_names
 from .render import Desired, Observed, StatusUpdate, orphan_status, referenced_secrets, render
 from .search import COMPONENT as SEARCH_COMPONENT
 from .search import SearchWorkload
@@ -203,6 +204,13 @@ class StackReconciler:
             self.time(), await self.kube.secret_with_annotations(namespace, auth_keys_secret_name(name))
         )
         fresh = NotifyFresh.make(missing_generated_secrets(members, secrets), needs_vapid(previous_credentials))
+        clients = [m for m in members if m.get("kind") == "OIDCClient"]
+        client_secrets: dict[str, StoredSecret] = {}
+        for secret in sorted(set().union(*(secret_names(c) for c in clients))):
+            found = await self.kube.secret_object(namespace, secret)
+            if found is not None:
+                client_secrets[secret] = StoredSecret.of(found)
+        oidc = OIDCObserved.make(self.time(), client_secrets, [c["metadata"]["name"] for c in clients])
         return Observed(
             stack,
             members,
@@ -214,6 +222,7 @@ class StackReconciler:
             auth_keys,
             fresh,
             search_workload,
+            oidc,
         )
 
     def set_timer(self, key: Key, at: datetime | None) -> None:

@@ -59,6 +59,7 @@ from stackyard.resources.database import DatabaseSpec
 from stackyard.resources.email import EmailProviderSpec, EmailTemplateSpec
 from stackyard.resources.jobs import JobQueueSpec, ScheduleSpec
 from stackyard.resources.notify import NotificationWorkflowSpec, WebhookSpec
+from stackyard.resources.oidc import OIDCClientSpec
 from stackyard.resources.ratelimit import RateLimitPolicySpec
 from stackyard.resources.search import SearchIndexSpec
 from stackyard.resources.stack import StackSpec
@@ -68,6 +69,7 @@ from .auth_keys import AuthKeys, AuthKeysObserved, auth_condition, render_auth_k
 from .buckets import render_bucket_objects
 from .conditions import FALSE, TRUE, ConditionIntent, not_ready, ready
 from .databases import ObjectRef, render_database_objects
+from .oidc_clients import ClientSecrets, OIDCObserved, render_client_secrets
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ MEMBER_KINDS = {
         MemberKind("NotificationWorkflow", "notification_workflows", NotificationWorkflowSpec),
         MemberKind("Webhook", "webhooks", WebhookSpec),
         MemberKind("SearchIndex", "search_indexes", SearchIndexSpec),
+        MemberKind("OIDCClient", "oidc_clients", OIDCClientSpec),
     )
 }
 
@@ -114,6 +117,9 @@ class Observed:
     (nothing is made; what is in force stays)."""
     search_workload: search.SearchWorkload | None = None
     """The Stack's search StatefulSet, if it exists."""
+    oidc: OIDCObserved | None = None
+    """The OIDCClients' Secrets, the time and a fresh client secret per client; None: not
+    observed (the client secrets in force stay, nothing is made)."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +325,8 @@ def render(observed: Observed) -> Desired:
         statuses[(kind, name)] = StatusUpdate(intents, member_generation, fields)
     _settle_workflows(stack_name, members, folded, statuses, observed, member_problems, invalid)
     _settle_indexes(stack_name, members, folded, statuses, observed, member_problems, invalid)
+    client_secrets = _client_secrets(stack_body, members, folded, statuses, observed, member_problems, invalid)
+    credentials.update(client_secrets.credentials)
 
     ref = spec.mongodb.database_ref
     if ref is not None and (problem := _stack_database_problem(ref.name, members, invalid)) is not None:
@@ -330,7 +338,7 @@ def render(observed: Observed) -> Desired:
         folded["schedules"].pop(obsolete.name, None)
         statuses.pop((obsolete.kind, obsolete.name), None)
     searching = search.render_search_objects(stack_body, spec, folded["search_indexes"], observed.search_workload)
-    obsolete_objects += searching.obsolete
+    obsolete_objects += [*searching.obsolete, *client_secrets.obsolete]
 
     revision = observed.previous_credentials_revision
     if credentials != dict(observed.previous_credentials):
@@ -382,8 +390,10 @@ def render(observed: Observed) -> Desired:
         *storage.objects,
         *signing.objects,
         *searching.objects,
+        *client_secrets.objects,
     ]
-    next_change = auth_keys.next_change if auth_keys is not None else None
+    changes = [c for c in (auth_keys.next_change if auth_keys else None, client_secrets.next_change) if c]
+    next_change = min(changes) if changes else None
     return Desired(config, credentials, revision, objects, statuses, next_change, obsolete_objects)
 
 
@@ -437,6 +447,36 @@ def _settle_indexes(
     kept_invalid = {n: s for n, s in folded["search_indexes"].items() if n not in candidates}
     folded["search_indexes"] = {**kept_invalid, **in_force}
     _tell_verdicts("SearchIndex", verdicts, statuses, member_problems, invalid)
+
+
+def _client_secrets(
+    stack_body: dict[str, Any],
+    members: list[dict[str, Any]],
+    folded: dict[str, dict[str, Any]],
+    statuses: dict[tuple[str, str], StatusUpdate],
+    observed: Observed,
+    member_problems: list[str],
+    invalid: dict[tuple[str, str], str],
+) -> ClientSecrets:
+    """The client Secrets of the OIDCClients whose spec parses (oidc_clients.py), their
+    SecretReady and status fields. An invalid one keeps its Secret as it is, and the secrets
+    in force with its last good version (copied with it by render)."""
+    bodies = {m["metadata"]["name"]: m for m in members if m["kind"] == "OIDCClient"}
+    clients = {
+        name: (bodies[name], spec)
+        for name, spec in folded["oidc_clients"].items()
+        if ("OIDCClient", name) not in invalid and name in bodies
+    }
+    result = render_client_secrets(stack_body, clients, observed.oidc, observed.previous_credentials)
+    for name, intent in result.conditions.items():
+        status = statuses[("OIDCClient", name)]
+        conditions = [*status.conditions, intent]
+        statuses[("OIDCClient", name)] = StatusUpdate(
+            conditions, status.generation, status.fields | result.fields[name]
+        )
+        if intent.status == FALSE:
+            member_problems.append(f"OIDCClient {name}: {intent.reason}")
+    return result
 
 
 def _tell_verdicts(

@@ -145,6 +145,7 @@ def config_table(applied: AppliedConfigInfo) -> Table:
         ("NOTIFICATION WORKFLOWS", applied.notification_workflows),
         ("WEBHOOKS", applied.webhooks),
         ("SEARCH INDEXES", applied.search_indexes),
+        ("OIDC CLIENTS", applied.oidc_clients),
     ):
         rows.append([title, ", ".join(names) or "-"])
     rows.append(["LAST ERROR", applied.last_error or "-"])
