@@ -290,18 +290,36 @@ async def begin_login(
         )
     if app_code_challenge is not None and mode != "code":
         raise Problem("code_challenge is for mode=code (it binds the one-time login code)")
+    subject = {"redirectTo": target, "mode": mode, "appChallenge": app_code_challenge}
+    url, _ = await _authorization_url(ctx, http, spec, name, callback_url, subject)
+    return url
+
+
+async def begin_hosted_login(
+    ctx: AuthContext, http: httpx.AsyncClient, name: str, *, callback_url: str, request_id: str
+) -> tuple[str, str]:
+    """(the provider's authorization URL, the state) for a login from the OpenID Provider's
+    hosted pages: the state remembers the waiting authorization request `request_id` instead
+    of a page of the app, and only `take_state(..., hosted=True)` takes it. The caller binds
+    the state to the browser (a cookie) and comes back to `callback_url`."""
+    spec = provider_spec(ctx, name)
+    subject = {"redirectTo": "", "mode": "hosted", "appChallenge": None, "request": request_id}
+    return await _authorization_url(ctx, http, spec, name, callback_url, subject)
+
+
+async def _authorization_url(
+    ctx: AuthContext,
+    http: httpx.AsyncClient,
+    spec: IdentityProviderSpec,
+    name: str,
+    callback_url: str,
+    subject: dict[str, Any],
+) -> tuple[str, str]:
+    """(the provider's authorization URL, its state); the state behind it is kept 10 minutes."""
     found = await endpoints(http, spec)
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(24)
-    subject = {
-        "provider": name,
-        "verifier": verifier,
-        "nonce": nonce,
-        "redirectTo": target,
-        "mode": mode,
-        "callback": callback_url,
-        "appChallenge": app_code_challenge,
-    }
+    subject = subject | {"provider": name, "verifier": verifier, "nonce": nonce, "callback": callback_url}
     state = await ctx.onetime.issue("oauth-state", subject, STATE_SECONDS)
     params = {
         "response_type": "code",
@@ -315,7 +333,7 @@ async def begin_login(
     if spec.oidc:
         params["nonce"] = nonce
     separator = "&" if urlsplit(found.authorization).query else "?"
-    return found.authorization + separator + urlencode(params)
+    return found.authorization + separator + urlencode(params), state
 
 
 @dataclass(frozen=True)
@@ -332,17 +350,20 @@ class ProviderIdentity:
 class CallbackState:
     provider: str
     redirect_to: str
-    mode: LoginMode
+    mode: LoginMode | Literal["hosted"]
     verifier: str
     nonce: str
     callback: str
     app_challenge: str | None
+    request_id: str | None = None
+    """hosted mode: the authorization request waiting at the OpenID Provider's pages."""
 
 
-async def take_state(ctx: AuthContext, name: str, state: str | None) -> CallbackState:
-    """The login this callback belongs to, once (a second use of the state is refused)."""
+async def take_state(ctx: AuthContext, name: str, state: str | None, *, hosted: bool = False) -> CallbackState:
+    """The login this callback belongs to, once (a second use of the state is refused). The
+    api's callback takes only its own logins, the hosted pages' (`hosted`) only theirs."""
     subject = await ctx.onetime.consume("oauth-state", state or "")
-    if subject is None or subject.get("provider") != name:
+    if subject is None or subject.get("provider") != name or (subject.get("mode") == "hosted") != hosted:
         raise InvalidOAuthState("the login state is unknown, expired or already used: start the login again")
     return CallbackState(
         provider=name,
@@ -352,6 +373,7 @@ async def take_state(ctx: AuthContext, name: str, state: str | None) -> Callback
         nonce=subject["nonce"],
         callback=subject["callback"],
         app_challenge=subject.get("appChallenge"),
+        request_id=subject.get("request"),
     )
 
 

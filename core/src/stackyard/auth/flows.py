@@ -74,7 +74,7 @@ def mailer(ctx: AuthContext, flow: str) -> AuthMailer:
     return ctx.mailer
 
 
-def _human(duration: str) -> str:
+def human_duration(duration: str) -> str:
     seconds = int(duration_seconds(duration))
     if seconds % 3600 == 0:
         hours = seconds // 3600
@@ -108,7 +108,11 @@ async def send_verification(ctx: AuthContext, user: UserRecord) -> None:
         duration_seconds(settings.verification_token_lifetime),
     )
     await mailer(ctx, "email verification").send_link(
-        "verify-email", user.email, token=token, name=user.name, expires_in=_human(settings.verification_token_lifetime)
+        "verify-email",
+        user.email,
+        token=token,
+        name=user.name,
+        expires_in=human_duration(settings.verification_token_lifetime),
     )
 
 
@@ -244,7 +248,9 @@ async def forgot_password(ctx: AuthContext, email: str, client: ClientInfo, late
         token = await ctx.onetime.issue(
             "reset-password", {"user": user.id, "stamp": password_stamp(user)}, duration_seconds(lifetime)
         )
-        await send.send_link("reset-password", user.email, token=token, name=user.name, expires_in=_human(lifetime))
+        await send.send_link(
+            "reset-password", user.email, token=token, name=user.name, expires_in=human_duration(lifetime)
+        )
 
     await _finish(later, send_reset_link)
 
@@ -319,7 +325,7 @@ async def request_email_change(
         "change-email", {"user": user.id, "email": new_email.strip()}, duration_seconds(lifetime)
     )
     await mailer(ctx, "changing the email address").send_link(
-        "change-email", new_email.strip(), token=token, name=user.name, expires_in=_human(lifetime)
+        "change-email", new_email.strip(), token=token, name=user.name, expires_in=human_duration(lifetime)
     )
 
 
@@ -343,9 +349,13 @@ async def confirm_email_change(ctx: AuthContext, token: str, client: ClientInfo)
     return updated
 
 
-async def request_magic_link(ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None) -> None:
+async def request_magic_link(
+    ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None, *, link_template: str | None = None
+) -> None:
     """A sign-in link; for an unknown address (when sign-up is open) the account is made when
-    the link is opened. The answer is the same either way."""
+    the link is opened. The answer is the same either way. `link_template` (a URL with
+    {token}) is where the mail's link points instead of the app's (spec.auth.links.magicLink):
+    the OpenID Provider's hosted pages give their own callback."""
     await ctx.attempts.check_ip(client.ip)
     send = mailer(ctx, "magic-link login")
     normalise_email(email)
@@ -366,13 +376,29 @@ async def request_magic_link(ctx: AuthContext, email: str, client: ClientInfo, l
             user.email if user else email.strip(),
             token=token,
             name=user.name if user else None,
-            expires_in=_human(lifetime),
+            expires_in=human_duration(lifetime),
+            link_template=link_template,
         )
 
     await _finish(later, send_sign_in_link)
 
 
 async def verify_magic_link(ctx: AuthContext, token: str, client: ClientInfo) -> TokenPair | MfaChallenge:
+    user = await magic_link_user(ctx, token, client)
+    return await finish_first_factor(ctx, user, client, "email")
+
+
+async def magic_link_address(ctx: AuthContext, token: str) -> str | None:
+    """The address a sign-in link was sent to, without spending it; None when it is invalid,
+    expired or used (a page can ask "continue as ...?" before the link is spent)."""
+    subject = await ctx.onetime.peek("magic-link", token)
+    email = subject.get("email") if subject else None
+    return email if isinstance(email, str) else None
+
+
+async def magic_link_user(ctx: AuthContext, token: str, client: ClientInfo) -> UserRecord:
+    """Spends a sign-in link: the account it signs in (made now for a new address); no session
+    yet (`finish_first_factor`, or the OpenID Provider's browser session, comes next)."""
     subject = await ctx.onetime.consume("magic-link", token)
     if subject is None:
         raise InvalidToken("the sign-in link is invalid, expired or already used")
@@ -397,4 +423,4 @@ async def verify_magic_link(ctx: AuthContext, token: str, client: ClientInfo) ->
             if found is None:
                 raise
             user = found
-    return await finish_first_factor(ctx, user, client, "email")
+    return user

@@ -73,9 +73,13 @@ class AuthMailer:
         base = (self.settings.app_url or self.settings.issuer or "").rstrip("/")
         return f"{base}/auth/{path}?token={token}"
 
-    async def send_link(self, kind: str, to: str, *, token: str, name: str | None, expires_in: str) -> None:
+    async def send_link(
+        self, kind: str, to: str, *, token: str, name: str | None, expires_in: str, link_template: str | None = None
+    ) -> None:
+        """`link_template` (a URL with {token}) replaces the Stack's link for this one mail (the
+        OpenID Provider's hosted pages send their own magic-link callback)."""
         subject, action, _, _ = KINDS[kind]
-        link = self.link(kind, token)
+        link = link_template.replace("{token}", token) if link_template else self.link(kind, token)
         variables = {"link": link, "email": to, "name": name or "", "expiresIn": expires_in, "appName": self.app_name}
         greeting = f"Hello {name}," if name else "Hello,"
         text = f"{greeting}\n\nOpen this link to {action}:\n{link}\n\nIt works once and expires in {expires_in}.\n"
