@@ -7,6 +7,13 @@ the operator renders stay at zero ready pods; the programs run here instead, wit
 Stack's own ServiceAccount token, reading their config through the API server exactly
 as the pods would.
 
+The api's port is chosen before the Stack is applied, and the Stack's `spec.auth.issuer` is
+the api's own URL (http://127.0.0.1:<port>), with that origin among its passkey origins: the
+OpenID Provider's discovery document, tokens and hosted pages then name the address a browser
+and a client library on this machine reach (the default, the api Service's cluster URL, is
+not reachable here). The example OIDCClients' secrets are in their Secrets
+`<name>-oidc-client` (`oidc_client_secret`).
+
 For the example SearchIndexes (examples/search.yaml): the Secret `search-keys` holds a
 fresh admin API key and search-only key, which the Stack is given, and the collection
 `articles` of the example Database gets a few documents, which the index `articles`
@@ -15,6 +22,7 @@ loads and follows.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -29,7 +37,7 @@ from pymongo import MongoClient
 from .harness import SERVICES, Harness, progress
 from .kube import KubeCluster
 from .otel import OtelCollector
-from .process import ManagedProcess
+from .process import ManagedProcess, free_port
 from .programs import (
     ServiceProcess,
     create_backends_secret,
@@ -78,6 +86,13 @@ class LocalStack:
     stacks can run side by side) and point the example EmailProvider smtp-fallback at it."""
     keys: dict[str, str] = field(default_factory=dict, repr=False)
     """The Stack's admin API key (`admin`) and search-only key (`search`), as in Secret SEARCH_KEYS."""
+    api_port: int = 0
+    """Where the api listens; 0 (the default): a free port, chosen when the stack starts."""
+
+    @property
+    def issuer(self) -> str:
+        """The api's URL, which is also the Stack's spec.auth.issuer (its OpenID Provider)."""
+        return f"http://127.0.0.1:{self.api_port}"
 
     @property
     def kube(self) -> KubeCluster:
@@ -105,6 +120,8 @@ class LocalStack:
             patch = json.dumps({"spec": {"smtp": {"port": self.smtp_port}}})
             self.kube.kubectl("patch", "emailprovider", "smtp-fallback", "-n", NAMESPACE, "--type=merge", "-p", patch)
         self._give_the_stack_its_search_keys()
+        self.api_port = self.api_port or free_port()
+        self._make_the_api_the_issuer()
         progress(f"waiting for Stack {STACK} to be Ready")
         wait_until(lambda: self._stack_ready(), 60, f"Stack {STACK} Ready (see {self.harness.run_dir}/operator.log)")
         kubeconfig = service_account_kubeconfig(self.kube, NAMESPACE, f"{STACK}-stackyard")
@@ -130,6 +147,7 @@ class LocalStack:
                 STACK,
                 kubeconfig=kubeconfig,
                 name=component,
+                port=self.api_port if component == "api" else None,
                 extra_env=telemetry
                 | self._bucket_env()
                 | (self._worker_env() if component == "worker" else search_url),
@@ -199,6 +217,35 @@ class LocalStack:
         patch = json.dumps({"spec": refs})
         self.kube.kubectl("patch", "stack", STACK, "-n", NAMESPACE, "--type=merge", "-p", patch)
 
+    def _make_the_api_the_issuer(self) -> None:
+        """spec.auth.issuer = the api's URL, and that origin among the passkey origins (beside
+        appUrl, the default one)."""
+        auth = self.kube.kubectl_json("get", "stack", STACK, "-n", NAMESPACE)["spec"].get("auth", {})
+        passkeys = auth.get("passkeys", {})
+        origins = passkeys.get("origins") or ([auth["appUrl"]] if auth.get("appUrl") else [])
+        passkeys = passkeys | {"origins": list(dict.fromkeys([self.issuer, *origins]))}
+        patch = json.dumps({"spec": {"auth": {"issuer": self.issuer, "passkeys": passkeys}}})
+        self.kube.kubectl("patch", "stack", STACK, "-n", NAMESPACE, "--type=merge", "-p", patch)
+
+    def oidc_client_secret(self, client: str, timeout: float = 30) -> str:
+        """The client secret the operator made for OIDCClient `client`: key clientSecret of its
+        Secret (status.secretName, default `<client>-oidc-client`), waiting for it to exist."""
+        found: dict[str, str] = {}
+
+        def read() -> bool:
+            status = self.kube.kubectl_json("get", "oidcclient", client, "-n", NAMESPACE).get("status", {})
+            name = status.get("secretName") or f"{client}-oidc-client"
+            answer = self.kube.kubectl("get", "secret", name, "-n", NAMESPACE, "-o", "json", check=False)
+            if answer.returncode != 0:
+                return False
+            data = json.loads(answer.stdout).get("data", {})
+            if "clientSecret" in data:
+                found["secret"] = base64.b64decode(data["clientSecret"]).decode()
+            return "secret" in found
+
+        wait_until(read, timeout, f"the Secret of OIDCClient {client} (see {self.harness.run_dir}/operator.log)")
+        return found["secret"]
+
     def _stack_ready(self) -> bool:
         stack = self.kube.kubectl_json("get", "stack", STACK, "-n", NAMESPACE)
         conditions = stack.get("status", {}).get("conditions", [])
@@ -219,6 +266,8 @@ class LocalStack:
             api = self.services["api"].url
             lines += [f"  api        {api}   (Swagger UI {api}/docs, config {api}/v1/config)"]
             lines += [f"  console    {api}/console   (log in with $STACKYARD_ADMIN_KEY of .stackyard/stack.env)"]
+            discovery = f"{api}/.well-known/openid-configuration"
+            lines += [f"  openid     {discovery}   (the OpenID Provider: docs/oidc-client-libraries.md)"]
         if "worker" in self.services:
             lines += [f"  worker     {self.services['worker'].url}   (health {self.services['worker'].url}/readyz)"]
         if "search" in self.services:

@@ -75,9 +75,11 @@ def start_service(
     kubeconfig: Path | None = None,
     extra_env: dict[str, str] | None = None,
     name: str | None = None,
+    port: int | None = None,
 ) -> ServiceProcess:
-    """stackyard-api or stackyard-worker for `stack`, on a free port, once it answers /healthz."""
-    port = free_port()
+    """stackyard-api or stackyard-worker for `stack`, on `port` (default: a free one), once it
+    answers /healthz."""
+    port = port or free_port()
     name = name or f"{component}-{namespace}-{stack}"
     env = {
         "KUBECONFIG": str(kubeconfig or kube.kubeconfig),
