@@ -197,7 +197,11 @@ async def resend_verification(ctx: AuthContext, email: str, client: ClientInfo, 
     await _finish(later, resend)
 
 
-async def login(ctx: AuthContext, email: str, password: str, client: ClientInfo) -> TokenPair | MfaChallenge:
+async def login(
+    ctx: AuthContext, email: str, password: str, client: ClientInfo, *, session_kind: str = ""
+) -> TokenPair | MfaChallenge:
+    """A password login; `session_kind` "op" makes the session the OpenID Provider's browser
+    session (the hosted login page; see `Sessions.start`)."""
     await ctx.attempts.check_ip(client.ip)
     normalised = normalise_email(email)
     await ctx.attempts.check_account(normalised)
@@ -216,14 +220,14 @@ async def login(ctx: AuthContext, email: str, password: str, client: ClientInfo)
     await ctx.attempts.succeeded(normalised)
     if new_hash:
         await ctx.users.set_fields(user.id, {"passwordHash": new_hash}, now=ctx.clock())
-    return await finish_first_factor(ctx, user, client, "pwd")
+    return await finish_first_factor(ctx, user, client, "pwd", session_kind=session_kind)
 
 
 async def finish_first_factor(
-    ctx: AuthContext, user: UserRecord, client: ClientInfo, method: str
+    ctx: AuthContext, user: UserRecord, client: ClientInfo, method: str, *, session_kind: str = ""
 ) -> TokenPair | MfaChallenge:
     """After a password or an email link: refuse disabled and unverified accounts, ask for the
-    second factor when the account has one, else start the session."""
+    second factor when the account has one, else start the session (of `session_kind`)."""
     if user.disabled:
         raise AccountDisabled("this account is disabled")
     if method == "pwd" and ctx.settings.require_email_verification and not user.email_verified:
@@ -232,7 +236,7 @@ async def finish_first_factor(
         token = await ctx.onetime.issue("mfa-challenge", {"user": user.id, "amr": [method]}, MFA_CHALLENGE_SECONDS)
         return MfaChallenge(token, MFA_METHODS)
     await ctx.audit.record("login.succeeded", user_id=user.id, client=client, method=method)
-    return await ctx.sessions.start(user, client, [method])
+    return await ctx.sessions.start(user, client, [method], kind=session_kind)
 
 
 async def forgot_password(ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None) -> None:

@@ -355,8 +355,11 @@ async def verify_second_factor(ctx: AuthContext, user: UserRecord, code_or_recov
     return None
 
 
-async def complete_mfa_login(ctx: AuthContext, mfa_token: str, code: str, client: ClientInfo) -> TokenPair:
-    """The login's second step: the MFA challenge the password step answered, and a code.
+async def complete_mfa_login(
+    ctx: AuthContext, mfa_token: str, code: str, client: ClientInfo, *, session_kind: str = ""
+) -> TokenPair:
+    """The login's second step: the MFA challenge the password step answered, and a code; the
+    session is of `session_kind` ("op": the OpenID Provider's browser session).
 
     The challenge stays usable after a wrong code (a typo does not send the user back to the
     password), but every wrong code counts toward the account's lockout and the client's IP
@@ -381,4 +384,4 @@ async def complete_mfa_login(ctx: AuthContext, mfa_token: str, code: str, client
     first = challenge.get("amr") or ["pwd"]
     amr = [*(first if isinstance(first, list) else [first]), method]
     await ctx.audit.record("login.succeeded", user_id=user.id, client=client, method=method, amr=amr)
-    return await ctx.sessions.start(user, client, amr=amr)
+    return await ctx.sessions.start(user, client, amr=amr, kind=session_kind)
