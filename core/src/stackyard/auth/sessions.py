@@ -7,7 +7,13 @@ token (the old one goes to the session's used set); presenting a used one is tak
 theft and revokes the whole session (RFC 9700's reuse detection). Both happen in one Lua
 script, so two refreshes racing cannot both win.
 
-A refresh token is `rt_<sid>.<secret>`: the id locates the session, the secret proves it."""
+A refresh token is `rt_<sid>.<secret>`: the id locates the session, the secret proves it.
+
+Two other kinds of session share this machinery (hash field `kind`): the OpenID Provider's
+browser session (`op`, its refresh token lives in a cookie and is never rotated) and a grant
+of an OIDC client (`grant`, `open_grant`/`rotate_grant`: bound to one client, with its
+scopes, the browser session it came from, and the client's lifetimes). `refresh` refuses
+both, so neither becomes a first-party session through /v1/auth/refresh."""
 
 from __future__ import annotations
 
@@ -60,6 +66,44 @@ class TokenPair:
 
 
 @dataclass(frozen=True)
+class GrantRotation:
+    """A grant's refresh token, rotated: the new token and what the grant holds."""
+
+    session_id: str
+    refresh_token: str
+    user: UserRecord
+    amr: list[str]
+    client_id: str
+    scopes: list[str]
+    browser_sid: str
+    """The provider's browser session the grant came from (the ID token's sid)."""
+    offline: bool
+    """Whether the grant outlives that browser session (offline_access)."""
+    auth_time: int
+    """Unix time the user signed in (the browser session's start)."""
+
+
+@dataclass(frozen=True)
+class GrantInfo:
+    """A live grant of an OIDC client, read without rotating (introspection, userinfo)."""
+
+    session_id: str
+    user_id: str
+    client_id: str
+    scopes: list[str]
+    browser_sid: str
+    offline: bool
+    auth_time: int
+    amr: list[str]
+    expires_at: datetime
+
+
+class GrantOfAnotherClient(InvalidToken):
+    """A refresh token presented by a client other than the one it was issued to; nothing
+    is rotated or revoked."""
+
+
+@dataclass(frozen=True)
 class SessionInfo:
     id: str
     user_id: str
@@ -70,6 +114,11 @@ class SessionInfo:
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
+    kind: str = ""
+    """"" for an app session, "op" for the OpenID Provider's browser session, "grant" for an
+    OIDC client's grant."""
+    client_id: str | None = None
+    """The OIDC client of a grant."""
 
     def body(self, current: str | None = None) -> dict[str, Any]:
         return {
@@ -197,30 +246,81 @@ class Sessions:
     def _idle_ms(self) -> int:
         return int(duration_seconds(self.ctx.settings.session_idle_timeout) * 1000)
 
-    async def start(self, user: UserRecord, client: ClientInfo, amr: list[str]) -> TokenPair:
-        """A new session for a user who just proved who they are (by the methods in amr)."""
+    async def start(self, user: UserRecord, client: ClientInfo, amr: list[str], *, kind: str = "") -> TokenPair:
+        """A new session for a user who just proved who they are (by the methods in amr);
+        kind "op" makes the OpenID Provider's browser session (see the module doc)."""
+        sid, secret = await self._create(
+            user,
+            client,
+            amr,
+            lifetime_ms=int(duration_seconds(self.ctx.settings.refresh_token_lifetime) * 1000),
+            idle_ms=self._idle_ms,
+            fields={"kind": kind} if kind else {},
+        )
+        return await self._pair(user, sid, secret, amr)
+
+    async def open_grant(
+        self,
+        user: UserRecord,
+        client: ClientInfo,
+        amr: list[str],
+        *,
+        client_id: str,
+        scopes: list[str],
+        browser_sid: str,
+        offline: bool,
+        auth_time: int,
+        lifetime: float,
+        idle: float,
+    ) -> tuple[str, str]:
+        """(session id, refresh token) of a new grant of an OIDC client to a user: a session
+        of kind "grant" holding the client, the scopes, the browser session it came from (and
+        ends with, unless `offline`) and the client's lifetimes (seconds). Its access and ID
+        tokens are the caller's to make."""
+        fields = {
+            "kind": "grant",
+            "client": client_id,
+            "scope": " ".join(scopes),
+            "bsid": browser_sid,
+            "offline": 1 if offline else 0,
+            "authTime": auth_time,
+            "idle": int(idle * 1000),
+        }
+        return await self._create(
+            user, client, amr, lifetime_ms=int(lifetime * 1000), idle_ms=int(idle * 1000), fields=fields
+        )
+
+    async def _create(
+        self,
+        user: UserRecord,
+        client: ClientInfo,
+        amr: list[str],
+        *,
+        lifetime_ms: int,
+        idle_ms: int,
+        fields: dict[str, str | int],
+    ) -> tuple[str, str]:
         if user.disabled:
             raise AccountDisabled("this account is disabled")
         now = self.ctx.clock()
         sid = "ses_" + sortable_id(_ms(now))
         secret = secrets.token_urlsafe(32)
-        absolute = _ms(now) + int(duration_seconds(self.ctx.settings.refresh_token_lifetime) * 1000)
-        ttl = min(self._idle_ms, absolute - _ms(now))
+        absolute = _ms(now) + lifetime_ms
+        ttl = max(1, min(idle_ms, absolute - _ms(now)))
         key = self._session_key(sid)
         pipe = self.ctx.redis.pipeline(transaction=False)
-        pipe.hset(
-            key,
-            mapping={
-                "user": user.id,
-                "amr": json.dumps(amr),
-                "ip": client.ip or "",
-                "ua": (client.user_agent or "")[:512],
-                "created": _ms(now),
-                "seen": _ms(now),
-                "absolute": absolute,
-                "refresh": _hash(secret),
-            },
-        )
+        mapping: dict[Any, Any] = {
+            "user": user.id,
+            "amr": json.dumps(amr),
+            "ip": client.ip or "",
+            "ua": (client.user_agent or "")[:512],
+            "created": _ms(now),
+            "seen": _ms(now),
+            "absolute": absolute,
+            "refresh": _hash(secret),
+        }
+        mapping.update(fields)
+        pipe.hset(key, mapping=mapping)
         pipe.pexpire(key, ttl)
         pipe.zadd(self._user_key(user.id), {sid: _ms(now)})
         # The index lives as long as its longest session: only ever lengthened (a shorter
@@ -229,8 +329,9 @@ class Sessions:
         pipe.pexpire(self._user_key(user.id), absolute - _ms(now), gt=True)
         await pipe.execute()
         await self.ctx.users.set_fields(user.id, {"lastLoginAt": now}, now=now)
-        await self.ctx.audit.record("session.created", user_id=user.id, client=client, session=sid, amr=amr)
-        return await self._pair(user, sid, secret, amr)
+        extra = {"oidcClient": fields["client"]} if "client" in fields else {}
+        await self.ctx.audit.record("session.created", user_id=user.id, client=client, session=sid, amr=amr, **extra)
+        return sid, secret
 
     async def _pair(self, user: UserRecord, sid: str, secret: str, amr: list[str]) -> TokenPair:
         orgs = await self.ctx.org_claims(user.id)
@@ -239,9 +340,86 @@ class Sessions:
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> TokenPair:
         sid, secret = _parse_refresh(refresh_token)
+        fields = await self._fields(sid)
+        if fields.get("kind"):
+            # A browser session's cookie or an OIDC grant's token: not an app session's.
+            raise InvalidToken("the refresh token is unknown, expired or revoked")
         new_secret = secrets.token_urlsafe(32)
+        user, amr = await self._rotated(sid, secret, new_secret, client, fields)
+        return await self._pair(user, sid, new_secret, amr)
+
+    async def rotate_grant(self, refresh_token: str, client: ClientInfo, *, client_id: str) -> GrantRotation:
+        """Rotates an OIDC grant's refresh token for the client presenting it. A token of
+        another client raises GrantOfAnotherClient before anything is rotated; a reused one
+        raises RefreshTokenReused and ends the grant; an unknown, expired or revoked one
+        InvalidToken. A grant tied to a browser session that has ended is revoked."""
+        sid, secret = _parse_refresh(refresh_token)
+        fields = await self._fields(sid)
+        if fields.get("kind") != "grant":
+            raise InvalidToken("the refresh token is unknown, expired or revoked")
+        if not hmac.compare_digest(fields.get("client", "").encode(), client_id.encode()):
+            raise GrantOfAnotherClient("the refresh token was issued to another client")
+        browser_sid = fields.get("bsid", "")
+        offline = fields.get("offline") == "1"
+        if not offline and not await self.ctx.redis.exists(self._session_key(browser_sid)):
+            await self.revoke(sid, "the browser session it was tied to ended", client)
+            raise InvalidToken("the grant ended with the user's session at the provider (no offline_access)")
+        new_secret = secrets.token_urlsafe(32)
+        user, amr = await self._rotated(sid, secret, new_secret, client, fields)
+        return GrantRotation(
+            session_id=sid,
+            refresh_token=f"{REFRESH_PREFIX}{sid}.{new_secret}",
+            user=user,
+            amr=amr,
+            client_id=client_id,
+            scopes=fields.get("scope", "").split(),
+            browser_sid=browser_sid,
+            offline=offline,
+            auth_time=int(fields.get("authTime") or 0),
+        )
+
+    async def grant(self, sid: str) -> GrantInfo | None:
+        """The live OIDC grant with this session id; None when ended or not a grant."""
+        data = await self.ctx.redis.hgetall(self._session_key(sid))
+        text = _texts(data)
+        if text.get("kind") != "grant":
+            return None
+        info = _info(sid, data, int(text.get("idle") or self._idle_ms))
+        return GrantInfo(
+            session_id=sid,
+            user_id=info.user_id,
+            client_id=text.get("client", ""),
+            scopes=text.get("scope", "").split(),
+            browser_sid=text.get("bsid", ""),
+            offline=text.get("offline") == "1",
+            auth_time=int(text.get("authTime") or 0),
+            amr=info.amr,
+            expires_at=info.expires_at,
+        )
+
+    async def grant_of_token(self, refresh_token: str) -> GrantInfo | None:
+        """The grant whose current refresh token this is, without rotating; None otherwise."""
+        try:
+            sid, secret = _parse_refresh(refresh_token)
+        except InvalidToken:
+            return None
+        data = await self.ctx.redis.hgetall(self._session_key(sid))
+        stored = _texts(data).get("refresh", "")
+        if not data or not hmac.compare_digest(stored.encode(), _hash(secret).encode()):
+            return None
+        return await self.grant(sid)
+
+    async def _fields(self, sid: str) -> dict[str, str]:
+        names = ("kind", "client", "scope", "bsid", "offline", "authTime", "idle")
+        values = await self.ctx.redis.hmget(self._session_key(sid), list(names))
+        return {name: _text(value) for name, value in zip(names, values, strict=True) if value is not None}
+
+    async def _rotated(
+        self, sid: str, secret: str, new_secret: str, client: ClientInfo, fields: dict[str, str]
+    ) -> tuple[UserRecord, list[str]]:
         now = self.ctx.clock()
-        result = await self._rotate(sid, secret, new_secret, now)
+        idle_ms = int(fields.get("idle") or self._idle_ms)
+        result = await self._rotate(sid, secret, new_secret, now, idle_ms)
         status = int(result[0])
         if status == -1:
             self.ctx.liveness.forget(sid)
@@ -257,17 +435,19 @@ class Sessions:
         if user is None or user.disabled:
             await self.revoke(sid, "account disabled or deleted")
             raise InvalidToken("the session's account is disabled or deleted")
-        amr = json.loads(result[2])
-        return await self._pair(user, sid, new_secret, amr)
+        amr: list[str] = json.loads(result[2])
+        return user, amr
 
-    async def _rotate(self, sid: str, secret: str, new_secret: str, now: datetime) -> list[Any]:
+    async def _rotate(
+        self, sid: str, secret: str, new_secret: str, now: datetime, idle_ms: int | None = None
+    ) -> list[Any]:
         session_key = self._session_key(sid)
         user_id = await self.ctx.redis.hget(session_key, "user")
         user_key = self._user_key(_text(user_id) if user_id else "-")
         result: list[Any] = await ROTATE(
             self.ctx.redis,
             [session_key, self._used_key(sid), user_key],
-            [_hash(secret), _hash(new_secret), _ms(now), self._idle_ms, USED_TOKENS_KEPT],
+            [_hash(secret), _hash(new_secret), _ms(now), idle_ms or self._idle_ms, USED_TOKENS_KEPT],
         )
         return result
 
@@ -350,11 +530,13 @@ def _parse_refresh(token: str) -> tuple[str, str]:
     return sid, secret
 
 
+def _texts(data: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in data.items()}
+
+
 def _info(sid: str, data: dict[Any, Any], idle_ms: int) -> SessionInfo:
-    text = {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in data.items()
-    }
+    text = _texts(data)
+    idle_ms = int(text.get("idle") or idle_ms)
     seen = int(text.get("seen") or 0)
     expires = min(seen + idle_ms, int(text.get("absolute") or 0))
     return SessionInfo(
@@ -367,4 +549,6 @@ def _info(sid: str, data: dict[Any, Any], idle_ms: int) -> SessionInfo:
         created_at=_from_ms(text.get("created")),
         last_seen_at=_from_ms(text.get("seen")),
         expires_at=_from_ms(expires),
+        kind=text.get("kind", ""),
+        client_id=text.get("client") or None,
     )

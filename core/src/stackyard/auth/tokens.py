@@ -43,6 +43,10 @@ class AccessClaims:
     iat: int
     jti: str
     raw: dict[str, Any] = field(repr=False)
+    client_id: str | None = None
+    """The OIDC client the token was issued to (RFC 9068); None for the api's own sessions."""
+    scope: str | None = None
+    """The OAuth scopes granted, space-separated (OIDC clients' tokens)."""
 
 
 def issue_access_token(
@@ -76,6 +80,45 @@ def issue_access_token(
     return token, lifetime
 
 
+def issue_client_access_token(
+    ctx: AuthContext,
+    *,
+    subject: str,
+    client_id: str,
+    scope: str,
+    audience: str | None = None,
+    lifetime: int | None = None,
+    sid: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, int]:
+    """(token, lifetime in seconds) of an access token issued to an OIDC client (RFC 9068:
+    `typ` at+jwt, claims iss, sub, aud, exp, iat, nbf, jti, client_id, scope, and `sid` when
+    a user's grant backs it). `subject` is the user id, or the client id for client
+    credentials; `audience` defaults to the Stack's, `lifetime` to its accessTokenLifetime."""
+    now = ctx.clock()
+    try:
+        key = ctx.keys.signing_key(now)
+    except NoSigningKey as exc:
+        raise AuthNotConfigured(str(exc)) from None
+    seconds = lifetime if lifetime is not None else int(duration_seconds(ctx.settings.access_token_lifetime))
+    issued = int(now.timestamp())
+    claims: dict[str, Any] = dict(extra or {}) | {
+        "iss": ctx.issuer,
+        "sub": subject,
+        "aud": audience or ctx.audience,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + seconds,
+        "jti": secrets.token_urlsafe(12),
+        "client_id": client_id,
+        "scope": scope,
+    }
+    if sid is not None:
+        claims["sid"] = sid
+    token = jwt.encode(claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE})
+    return token, seconds
+
+
 def _header(token: str) -> dict[str, Any]:
     """The JOSE header, read from the first segment alone (PyJWT's get_unverified_header
     checks all three segments, and decode does that again)."""
@@ -90,8 +133,18 @@ def _header(token: str) -> dict[str, Any]:
 
 
 def verify_access_token(
-    token: str, keys: KeySet, *, issuer: str, audience: str, now: datetime, leeway: int = LEEWAY_SECONDS
+    token: str,
+    keys: KeySet,
+    *,
+    issuer: str,
+    audience: str | None,
+    now: datetime,
+    leeway: int = LEEWAY_SECONDS,
+    require_sid: bool = True,
 ) -> AccessClaims:
+    """The claims of a valid access token. `audience` None accepts any audience (the OpenID
+    Provider's own endpoints: userinfo, introspection); `require_sid` False also accepts
+    tokens without a session (client credentials), whose `sid` is then ""."""
     header = _header(token)
     alg, kid = header.get("alg"), header.get("kid")
     if alg not in ALGORITHMS:
@@ -112,7 +165,13 @@ def verify_access_token(
             algorithms=[key.alg],
             audience=audience,
             issuer=issuer,
-            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+            options={
+                "require": [c for c in REQUIRED_CLAIMS if require_sid or c != "sid"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": audience is not None,
+            },
         )
     except jwt.InvalidAudienceError:
         raise InvalidToken("the token is for another audience") from None
@@ -129,7 +188,7 @@ def verify_access_token(
         raise InvalidToken("the access token is not valid yet")
     return AccessClaims(
         sub=claims["sub"],
-        sid=claims["sid"],
+        sid=claims.get("sid") or "",
         email=claims.get("email"),
         email_verified=bool(claims.get("email_verified")),
         name=claims.get("name"),
@@ -139,4 +198,6 @@ def verify_access_token(
         iat=claims["iat"],
         jti=claims["jti"],
         raw=claims,
+        client_id=claims.get("client_id") if isinstance(claims.get("client_id"), str) else None,
+        scope=claims.get("scope") if isinstance(claims.get("scope"), str) else None,
     )

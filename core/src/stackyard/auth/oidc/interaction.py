@@ -51,6 +51,11 @@ async def save_pending(ctx: AuthContext, request: PendingAuthorization) -> Pendi
     return stored
 
 
+async def update_pending(ctx: AuthContext, request: PendingAuthorization) -> None:
+    """Stores a changed request under its id (e.g. marked consented), keeping its expiry."""
+    await ctx.redis.set(_key(ctx, request.id), json.dumps(asdict(request)), xx=True, keepttl=True)
+
+
 async def load_pending(ctx: AuthContext, request_id: str | None) -> PendingAuthorization | None:
     """The waiting request; None when the id is unknown, malformed or expired."""
     if not request_id or not request_id.startswith("ar_") or len(request_id) > 64:
