@@ -4,16 +4,33 @@ OpenAPI schema): login, the MFA step, consent, logout, the theme and their stati
 `router` holds them all; the api includes it (app.py). Pages are Jinja2 templates under
 templates/hosted/ extending "hosted/base.html"; every route uses `render.HostedRoute`, so its
 answers carry the security headers (strict CSP, no framing, no caching) and its errors become
-the themed error page (`render.error_page`)."""
+the themed error page (`render.error_page`).
+
+- login.py: /login, /mfa, /cancel, and the helpers the other login methods use
+- magic_link.py, social.py, passkey.py: those methods (included when present)
+- consent.py: /consent; logout.py: /logout, /logged-out; theme.py: /theme.css, /static/
+- csrf.py: the pre-login CSRF cookie and the origin check of every POST"""
 
 from __future__ import annotations
 
+import importlib
+
 from fastapi import APIRouter
 
-from . import theme
+from . import consent, login, logout, theme
 from .render import PREFIX, HostedRoute, error_page
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=HostedRoute)
-router.include_router(theme.router, include_in_schema=False)
+for _page in (theme, login, consent, logout):
+    router.include_router(_page.router, include_in_schema=False)
+
+for _method in ("magic_link", "social", "passkey"):
+    try:
+        _module = importlib.import_module(f"{__name__}.{_method}")
+    except ModuleNotFoundError as exc:  # that login method is not built yet
+        if exc.name != f"{__name__}.{_method}":
+            raise
+        continue
+    router.include_router(_module.router, include_in_schema=False)
 
 __all__ = ["error_page", "router"]
