@@ -1,0 +1,112 @@
+"""Sign in with a passkey on the OpenID Provider's hosted pages (static/passkey.js calls these
+with fetch(); the rest of the login page works without JavaScript).
+
+POST /oauth2/ui/passkey/options   {ar, email?} -> {challengeToken, publicKey} for navigator.credentials.get()
+POST /oauth2/ui/passkey/verify    {ar, challengeToken, credential} -> {redirect}: the MFA step, or
+                                  /oauth2/authorize/continue with the browser session's cookie set
+
+Both need the page's CSRF token in the X-CSRF-Token header and the issuer's Origin. The
+relying party is spec.auth.passkeys: the hosted pages' origin (the issuer's) must be one of its
+`origins`, and its `rpId` the issuer's host or a parent domain of it (rpId acme.dev serves
+auth.acme.dev and app.acme.dev alike); otherwise these answer 503 saying so. Verification,
+single-use challenges and the sign count are `stackyard.auth.passkeys`'s: with user
+verification the passkey is both factors (amr ["webauthn"]); without it an account with TOTP
+is asked for its code. Errors are JSON {"error": sentence} with the status, for the script to
+show."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from pydantic import Field, StringConstraints
+from stackyard.auth import passkeys
+from stackyard.auth.context import AuthContext
+from stackyard.auth.contract import Email, Wire
+from stackyard.auth.contract_mfa import ChallengeToken
+from stackyard.auth.errors import AuthNotConfigured
+from stackyard.problems import NotFound, Problem
+from starlette.responses import JSONResponse, Response
+
+from ..auth_deps import AuthDep, ClientDep
+from .csrf import CsrfForm
+from .login import complete_login, json_from_redirect, load_request, problem_message
+from .render import HostedRoute, hosted_settings, secure_headers
+
+log = logging.getLogger(__name__)
+router = APIRouter(route_class=HostedRoute)
+RequestId = Annotated[str, StringConstraints(max_length=64)]
+NOT_SET_UP = "Passkeys are not set up for this sign-in page. Choose another way to sign in."
+
+
+class PasskeyOptionsBody(Wire):
+    ar: RequestId = Field(description="The waiting authorization request.")
+    email: Email | None = Field(default=None, description="Omit for a discoverable (usernameless) login.")
+
+
+class PasskeyVerifyBody(Wire):
+    ar: RequestId
+    challenge_token: ChallengeToken
+    credential: dict[str, Any] = Field(description="The PublicKeyCredential, as PublicKeyCredential.toJSON() gives it.")
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return secure_headers(JSONResponse(body, status_code=status))
+
+
+def _error(exc: Problem) -> Response:
+    message, status = problem_message(exc)
+    response = _json({"error": message}, status)
+    if "Retry-After" in exc.headers:
+        response.headers["Retry-After"] = exc.headers["Retry-After"]
+    return response
+
+
+def relying_party(ctx: AuthContext) -> passkeys.RelyingParty:
+    """spec.auth.passkeys, when it serves the hosted pages' origin; else AuthNotConfigured."""
+    rp = passkeys.relying_party(ctx)
+    origin = passkeys.origin_of(ctx.issuer.rstrip("/"))
+    host = urlsplit(ctx.issuer).hostname or ""
+    if origin not in rp.origins or not (host == rp.id or host.endswith("." + rp.id)):
+        log.warning(
+            "hosted passkey sign-in refused: the issuer's origin %s must be in spec.auth.passkeys.origins %s "
+            "and its host under spec.auth.passkeys.rpId %r",
+            origin,
+            rp.origins,
+            rp.id,
+        )
+        raise AuthNotConfigured(NOT_SET_UP)
+    return rp
+
+
+def _offered(request: Request) -> None:
+    if not hosted_settings(request)[0].passkeys:
+        raise NotFound("Passkeys are not offered here. Choose another way to sign in.")
+
+
+@router.post("/passkey/options")
+async def options(request: Request, body: PasskeyOptionsBody, ctx: AuthDep, form: CsrfForm) -> Response:
+    try:
+        _offered(request)
+        await load_request(ctx, body.ar)
+        relying_party(ctx)
+        token, public_key = await passkeys.authentication_options(ctx, body.email)
+    except Problem as exc:
+        return _error(exc)
+    return _json({"challengeToken": token, "publicKey": public_key})
+
+
+@router.post("/passkey/verify")
+async def verify(
+    request: Request, body: PasskeyVerifyBody, ctx: AuthDep, client: ClientDep, form: CsrfForm
+) -> Response:
+    try:
+        _offered(request)
+        pending, _ = await load_request(ctx, body.ar)
+        relying_party(ctx)
+        outcome = await passkeys.login(ctx, body.challenge_token, body.credential, client)
+    except Problem as exc:
+        return _error(exc)
+    return secure_headers(json_from_redirect(await complete_login(request, ctx, pending, outcome)))
