@@ -1,0 +1,116 @@
+"""OIDC client authentication, exact redirect URI matching and the discovery document."""
+
+# ruff: noqa: F811  (the fixtures come from oidc_core_support; tests take them as arguments)
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from oidc_core_support import ISSUER, SECRETS, basic, clock, ctx, hasher, redis  # noqa: F401
+from stackyard.auth.context import AuthContext
+from stackyard.auth.oidc.clients import authenticate_client, redirect_uri_registered, uri_registered
+from stackyard.auth.oidc.discovery import metadata
+from stackyard.auth.oidc.errors import OAuthError
+
+WEB_SECRET, WEB_PREVIOUS = SECRETS["webapp"]
+
+
+def test_basic_authentication_with_the_current_or_the_previous_secret(ctx: AuthContext) -> None:
+    for secret in (WEB_SECRET, WEB_PREVIOUS):
+        client = authenticate_client(ctx, authorization=basic("webapp", secret), form={})
+        assert (client.client_id, client.method) == ("webapp", "client_secret_basic")
+
+
+def test_a_wrong_basic_secret_is_401_invalid_client_with_a_basic_challenge(ctx: AuthContext) -> None:
+    with pytest.raises(OAuthError) as refused:
+        authenticate_client(ctx, authorization=basic("webapp", WEB_SECRET + "x"), form={})
+    assert refused.value.error == "invalid_client" and refused.value.status == 401
+    assert refused.value.headers["WWW-Authenticate"].startswith("Basic ")
+    assert WEB_SECRET not in str(refused.value.body())
+
+
+def test_basic_credentials_are_form_url_decoded(ctx: AuthContext) -> None:
+    ctx.oidc_client_secrets["webapp"] = ["a:b%c+d é/" + "k" * 40]
+    client = authenticate_client(ctx, authorization=basic("webapp", "a:b%c+d é/" + "k" * 40), form={})
+    assert client.client_id == "webapp"
+    # Not encoded: the '%c+' decodes to something else and fails.
+    raw = base64.b64encode(("webapp:" + "a:b%c+d é/" + "k" * 40).encode()).decode()
+    with pytest.raises(OAuthError, match="invalid_client"):
+        authenticate_client(ctx, authorization="Basic " + raw, form={})
+
+
+def test_client_secret_post_and_its_failures(ctx: AuthContext) -> None:
+    client = authenticate_client(ctx, authorization=None, form={"client_id": "webapp", "client_secret": WEB_PREVIOUS})
+    assert client.method == "client_secret_post"
+    with pytest.raises(OAuthError) as wrong:
+        authenticate_client(ctx, authorization=None, form={"client_id": "webapp", "client_secret": "nope"})
+    assert (wrong.value.error, wrong.value.status) == ("invalid_client", 400)
+    with pytest.raises(OAuthError, match="must authenticate"):
+        authenticate_client(ctx, authorization=None, form={"client_id": "webapp"})
+
+
+def test_two_methods_at_once_are_refused(ctx: AuthContext) -> None:
+    with pytest.raises(OAuthError) as refused:
+        authenticate_client(
+            ctx, authorization=basic("webapp", WEB_SECRET), form={"client_id": "webapp", "client_secret": WEB_SECRET}
+        )
+    assert refused.value.error == "invalid_request"
+
+
+def test_public_clients_use_none_and_may_not_send_a_secret(ctx: AuthContext) -> None:
+    assert authenticate_client(ctx, authorization=None, form={"client_id": "spa"}).method == "none"
+    with pytest.raises(OAuthError, match="invalid_client"):
+        authenticate_client(ctx, authorization=None, form={"client_id": "spa", "client_secret": "anything"})
+
+
+def test_unknown_and_disabled_clients_cannot_authenticate(ctx: AuthContext) -> None:
+    for client_id in ("nobody", "old-app"):
+        secret = SECRETS.get(client_id, ["s" * 43])[0]
+        with pytest.raises(OAuthError, match="invalid_client"):
+            authenticate_client(ctx, authorization=basic(client_id, secret), form={})
+
+
+def test_redirect_uris_match_exactly(ctx: AuthContext) -> None:
+    web = ctx.oidc_clients["webapp"]
+    assert redirect_uri_registered(web, "https://app.acme.dev/callback")
+    for other in (
+        "https://app.acme.dev/callback/",
+        "https://app.acme.dev/callback?x=1",
+        "https://app.acme.dev/Callback",
+        "https://app.acme.dev:443/callback",
+        "https://app.acme.dev/callback#frag",
+        "http://app.acme.dev/callback",
+        "https://evil.example/?https://app.acme.dev/callback",
+        "",
+    ):
+        assert not redirect_uri_registered(web, other), other
+
+
+def test_loopback_redirect_uris_accept_any_port_and_nothing_else() -> None:
+    registered = ["http://127.0.0.1:8400/cb", "http://[::1]/cb"]
+    assert uri_registered(registered, "http://127.0.0.1:51234/cb")
+    assert uri_registered(registered, "http://127.0.0.1/cb")
+    assert uri_registered(registered, "http://[::1]:6000/cb")
+    assert not uri_registered(registered, "http://127.0.0.1:51234/cb2")
+    assert not uri_registered(registered, "http://127.0.0.2:8400/cb")
+    assert not uri_registered(registered, "http://localhost:8400/cb")
+    assert not uri_registered(registered, "https://127.0.0.1:8400/cb")
+    assert not uri_registered(registered, "http://user@127.0.0.1:8400/cb")
+    assert not uri_registered(registered, "http://127.0.0.1:notaport/cb")
+    assert not uri_registered(["https://app.acme.dev/cb"], "https://app.acme.dev:8443/cb")
+
+
+def test_discovery_names_the_endpoints_under_the_issuer_and_what_is_supported(ctx: AuthContext) -> None:
+    doc = metadata(ctx)
+    assert doc["issuer"] == ISSUER
+    assert doc["authorization_endpoint"] == ISSUER + "/oauth2/authorize"
+    assert doc["token_endpoint"] == ISSUER + "/oauth2/token"
+    assert doc["jwks_uri"] == ISSUER + "/.well-known/jwks.json"
+    assert doc["end_session_endpoint"] == ISSUER + "/oauth2/logout"
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["id_token_signing_alg_values_supported"] == ["EdDSA"]
+    assert doc["authorization_response_iss_parameter_supported"] is True
+    assert {"openid", "offline_access", "reports:read", "reports:write"} <= set(doc["scopes_supported"])
+    assert doc["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post", "none"]
