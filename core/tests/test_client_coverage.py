@@ -210,6 +210,24 @@ EXCLUDED: dict[Route, str] = {
     ("GET", "/v1/auth/oauth/{provider}/authorize"): "a browser redirect to the identity provider",
     ("GET", "/v1/auth/oauth/{provider}/callback"): "the identity provider redirects the browser back here",
     ("GET", "/v1/feed/stream"): "server-sent events for the page (EventSource); programs read the feed with feed.list",
+    # The OpenID Provider's protocol: standard OIDC client libraries (openid-client, Authlib,
+    # next-auth, ...) and browsers call it, as for Auth0 or Keycloak; the SDK has no part in it.
+    ("GET", "/oauth2/authorize"): "OpenID Provider: the browser's authorization request, sent by OIDC client libraries",
+    ("POST", "/oauth2/authorize"): "OpenID Provider: the form post form of the authorization request (browsers)",
+    ("GET", "/oauth2/authorize/continue"): "OpenID Provider: the hosted login and consent pages send the browser here",
+    ("POST", "/oauth2/token"): "OpenID Provider: OIDC client libraries redeem codes and refresh tokens here",
+    ("GET", "/oauth2/userinfo"): "OpenID Provider: OIDC client libraries read the user's claims here",
+    (
+        "POST",
+        "/oauth2/userinfo",
+    ): "OpenID Provider: the POST form of userinfo (RFC 6750 form token), for client libraries",
+    ("POST", "/oauth2/revoke"): "OpenID Provider: RFC 7009 revocation, called by OIDC client libraries",
+    (
+        "POST",
+        "/oauth2/introspect",
+    ): "OpenID Provider: RFC 7662 introspection, called by resource servers' OAuth libraries",
+    ("GET", "/oauth2/logout"): "OpenID Provider: RP-initiated logout, a browser redirect from the client",
+    ("POST", "/oauth2/logout"): "OpenID Provider: the form post form of RP-initiated logout (browsers)",
     # The same route under another method.
     ("GET", "/v1/indexes/{uid}/search"): "the GET form of POST /v1/indexes/{uid}/search (search.search), for links",
 }

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from stackyard.ratelimit import LivePolicies, RateLimiter, RateLimitMiddleware
 from stackyard.runtime import Runtime
 
-from . import console
+from . import console, hosted
 from .auth_deps import AuthState, PrincipalMiddleware
 from .cors import LiveCORS
 from .errors import install_error_handlers
@@ -27,6 +27,7 @@ from .routers import (
     health,
     jobs,
     notify,
+    oidc,
     push,
     ratelimit,
     search_proxy,
@@ -86,6 +87,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(auth_admin.router)
     app.include_router(auth_mfa.router)
     app.include_router(auth_oauth.router)
+    app.include_router(oidc.router)
+    app.include_router(hosted.router)
     app.include_router(databases.router)
     app.include_router(files.router)
     app.include_router(notify.router)

@@ -1,6 +1,7 @@
 """/v1/auth: sign-up, email verification, login, tokens, logout, the user's own account and
-sessions, password and email changes, magic links; and the public keys and OpenID
-discovery document that let other services verify access tokens on their own.
+sessions, password and email changes, magic links; and the public keys that let other
+services verify access tokens on their own (the OpenID discovery document is the OpenID
+Provider's: routers/oidc.py).
 
 POST   /v1/auth/signup                    create an account (202, or 201 with a session)
 POST   /v1/auth/verify-email              confirm an address with the emailed token
@@ -19,7 +20,6 @@ POST   /v1/auth/magic-link                send a sign-in link (202 whatever the 
 POST   /v1/auth/magic-link/verify         sign in with it
 GET    /v1/auth/sessions                  your sessions; DELETE one, or all but this one
 GET    /.well-known/jwks.json             the public signing keys
-GET    /.well-known/openid-configuration  the discovery document
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from stackyard.auth.contract import (
     Me,
     MfaRequired,
     Mode,
-    OpenIdConfiguration,
     RefreshRequest,
     ResetPasswordRequest,
     Session,
@@ -446,30 +445,4 @@ CACHED = {"Cache-Control": {"description": "Cacheable for 5 minutes.", "schema":
 async def jwks(context: AuthDep) -> JSONResponse:
     return JwkSetResponse(
         context.keys.jwks(context.clock()), headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"}
-    )
-
-
-@router.get(
-    "/.well-known/openid-configuration",
-    response_model=OpenIdConfiguration,
-    summary="OpenID discovery document",
-    responses={200: {"headers": CACHED}} | problem_responses(503),
-)
-async def openid_configuration(context: AuthDep) -> JSONResponse:
-    issuer = context.issuer
-    now = context.clock()
-    algorithms = sorted({k.alg for k in context.keys.keys if k.published(now)}) or [context.settings.signing_algorithm]
-    return JSONResponse(
-        {
-            "issuer": issuer,
-            "jwks_uri": f"{issuer}/.well-known/jwks.json",
-            "userinfo_endpoint": f"{issuer}/v1/auth/me",
-            "token_endpoint": f"{issuer}/v1/auth/token/refresh",
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": algorithms,
-            "token_endpoint_auth_methods_supported": ["none"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "email", "email_verified", "name", "sid", "amr"],
-        },
-        headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"},
     )
