@@ -286,9 +286,10 @@ class Sessions:
             "authTime": auth_time,
             "idle": int(idle * 1000),
         }
-        return await self._create(
+        sid, secret = await self._create(
             user, client, amr, lifetime_ms=int(lifetime * 1000), idle_ms=int(idle * 1000), fields=fields
         )
+        return sid, f"{REFRESH_PREFIX}{sid}.{secret}"
 
     async def _create(
         self,
