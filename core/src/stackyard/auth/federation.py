@@ -649,9 +649,12 @@ async def _link_existing(
     return refreshed or user
 
 
-async def finish_login(ctx: AuthContext, user: UserRecord, client: ClientInfo, name: str) -> TokenPair | MfaChallenge:
-    """The session (or, when the account has a second factor, the MFA challenge)."""
-    return await finish_first_factor(ctx, user, client, f"oauth:{name}")
+async def finish_login(
+    ctx: AuthContext, user: UserRecord, client: ClientInfo, name: str, *, session_kind: str = ""
+) -> TokenPair | MfaChallenge:
+    """The session (or, when the account has a second factor, the MFA challenge); `session_kind`
+    "op" makes it the OpenID Provider's browser session (the hosted pages)."""
+    return await finish_first_factor(ctx, user, client, f"oauth:{name}", session_kind=session_kind)
 
 
 async def issue_login_code(ctx: AuthContext, user: UserRecord, state: CallbackState, client: ClientInfo) -> str:

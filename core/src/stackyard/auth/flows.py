@@ -387,9 +387,12 @@ async def request_magic_link(
     await _finish(later, send_sign_in_link)
 
 
-async def verify_magic_link(ctx: AuthContext, token: str, client: ClientInfo) -> TokenPair | MfaChallenge:
+async def verify_magic_link(
+    ctx: AuthContext, token: str, client: ClientInfo, *, session_kind: str = ""
+) -> TokenPair | MfaChallenge:
+    """Signs in with a sign-in link (`session_kind` "op": the OpenID Provider's browser session)."""
     user = await magic_link_user(ctx, token, client)
-    return await finish_first_factor(ctx, user, client, "email")
+    return await finish_first_factor(ctx, user, client, "email", session_kind=session_kind)
 
 
 async def magic_link_address(ctx: AuthContext, token: str) -> str | None:

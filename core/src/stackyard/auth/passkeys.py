@@ -355,20 +355,21 @@ def _b64url_text(value: str) -> str | None:
 
 
 async def login(
-    ctx: AuthContext, challenge_token: str, credential: dict[str, Any], client: ClientInfo
+    ctx: AuthContext, challenge_token: str, credential: dict[str, Any], client: ClientInfo, *, session_kind: str = ""
 ) -> TokenPair | MfaChallenge:
     """A session (amr ["webauthn"]) from a passkey; without user verification an account with
-    TOTP on is asked for its code (an MFA challenge, finished at POST /v1/auth/login/mfa)."""
+    TOTP on is asked for its code (an MFA challenge, finished at POST /v1/auth/login/mfa).
+    `session_kind` "op" makes it the OpenID Provider's browser session (the hosted pages)."""
     assertion = await authenticate(ctx, challenge_token, credential, client)
     user = assertion.user
     if user.disabled:
         raise AccountDisabled("this account is disabled")
     if user.mfa_enabled and not assertion.user_verified:
-        return await finish_first_factor(ctx, user, client, AMR_WEBAUTHN)
+        return await finish_first_factor(ctx, user, client, AMR_WEBAUTHN, session_kind=session_kind)
     await ctx.audit.record(
         "login.succeeded", user_id=user.id, client=client, method=AMR_WEBAUTHN, passkey=assertion.passkey_id
     )
-    return await ctx.sessions.start(user, client, [AMR_WEBAUTHN])
+    return await ctx.sessions.start(user, client, [AMR_WEBAUTHN], kind=session_kind)
 
 
 # --- management -----------------------------------------------------------------------------
