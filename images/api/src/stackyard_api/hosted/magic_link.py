@@ -28,7 +28,7 @@ from starlette.responses import Response
 from ..auth_deps import AuthDep, ClientDep
 from ..routers.auth import after_answer
 from .csrf import CsrfForm, issue_csrf
-from .login import client_context, complete_login, load_request, login_page, problem_message
+from .login import BROWSER_SESSION, client_context, complete_login, load_request, login_page, problem_message
 from .render import PREFIX, HostedRoute, hosted_settings, render
 
 router = APIRouter(route_class=HostedRoute)
@@ -96,7 +96,7 @@ async def sign_in(request: Request, ctx: AuthDep, client: ClientDep, form: CsrfF
     _offered(request)
     pending, oidc_client = await load_request(ctx, _field(form, "ar", 64))
     try:
-        outcome = await flows.verify_magic_link(ctx, _field(form, "token", 200), client)
+        outcome = await flows.verify_magic_link(ctx, _field(form, "token", 200), client, session_kind=BROWSER_SESSION)
     except Problem as exc:
         message, status = problem_message(exc)
         if exc.status == 401:  # InvalidToken: spent, expired or for a changed address

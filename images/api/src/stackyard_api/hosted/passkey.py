@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..auth_deps import AuthDep, ClientDep
 from .csrf import CsrfForm
-from .login import complete_login, json_from_redirect, load_request, problem_message
+from .login import BROWSER_SESSION, complete_login, json_from_redirect, load_request, problem_message
 from .render import HostedRoute, hosted_settings, secure_headers
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ async def verify(
         _offered(request)
         pending, _ = await load_request(ctx, body.ar)
         relying_party(ctx)
-        outcome = await passkeys.login(ctx, body.challenge_token, body.credential, client)
+        outcome = await passkeys.login(ctx, body.challenge_token, body.credential, client, session_kind=BROWSER_SESSION)
     except Problem as exc:
         return _error(exc)
     return secure_headers(json_from_redirect(await complete_login(request, ctx, pending, outcome)))

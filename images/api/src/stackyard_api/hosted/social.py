@@ -29,7 +29,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..auth_deps import AuthDep, ClientDep
 from ..deps import RuntimeDep
-from .login import complete_login, load_request, login_page, problem_message
+from .login import BROWSER_SESSION, complete_login, load_request, login_page, problem_message
 from .render import PREFIX, HostedRoute, error_page, hosted_settings, secure_headers
 
 router = APIRouter(route_class=HostedRoute)
@@ -121,7 +121,7 @@ async def callback(
         async with httpx.AsyncClient(timeout=PROVIDER_TIMEOUT) as http:
             identity = await federation.identify(ctx, http, taken, code, secret=secret, iss=iss)
         user = await federation.link_identity(ctx, provider, identity, client)
-        outcome = await federation.finish_login(ctx, user, client, provider)
+        outcome = await federation.finish_login(ctx, user, client, provider, session_kind=BROWSER_SESSION)
     except Problem as exc:
         message, status = problem_message(exc)
         page = await login_page(request, ctx, pending, oidc_client, error=message, status=status)
