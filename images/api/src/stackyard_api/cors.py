@@ -7,6 +7,11 @@ untouched, without CORS headers. Two answers differ from Starlette's: a prefligh
 allowed is `204` with no body, and one that is not is `403` problem+json without any CORS header
 (the browser then refuses the request; the body says to a person what was not allowed).
 
+The OpenID Provider's routes that single-page apps call (token, userinfo, revocation, discovery,
+JWKS: `OIDC_CORS_PATHS`) have rules of their own: the origins of the registered OIDCClients'
+redirect URIs are allowed there besides the Stack's, without cookies, so that a public client
+works without listing its origin twice.
+
 It runs outside the principal and rate-limit middlewares: a preflight is answered before either,
 and every answer of the api (the rate limiter's 429 and 503 included) carries the headers a page
 needs to read it."""
@@ -14,8 +19,10 @@ needs to read it."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from stackyard.config import LiveConfig
+from stackyard.config import LiveConfig, RuntimeConfig
 from stackyard.problems import Problem
 from stackyard.resources.base import duration_seconds
 from stackyard.resources.stack import CorsSettings
@@ -69,31 +76,102 @@ class StackCORS(CORSMiddleware):
         )
 
 
+OIDC_CORS_PATHS = frozenset(
+    {
+        "/.well-known/openid-configuration",
+        "/.well-known/jwks.json",
+        "/oauth2/token",
+        "/oauth2/userinfo",
+        "/oauth2/revoke",
+    }
+)
+"""The OpenID Provider's routes that single-page apps (public OIDCClients) call with fetch."""
+
+
+def web_origin(uri: str) -> str | None:
+    """scheme://host[:port] of an http(s) URI, in lower case, without a default port; None for
+    other schemes (a native app's private-use scheme has no web origin)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+def oidc_cors(config: RuntimeConfig) -> CorsSettings:
+    """The CORS rules of the OIDC_CORS_PATHS: the Stack's allowed origins and the origins of the
+    enabled OIDCClients' redirect URIs (where their pages run), without cookies; what a page
+    reads of the answer includes WWW-Authenticate (userinfo's error)."""
+    stack = config.spec.api.cors
+    origins = set(stack.allowed_origins)
+    for client in config.oidc_clients.values():
+        if client.enabled:
+            found = (web_origin(uri) for uri in [*client.redirect_uris, *client.post_logout_redirect_uris])
+            origins.update(origin for origin in found if origin)
+    if "*" in origins:
+        origins = {"*"}
+    # Built, not validated: more origins than a Stack may list by hand (100) are fine here.
+    return CorsSettings.model_construct(
+        allowed_origins=sorted(origins),
+        allowed_methods=["GET", "POST"],
+        allowed_headers=["Authorization", "Content-Type"],
+        exposed_headers=sorted({*stack.exposed_headers, "WWW-Authenticate"}),
+        allow_credentials=False,
+        max_age=stack.max_age,
+    )
+
+
+@dataclass(frozen=True)
+class CorsRules:
+    """The middlewares of one config: the Stack's rules, and the OpenID Provider's rules for
+    OIDC_CORS_PATHS (None: no CORS headers there)."""
+
+    settings: CorsSettings
+    oidc_settings: CorsSettings
+    stack: StackCORS | None
+    oidc: StackCORS | None
+
+    def for_path(self, path: str) -> StackCORS | None:
+        return self.oidc if path in OIDC_CORS_PATHS else self.stack
+
+
 class LiveCORS:
     """The CORS rules of the config a LiveConfig holds: rebuilt when the config changes."""
 
     def __init__(self, app: ASGIApp, live: LiveConfig) -> None:
         self.app = app
         self.live = live
-        self._built: tuple[str, StackCORS | None] | None = None
+        self._built: tuple[str, CorsRules] | None = None
 
-    def current(self) -> StackCORS | None:
+    def current(self) -> CorsRules | None:
         applied = self.live.current
         if applied is None:
             return None
         built = self._built
         if built is None or built[0] != applied.hash:
-            cors = applied.config.spec.api.cors
-            if built is not None and built[1] is not None and built[1].settings == cors:
-                built = (applied.hash, built[1])
+            cors, oidc = applied.config.spec.api.cors, oidc_cors(applied.config)
+            previous = built[1] if built is not None else None
+            if previous is not None and previous.settings == cors and previous.oidc_settings == oidc:
+                rules = previous
             else:
-                built = (applied.hash, StackCORS(self.app, cors) if cors.allowed_origins else None)
-            self._built = built
+                rules = CorsRules(
+                    cors,
+                    oidc,
+                    StackCORS(self.app, cors) if cors.allowed_origins else None,
+                    StackCORS(self.app, oidc) if oidc.allowed_origins else None,
+                )
+            built = self._built = (applied.hash, rules)
         return built[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rules = self.current() if scope["type"] == "http" else None
-        if rules is None:
+        handler = rules.for_path(scope["path"]) if rules is not None else None
+        if handler is None:
             await self.app(scope, receive, send)
         else:
-            await rules(scope, receive, send)
+            await handler(scope, receive, send)
