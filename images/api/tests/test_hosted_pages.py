@@ -254,11 +254,11 @@ def test_logout_asks_then_ends_the_browser_session(clients: AuthStack, http: htt
     signed_in(clients, http)
     cookie = http.cookies.get(BROWSER_COOKIE)
     token = waiting_logout(clients, post_logout_redirect_uri="https://shop.example.com/bye", state="l-1")
-    page = http.get(f"/oauth2/ui/logout?logout={token}")
+    page = http.get(f"/oauth2/ui/logout?lr={token}")
     assert page.status_code == 200, page.text
     assert "<h1>Sign out of Acme Shop?</h1>" in page.text and "ana@example.com" in page.text
     assert "form-action 'self' https://shop.example.com" in page.headers["content-security-policy"]
-    answer = http.post("/oauth2/ui/logout", data={"csrf_token": csrf_of(page), "logout": token}, headers=ORIGIN)
+    answer = http.post("/oauth2/ui/logout", data={"csrf_token": csrf_of(page), "lr": token}, headers=ORIGIN)
     assert answer.status_code == 303, answer.text
     assert answer.headers["location"] == "https://shop.example.com/bye?state=l-1"
     assert 'sy_op=""' in set_cookies(answer)[BROWSER_COOKIE] or "Max-Age=0" in set_cookies(answer)[BROWSER_COOKIE]
@@ -267,15 +267,15 @@ def test_logout_asks_then_ends_the_browser_session(clients: AuthStack, http: htt
     with httpx.Client(base_url=clients.url, cookies={BROWSER_COOKIE: cookie or ""}) as old_browser:
         assert old_browser.get(f"/oauth2/ui/consent?ar={ar}").status_code == 303
     # The confirmation is used once.
-    assert http.get(f"/oauth2/ui/logout?logout={token}").status_code == 400
+    assert http.get(f"/oauth2/ui/logout?lr={token}").status_code == 400
 
 
 def test_logout_without_a_redirect_ends_on_the_logged_out_page(clients: AuthStack, http: httpx.Client):
     signed_in(clients, http)
     token = waiting_logout(clients, client_id=None)
-    page = http.get(f"/oauth2/ui/logout?logout={token}")
+    page = http.get(f"/oauth2/ui/logout?lr={token}")
     assert "<h1>Sign out of Acme?</h1>" in page.text
-    answer = http.post("/oauth2/ui/logout", data={"csrf_token": csrf_of(page), "logout": token}, headers=ORIGIN)
+    answer = http.post("/oauth2/ui/logout", data={"csrf_token": csrf_of(page), "lr": token}, headers=ORIGIN)
     assert answer.status_code == 303 and answer.headers["location"].endswith("/oauth2/ui/logged-out")
     done = http.get("/oauth2/ui/logged-out")
     assert done.status_code == 200 and "You are signed out of Acme" in done.text
@@ -328,7 +328,7 @@ def test_no_secret_on_any_page(clients: AuthStack, http: httpx.Client):
     pages.append(post_page(http, f"/oauth2/ui/mfa?ar={ar}", {"ar": ar, "code": pyotp.TOTP(secret).now()}))
     browser = http.cookies.get(BROWSER_COOKIE)
     pages.append(http.get(f"/oauth2/ui/consent?ar={ar}"))
-    pages.append(http.get(f"/oauth2/ui/logout?logout={waiting_logout(clients)}"))
+    pages.append(http.get(f"/oauth2/ui/logout?lr={waiting_logout(clients)}"))
     pages.append(http.get("/oauth2/ui/login?ar=ar_gone"))
     assert challenge.status_code == 303 and mfa_token and browser
     secrets_ = [PASSWORD, secret, mfa_token, browser, browser.split(".")[-1]] + [
@@ -361,3 +361,92 @@ def test_the_theme_is_the_same_for_the_same_settings():
     settings = HostedPagesSettings(primary_color="#123456", color_scheme="light")
     assert theme_css(settings) == theme_css(HostedPagesSettings(primary_color="#123456", color_scheme="light"))
     assert "@media" not in theme_css(settings)
+
+
+# -- the whole way, with the authorize endpoint ---------------------------------------------
+
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def authorize(http: httpx.Client, client_id: str, redirect_uri: str, **extra: str) -> httpx.Response:
+    params = {
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "response_type": "code",
+        "scope": "openid email",
+        "state": "st-e2e",
+        "nonce": "n-e2e",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+    } | extra
+    return http.get("/oauth2/authorize", params=params)
+
+
+def local(location: str) -> str:
+    """A URL of the issuer as a path on the api under test."""
+    assert location.startswith(ISSUER) or location.startswith("/"), location
+    return location.removeprefix(ISSUER)
+
+
+def test_a_login_through_the_hosted_pages_gives_the_client_a_code(clients: AuthStack, http: httpx.Client):
+    sign_up_and_log_in(http)
+    started = authorize(http, "shop", REDIRECT_URI)
+    assert started.status_code == 303, started.text
+    page = local(started.headers["location"])
+    assert page.startswith("/oauth2/ui/login?ar=ar_")
+    ar = query_of(page)["ar"]
+    signed = post_page(http, page, {"ar": ar, "email": EMAIL, "password": PASSWORD})
+    assert signed.status_code == 303, signed.text
+    back = http.get(local(signed.headers["location"]))
+    assert back.status_code == 303, back.text
+    location = back.headers["location"]
+    assert location.startswith(REDIRECT_URI + "?")
+    query = query_of(location)
+    assert query["state"] == "st-e2e" and query["iss"] == ISSUER and query["code"]
+    token = httpx.post(
+        f"{clients.url}/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": query["code"],
+            "redirect_uri": REDIRECT_URI,
+            "client_id": "shop",
+            "code_verifier": VERIFIER,
+        },
+    )
+    assert token.status_code == 200, token.text
+    assert token.json()["id_token"]
+    # Single sign-on: the next request of the browser needs no login page.
+    again = authorize(http, "shop", REDIRECT_URI, state="st-2")
+    assert again.status_code == 303 and again.headers["location"].startswith(REDIRECT_URI + "?code=")
+
+
+def test_a_third_party_client_goes_through_consent_once(clients: AuthStack, http: httpx.Client):
+    sign_up_and_log_in(http)
+    buddy = THIRD_PARTY["redirectUris"][0]
+    page = local(authorize(http, "buddy", buddy).headers["location"])
+    ar = query_of(page)["ar"]
+    signed = post_page(http, page, {"ar": ar, "email": EMAIL, "password": PASSWORD})
+    asked = http.get(local(signed.headers["location"]))
+    assert asked.status_code == 303
+    consent = local(asked.headers["location"])
+    assert consent == f"/oauth2/ui/consent?ar={ar}"
+    allowed = post_page(http, consent, {"ar": ar, "decision": "allow"})
+    done = http.get(local(allowed.headers["location"]))
+    assert done.status_code == 303 and done.headers["location"].startswith(buddy + "?code=")
+    again = authorize(http, "buddy", buddy, state="st-3")
+    assert again.headers["location"].startswith(buddy + "?code=")
+
+
+def test_logout_from_the_client_without_a_hint_asks_first(clients: AuthStack, http: httpx.Client):
+    signed_in(clients, http)
+    asked = http.get(
+        "/oauth2/logout",
+        params={"client_id": "shop", "post_logout_redirect_uri": "https://shop.example.com/bye", "state": "z"},
+    )
+    assert asked.status_code == 303, asked.text
+    page = local(asked.headers["location"])
+    assert page.startswith("/oauth2/ui/logout?lr=")
+    confirmed = post_page(http, page, {"lr": query_of(page)["lr"]})
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == "https://shop.example.com/bye?state=z"
+    assert local(authorize(http, "shop", REDIRECT_URI).headers["location"]).startswith("/oauth2/ui/login")

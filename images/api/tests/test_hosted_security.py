@@ -80,7 +80,7 @@ def test_every_post_is_refused_without_the_token_or_from_another_origin(
     logout = waiting_logout(clients)
     for path in hosted_posts():
         fields, headers = REFUSALS[case](token)
-        data = {"ar": ar, "email": EMAIL, "password": PASSWORD, "decision": "allow", "logout": logout, "code": "1"}
+        data = {"ar": ar, "email": EMAIL, "password": PASSWORD, "decision": "allow", "lr": logout, "code": "1"}
         answer = http.post(f"{path}?ar={ar}", data=fields | data, headers=headers)
         assert answer.status_code == 403, (case, path, answer.status_code, answer.text[:300])
         assert answer.headers["content-type"].startswith("text/html"), path
@@ -89,7 +89,7 @@ def test_every_post_is_refused_without_the_token_or_from_another_origin(
     # Nothing was done: no login tried, the request still waits, the logout is still to confirm.
     assert db["auth_events"].count_documents({"type": {"$regex": "^login"}}) == 0
     assert http.get(f"/oauth2/ui/login?ar={ar}").status_code == 200
-    assert http.get(f"/oauth2/ui/logout?logout={logout}").status_code == 200
+    assert http.get(f"/oauth2/ui/logout?lr={logout}").status_code == 200
     assert db["oidc_consents"].count_documents({}) == 0
 
 
@@ -127,7 +127,7 @@ def pages(clients: AuthStack, http: httpx.Client) -> dict[str, httpx.Response]:
     assert post_page(http, f"/oauth2/ui/login?ar={ar}", {"email": EMAIL, "password": PASSWORD}).status_code == 303
     consent = waiting_request(clients, "buddy")
     shown["consent"] = http.get(f"/oauth2/ui/consent?ar={consent}")
-    shown["logout"] = http.get(f"/oauth2/ui/logout?logout={waiting_logout(clients)}")
+    shown["logout"] = http.get(f"/oauth2/ui/logout?lr={waiting_logout(clients)}")
     shown["logged out"] = http.get("/oauth2/ui/logged-out")
     shown["unknown request"] = http.get("/oauth2/ui/login?ar=ar_gone")
     shown["missing file"] = http.get("/oauth2/ui/static/nothing.css")
@@ -209,7 +209,7 @@ def test_the_error_page_never_redirects(clients: AuthStack, http: httpx.Client):
     for url in (
         "/oauth2/ui/login?ar=ar_gone&redirect_uri=https://evil.example",
         "/oauth2/ui/consent",
-        "/oauth2/ui/logout?logout=nope",
+        "/oauth2/ui/logout?lr=nope",
         "/oauth2/ui/mfa?ar=%00",
     ):
         answer = http.get(url)

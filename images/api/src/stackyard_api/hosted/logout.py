@@ -4,7 +4,7 @@ one about someone else); and /oauth2/ui/logged-out, where a sign-out without a
 post_logout_redirect_uri ends.
 
 The end-session endpoint validates the request, keeps it (`logout.save_logout`) and sends the
-browser to `/oauth2/ui/logout?logout=<token>`. Confirming is a form post with the CSRF token:
+browser to `/oauth2/ui/logout?lr=<token>`. Confirming is a form post with the CSRF token:
 `logout.end_session` ends the browser session and its grants without offline_access, the
 cookie is cleared, and the browser goes to the post-logout redirect URI (with `state`) or to
 the logged-out page."""
@@ -38,7 +38,7 @@ class LogoutExpired(Problem):
 
 @router.get("/logout")
 async def logout_page(request: Request, ctx: AuthDep) -> Response:
-    token = request.query_params.get("logout")
+    token = request.query_params.get("lr")
     wanted = await logout.load_logout(ctx, token)
     if wanted is None:
         raise LogoutExpired()
@@ -61,7 +61,7 @@ async def logout_page(request: Request, ctx: AuthDep) -> Response:
 
 @router.post("/logout")
 async def confirm_logout(request: Request, ctx: AuthDep, form: CsrfForm) -> Response:
-    wanted = await logout.load_logout(ctx, _field(form, "logout"), consume=True)
+    wanted = await logout.load_logout(ctx, _field(form, "lr"), consume=True)
     if wanted is None:
         raise LogoutExpired()
     secure = ctx.settings.cookies.secure
