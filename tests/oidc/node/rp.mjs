@@ -118,10 +118,22 @@ const operations = {
   },
 };
 
-function errorOf(err) {
+async function errorOf(err) {
   const fields = { name: err?.name ?? "Error", message: String(err?.message ?? err) };
   for (const key of ["code", "error", "error_description", "status"]) {
     if (err?.[key] !== undefined) fields[key] = err[key];
+  }
+  // A 401 with WWW-Authenticate (invalid_client through client_secret_basic) is a challenge
+  // error whose response still holds the RFC 6749 error body.
+  if (err?.response instanceof Response && fields.error === undefined) {
+    fields.status = err.response.status;
+    try {
+      const body = await err.response.clone().json();
+      if (body?.error) fields.error = body.error;
+      if (body?.error_description) fields.error_description = body.error_description;
+    } catch {
+      // not JSON: the fields above say enough
+    }
   }
   if (err?.cause && typeof err.cause === "object" && !(err.cause instanceof Response)) {
     fields.cause = String(err.cause?.message ?? JSON.stringify(err.cause));
@@ -142,7 +154,7 @@ lines.on("line", (line) => {
       const result = await operation(request);
       process.stdout.write(JSON.stringify({ id: request.id, ok: true, result }) + "\n");
     } catch (err) {
-      process.stdout.write(JSON.stringify({ id: request?.id ?? null, ok: false, error: errorOf(err) }) + "\n");
+      process.stdout.write(JSON.stringify({ id: request?.id ?? null, ok: false, error: await errorOf(err) }) + "\n");
     }
   });
 });

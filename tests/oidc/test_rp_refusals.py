@@ -1,0 +1,143 @@
+"""What the specs refuse, refused as they say, seen by the client libraries and the browser:
+an unregistered redirect URI gets an error page and no redirect (RFC 6749 §4.1.2.1), a request
+without PKCE from a public client goes back as invalid_request (OAuth 2.1), a code used twice
+is invalid_grant and what it gave is revoked (RFC 6749 §4.1.2), and a refresh token used twice
+is invalid_grant and ends the grant, the rotated token included (OAuth 2.1 §6.1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+
+from . import query, screenshot, sign_in_through_hosted_pages
+from .authlib_rp import AuthlibApp, OAuthError
+from .node_rp import NodeRelyingParty, OpenIdClientError
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from .callbacks import CallbackServer
+    from .conftest import Client, Person
+
+
+def test_unregistered_redirect_uri_gets_an_error_page_and_no_redirect(
+    page: Page, issuer: str, stack_clients: dict[str, Client], callbacks: dict[str, CallbackServer]
+) -> None:
+    web = stack_clients["demo-web"]
+    assert web.redirect_uri
+    app = AuthlibApp(issuer, web.client_id, web.secret)
+    # Exact matching; only a loopback URI's port may differ (RFC 8252 §7.3), so change the path or host.
+    for wrong in (f"{web.redirect_uri}/elsewhere", "https://app.example.net/callback"):
+        authorization = app.authorize(wrong)
+        mark = callbacks[web.client_id].mark()
+        response = page.goto(authorization.url)
+        assert response is not None and response.status == 400, response and response.status
+        assert urlsplit(page.url)[:3] == urlsplit(authorization.url)[:3], page.url  # still at /oauth2/authorize
+        assert "text/html" in response.headers["content-type"]
+        assert web.client_id in page.content() or "redirect" in page.content().lower()
+        assert callbacks[web.client_id].received[mark:] == [], "nothing may reach an unregistered URI"
+    screenshot(page, "error-unregistered-redirect-uri")
+
+
+def test_public_client_without_pkce_is_sent_back_invalid_request(
+    page: Page, issuer: str, stack_clients: dict[str, Client], callbacks: dict[str, CallbackServer]
+) -> None:
+    spa = stack_clients["demo-spa"]
+    assert spa.redirect_uri
+    app = AuthlibApp(issuer, spa.client_id, client_kwargs={"code_challenge_method": None})
+    authorization = app.authorize(spa.redirect_uri)
+    assert "code_challenge" not in query(authorization.url)
+    mark = callbacks[spa.client_id].mark()
+    page.goto(authorization.url)
+    answer = query(callbacks[spa.client_id].wait(after=mark))
+    assert answer["error"] == "invalid_request" and answer["state"] == authorization.state, answer
+    assert answer["iss"] == issuer and "code" not in answer, answer
+    with pytest.raises(OAuthError) as refused:
+        app.finish(authorization, callbacks[spa.client_id].received[-1])
+    assert refused.value.error == "invalid_request"
+
+
+def test_reused_authorization_code_is_invalid_grant_and_revokes_its_tokens(
+    page: Page,
+    issuer: str,
+    stack_clients: dict[str, Client],
+    callbacks: dict[str, CallbackServer],
+    person: Person,
+) -> None:
+    web = stack_clients["demo-web"]
+    assert web.redirect_uri
+    app = AuthlibApp(issuer, web.client_id, web.secret)
+    authorization = app.authorize(web.redirect_uri)
+    callback = sign_in_through_hosted_pages(
+        page, authorization.url, callbacks[web.client_id], email=person.email, password=person.password
+    )
+    token = app.finish(authorization, callback)
+    assert app.introspect(token["access_token"])["active"] is True
+
+    with pytest.raises(OAuthError) as refused:
+        app.redeem_again(authorization, callback)
+    assert refused.value.error == "invalid_grant"
+    assert app.introspect(token["access_token"])["active"] is False, "a replayed code revokes what it issued"
+    with pytest.raises(OAuthError) as also_refused:
+        app.refresh(token["refresh_token"])
+    assert also_refused.value.error == "invalid_grant"
+
+
+def test_reused_refresh_token_is_invalid_grant_and_revokes_the_rotated_one(
+    page: Page,
+    issuer: str,
+    stack_clients: dict[str, Client],
+    callbacks: dict[str, CallbackServer],
+    person: Person,
+) -> None:
+    web = stack_clients["demo-web"]
+    assert web.redirect_uri
+    app = AuthlibApp(issuer, web.client_id, web.secret)
+    authorization = app.authorize(web.redirect_uri)
+    callback = sign_in_through_hosted_pages(
+        page, authorization.url, callbacks[web.client_id], email=person.email, password=person.password
+    )
+    first = app.finish(authorization, callback)
+    rotated = app.refresh(first["refresh_token"])
+
+    with pytest.raises(OAuthError) as reused:
+        app.refresh(first["refresh_token"])
+    assert reused.value.error == "invalid_grant"
+    with pytest.raises(OAuthError) as after_reuse:
+        app.refresh(rotated["refresh_token"])
+    assert after_reuse.value.error == "invalid_grant", "reuse ends the whole grant"
+    assert app.introspect(rotated["access_token"])["active"] is False
+
+
+def test_public_client_refresh_token_reuse_seen_by_openid_client(
+    page: Page,
+    issuer: str,
+    stack_clients: dict[str, Client],
+    callbacks: dict[str, CallbackServer],
+    person: Person,
+    node_rp: NodeRelyingParty,
+) -> None:
+    spa = stack_clients["demo-spa"]
+    node_rp.call("discover", client="spa", issuer=issuer, clientId=spa.client_id)
+    started = node_rp.call("authorize", client="spa", redirectUri=spa.redirect_uri)
+    callback = sign_in_through_hosted_pages(
+        page, started["url"], callbacks[spa.client_id], email=person.email, password=person.password
+    )
+    tokens = node_rp.call("callback", client="spa", url=callback)["tokens"]
+    with pytest.raises(OpenIdClientError) as replayed:
+        node_rp.call("callback", client="spa", url=callback)
+    assert replayed.value.error == "invalid_grant", replayed.value.fields
+
+    node_rp.call("discover", client="spa2", issuer=issuer, clientId=spa.client_id)
+    started = node_rp.call("authorize", client="spa2", redirectUri=spa.redirect_uri)
+    callback = sign_in_through_hosted_pages(
+        page, started["url"], callbacks[spa.client_id], email=person.email, password=person.password
+    )
+    tokens = node_rp.call("callback", client="spa2", url=callback)["tokens"]
+    rotated = node_rp.call("refresh", client="spa2", refreshToken=tokens["refresh_token"])["tokens"]
+    for refresh_token in (tokens["refresh_token"], rotated["refresh_token"]):
+        with pytest.raises(OpenIdClientError) as refused:
+            node_rp.call("refresh", client="spa2", refreshToken=refresh_token)
+        assert refused.value.error == "invalid_grant", refused.value.fields
