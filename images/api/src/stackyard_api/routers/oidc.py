@@ -166,6 +166,49 @@ AUTHORIZE_DESCRIPTION = (
     "login_required, consent_required). An unknown or disabled client or an unregistered "
     "redirect URI gets an HTML error page (400) and no redirect."
 )
+AUTHORIZE_PARAMETERS = {
+    "response_type": "code (the only one supported).",
+    "client_id": "The OIDCClient's name.",
+    "redirect_uri": "One of the client's redirectUris, exactly (may be left out when it has only one).",
+    "scope": "Space-separated, within the client's scopes; openid makes it an OpenID Connect request.",
+    "state": "Returned as is with the response (CSRF protection of the client).",
+    "nonce": "Put in the ID token (replay protection of the client).",
+    "code_challenge": "PKCE: BASE64URL(SHA256(code_verifier)), 43 characters.",
+    "code_challenge_method": "S256 (plain is refused).",
+    "prompt": "none, login, consent or select_account.",
+    "max_age": "Seconds since the login after which the user must sign in again.",
+    "login_hint": "The email address to sign in with.",
+    "ui_locales": "Preferred languages of the hosted pages.",
+    "response_mode": "query (default) or form_post.",
+}
+LOGOUT_PARAMETERS = {
+    "id_token_hint": "An ID token the client got (expired ones are accepted).",
+    "client_id": "The client (needed with post_logout_redirect_uri when there is no id_token_hint).",
+    "post_logout_redirect_uri": "One of the client's postLogoutRedirectUris, exactly.",
+    "state": "Returned as is with the post-logout redirect.",
+    "ui_locales": "Preferred languages of the confirmation page.",
+}
+
+
+def _query(parameters: dict[str, str]) -> dict[str, Any]:
+    """OpenAPI query parameters (all optional strings) of a route that reads them itself."""
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "description": text, "schema": {"type": "string"}}
+            for name, text in parameters.items()
+        ]
+    }
+
+
+def _form(parameters: dict[str, str]) -> dict[str, Any]:
+    """An OpenAPI form body (optional string fields) of a route that reads it itself."""
+    schema = {
+        "type": "object",
+        "properties": {name: {"type": "string", "description": text} for name, text in parameters.items()},
+    }
+    return {"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": schema}}}}
+
+
 AUTHORIZE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "response_mode=form_post: a page that posts the response to the client",
@@ -185,6 +228,7 @@ AUTHORIZE_RESPONSES: dict[int | str, dict[str, Any]] = {
     description=AUTHORIZE_DESCRIPTION,
     response_class=Response,
     responses=AUTHORIZE_RESPONSES | problem_responses(503),
+    openapi_extra=_query(AUTHORIZE_PARAMETERS),
 )
 async def authorize_get(request: Request, ctx: AuthDep) -> Response:
     params, repeated = _single(request.query_params)
@@ -197,15 +241,7 @@ async def authorize_get(request: Request, ctx: AuthDep) -> Response:
     description="The same request as GET /oauth2/authorize, its parameters form-encoded in the body.",
     response_class=Response,
     responses=AUTHORIZE_RESPONSES | problem_responses(503),
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {"type": "object", "additionalProperties": {"type": "string"}}
-                }
-            }
-        }
-    },
+    openapi_extra=_form(AUTHORIZE_PARAMETERS),
 )
 async def authorize_post(request: Request, ctx: AuthDep) -> Response:
     params, repeated = _single(await request.form())
@@ -535,6 +571,7 @@ def _sentence(text: str) -> str:
     description=LOGOUT_DESCRIPTION,
     response_class=Response,
     responses=LOGOUT_RESPONSES | problem_responses(503),
+    openapi_extra=_query(LOGOUT_PARAMETERS),
 )
 async def logout_get(request: Request, ctx: AuthDep, client_info: ClientDep) -> Response:
     return await _logout(request, ctx, client_info, request.query_params)
@@ -546,15 +583,7 @@ async def logout_get(request: Request, ctx: AuthDep, client_info: ClientDep) -> 
     description="The same request as GET /oauth2/logout, its parameters form-encoded in the body.",
     response_class=Response,
     responses=LOGOUT_RESPONSES | problem_responses(503),
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {"type": "object", "additionalProperties": {"type": "string"}}
-                }
-            }
-        }
-    },
+    openapi_extra=_form(LOGOUT_PARAMETERS),
 )
 async def logout_post(request: Request, ctx: AuthDep, client_info: ClientDep) -> Response:
     return await _logout(request, ctx, client_info, await request.form())
