@@ -82,6 +82,10 @@ async def test_userinfo_refuses_missing_expired_revoked_and_scopeless_tokens(ctx
     clock.advance(16 * 60)
     with pytest.raises(BearerError, match="expired"):
         await userinfo(ctx, body["access_token"])
+    body, _, _ = await tokens(ctx)
+    ctx.oidc_clients["webapp"] = ctx.oidc_clients["webapp"].model_copy(update={"enabled": False})
+    with pytest.raises(BearerError, match="disabled"):
+        await userinfo(ctx, body["access_token"])
     app = await ctx.sessions.start(await new_user(ctx, "bo@example.com"), ClientInfo(), ["pwd"])
     with pytest.raises(BearerError, match="OpenID client"):
         await userinfo(ctx, app.access_token)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidToken
 from ..tokens import verify_access_token
+from .clients import find_client
 from .errors import INSUFFICIENT_SCOPE, INVALID_TOKEN, BearerError
 from .id_tokens import user_claims
 
@@ -38,6 +39,8 @@ async def userinfo(ctx: AuthContext, token: str | None) -> dict[str, Any]:
         raise BearerError(INVALID_TOKEN, exc.detail) from None
     if claims.client_id is None:
         raise BearerError(INVALID_TOKEN, "not an access token of an OpenID client")
+    if find_client(ctx, claims.client_id) is None:
+        raise BearerError(INVALID_TOKEN, "the token's client is disabled or no longer registered")
     scopes = (claims.scope or "").split()
     if "openid" not in scopes:
         raise BearerError(INSUFFICIENT_SCOPE, "the access token lacks the openid scope")
