@@ -11,7 +11,15 @@ import httpx
 import pytest
 from stackyard_harness.local_stack import LocalStack
 
-from . import jose_header, log_out_in_browser, query, sign_in_through_hosted_pages, signing_algorithm
+from . import (
+    LOG_OUT,
+    jose_header,
+    log_out_in_browser,
+    query,
+    screenshot,
+    sign_in_through_hosted_pages,
+    signing_algorithm,
+)
 from .authlib_rp import AuthlibApp, OAuthError
 
 if TYPE_CHECKING:
@@ -88,3 +96,45 @@ def test_authlib_signs_in_through_the_hosted_pages_refreshes_and_logs_out(
     assert refused.value.error == "invalid_grant"
     bearer = {"Authorization": f"Bearer {refreshed['access_token']}"}
     assert httpx.get(metadata["userinfo_endpoint"], headers=bearer, timeout=10).status_code == 401
+
+
+def test_logout_without_id_token_hint_asks_first(
+    page: Page,
+    issuer: str,
+    stack_clients: dict[str, Client],
+    callbacks: dict[str, CallbackServer],
+    person: Person,
+) -> None:
+    """An end-session request that cannot prove which session it means (no id_token_hint, only
+    client_id) is confirmed on the hosted logout page; without a post-logout redirect URI the
+    person lands on the provider's own signed-out page."""
+    from playwright.sync_api import expect
+
+    web = stack_clients["demo-web"]
+    assert web.redirect_uri and web.post_logout_redirect_uri
+    app = AuthlibApp(issuer, web.client_id, web.secret)
+    authorization = app.authorize(web.redirect_uri)
+    callback = sign_in_through_hosted_pages(
+        page, authorization.url, callbacks[web.client_id], email=person.email, password=person.password
+    )
+    token = app.finish(authorization, callback)
+
+    logout = app.create_logout_url(post_logout_redirect_uri=web.post_logout_redirect_uri, client_id=web.client_id)
+    page.goto(logout["url"])
+    assert urlsplit(page.url).path == "/oauth2/ui/logout", page.url
+    expect(page.get_by_text(person.email)).to_be_visible()
+    returned = log_out_in_browser(
+        page, logout["url"], callbacks[web.client_id], urlsplit(web.post_logout_redirect_uri).path, "logout-confirm"
+    )
+    assert query(returned).get("state") == logout["state"], returned
+    with pytest.raises(OAuthError) as refused:
+        app.refresh(token["refresh_token"])
+    assert refused.value.error == "invalid_grant"
+
+    # Signed out already, with nowhere to return to: the provider's page says so.
+    page.goto(app.create_logout_url()["url"])
+    if urlsplit(page.url).path == "/oauth2/ui/logout":
+        page.get_by_role("button", name=LOG_OUT).first.click()
+    page.wait_for_url(f"{issuer}/oauth2/ui/logged-out**")
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are signed out")
+    screenshot(page, "logged-out")
