@@ -50,9 +50,12 @@ def configure_provider(
     clients: dict[str, dict[str, Any]] | None = None,
     secrets_: dict[str, str] | None = None,
     settings: dict[str, Any] | None = None,
+    *,
+    fresh_database: bool = True,
 ) -> None:
     """The Stack's auth (issuer = the api's URL, no email verification, insecure cookies) with
-    these OIDCClients (name -> spec without stackRef) and client secrets (credentials keys)."""
+    these OIDCClients (name -> spec without stackRef) and client secrets (credentials keys);
+    `fresh_database=False` keeps the users of the config before."""
     from stackyard.config import RuntimeConfig
     from stackyard.resources.oidc import OIDCClientSpec
 
@@ -68,6 +71,7 @@ def configure_provider(
         }
         | (settings or {}),
         extra_credentials=SECRETS if secrets_ is None else secrets_,
+        fresh_database=fresh_database,
     )
     path = auth.directory / "config.json"
     config = RuntimeConfig.model_validate_json(path.read_text())

@@ -617,3 +617,41 @@ def test_the_token_endpoint_answers_a_browser_of_the_spa(
     assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == SPA
     assert json.loads(answer.text)["token_type"] == "Bearer"
     assert query_of(f"?{answer.request.content.decode()}")["client_id"] == "spa"
+
+
+# -- an OIDC client's access tokens at the stackyard api ---------------------------------------
+
+
+def test_a_first_party_clients_token_calls_the_api_but_a_third_party_clients_does_not(
+    auth: AuthStack, http: httpx.Client, db: Any, user: dict[str, Any]
+):
+    from oidc_http import CLIENTS, SECRETS
+
+    buddy = {"type": "confidential", "thirdParty": True, "redirectUris": ["https://buddy.example.org/cb"]}
+    configure_provider(
+        auth,
+        clients=CLIENTS | {"buddy": buddy},
+        secrets_=SECRETS | {"oidcclient.buddy.clientSecret": WEB_SECRET},
+        fresh_database=False,
+    )
+    sign_in_browser(auth, http, EMAIL)
+    user_id = unverified(user["accessToken"])["sub"]
+    # The user consented to buddy's scopes before (as the hosted consent page records it).
+    db["oidc_consents"].insert_one(
+        {"_id": f"{user_id}:buddy", "userId": user_id, "clientId": "buddy", "scopes": ["openid", "email"]}
+    )
+    tokens = {}
+    for client_id, uri in (("shop", WEB_CALLBACK), ("buddy", "https://buddy.example.org/cb")):
+        pkce = Pkce.new()
+        code = code_for(http, client_id, uri, pkce, scope="openid email")
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": uri, "code_verifier": pkce.verifier}
+        answer = http.post("/oauth2/token", data=form, headers=basic(client_id, WEB_SECRET))
+        assert answer.status_code == 200, answer.text
+        tokens[client_id] = answer.json()["access_token"]
+    mine = http.get("/v1/auth/me", headers={"Authorization": f"Bearer {tokens['shop']}"})
+    assert mine.status_code == 200 and mine.json()["id"] == user_id, mine.text
+    theirs = http.get("/v1/auth/me", headers={"Authorization": f"Bearer {tokens['buddy']}"})
+    assert theirs.status_code == 401 and "third-party" in theirs.json()["detail"]
+    # Both are good at the provider's own userinfo.
+    for token in tokens.values():
+        assert http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200

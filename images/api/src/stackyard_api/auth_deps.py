@@ -263,8 +263,17 @@ def cookie_token(request: Request, context: AuthContext, which: str) -> str | No
     return request.cookies.get(getattr(names, which)) or None
 
 
+def first_party_client(context: AuthContext, client_id: str) -> bool:
+    """Whether an OIDC client's access tokens may call the api as their user: an enabled,
+    first-party OIDCClient (your own app). A third-party client's tokens are for the scopes the
+    user consented to, not for the user's account, sessions or data here."""
+    spec = context.oidc_clients.get(client_id)
+    return spec is not None and spec.enabled and not spec.third_party
+
+
 async def current_claims(request: Request, context: Annotated[AuthContext, Depends(auth_context)]) -> AccessClaims:
-    """The caller's verified access token, whose session is still alive."""
+    """The caller's verified access token, whose session is still alive; an OIDC client's
+    token only when the client is first-party (`first_party_client`)."""
     token = bearer(request)
     from_cookie = False
     if token is None:
@@ -282,6 +291,10 @@ async def current_claims(request: Request, context: Annotated[AuthContext, Depen
     )
     if from_cookie:
         check_csrf(request, context)
+    if claims.client_id is not None and not first_party_client(context, claims.client_id):
+        raise InvalidToken(
+            "an access token of a third-party OIDC client, or of one no longer registered, is not accepted here"
+        )
     if not await context.sessions.alive(claims.sid):
         raise InvalidToken("the session of this token has ended")
     return claims
