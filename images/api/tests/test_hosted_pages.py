@@ -450,3 +450,19 @@ def test_logout_from_the_client_without_a_hint_asks_first(clients: AuthStack, ht
     confirmed = post_page(http, page, {"lr": query_of(page)["lr"]})
     assert confirmed.status_code == 303 and confirmed.headers["location"] == "https://shop.example.com/bye?state=z"
     assert local(authorize(http, "shop", REDIRECT_URI).headers["location"]).startswith("/oauth2/ui/login")
+
+
+def test_a_new_login_ends_the_browsers_previous_session(clients: AuthStack, http: httpx.Client):
+    user = sign_up_and_log_in(http)
+    signed_in_first = sign_in(http, waiting_request(clients))
+    assert signed_in_first.status_code == 303
+    first = http.cookies.get(BROWSER_COOKIE)
+    again = sign_in(http, waiting_request(clients, prompt=["login"]))
+    assert again.status_code == 303
+    second = http.cookies.get(BROWSER_COOKIE)
+    assert first and second and first != second
+    # The app's own session and the new browser session are left; the first browser session is gone.
+    assert len(http.get("/v1/auth/sessions", headers=bearer(user)).json()["items"]) == 2
+    ar = waiting_request(clients, "buddy")
+    with httpx.Client(base_url=clients.url, cookies={BROWSER_COOKIE: first}) as old_browser:
+        assert old_browser.get(f"/oauth2/ui/consent?ar={ar}").status_code == 303

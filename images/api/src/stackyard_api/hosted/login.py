@@ -5,8 +5,9 @@ social.py, passkey.py):
 
 - `load_request(ctx, ar)`: the waiting authorization request and its client, else RequestExpired.
 - `complete_login(request, ctx, pending, outcome)`: after a core flow answered `TokenPair |
-  MfaChallenge`. A TokenPair's session is the browser session: its refresh token becomes the
-  `sy_op` cookie (checked, never rotated: `browser.current_browser_session`), then 303 to
+  MfaChallenge` (run with `session_kind=BROWSER_SESSION`). A TokenPair's session is the
+  browser session: its refresh token becomes the `sy_op` cookie (checked, never rotated:
+  `browser.current_browser_session`), the browser's previous session ends, then 303 to
   /oauth2/authorize/continue. An MfaChallenge goes to an HttpOnly cookie and the MFA page.
 - `finish_login(request, ctx, pending, user, method)`: for a user who proved a first factor.
 - `login_page(...)`: the login page again with an error or a notice.
@@ -38,7 +39,7 @@ from stackyard.auth.errors import (
 from stackyard.auth.flows import MFA_CHALLENGE_SECONDS, MfaChallenge
 from stackyard.auth.oidc import authorize
 from stackyard.auth.oidc.authorize import ClientResponse
-from stackyard.auth.oidc.browser import cookie_name
+from stackyard.auth.oidc.browser import cookie_name, end_browser_session
 from stackyard.auth.oidc.interaction import PendingAuthorization, drop_pending, load_pending
 from stackyard.auth.sessions import TokenPair
 from stackyard.auth.users import UserRecord
@@ -259,7 +260,12 @@ async def complete_login(
         )
         return response
     # The session the flow started is the provider's browser session (browser.py keeps the
-    # refresh token in the cookie and never rotates it), so no second session is made.
+    # refresh token in the cookie and never rotates it), so no second session is made. The
+    # browser's previous one (another account, or prompt=login) ends with its grants: left
+    # without its cookie, a sign-out could no longer reach it.
+    previous = request.cookies.get(cookie_name(secure))
+    if previous and previous != outcome.refresh_token:
+        await end_browser_session(ctx, previous, await client_info(request))
     response = redirect(f"{CONTINUE}?ar={quote(pending.id)}")
     response.set_cookie(
         cookie_name(secure),
