@@ -5,13 +5,18 @@
 from __future__ import annotations
 
 import base64
+import string
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from oidc_core_support import ISSUER, SECRETS, basic, clock, ctx, hasher, redis  # noqa: F401
 from stackyard.auth.context import AuthContext
+from stackyard.auth.oidc.authorize import ClientResponse
 from stackyard.auth.oidc.clients import authenticate_client, redirect_uri_registered, uri_registered
 from stackyard.auth.oidc.discovery import metadata
 from stackyard.auth.oidc.errors import OAuthError
+from stackyard.auth.oidc.grants import s256, verifier_matches
 
 WEB_SECRET, WEB_PREVIOUS = SECRETS["webapp"]
 
@@ -114,3 +119,35 @@ def test_discovery_names_the_endpoints_under_the_issuer_and_what_is_supported(ct
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert {"openid", "offline_access", "reports:read", "reports:write"} <= set(doc["scopes_supported"])
     assert doc["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post", "none"]
+
+
+@given(st.text(max_size=40))
+def test_no_other_string_matches_a_registered_https_uri(extra: str) -> None:
+    registered = ["https://app.acme.dev/callback"]
+    for candidate in (registered[0] + extra, extra + registered[0], extra):
+        assert uri_registered(registered, candidate) == (candidate == registered[0])
+
+
+@given(st.integers(min_value=1, max_value=65535), st.sampled_from(["/cb", "/cb/", "/other", "/cb?x=1"]))
+def test_a_loopback_uri_matches_on_any_port_only_with_the_same_path(port: int, path: str) -> None:
+    assert uri_registered(["http://127.0.0.1/cb"], f"http://127.0.0.1:{port}{path}") == (path == "/cb")
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + "-._~", min_size=0, max_size=140))
+def test_a_pkce_verifier_matches_only_its_own_s256_challenge(verifier: str) -> None:
+    challenge = s256("a" * 43)
+    expected = verifier == "a" * 43
+    assert verifier_matches(verifier, challenge) == expected
+    assert verifier_matches(verifier, s256(verifier)) == (43 <= len(verifier) <= 128)
+    assert verifier_matches(None, challenge) is False
+    assert verifier_matches(verifier, None) is False  # no challenge: a verifier is a downgrade attempt
+    assert verifier_matches(None, None) is True
+
+
+def test_the_rfc_7636_example_verifier() -> None:
+    assert s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_a_response_keeps_the_redirect_uris_own_query() -> None:
+    response = ClientResponse("https://app.acme.dev/cb?tenant=a b", {"code": "c&d", "state": "s"})
+    assert response.url() == "https://app.acme.dev/cb?tenant=a b&code=c%26d&state=s"
