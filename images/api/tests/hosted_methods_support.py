@@ -63,19 +63,6 @@ def configure(
     auth.wait_applied()
 
 
-def mount_hosted_pages(auth: AuthStack) -> None:
-    """Until app.py includes them: the provider's routers on the running app (no-op after)."""
-    paths = {getattr(route, "path", "") for route in auth.app.routes}
-    if "/oauth2/authorize" not in paths:
-        from stackyard_api.routers import oidc
-
-        auth.app.include_router(oidc.router)
-    if "/oauth2/ui/login" not in paths:
-        from stackyard_api import hosted
-
-        auth.app.include_router(hosted.router)
-
-
 @dataclass
 class Authorization:
     """An authorization request of `webapp` waiting at the login page."""

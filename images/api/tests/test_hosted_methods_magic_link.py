@@ -22,7 +22,6 @@ from hosted_methods_support import (
     configure,
     csrf_of,
     login_page,
-    mount_hosted_pages,
     origin,
     signed_in,
     token_claims,
@@ -39,7 +38,6 @@ SPENT = "invalid, has expired or was already used"
 @pytest.fixture
 def auth(running: AuthStack) -> AuthStack:
     running.reset()
-    mount_hosted_pages(running)
     configure(running, {"requireEmailVerification": False})
     return running
 

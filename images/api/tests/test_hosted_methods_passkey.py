@@ -22,7 +22,6 @@ from hosted_methods_support import (
     configure,
     csrf_of,
     login_page,
-    mount_hosted_pages,
     origin,
     token_claims,
 )
@@ -40,7 +39,6 @@ def passkey_settings(auth: AuthStack, origins: list[str] | None = None) -> dict[
 @pytest.fixture
 def auth(running: AuthStack) -> AuthStack:
     running.reset()
-    mount_hosted_pages(running)
     configure(running, passkey_settings(running))
     return running
 

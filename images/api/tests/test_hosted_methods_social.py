@@ -22,7 +22,6 @@ from hosted_methods_support import (
     configure,
     csrf_of,
     login_page,
-    mount_hosted_pages,
     origin,
     query_of,
     signed_in,
@@ -69,7 +68,6 @@ def with_provider(auth: AuthStack, provider: OidcProvider, settings: dict[str, A
 @pytest.fixture
 def auth(running: AuthStack, provider: OidcProvider) -> AuthStack:
     running.reset()
-    mount_hosted_pages(running)
     forget_cached_metadata()
     with_provider(running, provider)
     return running
