@@ -307,3 +307,27 @@ async def test_client_credentials_give_a_machine_token_within_its_scopes(ctx: Au
 async def test_unknown_or_missing_grant_types(ctx: AuthContext) -> None:
     assert (await refused(ctx, {"grant_type": "password"})).error == "unsupported_grant_type"
     assert (await refused(ctx, {})).error == "invalid_request"
+
+
+async def test_two_refreshes_racing_with_one_token_cannot_both_win(ctx: AuthContext) -> None:
+    user = await new_user(ctx)
+    _, browser = await signed_in(ctx, user)
+    code, verifier, _ = await authorize_code(ctx, browser)
+    body = await exchange(ctx, code, verifier)
+    form = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    results = await asyncio.gather(token(ctx, form), token(ctx, form), return_exceptions=True)
+    won = [r for r in results if isinstance(r, dict)]
+    lost = [r for r in results if isinstance(r, OAuthError)]
+    assert len(won) == 1 and len(lost) == 1 and lost[0].error == "invalid_grant"
+
+
+async def test_a_code_redeemed_twice_at_once_leaves_no_live_tokens(ctx: AuthContext) -> None:
+    user = await new_user(ctx)
+    _, browser = await signed_in(ctx, user)
+    code, verifier, _ = await authorize_code(ctx, browser)
+    results = await asyncio.gather(exchange(ctx, code, verifier), exchange(ctx, code, verifier), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, OAuthError)]
+    assert errors and all(e.error == "invalid_grant" for e in errors)
+    for body in (r for r in results if isinstance(r, dict)):
+        assert not await active(ctx, body["access_token"])
+        assert not await active(ctx, body["refresh_token"])
