@@ -8,14 +8,18 @@ account with TOTP is asked for its code."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Any
 
 import httpx
 import pyotp
 import pytest
+import redis
 from auth_http import PASSWORD, bearer
 from hosted_methods_support import (
+    SCOPE,
     Authorization,
     authorize,
     code_at_client,
@@ -154,6 +158,18 @@ def test_a_refusal_at_the_provider_comes_back_to_the_login_page(auth, provider, 
     page = http.get(url)
     assert page.status_code == 400 and 'role="alert"' in page.text
     assert "Signing in with Corp SSO did not work" in page.text and f'name="ar" value="{authorization.ar}"' in page.text
+
+
+def test_an_id_token_that_does_not_check_out_comes_back_to_the_login_page(auth, provider, http) -> None:
+    authorization = authorize(http)
+    location = to_provider(http, authorization)
+    key = f"sy:auth:{{{SCOPE}}}:once:oauth-state:" + hashlib.sha256(query_of(location)["state"].encode()).hexdigest()
+    with redis.Redis.from_url(auth.redis_url) as client:  # as if another nonce had been sent
+        subject = json.loads(client.get(key) or "null")
+        client.set(key, json.dumps(subject | {"nonce": "another-nonce"}), keepttl=True)
+    page = http.get(provider.sign_in(location, "hal"))
+    assert page.status_code == 401 and "Signing in with Corp SSO did not work" in page.text
+    assert "nonce" not in page.text and "sy_op=" not in page.headers.get("set-cookie", "")
 
 
 def test_an_email_the_provider_has_not_verified_is_explained_on_the_login_page(auth, provider, http) -> None:

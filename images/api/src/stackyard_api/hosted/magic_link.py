@@ -29,7 +29,7 @@ from ..auth_deps import AuthDep, ClientDep
 from ..routers.auth import after_answer
 from .csrf import CsrfForm, issue_csrf
 from .login import BROWSER_SESSION, client_context, complete_login, load_request, login_page, problem_message
-from .render import PREFIX, HostedRoute, hosted_settings, render
+from .render import PREFIX, HostedRoute, render
 
 router = APIRouter(route_class=HostedRoute)
 RequestId = Annotated[str, Query(max_length=64)]
@@ -43,8 +43,8 @@ def callback_template(ctx: AuthContext, request_id: str) -> str:
     return f"{ctx.issuer.rstrip('/')}{PREFIX}/magic-link/callback?ar={request_id}&token={{token}}"
 
 
-def _offered(request: Request) -> None:
-    if not hosted_settings(request)[0].magic_link:
+def _offered(ctx: AuthContext) -> None:
+    if not ctx.settings.hosted_pages.magic_link:
         raise NotFound("Sign-in links are not offered here. Go back and choose another way to sign in.")
 
 
@@ -55,7 +55,7 @@ def _field(form: FormData, name: str, limit: int) -> str:
 
 @router.post("/magic-link")
 async def send_link(request: Request, ctx: AuthDep, client: ClientDep, form: CsrfForm) -> Response:
-    _offered(request)
+    _offered(ctx)
     pending, oidc_client = await load_request(ctx, _field(form, "ar", 64))
     email = _field(form, "email", 320)
     try:
@@ -72,7 +72,7 @@ async def send_link(request: Request, ctx: AuthDep, client: ClientDep, form: Csr
 @router.get("/magic-link/callback")
 async def confirm_page(request: Request, ctx: AuthDep, ar: RequestId, token: Token) -> Response:
     """The page the link opens: who it signs in and a button that does it (nothing spent yet)."""
-    _offered(request)
+    _offered(ctx)
     pending, oidc_client = await load_request(ctx, ar)
     address = await flows.magic_link_address(ctx, token)
     if address is None:
@@ -93,7 +93,7 @@ async def confirm_page(request: Request, ctx: AuthDep, ar: RequestId, token: Tok
 async def sign_in(request: Request, ctx: AuthDep, client: ClientDep, form: CsrfForm) -> Response:
     """Spends the link: the MFA step when the account has one, else the browser session and
     on to the authorization request."""
-    _offered(request)
+    _offered(ctx)
     pending, oidc_client = await load_request(ctx, _field(form, "ar", 64))
     try:
         outcome = await flows.verify_magic_link(ctx, _field(form, "token", 200), client, session_kind=BROWSER_SESSION)

@@ -26,19 +26,21 @@ from stackyard.auth import passkeys
 from stackyard.auth.context import AuthContext
 from stackyard.auth.contract import Email, Wire
 from stackyard.auth.contract_mfa import ChallengeToken
-from stackyard.auth.errors import AuthNotConfigured
+from stackyard.auth.errors import AuthNotConfigured, InvalidCredentials
 from stackyard.problems import NotFound, Problem
 from starlette.responses import JSONResponse, Response
 
 from ..auth_deps import AuthDep, ClientDep
 from .csrf import CsrfForm
 from .login import BROWSER_SESSION, complete_login, json_from_redirect, load_request, problem_message
-from .render import HostedRoute, hosted_settings, secure_headers
+from .render import HostedRoute, secure_headers
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=HostedRoute)
 RequestId = Annotated[str, StringConstraints(max_length=64)]
 NOT_SET_UP = "Passkeys are not set up for this sign-in page. Choose another way to sign in."
+REFUSED = "This passkey was not accepted. Try again, or choose another way to sign in."
+EXPIRED = "This passkey request has expired or was already used. Try again."
 
 
 class PasskeyOptionsBody(Wire):
@@ -57,7 +59,12 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
 
 
 def _error(exc: Problem) -> Response:
-    message, status = problem_message(exc)
+    if isinstance(exc, InvalidCredentials):
+        message, status = REFUSED, exc.status
+    elif isinstance(exc, passkeys.PasskeyChallengeInvalid | passkeys.PasskeyRefused):
+        message, status = EXPIRED, exc.status
+    else:
+        message, status = problem_message(exc)
     response = _json({"error": message}, status)
     if "Retry-After" in exc.headers:
         response.headers["Retry-After"] = exc.headers["Retry-After"]
@@ -81,15 +88,15 @@ def relying_party(ctx: AuthContext) -> passkeys.RelyingParty:
     return rp
 
 
-def _offered(request: Request) -> None:
-    if not hosted_settings(request)[0].passkeys:
+def _offered(ctx: AuthContext) -> None:
+    if not ctx.settings.hosted_pages.passkeys:
         raise NotFound("Passkeys are not offered here. Choose another way to sign in.")
 
 
 @router.post("/passkey/options")
 async def options(request: Request, body: PasskeyOptionsBody, ctx: AuthDep, form: CsrfForm) -> Response:
     try:
-        _offered(request)
+        _offered(ctx)
         await load_request(ctx, body.ar)
         relying_party(ctx)
         token, public_key = await passkeys.authentication_options(ctx, body.email)
@@ -103,7 +110,7 @@ async def verify(
     request: Request, body: PasskeyVerifyBody, ctx: AuthDep, client: ClientDep, form: CsrfForm
 ) -> Response:
     try:
-        _offered(request)
+        _offered(ctx)
         pending, _ = await load_request(ctx, body.ar)
         relying_party(ctx)
         outcome = await passkeys.login(ctx, body.challenge_token, body.credential, client, session_kind=BROWSER_SESSION)

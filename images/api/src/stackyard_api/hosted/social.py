@@ -18,6 +18,7 @@ page with a message."""
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated
 
 import httpx
@@ -30,8 +31,9 @@ from starlette.responses import RedirectResponse, Response
 from ..auth_deps import AuthDep, ClientDep
 from ..deps import RuntimeDep
 from .login import BROWSER_SESSION, complete_login, load_request, login_page, problem_message
-from .render import PREFIX, HostedRoute, error_page, hosted_settings, secure_headers
+from .render import PREFIX, HostedRoute, error_page, secure_headers
 
+log = logging.getLogger(__name__)
 router = APIRouter(route_class=HostedRoute)
 ProviderName = Annotated[str, Path(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 PROVIDER_TIMEOUT = 10.0
@@ -50,8 +52,8 @@ def callback_url(ctx: AuthContext, provider: str) -> str:
     return f"{ctx.issuer.rstrip('/')}{PREFIX}/social/{provider}/callback"
 
 
-def _offered(request: Request) -> None:
-    if not hosted_settings(request)[0].social:
+def _offered(ctx: AuthContext) -> None:
+    if not ctx.settings.hosted_pages.social:
         raise NotFound("Signing in with another account is not offered here. Choose another way to sign in.")
 
 
@@ -60,7 +62,7 @@ async def begin(
     request: Request, provider: ProviderName, ctx: AuthDep, ar: Annotated[str, Query(max_length=64)]
 ) -> Response:
     """To the provider's sign-in page; the state goes into this browser's cookie."""
-    _offered(request)
+    _offered(ctx)
     pending, oidc_client = await load_request(ctx, ar)
     try:
         async with httpx.AsyncClient(timeout=PROVIDER_TIMEOUT) as http:
@@ -68,7 +70,7 @@ async def begin(
                 ctx, http, provider, callback_url=callback_url(ctx, provider), request_id=pending.id
             )
     except Problem as exc:
-        message, status = problem_message(exc)
+        message, status = _message(exc, _label(ctx, provider))
         return await login_page(request, ctx, pending, oidc_client, error=message, status=status)
     response = RedirectResponse(url, status_code=303)
     secure = ctx.settings.cookies.secure
@@ -123,10 +125,18 @@ async def callback(
         user = await federation.link_identity(ctx, provider, identity, client)
         outcome = await federation.finish_login(ctx, user, client, provider, session_kind=BROWSER_SESSION)
     except Problem as exc:
-        message, status = problem_message(exc)
+        message, status = _message(exc, label)
         page = await login_page(request, ctx, pending, oidc_client, error=message, status=status)
         return _forget(request, ctx, page)
     return _forget(request, ctx, await complete_login(request, ctx, pending, outcome))
+
+
+def _message(exc: Problem, label: str) -> tuple[str, int]:
+    """What the visitor reads: the provider's failures without their technical detail (logged)."""
+    if isinstance(exc, federation.OAuthLoginFailed | federation.IdentityProviderUnavailable):
+        log.warning("hosted sign-in with %s failed: %s", label, exc.detail)
+        return REFUSED.format(provider=label, reason="try again, or choose another way to sign in."), exc.status
+    return problem_message(exc)
 
 
 def _label(ctx: AuthContext, provider: str) -> str:
