@@ -93,14 +93,6 @@ def waiting_logout(auth: AuthStack, client_id: str | None = "shop", **fields: An
     return token
 
 
-def hosted_routes_served(auth: AuthStack) -> None:
-    """The api serves /oauth2/ui (app.py includes hosted.router; until it does, the test adds it)."""
-    if httpx.get(f"{auth.url}/oauth2/ui/theme.css", timeout=5).status_code == 404:
-        from stackyard_api import hosted
-
-        auth.app.include_router(hosted.router)
-
-
 def csrf_of(page: httpx.Response) -> str:
     match = _CSRF.search(page.text)
     assert match, "no csrf_token field on the page"

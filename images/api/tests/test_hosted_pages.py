@@ -21,7 +21,6 @@ from hosted_http import (
     THIRD_PARTY,
     add_clients,
     csrf_of,
-    hosted_routes_served,
     post_page,
     query_of,
     waiting_logout,
@@ -44,7 +43,6 @@ BROWSER_COOKIE = "sy_op"
 
 @pytest.fixture
 def clients(auth: AuthStack) -> AuthStack:
-    hosted_routes_served(auth)
     add_clients(auth, {"shop": FIRST_PARTY, "buddy": THIRD_PARTY})
     return auth
 

@@ -21,7 +21,6 @@ from hosted_http import (
     THIRD_PARTY,
     add_clients,
     csrf_of,
-    hosted_routes_served,
     post_page,
     waiting_logout,
     waiting_request,
@@ -35,7 +34,6 @@ AUTH_SETTINGS: dict[str, Any] = {"requireEmailVerification": False, "cookies": {
 
 @pytest.fixture
 def clients(auth: AuthStack) -> AuthStack:
-    hosted_routes_served(auth)
     add_clients(auth, {"shop": FIRST_PARTY, "buddy": THIRD_PARTY})
     return auth
 
