@@ -655,3 +655,20 @@ def test_a_first_party_clients_token_calls_the_api_but_a_third_party_clients_doe
     # Both are good at the provider's own userinfo.
     for token in tokens.values():
         assert http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_the_oidc_cors_rules_add_the_clients_origins_to_the_stacks(auth: AuthStack):
+    from stackyard.config import RuntimeConfig
+    from stackyard.resources.stack import CorsSettings
+    from stackyard_api.cors import oidc_cors, web_origin
+
+    config = RuntimeConfig.model_validate_json((auth.directory / "config.json").read_text())
+    stack_cors = CorsSettings(allowed_origins=["https://admin.acme.dev"], allowed_headers=["X-Request-Id"])
+    api = config.spec.api.model_copy(update={"cors": stack_cors})
+    rules = oidc_cors(config.model_copy(update={"spec": config.spec.model_copy(update={"api": api})}))
+    assert rules.allowed_origins == ["https://admin.acme.dev", "https://shop.example.com", SPA]
+    assert rules.allowed_headers == ["Authorization", "Content-Type", "X-Request-Id"]
+    assert rules.allow_credentials is False and "WWW-Authenticate" in rules.exposed_headers
+    assert web_origin("https://SPA.example.com:443/cb?x=1") == SPA
+    assert web_origin("http://localhost:5173/cb") == "http://localhost:5173"
+    assert web_origin("com.example.app:/callback") is None

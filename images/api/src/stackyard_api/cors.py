@@ -119,7 +119,7 @@ def oidc_cors(config: RuntimeConfig) -> CorsSettings:
     return CorsSettings.model_construct(
         allowed_origins=sorted(origins),
         allowed_methods=["GET", "POST"],
-        allowed_headers=["Authorization", "Content-Type"],
+        allowed_headers=sorted({"Authorization", "Content-Type", *stack.allowed_headers}),
         exposed_headers=sorted({*stack.exposed_headers, "WWW-Authenticate"}),
         allow_credentials=False,
         max_age=stack.max_age,
