@@ -235,3 +235,24 @@ async def test_logout_without_a_hint_asks_the_user_and_keeps_the_request_for_the
     where = await logout.end_session(ctx, logout.validate_logout(ctx, {}), cookie, ClientInfo())
     assert where == ISSUER + "/oauth2/ui/logged-out"
     assert await current_browser_session(ctx, cookie) is None
+
+
+async def test_logout_without_the_cookie_ends_the_session_the_hint_names(ctx: AuthContext) -> None:
+    body, _, cookie = await tokens(ctx, scope="openid")
+    request = logout.validate_logout(ctx, {"id_token_hint": body["id_token"]})
+    assert not logout.needs_confirmation(request, None)
+    await logout.end_session(ctx, request, None, ClientInfo())
+    assert await current_browser_session(ctx, cookie) is None
+    assert await introspect(ctx, client(ctx), body["access_token"]) == {"active": False}
+
+
+async def test_a_hint_does_not_end_an_app_session_or_another_users(ctx: AuthContext) -> None:
+    _, browser, cookie = await tokens(ctx, scope="openid")
+    forged = logout.LogoutRequest(hint_sub="usr_someone_else", hint_sid=browser.sid)
+    await logout.end_session(ctx, forged, None, ClientInfo())
+    assert await current_browser_session(ctx, cookie) is not None
+    bo = await new_user(ctx, "bo@example.com")
+    app = await ctx.sessions.start(bo, ClientInfo(), ["pwd"])
+    other = logout.LogoutRequest(hint_sub=bo.id, hint_sid=app.session_id)
+    await logout.end_session(ctx, other, None, ClientInfo())
+    assert await ctx.sessions.get(app.session_id) is not None

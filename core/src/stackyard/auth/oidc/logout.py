@@ -6,8 +6,8 @@ expired ones accepted), `client_id` (must be the hint's audience when both are s
 client, named by client_id or the hint), `state`. An invalid request is an error page,
 never a redirect. `needs_confirmation` says whether to ask the user first (no hint, or a
 hint about someone else than the signed-in user: a third party could otherwise sign the
-user out). `end_session` ends the browser session and its grants that lack
-offline_access, and says where to go: the post-logout URI with `state`, or the
+user out). `end_session` ends the browser session (the cookie's, else the hint's) and its
+grants that lack offline_access, and says where to go: the post-logout URI with `state`, or the
 provider's logged-out page."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from ..sessions import ClientInfo
-from .browser import BrowserSession, end_browser_session
+from .browser import BrowserSession, end_browser_session, end_grants_of
 from .clients import find_client, post_logout_uri_registered
 from .discovery import LOGGED_OUT_PAGE, url
 from .errors import INVALID_REQUEST, OAuthError
@@ -94,8 +94,16 @@ def needs_confirmation(request: LogoutRequest, browser: BrowserSession | None) -
 
 async def end_session(ctx: AuthContext, request: LogoutRequest, cookie: str | None, client: ClientInfo) -> str:
     """Ends the browser session of the cookie (and its grants without offline_access);
-    the URL to send the user to. The api clears the cookie."""
-    await end_browser_session(ctx, cookie, client)
+    the URL to send the user to. The api clears the cookie.
+
+    Without the cookie (a cross-site POST does not carry a SameSite=Lax cookie), the
+    session the id_token_hint names (`sid`) is ended instead, if it is still that user's."""
+    ended = await end_browser_session(ctx, cookie, client)
+    if ended is None and request.hint_sid and request.hint_sub:
+        info = await ctx.sessions.get(request.hint_sid)
+        if info is not None and info.kind == "op" and info.user_id == request.hint_sub:
+            await ctx.sessions.revoke(info.id, "signed out of the OpenID Provider (id_token_hint)", client)
+            await end_grants_of(ctx, info.id, client)
     return request.redirect_url() or url(ctx, LOGGED_OUT_PAGE)
 
 
