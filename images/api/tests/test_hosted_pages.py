@@ -154,7 +154,8 @@ def test_mfa_step_asks_a_code_then_starts_the_session(clients: AuthStack, http: 
     first = sign_in(http, ar)
     assert first.status_code == 303 and first.headers["location"] == f"/oauth2/ui/mfa?ar={ar}"
     assert BROWSER_COOKIE not in set_cookies(first)
-    assert "HttpOnly" in set_cookies(first)["sy_op_mfa"]
+    challenge_cookie = set_cookies(first)["sy_op_mfa"]
+    assert "HttpOnly" in challenge_cookie and "SameSite=lax" in challenge_cookie and "Max-Age=300" in challenge_cookie
     page = http.get(f"/oauth2/ui/mfa?ar={ar}")
     assert page.status_code == 200 and 'autocomplete="one-time-code"' in page.text
     assert "<h1>Two-step verification</h1>" in page.text

@@ -187,7 +187,7 @@ def test_with_secure_cookies_every_cookie_is_host_only_and_secure(clients: AuthS
         ar = waiting_request(clients)
         page = http.get(f"/oauth2/ui/login?ar={ar}")
         csrf_cookie = next(c for c in page.headers.get_list("set-cookie") if c.startswith("__Host-sy_op_csrf="))
-        for attribute in ("HttpOnly", "Path=/", "SameSite=strict", "Secure"):
+        for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):
             assert attribute in csrf_cookie
         assert "Domain" not in csrf_cookie
         token = csrf_of(page)

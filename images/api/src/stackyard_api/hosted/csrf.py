@@ -2,7 +2,7 @@
 
 Double submit with a pre-login cookie: the first page with a form sets `sy_op_csrf`
 (`__Host-sy_op_csrf` when cookies are secure: no other host can plant it) to a random token,
-HttpOnly, SameSite=Strict, and writes the same token in a hidden field. A POST must carry both,
+HttpOnly, SameSite=Lax, and writes the same token in a hidden field. A POST must carry both,
 equal (compared in constant time), and come from the issuer's own origin (its Origin header,
 else its Referer; a request with neither is refused too, as every browser sends Origin on a
 form post). Anything else is answered 403 with the error page and nothing is done.
@@ -10,7 +10,12 @@ form post). Anything else is answered 403 with the error page and nothing is don
     @router.post("/login")
     async def login(request: Request, ctx: AuthDep, form: CsrfForm) -> Response: ...
 
-fetch() callers (passkey.js) send the token in the `X-CSRF-Token` header instead."""
+fetch() callers (passkey.js) send the token in the `X-CSRF-Token` header instead.
+
+Lax, not Strict: the login page is reached by a redirect from the client's site, a cross-site
+navigation that would not carry a Strict cookie, so every such arrival would make a new token
+and break the forms of the browser's other tabs. The protection is the token and the origin
+check; SameSite adds nothing to a double submit."""
 
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ def issue_csrf(request: Request, ctx: AuthContext) -> str:
         token = secrets.token_urlsafe(32)
 
         def set_cookie(response: Response) -> None:
-            response.set_cookie(name, token, path="/", httponly=True, secure=secure, samesite="strict")
+            response.set_cookie(name, token, path="/", httponly=True, secure=secure, samesite="lax")
 
         request.state.hosted_cookies = [*getattr(request.state, "hosted_cookies", []), set_cookie]
     request.state.hosted_csrf = token

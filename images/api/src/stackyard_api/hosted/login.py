@@ -248,6 +248,8 @@ async def complete_login(
     cookie and 303 to /oauth2/authorize/continue?ar=<id>."""
     secure = ctx.settings.cookies.secure
     if isinstance(outcome, MfaChallenge):
+        # Lax: a social login comes back from the provider's site, and the MFA page that
+        # follows in that redirect chain must see the challenge.
         response = redirect(f"{PREFIX}/mfa?ar={quote(pending.id)}")
         response.set_cookie(
             mfa_cookie_name(secure),
@@ -256,7 +258,7 @@ async def complete_login(
             path="/",
             httponly=True,
             secure=secure,
-            samesite="strict",
+            samesite="lax",
         )
         return response
     # The session the flow started is the provider's browser session (browser.py keeps the
@@ -276,7 +278,7 @@ async def complete_login(
         secure=secure,
         samesite="lax",
     )
-    response.delete_cookie(mfa_cookie_name(secure), path="/", httponly=True, secure=secure, samesite="strict")
+    response.delete_cookie(mfa_cookie_name(secure), path="/", httponly=True, secure=secure, samesite="lax")
     return response
 
 
@@ -369,7 +371,7 @@ async def mfa_step(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | Non
         page = await login_page(
             request, ctx, pending, client, error="This sign-in step has expired. Sign in again.", status=401
         )
-        page.delete_cookie(mfa_cookie_name(secure), path="/", httponly=True, secure=secure, samesite="strict")
+        page.delete_cookie(mfa_cookie_name(secure), path="/", httponly=True, secure=secure, samesite="lax")
         return page
     except InvalidCredentials:
         message = "That code is not right, or it was already used. Try the next code your app shows."
