@@ -30,6 +30,10 @@ Rules:
   while one is, the Stack gets its search component (a StatefulSet and a Service), which is
   obsolete when none is left (search.py); the api's STACKYARD_SEARCH_URL is always set. The search-only API
   key resolves into the credentials, or is left out with SearchReady=False.
+- OIDCClients of type confidential or machine get their client Secret (oidc_clients.py): made
+  once, rotated on spec.clientSecret.rotationPeriod or by annotation with the previous secret
+  kept for the grace period (`Desired.next_change` wakes the reconciler), copied into the
+  credentials; SecretReady says how it stands. A public client's Secret made earlier is obsolete.
 """
 
 from __future__ import annotations
