@@ -476,7 +476,8 @@ def test_client_credentials_are_refused_to_other_clients(auth: AuthStack, http: 
 
 def test_userinfo_refuses_with_www_authenticate(auth: AuthStack, http: httpx.Client, user: dict[str, Any]):
     missing = http.get("/oauth2/userinfo")
-    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == f'Bearer realm="{auth.url}"'
+    assert missing.json()["error"] == "invalid_token"
     garbage = http.get("/oauth2/userinfo", headers={"Authorization": "Bearer not.a.token"})
     assert garbage.status_code == 401 and 'error="invalid_token"' in garbage.headers["www-authenticate"]
     # A first-party access token (the api's own login) is not an OIDC client's.

@@ -44,7 +44,7 @@ from stackyard.auth.oidc import (
     userinfo,
 )
 from stackyard.auth.oidc.clients import AuthenticatedClient, authenticate_client
-from stackyard.auth.oidc.errors import INVALID_REQUEST, InvalidClientOrRedirect, OAuthError
+from stackyard.auth.oidc.errors import INVALID_REQUEST, INVALID_TOKEN, InvalidClientOrRedirect, OAuthError
 from stackyard.auth.sessions import ClientInfo
 from starlette.datastructures import FormData, QueryParams
 
@@ -448,8 +448,9 @@ USERINFO_DESCRIPTION = (
     "The signed-in user's claims for an access token of an OIDC client with the `openid` scope, while "
     "its grant lives: `sub`, and by scope `email`, `email_verified` (email) and `name`, `updated_at` "
     "(profile). The token goes in `Authorization: Bearer` (or, with POST, the `access_token` form field; "
-    "RFC 6750). A missing, expired or revoked token is 401 and one without `openid` 403, with "
-    "`WWW-Authenticate: Bearer error=...` (RFC 6750 §3). Callable from single-page apps."
+    "RFC 6750). A malformed, expired or revoked token is 401 and one without `openid` 403, with "
+    "`WWW-Authenticate: Bearer error=...` (RFC 6750 §3); a request without a token gets 401 with the bare "
+    "challenge `Bearer realm=...`. Callable from single-page apps."
 )
 USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {
@@ -466,6 +467,10 @@ USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def _userinfo(ctx: AuthContext, authorization: str | None, form_token: str | None) -> JSONResponse:
     try:
         token = userinfo.bearer_token(authorization, form_token)
+        if token is None:
+            # RFC 6750 §3.1: a request without any credentials gets the challenge alone, no error code.
+            challenge = {"WWW-Authenticate": f'Bearer realm="{ctx.issuer}"'}
+            raise OAuthError(INVALID_TOKEN, "an access token is required (Authorization: Bearer)", 401, challenge)
         claims = await userinfo.userinfo(ctx, token)
     except OAuthError as error:
         return _oauth_error(error)
