@@ -465,3 +465,17 @@ def test_a_new_login_ends_the_browsers_previous_session(clients: AuthStack, http
     ar = waiting_request(clients, "buddy")
     with httpx.Client(base_url=clients.url, cookies={BROWSER_COOKIE: first}) as old_browser:
         assert old_browser.get(f"/oauth2/ui/consent?ar={ar}").status_code == 303
+
+
+def test_cancel_with_form_post_answers_a_page_that_posts_to_the_client(clients: AuthStack, http: httpx.Client):
+    ar = waiting_request(clients, response_mode="form_post", state="fp-1")
+    page = http.get(login_url(ar))
+    answer = http.post(f"/oauth2/ui/cancel?ar={ar}", data={"csrf_token": csrf_of(page), "ar": ar}, headers=ORIGIN)
+    assert answer.status_code == 200, answer.text
+    html = answer.text
+    assert f'<form method="post" action="{REDIRECT_URI}" data-auto-submit>' in html
+    assert '<input type="hidden" name="error" value="access_denied">' in html
+    assert '<input type="hidden" name="state" value="fp-1">' in html
+    assert '<script src="/oauth2/ui/static/form_post.js" defer></script>' in html
+    assert "form-action 'self' https://shop.example.com" in answer.headers["content-security-policy"]
+    assert http.get("/oauth2/ui/static/form_post.js").headers["content-type"].startswith("text/javascript")

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from ..auth_deps import AuthDep
 from .csrf import CsrfForm, issue_csrf
-from .login import CONTINUE, _field, client_context, load_request, redirect, to_client
+from .login import CONTINUE, client_context, form_field, load_request, redirect, to_client
 from .render import PREFIX, HostedRoute, hosted_settings, render
 
 router = APIRouter(route_class=HostedRoute)
@@ -66,8 +66,8 @@ async def consent_page(request: Request, ctx: AuthDep, ar: str | None = None) ->
 
 @router.post("/consent")
 async def consent(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | None = None) -> Response:
-    pending, _ = await load_request(ctx, ar or _field(form, "ar"))
-    decision = _field(form, "decision")
+    pending, _ = await load_request(ctx, ar or form_field(form, "ar"))
+    decision = form_field(form, "decision")
     if decision == "deny":
         return to_client(request, await authorize.deny_consent(ctx, pending))
     browser = await _browser(request, ctx)

@@ -40,6 +40,7 @@ from stackyard.auth.flows import MFA_CHALLENGE_SECONDS, MfaChallenge
 from stackyard.auth.oidc import authorize
 from stackyard.auth.oidc.authorize import ClientResponse
 from stackyard.auth.oidc.browser import cookie_name, end_browser_session
+from stackyard.auth.oidc.clients import find_client
 from stackyard.auth.oidc.interaction import PendingAuthorization, drop_pending, load_pending
 from stackyard.auth.sessions import TokenPair
 from stackyard.auth.users import UserRecord
@@ -84,8 +85,8 @@ async def load_request(ctx: AuthContext, ar: Any) -> tuple[PendingAuthorization,
     pending = await load_pending(ctx, ar if isinstance(ar, str) else None)
     if pending is None:
         raise RequestExpired()
-    client = ctx.oidc_clients.get(pending.client_id)
-    if client is None or not client.enabled:
+    client = find_client(ctx, pending.client_id)
+    if client is None:
         raise RequestExpired(f"This application can no longer sign you in here. {START_AGAIN}")
     return pending, client
 
@@ -288,7 +289,7 @@ async def finish_login(
     """For a user who proved a first factor `method` ("email", "oauth:<name>", ...): disabled
     and unverified accounts refused (the login page with the reason), the second factor asked
     when the account has one, else the browser session (see complete_login)."""
-    client = ctx.oidc_clients.get(pending.client_id)
+    client = find_client(ctx, pending.client_id)
     try:
         outcome = await flows.finish_first_factor(
             ctx, user, await client_info(request), method, session_kind=BROWSER_SESSION
@@ -310,7 +311,8 @@ def json_from_redirect(response: Response) -> JSONResponse:
     return answer
 
 
-def _field(form: FormData, name: str) -> str:
+def form_field(form: FormData, name: str) -> str:
+    """A text field of a posted form ("" when absent or a file)."""
     value = form.get(name)
     return value if isinstance(value, str) else ""
 
@@ -323,10 +325,10 @@ async def login_form(request: Request, ctx: AuthDep, ar: str | None = None) -> R
 
 @router.post("/login")
 async def login(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | None = None) -> Response:
-    pending, client = await load_request(ctx, ar or _field(form, "ar"))
+    pending, client = await load_request(ctx, ar or form_field(form, "ar"))
     if not ctx.settings.hosted_pages.password:
         raise NotFound("Signing in with a password is not offered here.")
-    email, password = _field(form, "email").strip(), _field(form, "password")
+    email, password = form_field(form, "email").strip(), form_field(form, "password")
     if not email or not password:
         missing = (
             "your email address and your password"
@@ -354,10 +356,10 @@ async def mfa_form(request: Request, ctx: AuthDep, ar: str | None = None) -> Res
 
 @router.post("/mfa")
 async def mfa_step(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | None = None) -> Response:
-    pending, client = await load_request(ctx, ar or _field(form, "ar"))
+    pending, client = await load_request(ctx, ar or form_field(form, "ar"))
     secure = ctx.settings.cookies.secure
     challenge = request.cookies.get(mfa_cookie_name(secure), "")
-    code = _field(form, "code").strip()
+    code = form_field(form, "code").strip()
     if not challenge:
         message = "This sign-in step has expired. Sign in again."
         return await login_page(request, ctx, pending, client, error=message, status=401)
@@ -385,6 +387,6 @@ async def mfa_step(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | Non
 @router.post("/cancel")
 async def cancel(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | None = None) -> Response:
     """The visitor gave up: back to the application with access_denied."""
-    pending, _ = await load_request(ctx, ar or _field(form, "ar"))
+    pending, _ = await load_request(ctx, ar or form_field(form, "ar"))
     await drop_pending(ctx, pending.id)
     return deny(request, ctx, pending, "the user cancelled the sign-in")

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from ..auth_deps import AuthDep, client_info
 from .csrf import CsrfForm, issue_csrf
-from .login import _field, redirect
+from .login import form_field, redirect
 from .render import HostedRoute, render
 
 router = APIRouter(route_class=HostedRoute)
@@ -61,7 +61,7 @@ async def logout_page(request: Request, ctx: AuthDep) -> Response:
 
 @router.post("/logout")
 async def confirm_logout(request: Request, ctx: AuthDep, form: CsrfForm) -> Response:
-    wanted = await logout.load_logout(ctx, _field(form, "lr"), consume=True)
+    wanted = await logout.load_logout(ctx, form_field(form, "lr"), consume=True)
     if wanted is None:
         raise LogoutExpired()
     secure = ctx.settings.cookies.secure
