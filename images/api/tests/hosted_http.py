@@ -99,13 +99,15 @@ def csrf_of(page: httpx.Response) -> str:
     return match.group(1)
 
 
-def post_page(http: httpx.Client, page: str, data: dict[str, Any], **kwargs: Any) -> httpx.Response:
-    """GET `page` (its CSRF cookie and token), then POST its form with the token and the
-    issuer's Origin, as the browser would."""
+def post_page(
+    http: httpx.Client, page: str, data: dict[str, Any], url: str | None = None, **kwargs: Any
+) -> httpx.Response:
+    """GET `page` (its CSRF cookie and token), then POST its form (to `url`, else the page
+    itself) with the token and the issuer's Origin, as the browser would."""
     shown = http.get(page)
     assert shown.status_code == 200, shown.text
     headers = ORIGIN | kwargs.pop("headers", {})
-    return http.post(page, data={"csrf_token": csrf_of(shown)} | data, headers=headers, **kwargs)
+    return http.post(url or page, data={"csrf_token": csrf_of(shown)} | data, headers=headers, **kwargs)
 
 
 def query_of(location: str) -> dict[str, str]:

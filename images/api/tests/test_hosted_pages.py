@@ -130,6 +130,14 @@ def test_an_unverified_address_is_asked_to_confirm_first(clients: AuthStack, htt
     refused = sign_in(http, ar)
     assert refused.status_code == 403
     assert "Confirm your email address first" in refused.text and BROWSER_COOKIE not in set_cookies(refused)
+    assert "Send the confirmation link again" in refused.text
+    for address in (EMAIL, "nobody@example.com"):
+        resent = post_page(
+            http, login_url(ar), {"ar": ar, "email": address}, url=f"/oauth2/ui/verify-email/resend?ar={ar}"
+        )
+        assert resent.status_code == 200, resent.text
+        assert f"If {address} has an account waiting for confirmation, a new link is on its way" in resent.text
+        assert 'role="status"' in resent.text
 
 
 def away_from_step_edges(margin: float = 6.0) -> None:

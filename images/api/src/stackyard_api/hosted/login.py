@@ -51,6 +51,7 @@ from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, Response
 
 from ..auth_deps import AuthDep, client_info
+from ..routers.auth import after_answer
 from .csrf import CsrfForm, issue_csrf
 from .render import PREFIX, HostedRoute, render
 
@@ -191,8 +192,10 @@ async def login_page(
     status: int = 200,
     email: str | None = None,
     headers: dict[str, str] | None = None,
+    offer_resend: bool = False,
 ) -> Response:
-    """The login page of `pending`, with an error (announced and focused) or a notice."""
+    """The login page of `pending`, with an error (announced and focused) or a notice;
+    `offer_resend` adds a button that sends the address's confirmation link again."""
     issue_csrf(request, ctx)
     return render(
         request,
@@ -206,6 +209,7 @@ async def login_page(
         email=(pending.login_hint or "") if email is None else email,
         methods=_methods(ctx),
         providers=_providers(ctx),
+        offer_resend=offer_resend,
         **client_context(pending, client),
     )
 
@@ -341,9 +345,35 @@ async def login(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | None =
     except Problem as exc:
         message, status = problem_message(exc)
         return await login_page(
-            request, ctx, pending, client, error=message, status=status, email=email, headers=_retry_after(exc)
+            request,
+            ctx,
+            pending,
+            client,
+            error=message,
+            status=status,
+            email=email,
+            headers=_retry_after(exc),
+            offer_resend=isinstance(exc, EmailNotVerified),
         )
     return await complete_login(request, ctx, pending, outcome)
+
+
+@router.post("/verify-email/resend")
+async def resend_verification(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | None = None) -> Response:
+    """A new confirmation link for an address that must be verified before a password login.
+    The answer is the same whether or not the address has such an account (the mail goes
+    after the answer, as with POST /v1/auth/verify-email/resend)."""
+    pending, client = await load_request(ctx, ar or form_field(form, "ar"))
+    email = form_field(form, "email").strip()[:320]
+    try:
+        await flows.resend_verification(ctx, email, await client_info(request), later=after_answer)
+    except Problem as exc:
+        message, status = problem_message(exc)
+        return await login_page(
+            request, ctx, pending, client, error=message, status=status, email=email, headers=_retry_after(exc)
+        )
+    notice = f"If {email} has an account waiting for confirmation, a new link is on its way. Open it, then sign in."
+    return await login_page(request, ctx, pending, client, notice=notice, email=email)
 
 
 @router.get("/mfa")
