@@ -41,22 +41,58 @@ def test_unregistered_redirect_uri_gets_an_error_page_and_no_redirect(
     screenshot(page, "error-unregistered-redirect-uri")
 
 
-def test_public_client_without_pkce_is_sent_back_invalid_request(
-    page: Page, issuer: str, stack_clients: dict[str, Client], callbacks: dict[str, CallbackServer]
+@pytest.mark.parametrize(
+    "client_id",
+    ["demo-spa", "demo-web"],
+    ids=["public", "confidential"],
+)
+def test_authorization_without_pkce_is_sent_back_invalid_request(
+    page: Page,
+    issuer: str,
+    stack_clients: dict[str, Client],
+    callbacks: dict[str, CallbackServer],
+    client_id: str,
 ) -> None:
-    spa = stack_clients["demo-spa"]
-    assert spa.redirect_uri
-    app = AuthlibApp(issuer, spa.client_id, client_kwargs={"code_challenge_method": None})
-    authorization = app.authorize(spa.redirect_uri)
+    """No code_challenge: the error goes back to the registered redirect URI with state and
+    iss, before any login page."""
+    client = stack_clients[client_id]
+    assert client.redirect_uri
+    app = AuthlibApp(issuer, client.client_id, client.secret, client_kwargs={"code_challenge_method": None})
+    authorization = app.authorize(client.redirect_uri)
     assert "code_challenge" not in query(authorization.url)
-    mark = callbacks[spa.client_id].mark()
+    mark = callbacks[client_id].mark()
     page.goto(authorization.url)
-    answer = query(callbacks[spa.client_id].wait(after=mark))
+    returned = callbacks[client_id].wait(after=mark)
+    answer = query(returned)
     assert answer["error"] == "invalid_request" and answer["state"] == authorization.state, answer
     assert answer["iss"] == issuer and "code" not in answer, answer
     with pytest.raises(OAuthError) as refused:
-        app.finish(authorization, callbacks[spa.client_id].received[-1])
+        app.finish(authorization, returned)
     assert refused.value.error == "invalid_request"
+
+
+def test_plain_pkce_is_sent_back_invalid_request(
+    page: Page,
+    issuer: str,
+    stack_clients: dict[str, Client],
+    callbacks: dict[str, CallbackServer],
+    node_rp: NodeRelyingParty,
+) -> None:
+    """code_challenge_method=plain (OAuth 2.1 keeps only S256 where S256 is possible),
+    asked through openid-client: refused the same way."""
+    spa = stack_clients["demo-spa"]
+    node_rp.call("discover", client="spa", issuer=issuer, clientId=spa.client_id)
+    started = node_rp.call(
+        "authorize", client="spa", redirectUri=spa.redirect_uri, extra={"code_challenge_method": "plain"}
+    )
+    assert query(started["url"])["code_challenge_method"] == "plain"
+    mark = callbacks[spa.client_id].mark()
+    page.goto(started["url"])
+    returned = callbacks[spa.client_id].wait(after=mark)
+    assert query(returned)["error"] == "invalid_request", returned
+    with pytest.raises(OpenIdClientError) as refused:
+        node_rp.call("callback", client="spa", url=returned)
+    assert refused.value.error == "invalid_request", refused.value.fields
 
 
 def test_reused_authorization_code_is_invalid_grant_and_revokes_its_tokens(
