@@ -213,3 +213,24 @@ def test_the_error_page_never_redirects(clients: AuthStack, http: httpx.Client):
         answer = http.get(url)
         assert answer.status_code == 400, url
         assert "location" not in answer.headers and "evil.example" not in answer.text, url
+
+
+def test_a_failure_inside_a_page_is_a_themed_500_without_details(
+    clients: AuthStack, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+):
+    from stackyard_api.hosted import consent
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("secret internals: mongodb://user:pw@db")
+
+    sign_up_and_log_in(http)
+    ar = waiting_request(clients, "buddy")
+    assert post_page(http, f"/oauth2/ui/login?ar={ar}", {"email": EMAIL, "password": PASSWORD}).status_code == 303
+    monkeypatch.setattr(consent, "scope_lines", broken)
+    answer = http.get(f"/oauth2/ui/consent?ar={ar}")
+    assert answer.status_code == 500
+    assert "<h1>Something went wrong</h1>" in answer.text and "secret internals" not in answer.text
+    assert (
+        answer.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    )

@@ -10,10 +10,12 @@ error page.
   redirects and never shows a secret (the detail is written for the visitor).
 - `HostedRoute`: the route class of every hosted router. It adds the security headers to
   answers that have none, and turns a Problem, an HTTPException or a malformed request
-  raised in a hosted route into the error page (HTML, not problem+json)."""
+  raised in a hosted route into the error page (HTML, not problem+json); any other
+  exception is logged and shown as a 500 error page without its details."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
@@ -28,6 +30,8 @@ from stackyard.problems import Problem
 from stackyard.resources.stack import HostedPagesSettings
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/oauth2/ui"
 STATIC = f"{PREFIX}/static"
@@ -181,6 +185,15 @@ class HostedRoute(APIRoute):
                 response = await handler(request)
             except (Problem, HTTPException, RequestValidationError) as exc:
                 return problem_page(request, exc)
+            except Exception:
+                log.exception("a hosted page failed: %s %s", request.method, request.url.path)
+                return error_page(
+                    request,
+                    title="Something went wrong",
+                    detail="This page could not be shown. Try again in a moment; if it keeps happening, "
+                    "go back to the application and sign in again.",
+                    status=500,
+                )
             return secure_headers(response)
 
         return hosted_handler
