@@ -234,3 +234,27 @@ def test_a_failure_inside_a_page_is_a_themed_500_without_details(
         answer.headers["x-frame-options"] == "DENY"
         and "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     )
+
+
+@pytest.mark.parametrize(
+    ("uri", "source"),
+    [
+        ("https://shop.example.com/callback?x=1", "https://shop.example.com"),
+        ("http://localhost:8080/cb", "http://localhost:8080"),
+        ("http://[::1]:3000/cb", "http://[::1]:3000"),
+        ("com.example.app:/oauth2redirect", "com.example.app:"),
+        ("https://evil.example;script-src *", None),
+        ("https://a.example 'unsafe-inline'", None),
+        ("https://user:pw@shop.example.com/cb", None),
+        ("javascript:alert(1)", None),
+        ("data:text/html,x", None),
+        ("", None),
+    ],
+)
+def test_only_plain_origins_are_written_into_the_policy(uri: str, source: str | None):
+    from stackyard_api.hosted.render import content_security_policy, origin_source
+
+    assert origin_source(uri) == source
+    policy = content_security_policy(form_action=[uri])
+    assert ";" not in policy.split("form-action", 1)[1].split(";")[0].replace(source or "", "")
+    assert "unsafe" not in policy and "*" not in policy

@@ -45,13 +45,15 @@ BASE_HEADERS: dict[str, str] = {
     "cache-control": "no-store",
     "cross-origin-opener-policy": "same-origin",
 }
-_SOURCE = re.compile(r"^(https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?|[a-z][a-z0-9+.\-]*:)$")
+_SOURCE = re.compile(r"^(https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+:)$")
+"""http(s) origins, and the private-use schemes of native apps, which are reverse domain names
+(RFC 8252 §7.1: com.example.app:), so never javascript: or data:."""
 
 
 def origin_source(uri: str | None) -> str | None:
     """The CSP source expression of a URI's origin (https://host[:port]; `scheme:` for a
-    native app's private-use scheme), or None when it is not one that may be written into a
-    policy safely."""
+    native app's private-use scheme such as com.example.app:), or None when it is not one
+    that may be written into a policy safely."""
     if not uri:
         return None
     parts = urlsplit(uri)
