@@ -239,7 +239,12 @@ async def finish_first_factor(
     return await ctx.sessions.start(user, client, [method], kind=session_kind)
 
 
-async def forgot_password(ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None) -> None:
+async def forgot_password(
+    ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None, *, link_template: str | None = None
+) -> None:
+    """A reset link for the address's account, if it has one (the same answer either way).
+    `link_template` (a URL with {token}) is where the mail's link points instead of the app's
+    (spec.auth.links.resetPassword): the OpenID Provider's hosted reset page."""
     await ctx.attempts.check_ip(client.ip)
     send = mailer(ctx, "password reset")
     normalise_email(email)
@@ -253,7 +258,12 @@ async def forgot_password(ctx: AuthContext, email: str, client: ClientInfo, late
             "reset-password", {"user": user.id, "stamp": password_stamp(user)}, duration_seconds(lifetime)
         )
         await send.send_link(
-            "reset-password", user.email, token=token, name=user.name, expires_in=human_duration(lifetime)
+            "reset-password",
+            user.email,
+            token=token,
+            name=user.name,
+            expires_in=human_duration(lifetime),
+            link_template=link_template,
         )
 
     await _finish(later, send_reset_link)
