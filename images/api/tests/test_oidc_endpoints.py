@@ -673,3 +673,22 @@ def test_the_oidc_cors_rules_add_the_clients_origins_to_the_stacks(auth: AuthSta
     assert web_origin("https://SPA.example.com:443/cb?x=1") == SPA
     assert web_origin("http://localhost:5173/cb") == "http://localhost:5173"
     assert web_origin("com.example.app:/callback") is None
+
+
+def test_a_form_post_without_the_session_cookie_is_repeated_as_a_get(
+    auth: AuthStack, http: httpx.Client, user: dict[str, Any]
+):
+    """SameSite=Lax: a browser leaves the provider's cookie out of a POST from the client's site;
+    the GET the 303 asks for carries it."""
+    asked = authorize_params("spa", SPA_CALLBACK, Pkce.new(), scope="openid")
+    again = http.post("/oauth2/authorize", data=asked)
+    target, query = redirect_of(again)
+    assert target == f"{auth.url}/oauth2/authorize" and query == asked
+    sign_in_browser(auth, http, EMAIL)
+    _, response = redirect_of(http.get(again.headers["location"]))
+    assert response["state"] == asked["state"] and response["code"]
+    # Logout too: the POST without the cookie becomes a GET, which ends the session.
+    http.cookies.clear()
+    logout = http.post("/oauth2/logout", data={"client_id": "shop", "state": "s1"})
+    target, query = redirect_of(logout)
+    assert target == f"{auth.url}/oauth2/logout" and query == {"client_id": "shop", "state": "s1"}

@@ -68,19 +68,42 @@ def _single(params: QueryParams | FormData) -> tuple[dict[str, str], list[str]]:
     """The parameters (first values; empty ones count as absent, RFC 6749 §3.1) and the names
     that came more than once."""
     values: dict[str, str] = {}
-    repeated: list[str] = []
+    seen: set[str] = set()
+    repeated: set[str] = set()
     for name, value in params.multi_items():
         if not isinstance(value, str):
             continue
-        if name in values:
-            repeated.append(name)
-        elif value != "":
+        if name in seen:
+            repeated.add(name)
+            continue
+        seen.add(name)
+        if value != "":
             values[name] = value
-    return values, sorted(set(repeated))
+    return values, sorted(repeated)
 
 
 def _browser_cookie(request: Request, ctx: AuthContext) -> str | None:
     return request.cookies.get(browser.cookie_name(ctx.settings.cookies.secure)) or None
+
+
+MAX_GET_QUERY = 8000
+"""The longest query _as_get puts in a URL."""
+
+
+def _as_get(request: Request, ctx: AuthContext, form: FormData) -> RedirectResponse | None:
+    """A form POST that arrived without the browser session cookie, sent again as a GET.
+
+    The cookie is SameSite=Lax: a browser leaves it out of a form POST from the client's site,
+    which would look like "not signed in" (a needless login, or a logout that ends nothing). A
+    303 makes the browser repeat the request as a top-level GET, which carries the cookie.
+    None when the cookie came, or the parameters are too long for a URL."""
+    if _browser_cookie(request, ctx) is not None:
+        return None
+    items = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    query = urlencode(items)
+    if len(query) > MAX_GET_QUERY:
+        return None
+    return RedirectResponse(discovery.url(ctx, f"{request.url.path}?{query}"), status_code=303, headers=NO_STORE)
 
 
 def _to_client(response: authorize.ClientResponse) -> Response:
@@ -238,13 +261,20 @@ async def authorize_get(request: Request, ctx: AuthDep) -> Response:
 @router.post(
     "/oauth2/authorize",
     summary="Authorization request (form post)",
-    description="The same request as GET /oauth2/authorize, its parameters form-encoded in the body.",
+    description=(
+        "The same request as GET /oauth2/authorize, its parameters form-encoded in the body. Without the "
+        "provider's session cookie (SameSite=Lax: a browser leaves it out of a POST from another site) "
+        "the answer is a 303 to the GET form of the same request, which the browser sends with the cookie."
+    ),
     response_class=Response,
     responses=AUTHORIZE_RESPONSES | problem_responses(503),
     openapi_extra=_form(AUTHORIZE_PARAMETERS),
 )
 async def authorize_post(request: Request, ctx: AuthDep) -> Response:
-    params, repeated = _single(await request.form())
+    form = await request.form()
+    if (again := _as_get(request, ctx, form)) is not None:
+        return again
+    params, repeated = _single(form)
     return await _authorization_request(request, ctx, params, repeated)
 
 
@@ -585,10 +615,17 @@ async def logout_get(request: Request, ctx: AuthDep, client_info: ClientDep) -> 
 @router.post(
     "/oauth2/logout",
     summary="End session (form post)",
-    description="The same request as GET /oauth2/logout, its parameters form-encoded in the body.",
+    description=(
+        "The same request as GET /oauth2/logout, its parameters form-encoded in the body. Without the "
+        "provider's session cookie (SameSite=Lax: a browser leaves it out of a POST from another site) "
+        "the answer is a 303 to the GET form of the same request, which the browser sends with the cookie."
+    ),
     response_class=Response,
     responses=LOGOUT_RESPONSES | problem_responses(503),
     openapi_extra=_form(LOGOUT_PARAMETERS),
 )
 async def logout_post(request: Request, ctx: AuthDep, client_info: ClientDep) -> Response:
-    return await _logout(request, ctx, client_info, await request.form())
+    form = await request.form()
+    if (again := _as_get(request, ctx, form)) is not None:
+        return again
+    return await _logout(request, ctx, client_info, form)
