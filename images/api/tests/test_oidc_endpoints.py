@@ -692,3 +692,36 @@ def test_a_form_post_without_the_session_cookie_is_repeated_as_a_get(
     logout = http.post("/oauth2/logout", data={"client_id": "shop", "state": "s1"})
     target, query = redirect_of(logout)
     assert target == f"{auth.url}/oauth2/logout" and query == {"client_id": "shop", "state": "s1"}
+
+
+def test_a_third_party_client_asks_consent_and_prompt_none_says_consent_required(
+    auth: AuthStack, http: httpx.Client, user: dict[str, Any]
+):
+    from oidc_http import CLIENTS, SECRETS
+
+    buddy = {"type": "confidential", "thirdParty": True, "redirectUris": ["https://buddy.example.org/cb"]}
+    configure_provider(auth, clients=CLIENTS | {"buddy": buddy}, secrets_=SECRETS, fresh_database=False)
+    sign_in_browser(auth, http, EMAIL)
+    asked = authorize_params("buddy", "https://buddy.example.org/cb", Pkce.new(), scope="openid email")
+    page, query = redirect_of(http.get("/oauth2/authorize", params=asked))
+    assert page == f"{auth.url}/oauth2/ui/consent" and query["ar"].startswith("ar_")
+    target, query = redirect_of(http.get("/oauth2/authorize", params=asked | {"prompt": "none"}))
+    assert target == "https://buddy.example.org/cb"
+    assert query["error"] == "consent_required" and query["state"] == asked["state"]
+    # A first-party client asks nothing.
+    assert code_for(http, "shop", WEB_CALLBACK, Pkce.new(), prompt="none")
+
+
+def test_a_disabled_client_is_refused_everywhere(auth: AuthStack, http: httpx.Client, browser: str):
+    from oidc_http import CLIENTS
+
+    disabled = {name: spec | {"enabled": False} for name, spec in CLIENTS.items()}
+    configure_provider(auth, clients=disabled, fresh_database=False)
+    page = http.get("/oauth2/authorize", params=authorize_params("shop", WEB_CALLBACK, Pkce.new()))
+    assert page.status_code == 400 and "location" not in page.headers
+    token = http.post(
+        "/oauth2/token", data={"grant_type": "client_credentials"}, headers=basic("reports", MACHINE_SECRET)
+    )
+    oauth_error(token, 401, "invalid_client")
+    assert "access-control-allow-origin" not in preflight(http, "/oauth2/token", SPA).headers
+    assert "reports:read" not in http.get("/.well-known/openid-configuration").json()["scopes_supported"]
