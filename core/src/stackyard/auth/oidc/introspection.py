@@ -3,8 +3,9 @@
 A token is active when it is one of this provider's, unexpired, not revoked (its grant
 lives) and issued to the client asking: a client learns nothing about other clients'
 tokens (`{"active": false}`, as for unknown or malformed ones). Refresh tokens are
-introspected too (only the current one of a grant is active). Access tokens of client
-credentials have no grant: they are active until they expire."""
+introspected too (only the current one of a grant is active). An access token revoked at
+the revocation endpoint (its jti is on the denylist) is inactive, with or without a grant
+(client credentials have none)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..sessions import REFRESH_PREFIX
 from ..tokens import verify_access_token
 from .clients import AuthenticatedClient
 from .errors import OAuthError
+from .revocation import denylisted
 
 if TYPE_CHECKING:
     from ..context import AuthContext
@@ -65,6 +67,8 @@ async def _access(ctx: AuthContext, client: AuthenticatedClient, token: str) -> 
         grant = await ctx.sessions.grant(claims.sid)
         if grant is None or grant.client_id != client.client_id:
             return dict(INACTIVE)
+    if await denylisted(ctx, claims.jti):
+        return dict(INACTIVE)
     body: dict[str, Any] = {
         "active": True,
         "token_type": "Bearer",

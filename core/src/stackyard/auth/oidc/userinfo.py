@@ -1,5 +1,6 @@
 """The userinfo endpoint (OpenID Connect Core §5.3): the signed-in user's claims for a
-bearer access token that an OIDC client got with the openid scope, while its grant lives."""
+bearer access token that an OIDC client got with the openid scope, while its grant lives
+and the token is not revoked (RFC 7009 denylist)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ..tokens import verify_access_token
 from .clients import find_client
 from .errors import INSUFFICIENT_SCOPE, INVALID_TOKEN, BearerError
 from .id_tokens import user_claims
+from .revocation import denylisted
 
 if TYPE_CHECKING:
     from ..context import AuthContext
@@ -46,6 +48,8 @@ async def userinfo(ctx: AuthContext, token: str | None) -> dict[str, Any]:
         raise BearerError(INSUFFICIENT_SCOPE, "the access token lacks the openid scope")
     grant = await ctx.sessions.grant(claims.sid)
     if grant is None or grant.client_id != claims.client_id or grant.user_id != claims.sub:
+        raise BearerError(INVALID_TOKEN, "the access token was revoked")
+    if await denylisted(ctx, claims.jti):
         raise BearerError(INVALID_TOKEN, "the access token was revoked")
     user = await ctx.users.by_id(claims.sub)
     if user is None or user.disabled:
