@@ -8,9 +8,10 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import jwt
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stackyard.auth.keys import Algorithm, KeySet, SigningKey
+from stackyard.auth.keys import Algorithm, KeySet, SigningKey, generate_key
 from stackyard.auth.rotation import next_change, publish_ahead, retire_leeway, rotate
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -95,7 +96,7 @@ def timings(draw: st.DrawFn) -> tuple[timedelta, timedelta]:
 run = st.tuples(
     st.one_of(st.none(), st.floats(min_value=0.001, max_value=3.0)),  # None: on time, else a share of the period
     st.floats(min_value=0.0, max_value=5.0),  # seconds the operator is late past its next change
-    st.sampled_from(["EdDSA", "EdDSA", "EdDSA", "ES256"]),
+    st.sampled_from(["EdDSA", "EdDSA", "EdDSA", "ES256", "RS256"]),
     st.booleans(),  # a rotation asked for by hand
 )
 
@@ -130,7 +131,7 @@ def test_every_key_but_the_first_is_published_ahead_before_it_signs(
     at = START
     for share, switch in runs:
         at += period * share
-        for key in cluster.run_operator(at, "ES256" if switch else "EdDSA"):
+        for key in cluster.run_operator(at, "RS256" if switch else "EdDSA"):
             assert key.activates_at - cluster.published_at[key.kid] >= publish_ahead(period)
 
 
@@ -204,6 +205,47 @@ def test_algorithm_change_makes_a_successor_at_once_and_drops_a_waiting_one_of_t
     )
     assert [k.kid for k in changed.keys] == ["k0", "k2"]
     assert changed.keys[1].activates_at == START + timedelta(minutes=10)
+
+
+def test_switch_from_eddsa_to_rs256_publishes_the_rsa_key_ahead_and_both_verify_through_the_overlap() -> None:
+    """With real keys: the Stack's spec changes EdDSA to RS256. The RSA key is in the JWKS
+    `publish_ahead` before it signs; the EdDSA key signs until then and is published until
+    its last token expired; then only the RSA key is left."""
+    period, lifetime = timedelta(hours=720), timedelta(minutes=15)
+    ed = generate_key("EdDSA", START)
+    switched = START + timedelta(days=3)
+    keyset = rotate(
+        KeySet((ed,)),
+        switched,
+        alg="RS256",
+        period=period,
+        token_lifetime=lifetime,
+        new_key=lambda at: generate_key("RS256", switched, activates_at=at),
+    )
+    old, new = keyset.keys
+    assert old.kid == ed.kid and (new.alg, new.activates_at) == ("RS256", switched + timedelta(minutes=10))
+    assert [k["kty"] for k in keyset.jwks(switched)["keys"]] == ["RSA", "OKP"]
+    before = keyset.signing_key(new.activates_at - TICK)
+    after = keyset.signing_key(new.activates_at)
+    assert (before.alg, after.alg) == ("EdDSA", "RS256")
+    tokens = [jwt.encode({"sub": "u"}, k.private_key, algorithm=k.alg, headers={"kid": k.kid}) for k in (before, after)]
+    last_ed_token_expires = new.activates_at + lifetime
+    for token in tokens:
+        kid = jwt.get_unverified_header(token)["kid"]
+        key = keyset.verification_key(kid, last_ed_token_expires)
+        assert key is not None and jwt.decode(token, key.public_key, algorithms=[key.alg])["sub"] == "u"
+    assert old.retires_at == last_ed_token_expires + timedelta(seconds=60)
+    # The operator's next run drops the EdDSA key once it retired; a rotation keeps RS256.
+    later = rotate(
+        keyset,
+        old.retires_at,
+        alg="RS256",
+        period=period,
+        token_lifetime=lifetime,
+        new_key=lambda at: generate_key("RS256", old.retires_at, activates_at=at),
+    )
+    assert [k.kid for k in later.keys] == [new.kid]
+    assert [k["alg"] for k in later.jwks(old.retires_at)["keys"]] == ["RS256"]
 
 
 def test_short_periods_shorten_publish_ahead_and_leeway_to_a_quarter_of_the_period() -> None:

@@ -3,6 +3,9 @@ hashing and policy, and the attempt limits against the real Redis."""
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -11,6 +14,7 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from pymongo import AsyncMongoClient
 from stackyard.auth.context import AuthContext
 from stackyard.auth.errors import AuthNotConfigured, InvalidToken, TooManyAttempts, WeakPassword
@@ -83,7 +87,7 @@ def verify(token: str, ctx: AuthContext, now: datetime | None = None) -> Any:
 # -- access tokens ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alg", ["EdDSA", "ES256"])
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256", "RS256"])
 def test_an_issued_token_verifies_with_its_claims(alg: Any, hasher: PasswordHasher):
     from stackyard.auth.tokens import issue_access_token
 
@@ -160,6 +164,55 @@ def test_a_token_naming_another_keys_algorithm_is_refused(hasher: PasswordHasher
         token = jwt.encode(partial, ed.private_key, algorithm="EdDSA", headers={"kid": ed.kid, "typ": "at+jwt"})
         with pytest.raises(InvalidToken, match=f"no {missing} claim"):
             verify(token, ctx)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hand_signed(header: dict[str, Any], claims: dict[str, Any], sign: Any) -> str:
+    """A JWT built by hand (PyJWT refuses to use a public key as an HMAC secret, which is
+    the point of the attack), `sign` making the signature of the signing input."""
+    signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+    return signing_input + "." + _b64(sign(signing_input.encode()))
+
+
+def test_an_rs256_key_refuses_hs256_built_from_its_public_key_and_other_rsa_algorithms(hasher: PasswordHasher):
+    """Algorithm confusion with an RSA key: HS256 whose HMAC secret is the public key (PEM,
+    PKCS#1 PEM, DER, JWK), `none`, RS384/RS512/PS256 signed with the real private key, and
+    RS256 under the kid of an EdDSA key are all refused; the genuine token verifies."""
+    from stackyard.auth.tokens import issue_access_token
+
+    rsa_key, ed = generate_key("RS256", START), generate_key("EdDSA", START - timedelta(days=1))
+    ctx = context(KeySet((ed, rsa_key)), Clock(), hasher)
+    genuine, _ = issue_access_token(ctx, user(), "ses_1", ["pwd"])
+    assert jwt.get_unverified_header(genuine)["kid"] == rsa_key.kid and verify(genuine, ctx).sub == "usr_01"
+    claims = jwt.decode(genuine, options={"verify_signature": False})
+    header = {"kid": rsa_key.kid, "typ": "at+jwt"}
+    public = rsa_key.public_key
+    secrets_tried = [
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1),
+        public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
+        json.dumps(rsa_key.public_jwk()).encode(),
+    ]
+    for secret in secrets_tried:
+        forged = _hand_signed(header | {"alg": "HS256"}, claims, lambda m, s=secret: hmac.new(s, m, "sha256").digest())
+        with pytest.raises(InvalidToken, match="'HS256' is not accepted"):
+            verify(forged, ctx)
+    unsigned = _hand_signed(header | {"alg": "none"}, claims, lambda m: b"")
+    with pytest.raises(InvalidToken, match="'none' is not accepted"):
+        verify(unsigned, ctx)
+    for other in ("RS384", "RS512", "PS256"):
+        token = jwt.encode(claims, rsa_key.private_key, algorithm=other, headers=header)
+        with pytest.raises(InvalidToken, match=f"'{other}' is not accepted"):
+            verify(token, ctx)
+    under_ed_kid = jwt.encode(claims, rsa_key.private_key, algorithm="RS256", headers={"kid": ed.kid, "typ": "at+jwt"})
+    with pytest.raises(InvalidToken, match="does not sign with RS256"):
+        verify(under_ed_kid, ctx)
+    other_rsa = generate_key("RS256", START)
+    with pytest.raises(InvalidToken, match="signature does not verify"):
+        verify(jwt.encode(claims, other_rsa.private_key, algorithm="RS256", headers=header), ctx)
 
 
 # -- passwords -------------------------------------------------------------------------------

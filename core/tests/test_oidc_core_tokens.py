@@ -7,12 +7,18 @@ refresh token rotation and reuse, and client credentials."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 from authlib.oidc.core.util import create_half_hash
+from joserfc import jwt as jose_jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet as JoseKeySet
+from joserfc.jws import JWSRegistry
 from oidc_core_support import (  # noqa: F401
     AUDIENCE,
     ISSUER,
@@ -34,8 +40,10 @@ from stackyard.auth.context import AuthContext
 from stackyard.auth.keys import KeySet, generate_key
 from stackyard.auth.oidc.browser import end_browser_session
 from stackyard.auth.oidc.clients import authenticate_client
+from stackyard.auth.oidc.discovery import metadata
 from stackyard.auth.oidc.errors import OAuthError
 from stackyard.auth.oidc.introspection import introspect
+from stackyard.auth.rotation import rotate
 from stackyard.auth.sessions import ClientInfo
 from stackyard.auth.tokens import verify_access_token
 
@@ -68,7 +76,7 @@ async def active(ctx: AuthContext, value: str, client_id: str = "webapp") -> boo
     return bool((await introspect(ctx, client, value))["active"])
 
 
-@pytest.mark.parametrize("alg", ["EdDSA", "ES256"])
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256", "RS256"])
 async def test_a_code_gives_tokens_and_an_id_token_with_the_standard_claims(
     ctx: AuthContext, clock: Clock, alg: Any
 ) -> None:
@@ -94,12 +102,82 @@ async def test_a_code_gives_tokens_and_an_id_token_with_the_standard_claims(
         "Ana",
     )
     assert claims["updated_at"] == int(user.updated_at.timestamp())
-    # at_hash as client libraries compute it (Authlib: SHA-512 for EdDSA, SHA-256 for ES256).
+    # at_hash as client libraries compute it (Authlib: SHA-512 for EdDSA, SHA-256 for ES256 and RS256).
     assert claims["at_hash"] == create_half_hash(body["access_token"], alg).decode()
     access = verify_access_token(body["access_token"], ctx.keys, issuer=ISSUER, audience=AUDIENCE, now=clock())
     assert jwt.get_unverified_header(body["access_token"])["typ"] == "at+jwt"
     assert (access.sub, access.client_id, access.scope) == (user.id, "webapp", body["scope"])
     assert access.sid.startswith("ses_") and access.sid != browser.sid
+
+
+async def test_an_rs256_id_token_verifies_with_joserfc_against_the_jwks_and_discovery(
+    ctx: AuthContext, clock: Clock
+) -> None:
+    """A relying party that knows only RS256 (express-openid-connect, next-auth 4, AWS ALB):
+    discovery names RS256, the JWKS has the RSA key, and Authlib's joserfc verifies the ID
+    token with exactly that algorithm; at_hash is the left half of SHA-256."""
+    ctx.keys = KeySet((generate_key("RS256", START - timedelta(days=1)),))
+    document = metadata(ctx)
+    assert document["id_token_signing_alg_values_supported"] == ["RS256"]
+    user = await new_user(ctx)
+    _, browser = await signed_in(ctx, user, ["pwd"])
+    code, verifier, params = await authorize_code(ctx, browser)
+    body = await exchange(ctx, code, verifier)
+    jwks = JoseKeySet.import_key_set(ctx.keys.jwks(clock()))
+    (jwk,) = ctx.keys.jwks(clock())["keys"]
+    assert (jwk["kty"], jwk["alg"], jwk["use"]) == ("RSA", "RS256", "sig")
+    decoded = jose_jwt.decode(body["id_token"], jwks, registry=JWSRegistry(algorithms=["RS256"]))
+    assert decoded.header == {"alg": "RS256", "kid": jwk["kid"], "typ": "JWT"}
+    claims = jose_jwt.JWTClaimsRegistry(
+        now=int(clock().timestamp()),
+        iss={"essential": True, "value": ISSUER},
+        aud={"essential": True, "value": "webapp"},
+        sub={"essential": True, "value": user.id},
+        nonce={"essential": True, "value": params["nonce"]},
+    )
+    claims.validate(decoded.claims)
+    digest = hashlib.sha256(body["access_token"].encode()).digest()[:16]
+    assert decoded.claims["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    # joserfc refuses it under any other algorithm: no downgrade or confusion on the relying party's side.
+    for other in (["EdDSA"], ["HS256"], ["RS512"]):
+        with pytest.raises(JoseError):
+            jose_jwt.decode(body["id_token"], jwks, registry=JWSRegistry(algorithms=other))
+    # The access token issued alongside is RS256 as well, and the provider verifies it.
+    assert jwt.get_unverified_header(body["access_token"])["alg"] == "RS256"
+    assert verify_access_token(body["access_token"], ctx.keys, issuer=ISSUER, audience=AUDIENCE, now=clock()).sub
+
+
+async def test_discovery_lists_both_algorithms_while_a_switch_to_rs256_is_published_ahead(
+    ctx: AuthContext, clock: Clock
+) -> None:
+    """The Stack changes EdDSA to RS256: discovery follows the published keys, so it lists
+    both while the RSA key waits and the EdDSA key's tokens are valid, then RS256 alone; ID
+    tokens switch algorithm at the successor's activation."""
+    period, lifetime = timedelta(hours=720), timedelta(minutes=15)
+    ctx.keys = KeySet((generate_key("EdDSA", START - timedelta(days=1)),))
+    ctx.keys = rotate(
+        ctx.keys,
+        clock(),
+        alg="RS256",
+        period=period,
+        token_lifetime=lifetime,
+        new_key=lambda at: generate_key("RS256", clock(), activates_at=at),
+    )
+    ed, rs = ctx.keys.keys
+    assert metadata(ctx)["id_token_signing_alg_values_supported"] == ["EdDSA", "RS256"]
+    user = await new_user(ctx)
+    _, browser = await signed_in(ctx, user, ["pwd"])
+    code, verifier, _ = await authorize_code(ctx, browser)
+    assert jwt.get_unverified_header((await exchange(ctx, code, verifier))["id_token"])["alg"] == "EdDSA"
+    clock.advance((rs.activates_at - clock()).total_seconds())
+    _, browser = await signed_in(ctx, user, ["pwd"])
+    code, verifier, _ = await authorize_code(ctx, browser)
+    id_token = (await exchange(ctx, code, verifier))["id_token"]
+    assert jwt.get_unverified_header(id_token) == {"alg": "RS256", "kid": rs.kid, "typ": "JWT"}
+    assert id_claims(ctx, id_token)["sub"] == user.id
+    assert ed.retires_at is not None
+    clock.advance((ed.retires_at - clock()).total_seconds())
+    assert metadata(ctx)["id_token_signing_alg_values_supported"] == ["RS256"]
 
 
 async def test_the_id_token_carries_only_the_claims_of_its_scopes(ctx: AuthContext) -> None:

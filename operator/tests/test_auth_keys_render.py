@@ -8,9 +8,9 @@ import copy
 import json
 from datetime import UTC, datetime, timedelta
 
-from stackyard.auth.keys import KeySet, generate_key
+from stackyard.auth.keys import KeySet
 from stackyard.config import AUTH_ADMIN_API_KEY, AUTH_ENCRYPTION_KEY, AUTH_SIGNING_KEYS
-from stackyard_operator.auth_keys import AuthKeysObserved, Fresh
+from stackyard_operator.auth_keys import AuthKeysObserved, Fresh, FreshKeys
 from stackyard_operator.render import Desired, Observed, render
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -29,10 +29,9 @@ PERIOD, LIFETIME, AHEAD = timedelta(hours=1), timedelta(minutes=5), timedelta(mi
 
 
 def fresh(now: datetime, n: int) -> Fresh:
-    """Fresh material as the reconciler makes it, one set per observation."""
-    return Fresh(
-        {alg: generate_key(alg, now) for alg in ("EdDSA", "ES256")}, base64.b64encode(bytes([n]) * 32).decode()
-    )
+    """Fresh material as the reconciler makes it, one set per observation (signing keys made
+    when render looks them up, as `Fresh.make` does)."""
+    return Fresh(FreshKeys(now), base64.b64encode(bytes([n]) * 32).decode())
 
 
 def stack(annotations: dict[str, str] | None = None, **auth: str) -> dict:
@@ -52,18 +51,23 @@ class Cluster:
         self.credentials: dict[str, str] = {}
         self.revision = 0
         self.observations = 0
+        self.made: list[tuple[str, ...]] = []
+        """The algorithms of the keys each observation's fresh material made."""
 
     def reconcile(self, now: datetime, body: dict | None = None, secrets: dict | None = None) -> Desired:
         self.observations += 1
+        material = fresh(now, self.observations)
         observed = Observed(
             body or stack(),
             [],
             secrets or SECRETS,
             previous_credentials=self.credentials,
             previous_credentials_revision=self.revision,
-            auth_keys=AuthKeysObserved(now, self.stored, self.handled, fresh(now, self.observations)),
+            auth_keys=AuthKeysObserved(now, self.stored, self.handled, material),
         )
         desired = render(observed)
+        assert isinstance(material.keys, FreshKeys)
+        self.made.append(material.keys.made)
         secret = auth_keys_secret(desired)
         if secret is not None:
             self.stored = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
@@ -163,6 +167,59 @@ def test_algorithm_change_makes_a_successor_at_once_that_signs_after_publish_ahe
     _, new = cluster.keyset().keys
     assert (new.alg, new.activates_at) == ("ES256", now + AHEAD)
     assert cluster.keyset().signing_key(now + AHEAD).kid == new.kid
+
+
+def test_an_rs256_stack_gets_an_rsa_key_published_as_an_rsa_jwk():
+    cluster = Cluster()
+    desired = cluster.reconcile(T0, stack(signingAlgorithm="RS256"))
+    (key,) = cluster.keyset().keys
+    assert (key.alg, key.activates_at, key.private_key.key_size) == ("RS256", T0, 2048)
+    (jwk,) = KeySet.from_json(desired.credentials[AUTH_SIGNING_KEYS]).jwks(T0)["keys"]
+    assert jwk == {"kty": "RSA", "n": jwk["n"], "e": "AQAB", "kid": key.kid, "alg": "RS256", "use": "sig"}
+    assert len(base64.urlsafe_b64decode(jwk["n"] + "==")) == 256 and "d" not in jwk
+    assert auth_ready(desired).status == "True"
+    assert cluster.made == [("RS256",)], "only the Stack's algorithm is made"
+
+
+def test_switch_from_eddsa_to_rs256_publishes_the_rsa_key_ahead_then_drops_the_eddsa_key():
+    cluster = Cluster()
+    cluster.reconcile(T0)
+    (ed,) = cluster.keyset().keys
+    switched = T0 + timedelta(minutes=3)
+    desired = cluster.reconcile(switched, stack(signingAlgorithm="RS256"))
+    old, new = cluster.keyset().keys
+    assert old.kid == ed.kid and (new.alg, new.created_at, new.activates_at) == ("RS256", switched, switched + AHEAD)
+    assert old.retires_at == switched + AHEAD + LIFETIME + timedelta(seconds=60)
+    published = KeySet.from_json(desired.credentials[AUTH_SIGNING_KEYS])
+    assert [k["kty"] for k in published.jwks(switched)["keys"]] == ["RSA", "OKP"], "published before it signs"
+    assert published.signing_key(switched + AHEAD - timedelta(seconds=1)).alg == "EdDSA"
+    assert published.signing_key(switched + AHEAD).alg == "RS256"
+    # Later reconciles before it signs change nothing and make no key.
+    rs256 = stack(signingAlgorithm="RS256")
+    assert cluster.reconcile(switched + timedelta(minutes=5), rs256).objects == desired.objects
+    cluster.reconcile(old.retires_at, rs256)
+    assert [k.kid for k in cluster.keyset().keys] == [new.kid]
+    assert cluster.made == [("EdDSA",), ("RS256",), (), ()]
+
+
+def test_reconciles_with_nothing_due_make_no_signing_key_and_render_is_repeatable():
+    cluster = Cluster()
+    cluster.reconcile(T0, stack(signingAlgorithm="RS256"))
+    for minutes in (1, 20, 49):
+        cluster.reconcile(T0 + timedelta(minutes=minutes), stack(signingAlgorithm="RS256"))
+    assert cluster.made == [("RS256",), (), (), ()]
+    # The same observation rendered twice: the same key, made once.
+    material = fresh(T0, 1)
+    observed = Observed(
+        stack(signingAlgorithm="RS256"),
+        [],
+        SECRETS,
+        auth_keys=AuthKeysObserved(T0, None, None, material),
+    )
+    assert render(observed).credentials == render(observed).credentials
+    assert isinstance(material.keys, FreshKeys) and material.keys.made == ("RS256",)
+    made = Fresh.make(T0)
+    assert isinstance(made.keys, FreshKeys) and made.keys.made == (), "Fresh.make makes no signing key itself"
 
 
 def test_rotate_annotation_rotates_once_per_value():

@@ -7,9 +7,12 @@ Secret makes a new signing key set at once (every access token is refused then; 
 refresh) but keeps the encryption key from the credentials Secret, since TOTP secrets are
 encrypted with it. See docs/auth-keys.md.
 
-Randomness stays outside render: the reconciler makes one fresh key per algorithm and a
-fresh encryption key on every observation (`AuthKeysObserved.fresh`); render uses at most
-one key, only when the rotation asks for it.
+Randomness stays outside render: every observation carries its own fresh material
+(`AuthKeysObserved.fresh`): an encryption key, and a signing key of each algorithm made the
+first time render asks for it and then kept (`FreshKeys`). Render asks for at most one, of
+the Stack's algorithm, only when the rotation makes a key; so a reconcile with nothing due
+makes no key (an RS256 key takes tens of milliseconds), and rendering one observation twice
+gives the same result.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, get_args
@@ -42,20 +45,44 @@ def auth_keys_secret_name(stack: str) -> str:
     return f"{stack}-auth-keys"
 
 
+class FreshKeys(Mapping[str, SigningKey]):
+    """One new signing key per algorithm, created at the observation's time, made on the first
+    lookup of its algorithm and the same on every later one (so render stays a function of
+    its observation). `made` lists the algorithms looked up so far."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+        self._keys: dict[str, SigningKey] = {}
+
+    def __getitem__(self, alg: str) -> SigningKey:
+        if alg not in get_args(Algorithm):
+            raise KeyError(alg)
+        if alg not in self._keys:
+            self._keys[alg] = generate_key(alg, self._now)
+        return self._keys[alg]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(get_args(Algorithm))
+
+    def __len__(self) -> int:
+        return len(get_args(Algorithm))
+
+    @property
+    def made(self) -> tuple[str, ...]:
+        return tuple(self._keys)
+
+
 @dataclass(frozen=True)
 class Fresh:
-    """Key material made in advance, in case render needs it (it mostly does not)."""
+    """Key material for this observation, in case render needs it (it mostly does not)."""
 
     keys: Mapping[str, SigningKey]
-    """One new key per algorithm, made at the observation's time."""
+    """A new key per algorithm, created at the observation's time (`FreshKeys`: made when looked up)."""
     encryption_key: str
 
     @classmethod
     def make(cls, now: datetime) -> Fresh:
-        return cls(
-            {alg: generate_key(alg, now) for alg in get_args(Algorithm)},
-            base64.b64encode(secrets.token_bytes(32)).decode(),
-        )
+        return cls(FreshKeys(now), base64.b64encode(secrets.token_bytes(32)).decode())
 
 
 @dataclass(frozen=True)
@@ -142,14 +169,16 @@ def render_auth_keys(
     handled = observed.rotation_handled if stored is not None else requested
     settings = spec.auth
     period = as_timedelta(settings.signing_key_rotation)
-    fresh = observed.fresh.keys[settings.signing_algorithm]
+    fresh = observed.fresh.keys
+    alg = settings.signing_algorithm
     keyset = rotate(
         keyset,
         observed.now,
-        alg=settings.signing_algorithm,
+        alg=alg,
         period=period,
         token_lifetime=as_timedelta(settings.access_token_lifetime),
-        new_key=lambda activates_at: replace(fresh, activates_at=activates_at),
+        # Looked up only when a key is made: an RS256 key is made only then.
+        new_key=lambda activates_at: replace(fresh[alg], activates_at=activates_at),
         rotate_now=requested is not None and requested != handled,
     )
     keys_json = keyset.to_json()

@@ -1,4 +1,4 @@
-"""Signing keys of access tokens: a key set with a life cycle, and the JWKS published from it.
+"""Signing keys of access and ID tokens: a key set with a life cycle, and the JWKS published from it.
 
 A key is published (in the JWKS) from the moment it exists, signs from `activates_at`, and is
 dropped at `retires_at`, after the last token it signed has expired. So a new key is in every
@@ -20,15 +20,25 @@ from functools import cached_property
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-Algorithm = Literal["EdDSA", "ES256"]
-PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+Algorithm = Literal["EdDSA", "ES256", "RS256"]
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+RSA_KEY_SIZE = 2048
+"""Bits of a new RS256 key: what Auth0, Keycloak and Okta sign with, and NIST's floor until
+2030. 3072 would make each signature 128 bytes longer and signing about 3 times slower."""
+RSA_PUBLIC_EXPONENT = 65537
 
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(value: int) -> bytes:
+    """Big-endian bytes without leading zeros (RFC 7518 §6.3.1: n and e)."""
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
 
 
 @dataclass(frozen=True)
@@ -42,21 +52,37 @@ class SigningKey:
 
     @cached_property
     def private_key(self) -> PrivateKey:
+        """The private key, which must be of the kind its `alg` names (Ed25519, P-256, or RSA of
+        at least 2048 bits): a key stored under another algorithm's name is refused."""
         key = serialization.load_pem_private_key(self.private_pem.encode(), password=None)
-        if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
-            raise ValueError(f"key {self.kid}: not an Ed25519 or EC key")
-        return key
+        if self.alg == "EdDSA" and isinstance(key, ed25519.Ed25519PrivateKey):
+            return key
+        if self.alg == "ES256" and isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
+            return key
+        if self.alg == "RS256" and isinstance(key, rsa.RSAPrivateKey) and key.key_size >= RSA_KEY_SIZE:
+            return key
+        raise ValueError(f"key {self.kid}: not a key for {self.alg}")
 
     @cached_property
     def public_key(self) -> PublicKey:
         return self.private_key.public_key()
 
     def public_jwk(self) -> dict[str, str]:
-        """The public half as a JWK (RFC 8037 for Ed25519, RFC 7518 for P-256)."""
+        """The public half as a JWK (RFC 8037 for Ed25519, RFC 7518 for P-256 and RSA)."""
         public = self.public_key
         if isinstance(public, ed25519.Ed25519PublicKey):
             raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": self.kid, "alg": "EdDSA", "use": "sig"}
+        if isinstance(public, rsa.RSAPublicKey):
+            rsa_numbers = public.public_numbers()
+            return {
+                "kty": "RSA",
+                "n": _b64url(_unsigned(rsa_numbers.n)),
+                "e": _b64url(_unsigned(rsa_numbers.e)),
+                "kid": self.kid,
+                "alg": "RS256",
+                "use": "sig",
+            }
         numbers = public.public_numbers()
         return {
             "kty": "EC",
@@ -97,10 +123,17 @@ class SigningKey:
 
 
 def generate_key(alg: Algorithm, now: datetime, activates_at: datetime | None = None) -> SigningKey:
-    """A fresh key pair; its kid is random (it says nothing about the key)."""
-    private: PrivateKey = (
-        ed25519.Ed25519PrivateKey.generate() if alg == "EdDSA" else ec.generate_private_key(ec.SECP256R1())
-    )
+    """A fresh key pair; its kid is random (it says nothing about the key). RS256 keys take
+    tens of milliseconds to make (see `RSA_KEY_SIZE`), the others microseconds."""
+    private: PrivateKey
+    if alg == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+    elif alg == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    elif alg == "RS256":
+        private = rsa.generate_private_key(public_exponent=RSA_PUBLIC_EXPONENT, key_size=RSA_KEY_SIZE)
+    else:
+        raise ValueError(f"unknown signing algorithm {alg!r}")
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()

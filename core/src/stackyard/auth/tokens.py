@@ -1,8 +1,9 @@
 """Access tokens: short-lived JWTs (RFC 9068 profile, `typ` at+jwt) signed with the Stack's
-current key (EdDSA or ES256, with `kid`), verifiable by anyone with the JWKS.
+current key (EdDSA, ES256 or RS256, with `kid`), verifiable by anyone with the JWKS.
 
 Verification accepts only the asymmetric algorithm of a published key named by `kid`, so
-`alg: none`, HS256 signed with the public key, unknown or retired keys and tampered
+`alg: none`, HS256 signed with the public key (an RSA key's PEM included), another
+algorithm of the same key type (RS384, PS256), unknown or retired keys and tampered
 payloads all fail; expiry and not-before are checked against the caller's clock."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from .users import UserRecord
 
 ACCESS_TOKEN_TYPE = "at+jwt"
-ALGORITHMS = ("EdDSA", "ES256")
+ALGORITHMS = ("EdDSA", "ES256", "RS256")
 LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "sid", "jti")
 

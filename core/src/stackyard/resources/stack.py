@@ -377,7 +377,13 @@ class AuthSettings(CamelModel):
     signing_key_rotation: Duration = Field(
         default="720h", description="How often the operator rotates the signing key."
     )
-    signing_algorithm: Literal["EdDSA", "ES256"] = Field(default="EdDSA", description="JWS algorithm of tokens.")
+    signing_algorithm: Literal["EdDSA", "ES256", "RS256"] = Field(
+        default="EdDSA",
+        description=(
+            "JWS algorithm of access and ID tokens: EdDSA (Ed25519, smallest and fastest), ES256 (P-256), "
+            "or RS256 (RSA 2048, which every OpenID Connect relying party accepts). A change rotates the key."
+        ),
+    )
     verification_token_lifetime: Duration = Field(default="24h", description="Lifetime of email verification links.")
     reset_token_lifetime: Duration = Field(default="1h", description="Lifetime of password reset links.")
     magic_link_lifetime: Duration = Field(default="15m", description="Lifetime of magic login links.")

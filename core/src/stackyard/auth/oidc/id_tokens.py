@@ -4,11 +4,11 @@ Claims: iss, sub (the user id), aud (the client id), azp, exp (`tokenLifetimes.i
 iat, auth_time, nonce (when the request had one), sid (the provider's browser session),
 amr, at_hash (with the access token issued alongside), and by scope: email and
 email_verified (`email`); name, given_name, family_name, picture, locale and updated_at
-(`profile`). Signed like access tokens with the Stack's current key (EdDSA or ES256, `kid`
-header), but `typ` JWT, so one can never pass for the other.
+(`profile`). Signed like access tokens with the Stack's current key (EdDSA, ES256 or RS256,
+`kid` header), but `typ` JWT, so one can never pass for the other.
 
 `at_hash` is the left half of the access token's hash, base64url: SHA-256 for ES256 and
-SHA-512 for EdDSA (Ed25519), as the OpenID Foundation and client libraries do it."""
+RS256, SHA-512 for EdDSA (Ed25519), as the OpenID Foundation and client libraries do it."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ PROFILE_CLAIMS = {
 
 
 def token_hash(value: str, alg: str) -> str:
-    """at_hash (or c_hash) of `value` for a token signed with `alg`."""
+    """at_hash (or c_hash) of `value` for a token signed with `alg` (OIDC Core §3.1.3.6: the
+    hash of the JWS algorithm, SHA-256 for ES256 and RS256; SHA-512 for Ed25519)."""
     digest = (hashlib.sha512 if alg == "EdDSA" else hashlib.sha256)(value.encode()).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
 
