@@ -10,10 +10,15 @@ import string
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from oidc_core_support import ISSUER, SECRETS, basic, clock, ctx, hasher, redis  # noqa: F401
+from oidc_core_support import ISSUER, SECRETS, SPA_REDIRECT, basic, clock, ctx, hasher, redis, spec  # noqa: F401
 from stackyard.auth.context import AuthContext
 from stackyard.auth.oidc.authorize import ClientResponse
-from stackyard.auth.oidc.clients import authenticate_client, redirect_uri_registered, uri_registered
+from stackyard.auth.oidc.clients import (
+    authenticate_client,
+    post_logout_uri_registered,
+    redirect_uri_registered,
+    uri_registered,
+)
 from stackyard.auth.oidc.discovery import metadata
 from stackyard.auth.oidc.errors import OAuthError
 from stackyard.auth.oidc.grants import s256, verifier_matches
@@ -92,18 +97,44 @@ def test_redirect_uris_match_exactly(ctx: AuthContext) -> None:
         assert not redirect_uri_registered(web, other), other
 
 
-def test_loopback_redirect_uris_accept_any_port_and_nothing_else() -> None:
+def test_loopback_redirect_uris_of_public_clients_accept_any_port_and_nothing_else() -> None:
     registered = ["http://127.0.0.1:8400/cb", "http://[::1]/cb"]
-    assert uri_registered(registered, "http://127.0.0.1:51234/cb")
-    assert uri_registered(registered, "http://127.0.0.1/cb")
-    assert uri_registered(registered, "http://[::1]:6000/cb")
-    assert not uri_registered(registered, "http://127.0.0.1:51234/cb2")
-    assert not uri_registered(registered, "http://127.0.0.2:8400/cb")
-    assert not uri_registered(registered, "http://localhost:8400/cb")
-    assert not uri_registered(registered, "https://127.0.0.1:8400/cb")
-    assert not uri_registered(registered, "http://user@127.0.0.1:8400/cb")
-    assert not uri_registered(registered, "http://127.0.0.1:notaport/cb")
-    assert not uri_registered(["https://app.acme.dev/cb"], "https://app.acme.dev:8443/cb")
+
+    def public(uri: str) -> bool:
+        return uri_registered(registered, uri, loopback_any_port=True)
+
+    assert public("http://127.0.0.1:51234/cb")
+    assert public("http://127.0.0.1/cb")
+    assert public("http://[::1]:6000/cb")
+    assert not public("http://127.0.0.1:51234/cb2")
+    assert not public("http://127.0.0.2:8400/cb")
+    assert not public("http://localhost:8400/cb")
+    assert not public("https://127.0.0.1:8400/cb")
+    assert not public("http://user@127.0.0.1:8400/cb")
+    assert not public("http://127.0.0.1:notaport/cb")
+    assert not uri_registered(["https://app.acme.dev/cb"], "https://app.acme.dev:8443/cb", loopback_any_port=True)
+
+
+def test_loopback_redirect_uris_match_exactly_without_the_public_client_relaxation() -> None:
+    registered = ["http://127.0.0.1:8400/cb", "http://[::1]/cb"]
+    assert uri_registered(registered, "http://127.0.0.1:8400/cb")
+    assert uri_registered(registered, "http://[::1]/cb")
+    for other in ("http://127.0.0.1:8499/cb", "http://127.0.0.1/cb", "http://[::1]:6000/cb", "http://[::1]:80/cb"):
+        assert not uri_registered(registered, other), other
+
+
+def test_only_a_public_client_gets_any_port_on_its_loopback_redirect_uri() -> None:
+    uris = {"redirectUris": [SPA_REDIRECT], "postLogoutRedirectUris": ["http://127.0.0.1:8400/bye"]}
+    public = spec(type="public", **uris)
+    confidential = spec(type="confidential", **uris)
+    for client in (public, confidential):
+        assert redirect_uri_registered(client, SPA_REDIRECT)
+        assert post_logout_uri_registered(client, "http://127.0.0.1:8400/bye")
+    assert redirect_uri_registered(public, "http://127.0.0.1:8499/cb")
+    assert post_logout_uri_registered(public, "http://127.0.0.1:8499/bye")
+    assert not redirect_uri_registered(confidential, "http://127.0.0.1:8499/cb")
+    assert not redirect_uri_registered(confidential, "http://127.0.0.1/cb")
+    assert not post_logout_uri_registered(confidential, "http://127.0.0.1:8499/bye")
 
 
 def test_discovery_names_the_endpoints_under_the_issuer_and_what_is_supported(ctx: AuthContext) -> None:
@@ -130,7 +161,9 @@ def test_no_other_string_matches_a_registered_https_uri(extra: str) -> None:
 
 @given(st.integers(min_value=1, max_value=65535), st.sampled_from(["/cb", "/cb/", "/other", "/cb?x=1"]))
 def test_a_loopback_uri_matches_on_any_port_only_with_the_same_path(port: int, path: str) -> None:
-    assert uri_registered(["http://127.0.0.1/cb"], f"http://127.0.0.1:{port}{path}") == (path == "/cb")
+    uri = f"http://127.0.0.1:{port}{path}"
+    assert uri_registered(["http://127.0.0.1/cb"], uri, loopback_any_port=True) == (path == "/cb")
+    assert not uri_registered(["http://127.0.0.1/cb"], uri)
 
 
 @given(st.text(alphabet=string.ascii_letters + string.digits + "-._~", min_size=0, max_size=140))

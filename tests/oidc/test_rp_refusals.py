@@ -1,5 +1,6 @@
 """What the specs refuse, refused as they say, seen by the client libraries and the browser:
-an unregistered redirect URI gets an error page and no redirect (RFC 6749 §4.1.2.1), a request
+an unregistered redirect URI gets an error page and no redirect (RFC 6749 §4.1.2.1), so does
+a confidential client's loopback URI on another port (RFC 8252 §7.3 is for public clients), a request
 without PKCE from a public client goes back as invalid_request (OAuth 2.1), a code used twice
 is invalid_grant and what it gave is revoked (RFC 6749 §4.1.2), and a refresh token used twice
 is invalid_grant and ends the grant, the rotated token included (OAuth 2.1 §6.1)."""
@@ -13,12 +14,12 @@ import pytest
 
 from . import query, screenshot, sign_in_through_hosted_pages
 from .authlib_rp import AuthlibApp, OAuthError
+from .callbacks import CallbackServer
 from .node_rp import NodeRelyingParty, OpenIdClientError
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-    from .callbacks import CallbackServer
     from .conftest import Client, Person
 
 
@@ -28,7 +29,7 @@ def test_unregistered_redirect_uri_gets_an_error_page_and_no_redirect(
     web = stack_clients["demo-web"]
     assert web.redirect_uri
     app = AuthlibApp(issuer, web.client_id, web.secret)
-    # Exact matching; only a loopback URI's port may differ (RFC 8252 §7.3), so change the path or host.
+    # Exact matching (only a public client's loopback URI may differ in its port, RFC 8252 §7.3).
     for wrong in (f"{web.redirect_uri}/elsewhere", "https://app.example.net/callback"):
         authorization = app.authorize(wrong)
         mark = callbacks[web.client_id].mark()
@@ -39,6 +40,34 @@ def test_unregistered_redirect_uri_gets_an_error_page_and_no_redirect(
         assert web.client_id in page.content() or "redirect" in page.content().lower()
         assert callbacks[web.client_id].received[mark:] == [], "nothing may reach an unregistered URI"
     screenshot(page, "error-unregistered-redirect-uri")
+
+
+def test_confidential_client_loopback_redirect_uri_on_another_port_gets_an_error_page(
+    page: Page, issuer: str, stack_clients: dict[str, Client], callbacks: dict[str, CallbackServer]
+) -> None:
+    """demo-web registers http://127.0.0.1:8400/callback; the same URI on port 8499 is not
+    its redirect URI (the any-port rule of RFC 8252 §7.3 is for native apps, public clients):
+    the browser stays on the provider's HTML error page and nothing reaches either port."""
+    web = stack_clients["demo-web"]
+    assert web.redirect_uri == "http://127.0.0.1:8400/callback", web.redirect_uri
+    other_port = web.redirect_uri.replace(":8400/", ":8499/")
+    listener = CallbackServer(8499).start()
+    try:
+        app = AuthlibApp(issuer, web.client_id, web.secret)
+        authorization = app.authorize(other_port)
+        assert query(authorization.url)["redirect_uri"] == other_port
+        mark = callbacks[web.client_id].mark()
+        response = page.goto(authorization.url)
+        assert response is not None and response.status == 400, response and response.status
+        assert "text/html" in response.headers["content-type"]
+        assert urlsplit(page.url)[:3] == urlsplit(authorization.url)[:3], page.url  # still at /oauth2/authorize
+        assert "redirect" in page.content().lower()
+        page.wait_for_timeout(500)
+        assert listener.received == [], "nothing may reach the unregistered port"
+        assert callbacks[web.client_id].received[mark:] == [], "nor the registered one"
+    finally:
+        listener.stop()
+    screenshot(page, "error-confidential-loopback-other-port")
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,11 @@ every secret the client has now (the current one, and the previous one during a 
 grace period); a public client that sends a secret is refused.
 
 Redirect URIs match exactly, as strings (no normalisation, no prefixes, no wildcards), with
-one exception from RFC 8252 §7.3: for a registered loopback `http://127.0.0.1`, `[::1]` or
-`localhost` URI, any port is accepted (native apps listen on an ephemeral port); the
-scheme, host, path and query must still be equal."""
+one exception from RFC 8252 §7.3, for public clients only (native apps, which listen on an
+ephemeral port): for a registered loopback `http://127.0.0.1`, `[::1]` or `localhost` URI,
+any port is accepted; the scheme, host, path and query must still be equal. A confidential
+client's loopback URI matches exactly, port included (RFC 8252 is about native apps; a
+server-side app listens on a known port)."""
 
 from __future__ import annotations
 
@@ -120,22 +122,28 @@ def _without_port(uri: str) -> tuple[str, str | None, str, str]:
     return parts.scheme, parts.hostname, parts.path, parts.query
 
 
-def uri_registered(registered: list[str], uri: str | None) -> bool:
-    """Whether `uri` is one of `registered`: exact string equality, or for loopback http
-    URIs (RFC 8252 §7.3) equality of everything but the port."""
+def uri_registered(registered: list[str], uri: str | None, *, loopback_any_port: bool = False) -> bool:
+    """Whether `uri` is one of `registered`: exact string equality, or, with
+    `loopback_any_port` (public clients), for loopback http URIs (RFC 8252 §7.3) equality of
+    everything but the port."""
     if not uri:
         return False
     if uri in registered:
         return True
-    if "#" in uri or not _is_loopback_http(uri):
+    if not loopback_any_port or "#" in uri or not _is_loopback_http(uri):
         return False
     presented = _without_port(uri)
     return any(_is_loopback_http(r) and _without_port(r) == presented for r in registered)
 
 
+def loopback_any_port(spec: OIDCClientSpec) -> bool:
+    """RFC 8252 §7.3 (any port on a loopback URI) is for native apps: public clients only."""
+    return spec.type == "public"
+
+
 def redirect_uri_registered(spec: OIDCClientSpec, uri: str | None) -> bool:
-    return uri_registered(list(spec.redirect_uris), uri)
+    return uri_registered(list(spec.redirect_uris), uri, loopback_any_port=loopback_any_port(spec))
 
 
 def post_logout_uri_registered(spec: OIDCClientSpec, uri: str | None) -> bool:
-    return uri_registered(list(spec.post_logout_redirect_uris), uri)
+    return uri_registered(list(spec.post_logout_redirect_uris), uri, loopback_any_port=loopback_any_port(spec))
