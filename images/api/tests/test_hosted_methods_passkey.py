@@ -4,10 +4,12 @@ Redis and FerretDB, with the harness's software authenticator in the part of the
 verified passkey lands on /oauth2/authorize/continue with the browser session's cookie and
 goes on to a code (amr webauthn); the challenge works once; a passkey without user
 verification on an account with TOTP leads to the MFA step; the hosted pages' origin must be
-one of the relying party's. (Real browsers with a virtual authenticator: tests/oidc.)"""
+one of the relying party's, and where it is not the login page leaves passkeys out. (Real
+browsers with a virtual authenticator: tests/oidc/test_rp_passkey.py.)"""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -25,7 +27,8 @@ from hosted_methods_support import (
     origin,
     token_claims,
 )
-from stackyard_api.hosted.passkey import REFUSED
+from stackyard.auth.passkeys import RelyingParty
+from stackyard_api.hosted.passkey import REFUSED, serves_issuer
 from stackyard_harness.auth_stack import APP_URL, AuthStack
 from stackyard_harness.webauthn_authenticator import SoftwareAuthenticator
 
@@ -167,6 +170,51 @@ def test_the_hosted_pages_origin_must_be_a_passkey_origin(auth: AuthStack, http:
     browser = Browser(auth, http, authorize(http))
     answer = browser.post("/oauth2/ui/passkey/options", {"ar": browser.authorization.ar})
     assert answer.status_code == 503 and "not available" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "passkeys",
+    [
+        {"rpId": "127.0.0.1", "origins": [APP_URL]},  # the issuer's origin is not one of the origins
+        {"rpId": "acme.dev", "origins": ["{issuer}"]},  # the rpId is not the issuer's host
+        {},  # the defaults, from appUrl (https://app.acme.dev): neither
+    ],
+    ids=["origin-not-listed", "rp-id-elsewhere", "app-url-defaults"],
+)
+def test_the_login_page_leaves_passkeys_out_when_they_cannot_work_there(
+    auth: AuthStack, http: httpx.Client, passkeys: dict[str, Any]
+) -> None:
+    """The button would only say "not available": the same check as the 503 above leaves the
+    section and its script out, and the other methods stay."""
+    passkeys = {k: [o.format(issuer=auth.url) for o in v] if k == "origins" else v for k, v in passkeys.items()}
+    configure(auth, {"requireEmailVerification": False, "appUrl": APP_URL, "passkeys": passkeys})
+    browser = Browser(auth, http, authorize(http))
+    page = login_page(http, browser.authorization).text
+    assert "passkey-signin" not in page and "passkey.js" not in page
+    assert 'type="password"' in page
+    answer = browser.post("/oauth2/ui/passkey/options", {"ar": browser.authorization.ar})
+    assert answer.status_code == 503, answer.text
+    configure(auth, {"requireEmailVerification": False, "appUrl": APP_URL} | passkey_settings(auth))
+    assert '<section id="passkey-signin"' in login_page(http, authorize(http)).text
+
+
+@pytest.mark.parametrize(
+    ("rp_id", "origins", "serves"),
+    [
+        ("auth.acme.dev", ["https://auth.acme.dev"], True),
+        ("acme.dev", ["https://app.acme.dev", "https://auth.acme.dev"], True),  # a parent domain
+        ("acme.dev", ["https://app.acme.dev"], False),
+        ("cme.dev", ["https://auth.acme.dev"], False),  # a suffix, not a parent domain
+        ("other.acme.dev", ["https://auth.acme.dev"], False),
+        ("auth.acme.dev", ["http://auth.acme.dev"], False),  # another scheme is another origin
+    ],
+)
+def test_a_relying_party_serves_the_issuer_from_its_host_or_a_parent_domain(
+    rp_id: str, origins: list[str], serves: bool
+) -> None:
+    ctx: Any = SimpleNamespace(issuer="https://auth.acme.dev/")
+    rp = RelyingParty(id=rp_id, name="acme", origins=origins)
+    assert serves_issuer(ctx, rp) is serves
 
 
 def test_an_expired_authorization_request_is_refused(auth: AuthStack, http: httpx.Client) -> None:

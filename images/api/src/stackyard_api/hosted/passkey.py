@@ -8,7 +8,8 @@ POST /oauth2/ui/passkey/verify    {ar, challengeToken, credential} -> {redirect}
 Both need the page's CSRF token in the X-CSRF-Token header and the issuer's Origin. The
 relying party is spec.auth.passkeys: the hosted pages' origin (the issuer's) must be one of its
 `origins`, and its `rpId` the issuer's host or a parent domain of it (rpId acme.dev serves
-auth.acme.dev and app.acme.dev alike); otherwise these answer 503 saying so. Verification,
+auth.acme.dev and app.acme.dev alike); otherwise these answer 503 saying so, and the login
+page leaves its passkey button out (`usable`). Verification,
 single-use challenges and the sign count are `stackyard.auth.passkeys`'s: with user
 verification the passkey is both factors (amr ["webauthn"]); without it an account with TOTP
 is asked for its code. Errors are JSON {"error": sentence} with the status, for the script to
@@ -71,12 +72,31 @@ def _error(exc: Problem) -> Response:
     return response
 
 
+def serves_issuer(ctx: AuthContext, rp: passkeys.RelyingParty) -> bool:
+    """Whether `rp` can run ceremonies on the hosted pages: the issuer's origin is one of its
+    origins and its id is the issuer's host or a parent domain of it."""
+    origin = passkeys.origin_of(ctx.issuer.rstrip("/"))
+    host = urlsplit(ctx.issuer).hostname or ""
+    return origin in rp.origins and (host == rp.id or host.endswith("." + rp.id))
+
+
+def usable(ctx: AuthContext) -> bool:
+    """Whether the login page can offer passkeys: offered (spec.auth.hostedPages.passkeys) and
+    spec.auth.passkeys serves the issuer (what `relying_party` checks before answering 503)."""
+    if not ctx.settings.hosted_pages.passkeys:
+        return False
+    try:
+        rp = passkeys.relying_party(ctx)
+    except AuthNotConfigured:
+        return False
+    return serves_issuer(ctx, rp)
+
+
 def relying_party(ctx: AuthContext) -> passkeys.RelyingParty:
     """spec.auth.passkeys, when it serves the hosted pages' origin; else AuthNotConfigured."""
     rp = passkeys.relying_party(ctx)
-    origin = passkeys.origin_of(ctx.issuer.rstrip("/"))
-    host = urlsplit(ctx.issuer).hostname or ""
-    if origin not in rp.origins or not (host == rp.id or host.endswith("." + rp.id)):
+    if not serves_issuer(ctx, rp):
+        origin = passkeys.origin_of(ctx.issuer.rstrip("/"))
         log.warning(
             "hosted passkey sign-in refused: the issuer's origin %s must be in spec.auth.passkeys.origins %s "
             "and its host under spec.auth.passkeys.rpId %r",
