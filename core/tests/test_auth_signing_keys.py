@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet as JoseKeySet
 from joserfc.jws import JWSRegistry
+from stackyard.auth.contract import JsonWebKeySet
 from stackyard.auth.keys import KeySet, SigningKey, generate_key
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -81,3 +82,11 @@ def test_a_stored_key_not_of_its_algorithms_kind_is_refused(alg: Any, private: A
 def test_an_unknown_algorithm_makes_no_key() -> None:
     with pytest.raises(ValueError, match="unknown signing algorithm"):
         generate_key("RS512", NOW)  # type: ignore[arg-type]
+
+
+def test_the_sdks_jwks_model_reads_keys_of_every_algorithm() -> None:
+    keys = tuple(generate_key(alg, NOW) for alg in ("EdDSA", "ES256", "RS256"))
+    parsed = JsonWebKeySet.model_validate(KeySet(keys).jwks(NOW))
+    assert sorted((k.kty, k.alg) for k in parsed.keys) == [("EC", "ES256"), ("OKP", "EdDSA"), ("RSA", "RS256")]
+    rsa_key = next(k for k in parsed.keys if k.kty == "RSA")
+    assert (rsa_key.e, rsa_key.crv, rsa_key.x) == ("AQAB", None, None) and rsa_key.n

@@ -19,6 +19,7 @@ import jwt
 import pytest
 from auth_http import EMAIL, PASSWORD, sign_up_and_log_in
 from cryptography.hazmat.primitives import serialization
+from stackyard.auth.contract import JsonWebKeySet
 from stackyard.auth.keys import KeySet, SigningKey, generate_key
 from stackyard_harness.auth_stack import AuthStack
 
@@ -259,6 +260,45 @@ def test_key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
     _, payload, signature = login["accessToken"].split(".")
     relabelled = b64(json.dumps({"alg": "EdDSA", "kid": new.kid, "typ": "at+jwt"}).encode())
     refused(me(http, ".".join([relabelled, payload, signature])))
+
+
+def test_a_switch_to_rs256_signs_rsa_tokens_the_api_and_the_jwks_verify_and_hs256_with_its_pem_is_refused(
+    auth: AuthStack, http: httpx.Client, session: dict[str, Any]
+):
+    """The Stack's signingAlgorithm changed to RS256 (the operator's successor now signs): the
+    JWKS serves the RSA key (n, e) with the EdDSA one, discovery lists both, new tokens are
+    RS256 and verify at the api and with PyJWT from the JWKS; an HS256 token keyed with the
+    RSA public key (PEM, PKCS#1 PEM, JWK) and an RS512 one from the same key are refused."""
+    now = datetime.now(UTC)
+    old = key_set(auth).keys[0]
+    new = generate_key("RS256", now, activates_at=now - timedelta(seconds=1))
+    auth.set_credentials(**{"stack.auth.signingKeys": KeySet((old, new)).to_json()})
+    jwks = http.get("/.well-known/jwks.json").json()
+    rsa_jwk = next(k for k in jwks["keys"] if k["kid"] == new.kid)
+    assert rsa_jwk == {"kty": "RSA", "n": rsa_jwk["n"], "e": "AQAB", "kid": new.kid, "alg": "RS256", "use": "sig"}
+    assert JsonWebKeySet.model_validate(jwks).keys[0].kty == "RSA", "the SDK's model reads it"
+    algorithms = http.get("/.well-known/openid-configuration").json()["id_token_signing_alg_values_supported"]
+    assert algorithms == ["EdDSA", "RS256"]
+    assert me(http, session["accessToken"]).status_code == 200, "the EdDSA key's token stays valid"
+    login = http.post("/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}).json()
+    token = login["accessToken"]
+    assert parts(token)[0] == {"alg": "RS256", "kid": new.kid, "typ": "at+jwt"}
+    assert me(http, token).status_code == 200
+    signing = jwt.PyJWKSet.from_dict(jwks)[new.kid]
+    assert jwt.decode(token, signing.key, algorithms=["RS256"], audience=ISSUER)["email"] == EMAIL
+    public = new.public_key
+    for secret in (
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1),
+        json.dumps(rsa_jwk).encode(),
+    ):
+        assert "not accepted" in refused(me(http, hs256(token, secret)))
+    assert "not accepted" in refused(me(http, _rs512(token, new)))
+
+
+def _rs512(token: str, key: SigningKey) -> str:
+    header, payload = parts(token)
+    return jwt.encode(payload, key.private_key, algorithm="RS512", headers={"kid": key.kid, "typ": header["typ"]})
 
 
 @pytest.mark.parametrize(

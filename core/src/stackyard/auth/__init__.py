@@ -4,7 +4,7 @@
 - `users`: users in MongoDB, normalised unique emails, the public view of a user
 - `passwords`: argon2id hashing (rehash on login) and the password policy
 - `keys`, `rotation`: the signing key set, its JWKS, and the operator's rotation rules
-- `tokens`: access tokens (JWT, EdDSA or ES256 with kid) issued and verified
+- `tokens`: access tokens (JWT, EdDSA, ES256 or RS256 with kid) issued and verified
 - `sessions`: sessions in Redis, refresh tokens rotated on use with reuse detection
 - `onetime`: single-use hashed expiring tokens (email links, challenges, OAuth state)
 - `attempts`: per-IP limits and per-account lockout with growing delay

@@ -222,14 +222,17 @@ class SessionList(Wire):
 
 
 class JsonWebKey(BaseModel):
-    """A public signing key (RFC 7517): Ed25519 (kty OKP, RFC 8037) or P-256 (kty EC)."""
+    """A public signing key (RFC 7517): Ed25519 (kty OKP, RFC 8037), P-256 (kty EC) or RSA
+    (kty RSA, RFC 7518 §6.3), as the Stack's `signingAlgorithm` makes them."""
 
-    kty: Literal["OKP", "EC"]
-    crv: Literal["Ed25519", "P-256"]
-    x: str
+    kty: Literal["OKP", "EC", "RSA"]
+    crv: Literal["Ed25519", "P-256"] | None = Field(default=None, description="OKP and EC keys only.")
+    x: str | None = Field(default=None, description="OKP and EC keys only.")
     y: str | None = Field(default=None, description="EC keys only.")
+    n: str | None = Field(default=None, description="RSA keys only: the modulus, base64url.")
+    e: str | None = Field(default=None, description="RSA keys only: the public exponent, base64url.")
     kid: str
-    alg: Literal["EdDSA", "ES256"]
+    alg: Literal["EdDSA", "ES256", "RS256"]
     use: Literal["sig"] = "sig"
 
 
