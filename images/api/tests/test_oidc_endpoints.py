@@ -653,6 +653,9 @@ def test_a_first_party_clients_token_calls_the_api_but_a_third_party_clients_doe
     assert mine.status_code == 200 and mine.json()["id"] == user_id, mine.text
     theirs = http.get("/v1/auth/me", headers={"Authorization": f"Bearer {tokens['buddy']}"})
     assert theirs.status_code == 401 and "third-party" in theirs.json()["detail"]
+    # Nor through the feed stream's ?token= (EventSource sends no headers).
+    stream = http.get("/v1/feed/stream", params={"token": tokens["buddy"]})
+    assert stream.status_code == 401 and "third-party" in stream.json()["detail"]
     # Both are good at the provider's own userinfo.
     for token in tokens.values():
         assert http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200

@@ -291,6 +291,12 @@ async def current_claims(request: Request, context: Annotated[AuthContext, Depen
     )
     if from_cookie:
         check_csrf(request, context)
+    return await accepted(context, claims)
+
+
+async def accepted(context: AuthContext, claims: AccessClaims) -> AccessClaims:
+    """A verified access token's claims, when the api takes them: an OIDC client's token only
+    from a first-party client, and only while its session lives."""
     if claims.client_id is not None and not first_party_client(context, claims.client_id):
         raise InvalidToken(
             "an access token of a third-party OIDC client, or of one no longer registered, is not accepted here"

@@ -28,7 +28,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from stackyard.auth.context import AuthContext
-from stackyard.auth.errors import InvalidToken
 from stackyard.auth.tokens import AccessClaims, verify_access_token
 from stackyard.db.schema import FEED_MESSAGES, ensure_capability_indexes_once, stack_index_policy
 from stackyard.notify.feed import FeedStore
@@ -45,7 +44,7 @@ from stackyard.notify.feed_contract import (
 from stackyard.notify.live import FeedEvent, FeedHub, Subscription
 from stackyard.runtime import Runtime
 
-from ..auth_deps import AuthDep, ClaimsDep, current_claims
+from ..auth_deps import AuthDep, ClaimsDep, accepted, current_claims
 from ..deps import RuntimeDep
 from ..errors import problem_responses
 
@@ -164,9 +163,7 @@ async def stream_claims(
     claims = verify_access_token(
         token, context.keys, issuer=context.issuer, audience=context.audience, now=context.clock()
     )
-    if not await context.sessions.alive(claims.sid):
-        raise InvalidToken("the session of this token has ended")
-    return claims
+    return await accepted(context, claims)
 
 
 def _frame(event: str, data: str, event_id: str | None = None) -> str:
