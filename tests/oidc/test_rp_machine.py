@@ -69,13 +69,6 @@ def test_openid_client_client_credentials_token_is_active(
     assert refused.value.error == "invalid_scope", refused.value.fields
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "docs/oidc-tokens.md: an access token from client credentials has no grant, so revocation (RFC 7009: "
-        "SHOULD support access tokens) leaves it active until it expires"
-    ),
-)
 def test_revoked_client_credentials_token_is_inactive(issuer: str, stack_clients: dict[str, Client]) -> None:
     worker = stack_clients["demo-worker"]
     app = AuthlibApp(issuer, worker.client_id, worker.secret)
