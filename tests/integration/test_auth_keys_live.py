@@ -114,6 +114,25 @@ def test_rotate_annotation_publishes_a_successor_that_signs_ten_minutes_later(na
     assert annotations["stackyard.dev/rotation-handled"] == "first-request"
 
 
+def test_switching_the_stack_to_rs256_publishes_an_rsa_successor_ten_minutes_ahead(namespace, backends):
+    """spec.auth.signingAlgorithm EdDSA -> RS256 on a real API server (the CRD takes RS256):
+    the operator adds an RSA 2048 key at once that signs 10 minutes later, copied into the
+    credentials with the EdDSA key, which keeps signing until then."""
+    namespace.apply(stack_manifest())
+    (first,) = wait_for(lambda: stored_keys(namespace).keys, what="the auth-keys Secret")
+    assert first.alg == "EdDSA"
+    namespace.apply(stack_manifest(auth={"signingAlgorithm": "RS256"}))
+    keyset = wait_for(lambda: stored_keys_when(namespace, 2), what="an RS256 successor")
+    old, new = keyset.keys
+    assert (old.kid, new.alg, new.private_key.key_size) == (first.kid, "RS256", 2048)
+    assert new.activates_at - new.created_at == timedelta(minutes=10)
+    assert old.retires_at == new.activates_at + timedelta(minutes=15, seconds=60)
+    wait_for(lambda: kids(credential_keys(namespace)) == [old.kid, new.kid], what="both keys in the credentials")
+    in_force = credential_keys(namespace)
+    assert [j["kty"] for j in in_force.jwks(datetime.now(UTC))["keys"]] == ["RSA", "OKP"]
+    assert in_force.signing_key(datetime.now(UTC)).kid == first.kid, "EdDSA signs until the RSA key's time"
+
+
 def test_unresolved_admin_api_key_is_auth_ready_false_until_its_secret_appears(namespace, backends):
     namespace.apply(stack_manifest(auth={"adminApiKeySecretRef": {"name": "admin", "key": "apiKey"}}))
     condition = wait_for(
