@@ -178,6 +178,10 @@ async def test_discovery_lists_both_algorithms_while_a_switch_to_rs256_is_publis
     assert ed.retires_at is not None
     clock.advance((ed.retires_at - clock()).total_seconds())
     assert metadata(ctx)["id_token_signing_alg_values_supported"] == ["RS256"]
+    # Before the operator made any key, discovery names the Stack's algorithm.
+    ctx.keys = KeySet()
+    ctx.settings = ctx.settings.model_copy(update={"signing_algorithm": "RS256"})
+    assert metadata(ctx)["id_token_signing_alg_values_supported"] == ["RS256"]
 
 
 async def test_the_id_token_carries_only_the_claims_of_its_scopes(ctx: AuthContext) -> None:

@@ -55,9 +55,10 @@ def url(ctx: AuthContext, path: str) -> str:
 
 def metadata(ctx: AuthContext, now: datetime | None = None) -> dict[str, Any]:
     """The discovery document. Scopes: the standard ones plus every scope an enabled
-    client may ask for; signing algorithms: those of the key set's published keys."""
+    client may ask for; signing algorithms: those of the key set's published keys (both
+    during a change of algorithm), or the Stack's `signingAlgorithm` before it has a key."""
     moment = now or ctx.clock()
-    algs = sorted({k.alg for k in ctx.keys.keys if k.published(moment)}) or ["EdDSA"]
+    algs = sorted({k.alg for k in ctx.keys.keys if k.published(moment)}) or [ctx.settings.signing_algorithm]
     scopes = list(STANDARD_SCOPES) + sorted(
         {s for spec in ctx.oidc_clients.values() if spec.enabled for s in spec.scopes} - set(STANDARD_SCOPES)
     )
