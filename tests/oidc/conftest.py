@@ -116,8 +116,13 @@ def stack_clients(make_up: LocalStack, issuer: str) -> dict[str, Client]:
 def person(make_up: LocalStack, issuer: str) -> Person:
     """Someone who signed up with a password and confirmed their address with the link the
     stack mailed (read from the SMTP sink's maildir), as a newcomer would."""
+    return sign_up(make_up, issuer, "Ada Lovelace")
+
+
+def sign_up(make_up: LocalStack, issuer: str, name: str) -> Person:
+    """A new person (address oidc-<random>@example.com), signed up through the api with a
+    password and their address confirmed with the link the stack mailed."""
     address = f"oidc-{uuid.uuid4().hex[:8]}@example.com"
-    name = "Ada Lovelace"
     with httpx.Client(base_url=issuer, timeout=10) as api:
         answer = api.post("/v1/auth/signup", json={"email": address, "password": PASSWORD, "profile": {"name": name}})
         assert answer.status_code in (201, 202), answer.text

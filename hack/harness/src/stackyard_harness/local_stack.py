@@ -8,11 +8,14 @@ Stack's own ServiceAccount token, reading their config through the API server ex
 as the pods would.
 
 The api's port is chosen before the Stack is applied, and the Stack's `spec.auth.issuer` is
-the api's own URL (http://127.0.0.1:<port>), with that origin among its passkey origins: the
-OpenID Provider's discovery document, tokens and hosted pages then name the address a browser
-and a client library on this machine reach (the default, the api Service's cluster URL, is
-not reachable here). The example OIDCClients' secrets are in their Secrets
-`<name>-oidc-client` (`oidc_client_secret`).
+the api's own URL by name, http://localhost:<port> (the api listens on 127.0.0.1, which is
+what localhost resolves to here): the OpenID Provider's discovery document, tokens and hosted
+pages then name an address a browser and a client library on this machine reach (the default,
+the api Service's cluster URL, is not reachable here). A host name, not an IP address, because
+WebAuthn refuses IP addresses as relying party ids: spec.auth.passkeys is rpId `localhost`
+with the issuer as its one origin, so the hosted login page offers passkeys in a real browser.
+The example OIDCClients' secrets are in their Secrets `<name>-oidc-client`
+(`oidc_client_secret`).
 
 For the example SearchIndexes (examples/search.yaml): the Secret `search-keys` holds a
 fresh admin API key and search-only key, which the Stack is given, and the collection
@@ -91,8 +94,9 @@ class LocalStack:
 
     @property
     def issuer(self) -> str:
-        """The api's URL, which is also the Stack's spec.auth.issuer (its OpenID Provider)."""
-        return f"http://127.0.0.1:{self.api_port}"
+        """The Stack's spec.auth.issuer (its OpenID Provider): the api's URL with the host name
+        localhost (a WebAuthn relying party id cannot be an IP address)."""
+        return f"http://localhost:{self.api_port}"
 
     @property
     def kube(self) -> KubeCluster:
@@ -218,12 +222,11 @@ class LocalStack:
         self.kube.kubectl("patch", "stack", STACK, "-n", NAMESPACE, "--type=merge", "-p", patch)
 
     def _make_the_api_the_issuer(self) -> None:
-        """spec.auth.issuer = the api's URL, and that origin among the passkey origins (beside
-        appUrl, the default one)."""
+        """spec.auth.issuer = the api's URL (`issuer`), and spec.auth.passkeys the relying party
+        of its hosted pages: rpId localhost (not the default, appUrl's host) and the issuer as
+        the one origin (not the default, appUrl's origin, where nothing listens here)."""
         auth = self.kube.kubectl_json("get", "stack", STACK, "-n", NAMESPACE)["spec"].get("auth", {})
-        passkeys = auth.get("passkeys", {})
-        origins = passkeys.get("origins") or ([auth["appUrl"]] if auth.get("appUrl") else [])
-        passkeys = passkeys | {"origins": list(dict.fromkeys([self.issuer, *origins]))}
+        passkeys = auth.get("passkeys", {}) | {"rpId": "localhost", "origins": [self.issuer]}
         patch = json.dumps({"spec": {"auth": {"issuer": self.issuer, "passkeys": passkeys}}})
         self.kube.kubectl("patch", "stack", STACK, "-n", NAMESPACE, "--type=merge", "-p", patch)
 
@@ -266,7 +269,7 @@ class LocalStack:
             api = self.services["api"].url
             lines += [f"  api        {api}   (Swagger UI {api}/docs, config {api}/v1/config)"]
             lines += [f"  console    {api}/console   (log in with $STACKYARD_ADMIN_KEY of .stackyard/stack.env)"]
-            discovery = f"{api}/.well-known/openid-configuration"
+            discovery = f"{self.issuer}/.well-known/openid-configuration"
             lines += [f"  openid     {discovery}   (the OpenID Provider: docs/oidc-client-libraries.md)"]
         if "worker" in self.services:
             lines += [f"  worker     {self.services['worker'].url}   (health {self.services['worker'].url}/readyz)"]
