@@ -7,41 +7,20 @@ with CI set it fails them. STACKYARD_CHROMIUM points at another chromium binary.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from stackyard_harness.local_stack import LocalStack
-from stackyard_harness.pytest_plugin import unavailable
 
 from . import log_in, screenshot
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
-CHROMIUM = Path(os.environ.get("STACKYARD_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking"]
 TIMEOUT_MS = 15_000
 """Of every Playwright wait and action: a console page answers in well under a second."""
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed: run `make install`")
-    if not CHROMIUM.exists():
-        unavailable(f"no chromium at {CHROMIUM}: run `sudo hack/apt-packages.sh` (it installs Debian's chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(scope="session")

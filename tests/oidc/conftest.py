@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import re
 import time
 import uuid
@@ -33,8 +32,6 @@ from .node_rp import NodeRelyingParty, installed_script
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path(os.environ.get("STACKYARD_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking"]
 TIMEOUT_MS = 15_000
 PASSWORD = "a long and quiet river at the provider"
 TOKEN = re.compile(r"token=([A-Za-z0-9_\-]+)")
@@ -65,22 +62,6 @@ class Person:
     email: str
     password: str
     name: str
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed: run `make install`")
-    if not CHROMIUM.exists():
-        unavailable(f"no chromium at {CHROMIUM}: run `sudo hack/apt-packages.sh` (it installs Debian's chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,7 @@ issuer's. Redis database 42."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -17,30 +15,12 @@ import pytest
 from auth_http import EMAIL, PASSWORD, sign_up_and_log_in
 from hosted_http import FIRST_PARTY, REDIRECT_URI, add_clients, query_of
 from stackyard_harness.auth_stack import AuthStack
-from stackyard_harness.pytest_plugin import unavailable
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 REDIS_DATABASE = 42
-CHROMIUM = Path(os.environ.get("STACKYARD_CHROMIUM", "/usr/bin/chromium"))
 TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed: run `make install`")
-    if not CHROMIUM.exists():
-        unavailable(f"no chromium at {CHROMIUM}: run `sudo hack/apt-packages.sh` (it installs Debian's chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture

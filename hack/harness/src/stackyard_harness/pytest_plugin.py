@@ -140,3 +140,28 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
     yield start
     for provider in started:
         provider.stop()
+
+
+CHROMIUM = os.environ.get("STACKYARD_CHROMIUM", "/usr/bin/chromium")
+"""Debian's chromium (hack/apt-packages.sh installs it); STACKYARD_CHROMIUM names another."""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless chromium (Playwright, sync API) for the whole session. One only: Playwright's
+    sync API refuses to start while another of its instances runs, so every browser test (the
+    console's, the OpenID Provider's, the hosted pages') shares this one, each in a context of
+    its own."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed: run `make install`")
+    if not os.path.exists(CHROMIUM):
+        unavailable(f"no chromium at {CHROMIUM}: run `sudo hack/apt-packages.sh` (it installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
