@@ -67,12 +67,18 @@ def sign_in_through_hosted_pages(
     mark = callback.mark()
     page.goto(authorization_url)
     if urlsplit(page.url).path == "/oauth2/ui/login":
-        page.get_by_label(re.compile(r"^\s*email", re.I)).first.fill(email)
-        page.get_by_label(re.compile(r"^\s*password", re.I)).first.fill(password)
-        if shot:
-            screenshot(page, shot)
-        page.get_by_role("button", name=SIGN_IN).first.click()
+        submit_login(page, email=email, password=password, shot=shot)
     return callback.wait(after=mark)
+
+
+def submit_login(page: Page, *, email: str, password: str, shot: str | None = None) -> None:
+    """On the hosted login page, type the email and password and submit (saving the page as
+    `<shot>.png` first)."""
+    page.get_by_label(re.compile(r"^\s*email", re.I)).first.fill(email)
+    page.get_by_label(re.compile(r"^\s*password", re.I)).first.fill(password)
+    if shot:
+        screenshot(page, shot)
+    page.get_by_role("button", name=SIGN_IN).first.click()
 
 
 def log_out_in_browser(page: Page, url: str, callback: CallbackServer, return_path: str, shot: str) -> str:

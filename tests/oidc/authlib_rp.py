@@ -11,16 +11,22 @@ redirect and the callback (state, nonce, code verifier) is the `Authorization` r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.base_client import BaseApp, FrameworkIntegration, OAuthError
 from authlib.integrations.base_client.sync_app import OAuth2Mixin
 from authlib.integrations.base_client.sync_openid import OpenIDMixin
 from authlib.integrations.httpx_client import OAuth2Client
 
-from . import query
+from . import query, sign_in_through_hosted_pages
 
-__all__ = ["AuthlibApp", "Authorization", "OAuthError"]
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from .callbacks import CallbackServer
+    from .conftest import Person
+
+__all__ = ["AuthlibApp", "Authorization", "OAuthError", "SignedIn", "sign_in_with_authlib"]
 
 
 @dataclass
@@ -111,3 +117,31 @@ class AuthlibApp(OAuth2Mixin, OpenIDMixin, BaseApp):  # type: ignore[misc]
 
     def get_userinfo(self, token: dict[str, Any]) -> dict[str, Any]:
         return dict(self.userinfo(token=token))
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A finished code flow: what was sent, the URL the browser came back to, the token response."""
+
+    authorization: Authorization
+    callback: str
+    token: dict[str, Any]
+
+
+def sign_in_with_authlib(
+    page: Page,
+    app: AuthlibApp,
+    redirect_uri: str,
+    callback: CallbackServer,
+    person: Person,
+    *,
+    shot: str | None = None,
+    **params: Any,
+) -> SignedIn:
+    """The app's authorization request (with `params`), the person's login on the hosted pages
+    in the browser (saved as `<shot>.png`), and the code redeemed by the app."""
+    authorization = app.authorize(redirect_uri, **params)
+    returned = sign_in_through_hosted_pages(
+        page, authorization.url, callback, email=person.email, password=person.password, shot=shot
+    )
+    return SignedIn(authorization, returned, app.finish(authorization, returned))

@@ -12,10 +12,19 @@ import queue
 import shutil
 import subprocess
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard_harness.tools import TOOLS_SCRIPT
+
+from . import sign_in_through_hosted_pages
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from .callbacks import CallbackServer
+    from .conftest import Person
 
 
 class OpenIdClientError(Exception):
@@ -91,3 +100,36 @@ class NodeRelyingParty:
         except subprocess.TimeoutExpired:
             self._process.kill()
         self._log.close()
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A finished code flow in openid-client: its `authorize` answer (url, state, nonce), the URL
+    the browser came back to, and its `callback` answer (tokens, claims)."""
+
+    started: dict[str, Any]
+    callback: str
+    tokens: dict[str, Any]
+    claims: dict[str, Any]
+
+
+def sign_in_with_openid_client(
+    page: Page,
+    node_rp: NodeRelyingParty,
+    client: str,
+    redirect_uri: str | None,
+    callback: CallbackServer,
+    person: Person,
+    *,
+    shot: str | None = None,
+    **authorize: Any,
+) -> SignedIn:
+    """openid-client's authorization request for its discovered `client` (with `authorize`:
+    scope, extra), the person's login on the hosted pages in the browser (saved as
+    `<shot>.png`), and the code redeemed by openid-client."""
+    started = node_rp.call("authorize", client=client, redirectUri=redirect_uri, **authorize)
+    returned = sign_in_through_hosted_pages(
+        page, started["url"], callback, email=person.email, password=person.password, shot=shot
+    )
+    signed_in = node_rp.call("callback", client=client, url=returned)
+    return SignedIn(started, returned, signed_in["tokens"], signed_in["claims"])

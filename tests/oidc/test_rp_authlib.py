@@ -17,10 +17,9 @@ from . import (
     log_out_in_browser,
     query,
     screenshot,
-    sign_in_through_hosted_pages,
     signing_algorithm,
 )
-from .authlib_rp import AuthlibApp, OAuthError
+from .authlib_rp import AuthlibApp, OAuthError, sign_in_with_authlib
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -47,16 +46,15 @@ def test_authlib_signs_in_through_the_hosted_pages_refreshes_and_logs_out(
     assert algorithm in metadata["id_token_signing_alg_values_supported"]
     assert metadata["authorization_response_iss_parameter_supported"] is True
 
-    authorization = app.authorize(web.redirect_uri, scope="openid email profile")
+    signed_in = sign_in_with_authlib(
+        page, app, web.redirect_uri, callbacks[web.client_id], person, shot="login", scope="openid email profile"
+    )
+    authorization, token = signed_in.authorization, signed_in.token
     sent = query(authorization.url)
     assert sent["code_challenge_method"] == "S256" and sent["nonce"] == authorization.nonce
-    callback = sign_in_through_hosted_pages(
-        page, authorization.url, callbacks[web.client_id], email=person.email, password=person.password, shot="login"
-    )
-    back = query(callback)
+    back = query(signed_in.callback)
     assert back["state"] == authorization.state and back["iss"] == issuer, back
 
-    token = app.finish(authorization, callback)
     assert token["token_type"].lower() == "bearer" and token["refresh_token"], sorted(token)
     claims = token["userinfo"]  # the ID token, validated by Authlib: signature, iss, aud, exp, nonce, at_hash
     assert claims["iss"] == issuer and claims["aud"] in (web.client_id, [web.client_id])
@@ -113,11 +111,7 @@ def test_logout_without_id_token_hint_asks_first(
     web = stack_clients["demo-web"]
     assert web.redirect_uri and web.post_logout_redirect_uri
     app = AuthlibApp(issuer, web.client_id, web.secret)
-    authorization = app.authorize(web.redirect_uri)
-    callback = sign_in_through_hosted_pages(
-        page, authorization.url, callbacks[web.client_id], email=person.email, password=person.password
-    )
-    token = app.finish(authorization, callback)
+    token = sign_in_with_authlib(page, app, web.redirect_uri, callbacks[web.client_id], person).token
 
     logout = app.create_logout_url(post_logout_redirect_uri=web.post_logout_redirect_uri, client_id=web.client_id)
     page.goto(logout["url"])

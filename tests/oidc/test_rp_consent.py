@@ -8,8 +8,8 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from . import query, screenshot, sign_in_through_hosted_pages
-from .authlib_rp import AuthlibApp
+from . import query, screenshot, submit_login
+from .authlib_rp import AuthlibApp, sign_in_with_authlib
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -38,9 +38,7 @@ def test_third_party_client_asks_consent_once(
     mark = callback.mark()
     page.goto(first.url)
     assert urlsplit(page.url).path == "/oauth2/ui/login", page.url
-    page.get_by_label(re.compile(r"^\s*email", re.I)).first.fill(person.email)
-    page.get_by_label(re.compile(r"^\s*password", re.I)).first.fill(person.password)
-    page.get_by_role("button", name=re.compile(r"^\s*(sign in|log in|continue)\s*$", re.I)).first.click()
+    submit_login(page, email=person.email, password=person.password)
     page.wait_for_url(re.compile(r"/oauth2/ui/consent"))
     screenshot(page, "consent")
     page.get_by_role("button", name=DENY).first.click()
@@ -61,7 +59,6 @@ def test_third_party_client_asks_consent_once(
     assert token["userinfo"]["email"] == person.email
 
     # Remembered: the next request for the same scopes goes straight back with a code.
-    third = app.authorize(partner.redirect_uri, scope="openid email")
-    returned = sign_in_through_hosted_pages(page, third.url, callback, email=person.email, password=person.password)
-    assert "code" in query(returned), returned
-    assert app.finish(third, returned)["userinfo"]["sub"] == token["userinfo"]["sub"]
+    third = sign_in_with_authlib(page, app, partner.redirect_uri, callback, person, scope="openid email")
+    assert "code" in query(third.callback), third.callback
+    assert third.token["userinfo"]["sub"] == token["userinfo"]["sub"]

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 from stackyard_harness.local_stack import LocalStack
 
-from . import jose_header, log_out_in_browser, query, sign_in_through_hosted_pages, signing_algorithm
-from .node_rp import NodeRelyingParty, OpenIdClientError
+from . import jose_header, log_out_in_browser, query, signing_algorithm
+from .node_rp import NodeRelyingParty, OpenIdClientError, sign_in_with_openid_client
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -40,15 +40,20 @@ def test_openid_client_spa_signs_in_with_pkce_refreshes_and_logs_out(
     assert discovered["serverMetadata"]["issuer"] == issuer
     assert "none" in discovered["serverMetadata"]["token_endpoint_auth_methods_supported"]
 
-    started = node_rp.call("authorize", client="spa", redirectUri=spa.redirect_uri, scope="openid email profile")
+    # openid-client checks state, iss (RFC 9207), the ID token's signature, iss, aud, nonce and exp.
+    signed_in = sign_in_with_openid_client(
+        page,
+        node_rp,
+        "spa",
+        spa.redirect_uri,
+        callbacks[spa.client_id],
+        person,
+        shot="login-spa",
+        scope="openid email profile",
+    )
+    started, tokens, claims = signed_in.started, signed_in.tokens, signed_in.claims
     sent = query(started["url"])
     assert sent["client_id"] == spa.client_id and sent["code_challenge_method"] == "S256", sent
-    callback = sign_in_through_hosted_pages(
-        page, started["url"], callbacks[spa.client_id], email=person.email, password=person.password, shot="login-spa"
-    )
-    # openid-client checks state, iss (RFC 9207), the ID token's signature, iss, aud, nonce and exp.
-    signed_in = node_rp.call("callback", client="spa", url=callback)
-    tokens, claims = signed_in["tokens"], signed_in["claims"]
     assert claims["nonce"] == started["nonce"] and audience(claims) == [spa.client_id], claims
     assert claims["email"] == person.email and claims["iss"] == issuer
     assert jose_header(tokens["id_token"])["alg"] == signing_algorithm(make_up)
@@ -93,22 +98,18 @@ def test_openid_client_confidential_web_app_signs_in_with_client_secret_post(
     assert {"client_secret_basic", "client_secret_post"} <= set(
         discovered["serverMetadata"]["token_endpoint_auth_methods_supported"]
     )
-    started = node_rp.call("authorize", client="web", redirectUri=web.redirect_uri, scope="openid email")
-    callback = sign_in_through_hosted_pages(
-        page, started["url"], callbacks[web.client_id], email=person.email, password=person.password
+    signed_in = sign_in_with_openid_client(
+        page, node_rp, "web", web.redirect_uri, callbacks[web.client_id], person, scope="openid email"
     )
-    signed_in = node_rp.call("callback", client="web", url=callback)
-    claims = signed_in["claims"]
+    claims = signed_in.claims
     assert audience(claims) == [web.client_id] and claims["email"] == person.email
     assert "name" not in claims, "no profile scope, no profile claims"
-    userinfo = node_rp.call(
-        "userinfo", client="web", accessToken=signed_in["tokens"]["access_token"], sub=claims["sub"]
-    )
+    userinfo = node_rp.call("userinfo", client="web", accessToken=signed_in.tokens["access_token"], sub=claims["sub"])
     assert userinfo["sub"] == claims["sub"] and userinfo["email"] == person.email
 
     # The web app may introspect its own access token; a wrong secret is refused as invalid_client.
-    assert node_rp.call("introspect", client="web", token=signed_in["tokens"]["access_token"])["active"] is True
+    assert node_rp.call("introspect", client="web", token=signed_in.tokens["access_token"])["active"] is True
     node_rp.call("discover", client="forged", issuer=issuer, clientId=web.client_id, clientSecret="not-the-secret")
     with pytest.raises(OpenIdClientError) as refused:
-        node_rp.call("introspect", client="forged", token=signed_in["tokens"]["access_token"])
+        node_rp.call("introspect", client="forged", token=signed_in.tokens["access_token"])
     assert refused.value.error == "invalid_client", refused.value.fields

@@ -8,8 +8,8 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from . import query, sign_in_through_hosted_pages
-from .node_rp import NodeRelyingParty
+from . import query
+from .node_rp import NodeRelyingParty, sign_in_with_openid_client
 
 if TYPE_CHECKING:
     from playwright.sync_api import Frame, Page
@@ -32,7 +32,6 @@ def test_prompt_login_and_max_age_ask_again_and_prompt_none_does_not(
 
     def sign_in(extra: dict[str, str] | None = None) -> tuple[dict[str, object], bool]:
         """(the ID token's claims, whether the login page was shown)."""
-        started = node_rp.call("authorize", client="spa", redirectUri=spa.redirect_uri, extra=extra or {})
         shown: list[str] = []
 
         def seen(frame: Frame) -> None:
@@ -40,13 +39,12 @@ def test_prompt_login_and_max_age_ask_again_and_prompt_none_does_not(
 
         page.on("framenavigated", seen)
         try:
-            returned = sign_in_through_hosted_pages(
-                page, started["url"], callback, email=person.email, password=person.password
+            signed_in = sign_in_with_openid_client(
+                page, node_rp, "spa", spa.redirect_uri, callback, person, extra=extra or {}
             )
         finally:
             page.remove_listener("framenavigated", seen)
-        claims = node_rp.call("callback", client="spa", url=returned)["claims"]
-        return claims, "/oauth2/ui/login" in shown
+        return signed_in.claims, "/oauth2/ui/login" in shown
 
     first, asked = sign_in()
     assert asked

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from . import query, screenshot, sign_in_through_hosted_pages
-from .authlib_rp import AuthlibApp, OAuthError
+from . import query, screenshot
+from .authlib_rp import AuthlibApp, OAuthError, sign_in_with_authlib
 from .callbacks import CallbackServer
-from .node_rp import NodeRelyingParty, OpenIdClientError
+from .node_rp import NodeRelyingParty, OpenIdClientError, sign_in_with_openid_client
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -134,15 +134,12 @@ def test_reused_authorization_code_is_invalid_grant_and_revokes_its_tokens(
     web = stack_clients["demo-web"]
     assert web.redirect_uri
     app = AuthlibApp(issuer, web.client_id, web.secret)
-    authorization = app.authorize(web.redirect_uri)
-    callback = sign_in_through_hosted_pages(
-        page, authorization.url, callbacks[web.client_id], email=person.email, password=person.password
-    )
-    token = app.finish(authorization, callback)
+    signed_in = sign_in_with_authlib(page, app, web.redirect_uri, callbacks[web.client_id], person)
+    token = signed_in.token
     assert app.introspect(token["access_token"])["active"] is True
 
     with pytest.raises(OAuthError) as refused:
-        app.redeem_again(authorization, callback)
+        app.redeem_again(signed_in.authorization, signed_in.callback)
     assert refused.value.error == "invalid_grant"
     assert app.introspect(token["access_token"])["active"] is False, "a replayed code revokes what it issued"
     with pytest.raises(OAuthError) as also_refused:
@@ -160,11 +157,7 @@ def test_reused_refresh_token_is_invalid_grant_and_revokes_the_rotated_one(
     web = stack_clients["demo-web"]
     assert web.redirect_uri
     app = AuthlibApp(issuer, web.client_id, web.secret)
-    authorization = app.authorize(web.redirect_uri)
-    callback = sign_in_through_hosted_pages(
-        page, authorization.url, callbacks[web.client_id], email=person.email, password=person.password
-    )
-    first = app.finish(authorization, callback)
+    first = sign_in_with_authlib(page, app, web.redirect_uri, callbacks[web.client_id], person).token
     rotated = app.refresh(first["refresh_token"])
 
     with pytest.raises(OAuthError) as reused:
@@ -186,21 +179,15 @@ def test_public_client_refresh_token_reuse_seen_by_openid_client(
 ) -> None:
     spa = stack_clients["demo-spa"]
     node_rp.call("discover", client="spa", issuer=issuer, clientId=spa.client_id)
-    started = node_rp.call("authorize", client="spa", redirectUri=spa.redirect_uri)
-    callback = sign_in_through_hosted_pages(
-        page, started["url"], callbacks[spa.client_id], email=person.email, password=person.password
-    )
-    tokens = node_rp.call("callback", client="spa", url=callback)["tokens"]
+    signed_in = sign_in_with_openid_client(page, node_rp, "spa", spa.redirect_uri, callbacks[spa.client_id], person)
     with pytest.raises(OpenIdClientError) as replayed:
-        node_rp.call("callback", client="spa", url=callback)
+        node_rp.call("callback", client="spa", url=signed_in.callback)
     assert replayed.value.error == "invalid_grant", replayed.value.fields
 
     node_rp.call("discover", client="spa2", issuer=issuer, clientId=spa.client_id)
-    started = node_rp.call("authorize", client="spa2", redirectUri=spa.redirect_uri)
-    callback = sign_in_through_hosted_pages(
-        page, started["url"], callbacks[spa.client_id], email=person.email, password=person.password
-    )
-    tokens = node_rp.call("callback", client="spa2", url=callback)["tokens"]
+    tokens = sign_in_with_openid_client(
+        page, node_rp, "spa2", spa.redirect_uri, callbacks[spa.client_id], person
+    ).tokens
     rotated = node_rp.call("refresh", client="spa2", refreshToken=tokens["refresh_token"])["tokens"]
     for refresh_token in (tokens["refresh_token"], rotated["refresh_token"]):
         with pytest.raises(OpenIdClientError) as refused:
