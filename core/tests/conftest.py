@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from oidc_core_support import clock, ctx, hasher, redis  # noqa: F401  (the OpenID Provider's fixtures)
 from stackyard.clients import mongo_client
 from stackyard.resources.stack import TelemetrySettings
 from stackyard.telemetry import Telemetry

@@ -2,26 +2,10 @@
 for an untrusted client or redirect URI, an error at the redirect URI with state and iss
 otherwise), and the decision for the user's browser session (login, consent, a code)."""
 
-# ruff: noqa: F811  (the fixtures come from oidc_core_support; tests take them as arguments)
-
 from __future__ import annotations
 
 import pytest
-from oidc_core_support import (  # noqa: F401
-    ISSUER,
-    WEB_REDIRECT,
-    Clock,
-    auth_params,
-    authorize_code,
-    clock,
-    ctx,
-    hasher,
-    new_user,
-    pkce,
-    query,
-    redis,
-    signed_in,
-)
+from oidc_core_support import ISSUER, WEB_REDIRECT, Clock, auth_params, authorize_code, new_user, pkce, query, signed_in
 from stackyard.auth.context import AuthContext
 from stackyard.auth.oidc import authorize, consents
 from stackyard.auth.oidc.errors import InvalidClientOrRedirect

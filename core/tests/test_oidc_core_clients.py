@@ -1,7 +1,5 @@
 """OIDC client authentication, exact redirect URI matching and the discovery document."""
 
-# ruff: noqa: F811  (the fixtures come from oidc_core_support; tests take them as arguments)
-
 from __future__ import annotations
 
 import base64
@@ -10,7 +8,7 @@ import string
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from oidc_core_support import ISSUER, SECRETS, SPA_REDIRECT, basic, clock, ctx, hasher, redis, spec  # noqa: F401
+from oidc_core_support import ISSUER, SECRETS, SPA_REDIRECT, basic, spec
 from stackyard.auth.context import AuthContext
 from stackyard.auth.oidc.authorize import ClientResponse
 from stackyard.auth.oidc.clients import (

@@ -1,8 +1,6 @@
 """userinfo, introspection (RFC 7662), revocation (RFC 7009) and RP-initiated logout on the
 real Redis and MongoDB-wire server."""
 
-# ruff: noqa: F811  (the fixtures come from oidc_core_support; tests take them as arguments)
-
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,22 +8,7 @@ from typing import Any
 
 import jwt
 import pytest
-from oidc_core_support import (  # noqa: F401
-    ISSUER,
-    SECRETS,
-    START,
-    Clock,
-    authorize_code,
-    basic,
-    clock,
-    ctx,
-    exchange,
-    hasher,
-    new_user,
-    redis,
-    signed_in,
-    token,
-)
+from oidc_core_support import ISSUER, SECRETS, START, Clock, authorize_code, basic, exchange, new_user, signed_in, token
 from stackyard.auth.context import AuthContext
 from stackyard.auth.keys import KeySet, generate_key
 from stackyard.auth.oidc import logout

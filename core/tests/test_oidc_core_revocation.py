@@ -3,8 +3,6 @@ and a user's token become inactive at introspection and refused at userinfo; ano
 revokes nothing; the denylist entry lasts as long as the token (by the ctx clock). Real Redis
 and MongoDB-wire server."""
 
-# ruff: noqa: F811  (the fixtures come from oidc_core_support; tests take them as arguments)
-
 from __future__ import annotations
 
 import asyncio
@@ -12,20 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
-from oidc_core_support import (  # noqa: F401
-    SECRETS,
-    Clock,
-    authorize_code,
-    basic,
-    clock,
-    ctx,
-    exchange,
-    hasher,
-    new_user,
-    redis,
-    signed_in,
-    token,
-)
+from oidc_core_support import SECRETS, Clock, authorize_code, basic, exchange, new_user, signed_in, token
 from stackyard.auth.context import AuthContext
 from stackyard.auth.oidc.clients import AuthenticatedClient, authenticate_client
 from stackyard.auth.oidc.errors import BearerError, OAuthError

@@ -2,8 +2,6 @@
 redirect URI, client binding, one use), ID tokens verified with PyJWT against the JWKS,
 refresh token rotation and reuse, and client credentials."""
 
-# ruff: noqa: F811  (the fixtures come from oidc_core_support; tests take them as arguments)
-
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +17,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet as JoseKeySet
 from joserfc.jws import JWSRegistry
-from oidc_core_support import (  # noqa: F401
+from oidc_core_support import (
     AUDIENCE,
     ISSUER,
     SECRETS,
@@ -27,12 +25,8 @@ from oidc_core_support import (  # noqa: F401
     Clock,
     authorize_code,
     basic,
-    clock,
-    ctx,
     exchange,
-    hasher,
     new_user,
-    redis,
     signed_in,
     token,
 )
