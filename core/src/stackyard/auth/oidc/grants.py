@@ -166,18 +166,7 @@ def _user_tokens(
     nonce: str | None,
     refresh: str | None,
 ) -> dict[str, Any]:
-    spec = client.spec
-    scope = " ".join(scopes)
-    access, expires_in = issue_client_access_token(
-        ctx,
-        subject=user.id,
-        client_id=client.client_id,
-        scope=scope,
-        audience=spec.audience,
-        lifetime=access_lifetime(ctx, spec),
-        sid=grant_sid,
-    )
-    body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": expires_in, "scope": scope}
+    body = _access_token(ctx, client, subject=user.id, scopes=scopes, sid=grant_sid)
     if "openid" in scopes:
         body["id_token"] = issue_id_token(
             ctx,
@@ -187,9 +176,9 @@ def _user_tokens(
             auth_time=auth_time,
             sid=browser_sid,
             amr=amr,
-            lifetime=int(duration_seconds(spec.token_lifetimes.id_token)),
+            lifetime=int(duration_seconds(client.spec.token_lifetimes.id_token)),
             nonce=nonce,
-            access_token=access,
+            access_token=body["access_token"],
         )
     if refresh is not None:
         body["refresh_token"] = refresh
@@ -238,13 +227,22 @@ def client_credentials(ctx: AuthContext, client: AuthenticatedClient, form: Mapp
     if unknown:
         raise OAuthError(INVALID_SCOPE, f"scope not allowed for this client: {' '.join(unknown)[:200]}")
     scopes = asked or [s for s in spec.scopes if s not in ("openid", "offline_access")]
+    return _access_token(ctx, client, subject=client.client_id, scopes=scopes)
+
+
+def _access_token(
+    ctx: AuthContext, client: AuthenticatedClient, *, subject: str, scopes: list[str], sid: str | None = None
+) -> dict[str, Any]:
+    """The token response's access token for `client` (its audience and lifetime) with `scopes`:
+    access_token, token_type, expires_in and scope (RFC 6749 §5.1)."""
     scope = " ".join(scopes)
     access, expires_in = issue_client_access_token(
         ctx,
-        subject=client.client_id,
+        subject=subject,
         client_id=client.client_id,
         scope=scope,
-        audience=spec.audience,
-        lifetime=access_lifetime(ctx, spec),
+        audience=client.spec.audience,
+        lifetime=access_lifetime(ctx, client.spec),
+        sid=sid,
     )
     return {"access_token": access, "token_type": "Bearer", "expires_in": expires_in, "scope": scope}
