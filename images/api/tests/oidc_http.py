@@ -173,3 +173,14 @@ def code_for(http: httpx.Client, client_id: str, redirect_uri: str, pkce: Pkce |
     assert target == redirect_uri, query
     assert query["state"] == asked["state"] and "code" in query, query
     return query["code"]
+
+
+def code_form(code: str, redirect_uri: str, pkce: Pkce, **form: str) -> dict[str, str]:
+    """The token request's form that redeems `code` with its verifier (RFC 6749 §4.1.3, RFC 7636),
+    and `form` (client_id for a public client)."""
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": pkce.verifier,
+    } | form

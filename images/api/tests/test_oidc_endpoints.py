@@ -30,6 +30,7 @@ from oidc_http import (
     authorize_params,
     basic,
     code_for,
+    code_form,
     configure_provider,
     query_of,
     redirect_of,
@@ -73,13 +74,9 @@ def oauth_error(answer: httpx.Response, status: int, error: str) -> dict[str, An
 
 
 def web_tokens(http: httpx.Client, code: str, pkce: Pkce, **form: str) -> httpx.Response:
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": WEB_CALLBACK,
-        "code_verifier": pkce.verifier,
-    }
-    return http.post("/oauth2/token", data=data | form, headers=basic("shop", WEB_SECRET))
+    return http.post(
+        "/oauth2/token", data=code_form(code, WEB_CALLBACK, pkce) | form, headers=basic("shop", WEB_SECRET)
+    )
 
 
 def unverified(token: str) -> dict[str, Any]:
@@ -357,13 +354,7 @@ def test_a_public_client_redeems_its_code_with_pkce_and_no_secret(
 ):
     pkce = Pkce.new()
     code = code_for(http, "spa", SPA_CALLBACK, pkce, scope="openid")
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": SPA_CALLBACK,
-        "code_verifier": pkce.verifier,
-        "client_id": "spa",
-    }
+    form = code_form(code, SPA_CALLBACK, pkce, client_id="spa")
     answer = http.post("/oauth2/token", data=form)
     assert answer.status_code == 200, answer.text
     assert unverified(answer.json()["id_token"])["aud"] == "spa"
@@ -607,13 +598,7 @@ def test_the_token_endpoint_answers_a_browser_of_the_spa(
 ):
     pkce = Pkce.new()
     code = code_for(http, "spa", SPA_CALLBACK, pkce, scope="openid")
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": SPA_CALLBACK,
-        "code_verifier": pkce.verifier,
-        "client_id": "spa",
-    }
+    form = code_form(code, SPA_CALLBACK, pkce, client_id="spa")
     answer = http.post("/oauth2/token", data=form, headers={"Origin": SPA})
     assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == SPA
     assert json.loads(answer.text)["token_type"] == "Bearer"
@@ -645,7 +630,7 @@ def test_a_first_party_clients_token_calls_the_api_but_a_third_party_clients_doe
     for client_id, uri in (("shop", WEB_CALLBACK), ("buddy", "https://buddy.example.org/cb")):
         pkce = Pkce.new()
         code = code_for(http, client_id, uri, pkce, scope="openid email")
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": uri, "code_verifier": pkce.verifier}
+        form = code_form(code, uri, pkce)
         answer = http.post("/oauth2/token", data=form, headers=basic(client_id, WEB_SECRET))
         assert answer.status_code == 200, answer.text
         tokens[client_id] = answer.json()["access_token"]

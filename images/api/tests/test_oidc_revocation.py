@@ -22,6 +22,7 @@ from oidc_http import (
     Pkce,
     basic,
     code_for,
+    code_form,
     configure_provider,
     sign_in_browser,
 )
@@ -53,12 +54,7 @@ def browser(auth: AuthStack, http: httpx.Client) -> str:
 def shop_tokens(http: httpx.Client) -> dict[str, Any]:
     pkce = Pkce.new()
     code = code_for(http, "shop", WEB_CALLBACK, pkce, scope="openid email")
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": WEB_CALLBACK,
-        "code_verifier": pkce.verifier,
-    }
+    form = code_form(code, WEB_CALLBACK, pkce)
     answer = http.post("/oauth2/token", data=form, headers=basic("shop", WEB_SECRET))
     assert answer.status_code == 200, answer.text
     tokens: dict[str, Any] = answer.json()
