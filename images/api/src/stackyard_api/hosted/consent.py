@@ -17,9 +17,9 @@ from stackyard.auth.oidc.browser import BrowserSession, cookie_name, current_bro
 from starlette.responses import Response
 
 from ..auth_deps import AuthDep
-from .csrf import CsrfForm, issue_csrf
-from .login import CONTINUE, client_context, form_field, load_request, redirect, to_client
-from .render import PREFIX, HostedRoute, hosted_settings, render
+from .csrf import CsrfForm
+from .login import CONTINUE, form_field, load_request, redirect, request_page, to_client
+from .render import PREFIX, HostedRoute, hosted_settings
 
 router = APIRouter(route_class=HostedRoute)
 
@@ -51,16 +51,15 @@ async def consent_page(request: Request, ctx: AuthDep, ar: str | None = None) ->
     user = await ctx.users.by_id(browser.user_id) if browser is not None else None
     if browser is None or user is None:
         return redirect(f"{PREFIX}/login?ar={quote(pending.id)}")
-    issue_csrf(request, ctx)
     app_name = hosted_settings(request)[1]
-    return render(
+    return request_page(
         request,
+        ctx,
+        pending,
+        client,
         "hosted/consent.html",
-        form_action=[pending.redirect_uri],
-        images=[client.logo_uri],
         user_email=user.email,
         scopes=scope_lines(pending.scopes, app_name),
-        **client_context(pending, client),
     )
 
 

@@ -107,6 +107,35 @@ def client_context(pending: PendingAuthorization, client: OIDCClientSpec) -> dic
     }
 
 
+def request_page(
+    request: Request,
+    ctx: AuthContext,
+    pending: PendingAuthorization,
+    client: OIDCClientSpec,
+    name: str,
+    /,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    to_client: bool = True,
+    **context: Any,
+) -> Response:
+    """The page `name` of the request `pending`: with a CSRF token for its form, the client's
+    logo allowed, what every page of a request shows of it (`client_context`) and `context`;
+    `to_client`: its form may end at the client's redirect URI (allowed as a form action)."""
+    issue_csrf(request, ctx)
+    return render(
+        request,
+        name,
+        status_code=status,
+        form_action=[pending.redirect_uri] if to_client else [],
+        images=[client.logo_uri],
+        headers=headers,
+        **context,
+        **client_context(pending, client),
+    )
+
+
 def to_client(request: Request, response: ClientResponse) -> Response:
     """Back to the client with an authorization response: 303 to its redirect URI
     (response_mode=query), or a page whose form posts the parameters there (form_post; sent
@@ -204,13 +233,13 @@ async def login_page(
 ) -> Response:
     """The login page of `pending`, with an error (announced and focused) or a notice;
     `offer_resend` adds a button that sends the address's confirmation link again."""
-    issue_csrf(request, ctx)
-    return render(
+    return request_page(
         request,
+        ctx,
+        pending,
+        client,
         "hosted/login.html",
-        status_code=status,
-        form_action=[pending.redirect_uri],
-        images=[client.logo_uri],
+        status=status,
         headers=headers,
         error=error,
         notice=notice,
@@ -218,7 +247,6 @@ async def login_page(
         methods=_methods(ctx),
         providers=_providers(ctx),
         offer_resend=offer_resend,
-        **client_context(pending, client),
     )
 
 
@@ -232,17 +260,7 @@ def _mfa_page(
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    issue_csrf(request, ctx)
-    return render(
-        request,
-        "hosted/mfa.html",
-        status_code=status,
-        form_action=[pending.redirect_uri],
-        images=[client.logo_uri],
-        headers=headers,
-        error=error,
-        **client_context(pending, client),
-    )
+    return request_page(request, ctx, pending, client, "hosted/mfa.html", status=status, headers=headers, error=error)
 
 
 def _retry_after(exc: Problem) -> dict[str, str] | None:

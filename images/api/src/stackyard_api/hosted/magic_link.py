@@ -27,9 +27,9 @@ from starlette.responses import Response
 
 from ..auth_deps import AuthDep, ClientDep
 from ..routers.auth import after_answer
-from .csrf import CsrfForm, issue_csrf
-from .login import BROWSER_SESSION, client_context, complete_login, load_request, login_page, problem_message
-from .render import PREFIX, HostedRoute, render
+from .csrf import CsrfForm
+from .login import BROWSER_SESSION, complete_login, load_request, login_page, problem_message, request_page
+from .render import PREFIX, HostedRoute
 
 router = APIRouter(route_class=HostedRoute)
 RequestId = Annotated[str, Query(max_length=64)]
@@ -77,15 +77,8 @@ async def confirm_page(request: Request, ctx: AuthDep, ar: RequestId, token: Tok
     address = await flows.magic_link_address(ctx, token)
     if address is None:
         return await login_page(request, ctx, pending, oidc_client, error=SPENT, status=400)
-    issue_csrf(request, ctx)
-    return render(
-        request,
-        "hosted/magic_link_confirm.html",
-        form_action=[pending.redirect_uri],
-        images=[oidc_client.logo_uri],
-        token=token,
-        email=address,
-        **client_context(pending, oidc_client),
+    return request_page(
+        request, ctx, pending, oidc_client, "hosted/magic_link_confirm.html", token=token, email=address
     )
 
 

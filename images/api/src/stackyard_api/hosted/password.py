@@ -30,11 +30,11 @@ from ..routers.auth import after_answer
 from .csrf import CsrfForm, issue_csrf
 from .login import (
     RequestExpired,
-    client_context,
     form_field,
     load_request,
     login_page,
     problem_message,
+    request_page,
 )
 from .render import PREFIX, HostedRoute, render
 
@@ -69,16 +69,17 @@ def _forgot_page(
     notice: str | None = None,
     status: int = 200,
 ) -> Response:
-    issue_csrf(request, ctx)
-    return render(
+    return request_page(
         request,
+        ctx,
+        pending,
+        client,
         "hosted/password_forgot.html",
-        status_code=status,
-        images=[client.logo_uri],
+        status=status,
+        to_client=False,
         email=email,
         error=error,
         notice=notice,
-        **client_context(pending, client),
     )
 
 
