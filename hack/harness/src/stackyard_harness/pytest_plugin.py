@@ -147,12 +147,12 @@ CHROMIUM = os.environ.get("STACKYARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless chromium (Playwright, sync API) for the whole session. One only: Playwright's
-    sync API refuses to start while another of its instances runs, so every browser test (the
-    console's, the OpenID Provider's, the hosted pages') shares this one, each in a context of
-    its own."""
+    """A headless chromium (Playwright, sync API) for one test module, shared by its tests
+    (each in a context of its own). One module at a time, on purpose: while Playwright's sync
+    API runs, the main thread has a running event loop, so `asyncio.run` fails in any test
+    after it, and a second instance refuses to start."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
