@@ -46,7 +46,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import re
 import resource
 import secrets
@@ -61,7 +60,6 @@ from typing import Any
 
 import aiohttp
 import argon2
-import httpx
 import jwt
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -72,8 +70,9 @@ from stackyard.auth.tokens import issue_access_token, verify_access_token
 from stackyard.config import RuntimeConfig
 from stackyard.resources.email import EmailProviderSpec
 from stackyard.resources.stack import AuthSettings, StackSpec
+from stackyard_harness.api_process import cpu_seconds, stack_credentials, start_api_script, write_config_dir
 from stackyard_harness.harness import Harness, progress
-from stackyard_harness.process import ManagedProcess, free_port
+from stackyard_harness.process import free_port
 from stackyard_harness.pyspy import sample_stacks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,7 +87,6 @@ LOGIN_WARMUP = 3
 HASHES = 15
 PROFILE_SECONDS = 4.0
 PROFILE_RATE = 500
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def line(name: str, value: float, unit: str) -> str:
@@ -265,35 +263,8 @@ def write_config(directory: Path, redis_url: str, mongo_url: str) -> None:
         spec=spec,
         email_providers={"relay": EmailProviderSpec.model_validate(relay | {"priority": 10})},
     )
-    keys = KeySet((generate_key("EdDSA", datetime.now(UTC)),)).to_json()
-    credentials = {
-        "stack.redis.url": redis_url,
-        "stack.mongodb.uri": mongo_url,
-        "stack.auth.signingKeys": keys,
-        "stack.auth.encryptionKey": base64.b64encode(os.urandom(32)).decode(),
-    }
-    (directory / "credentials.json").write_text(json.dumps(credentials))
-    (directory / "config.json").write_text(config.canonical_json())
-
-
-def start_server(directory: Path) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {"STACKYARD_CONFIG_DIR": str(directory), "STACKYARD_LOG_LEVEL": "warning"}
-    server = ManagedProcess(
-        "stackyard-api (bench)", [sys.executable, SERVER, str(port)], directory / "api.log", env=env
-    )
-
-    def ready() -> bool:
-        return httpx.get(f"{url}/v1/config", timeout=1).status_code == 200
-
-    server.start().wait_ready(ready, 30, "serving its config")
-    return server, url
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime, stime
+    credentials = stack_credentials(redis_url, mongo_url)
+    write_config_dir(directory, config.canonical_json(), credentials)
 
 
 class Load:
@@ -544,7 +515,7 @@ def main() -> int:
         directory = harness.run_dir / "auth-bench"
         write_config(directory, redis.url, harness.started["mongo"].url)  # type: ignore[attr-defined]
         progress("starting the api (bench/peers/auth_api.py) under uvicorn")
-        server, url = start_server(directory)
+        server, url = start_api_script(SERVER, directory)
         stack.callback(server.stop)
         pids = {"api": server.proc.pid, "redis": redis.process.proc.pid}  # type: ignore[attr-defined,union-attr]
         asyncio.run(requests_and_logins(url, pids, directory, args.seconds, args.connections, args.logins))

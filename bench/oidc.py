@@ -49,13 +49,11 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import re
 import resource
 import shutil
 import signal
 import time
-from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -63,13 +61,13 @@ import aiohttp
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from stackyard.auth.keys import KeySet, generate_key
 from stackyard.config import RuntimeConfig
 from stackyard.resources.oidc import OIDCClientSpec
 from stackyard.resources.stack import StackSpec
+from stackyard_harness.api_process import cpu_seconds, stack_credentials, start_api_script, write_config_dir
 from stackyard_harness.harness import Harness, progress
 from stackyard_harness.oidc_provider import provider_script
-from stackyard_harness.process import ManagedProcess, free_port
+from stackyard_harness.process import ManagedProcess
 from stackyard_harness.pyspy import SPY, sample_stacks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,17 +82,11 @@ GOAL = 0.5
 WARMUP_SECONDS = 2.0
 PROFILE_SECONDS = 4.0
 PROFILE_RATE = 500
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def basic(client_id: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{SECRET}".encode()).decode()}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime, stime
 
 
 # -- the two servers -----------------------------------------------------------------------
@@ -115,30 +107,8 @@ def write_config(directory: Path, redis_url: str, mongo_url: str) -> None:
         | {"audience": AUDIENCE}
     )
     config = RuntimeConfig(stack="bench", namespace="bench", generation=1, spec=spec, oidc_clients={"reports": client})
-    credentials = {
-        "stack.redis.url": redis_url,
-        "stack.mongodb.uri": mongo_url,
-        "stack.auth.signingKeys": KeySet((generate_key("EdDSA", datetime.now(UTC)),)).to_json(),
-        "stack.auth.encryptionKey": base64.b64encode(os.urandom(32)).decode(),
-        "oidcclient.reports.clientSecret": SECRET,
-    }
-    (directory / "credentials.json").write_text(json.dumps(credentials))
-    (directory / "config.json").write_text(config.canonical_json())
-
-
-def start_api(directory: Path) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {"STACKYARD_CONFIG_DIR": str(directory), "STACKYARD_LOG_LEVEL": "warning"}
-    server = ManagedProcess(
-        "stackyard-api (bench)", [sys.executable, SERVER, str(port)], directory / "api.log", env=env
-    )
-
-    def ready() -> bool:
-        return httpx.get(f"{url}/v1/config", timeout=1).status_code == 200
-
-    server.start().wait_ready(ready, 30, "serving its config")
-    return server, url
+    credentials = stack_credentials(redis_url, mongo_url) | {"oidcclient.reports.clientSecret": SECRET}
+    write_config_dir(directory, config.canonical_json(), credentials)
 
 
 def eddsa_jwk() -> dict[str, str]:
@@ -418,7 +388,7 @@ def main() -> int:
         directory = harness.run_dir / "oidc-bench"
         write_config(directory, harness.started["redis"].url, harness.started["mongo"].url)  # type: ignore[attr-defined]
         progress("starting the api (bench/peers/auth_api.py) under uvicorn")
-        api, api_url = start_api(directory)
+        api, api_url = start_api_script(SERVER, directory)
         stack.callback(api.stop)
         progress("starting oidc-provider (bench/peers/oidc_provider.mjs)")
         peer, peer_url = start_peer(directory)

@@ -80,19 +80,49 @@ def write_bucket_config(
         spec=spec,
         buckets={name: BucketSpec.model_validate(bucket_spec)},
     )
-    credentials = {
-        "stack.redis.url": redis_url,
-        "stack.mongodb.uri": mongo_url,
-        "stack.auth.signingKeys": signing_keys(),
-        "stack.auth.encryptionKey": base64.b64encode(os.urandom(32)).decode(),
+    credentials = stack_credentials(redis_url, mongo_url) | {
         "stack.auth.adminApiKey": admin_key,
         credential_key("Bucket", name, "accessKeyId"): s3.access_key,
         credential_key("Bucket", name, "secretAccessKey"): s3.secret_key,
     }
+    write_config_dir(directory, config.canonical_json(), credentials)
+
+
+def stack_credentials(redis_url: str, mongo_url: str) -> dict[str, str]:
+    """The credentials every Stack's api needs: Redis, MongoDB, a signing key set (EdDSA) and
+    an encryption key, as the operator first makes them."""
+    return {
+        "stack.redis.url": redis_url,
+        "stack.mongodb.uri": mongo_url,
+        "stack.auth.signingKeys": signing_keys(),
+        "stack.auth.encryptionKey": base64.b64encode(os.urandom(32)).decode(),
+    }
+
+
+def write_config_dir(directory: Path, config_json: str, credentials: Mapping[str, str]) -> None:
+    """A config directory as the api reads it: config.json, and credentials.json (mode 600)."""
+    directory.mkdir(parents=True, exist_ok=True)
     credentials_file = directory / "credentials.json"
-    credentials_file.write_text(json.dumps(credentials))
+    credentials_file.write_text(json.dumps(dict(credentials)))
     credentials_file.chmod(0o600)
-    (directory / "config.json").write_text(config.canonical_json())
+    (directory / "config.json").write_text(config_json)
+
+
+def start_api_script(script: Path, directory: Path) -> tuple[ManagedProcess, str]:
+    """A script that serves the api's app (with routes of its own, as bench/peers/auth_api.py)
+    over the config `directory` on a free loopback port, its log there; returns once it serves
+    /v1/config: (the process, its base URL)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"STACKYARD_CONFIG_DIR": str(directory), "STACKYARD_LOG_LEVEL": "warning"}
+    argv = [sys.executable, str(script), str(port)]
+    server = ManagedProcess(f"{script.stem} (bench)", argv, directory / "api.log", env=env)
+
+    def ready() -> bool:
+        return httpx.get(f"{url}/v1/config", timeout=1).status_code == 200
+
+    server.start().wait_ready(ready, 30, "serving its config")
+    return server, url
 
 
 def start_api(directory: Path, log_dir: Path, *, timeout: float = 120.0) -> tuple[ManagedProcess, str]:
@@ -132,6 +162,15 @@ def start_worker(directory: Path, log_dir: Path, *, env: dict[str, str] | None =
         lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 30, "ready"
     )
     return process
+
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime, stime
 
 
 def proc_status_kib(pid: int) -> dict[str, int]:
