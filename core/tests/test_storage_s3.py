@@ -4,8 +4,11 @@ and their abort, presigned POST and GET, the prefix, the check's reasons)."""
 from __future__ import annotations
 
 import asyncio
+import calendar
 import os
+import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -32,6 +35,13 @@ def s3_storage(s3_server: Any, **spec: Any) -> S3Storage:
 
 async def read_all(storage: S3Storage, key: str) -> bytes:
     return b"".join([chunk async for chunk in storage.read(key)])
+
+
+def signed_until(url: str) -> float:
+    """The Unix time a presigned URL stops working: its X-Amz-Date plus X-Amz-Expires."""
+    query = parse_qs(urlsplit(url).query)
+    signed = calendar.timegm(time.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ"))
+    return signed + int(query["X-Amz-Expires"][0])
 
 
 def uploads(s3_server: Any, bucket: str) -> list[dict[str, Any]]:
@@ -148,16 +158,18 @@ async def test_presigned_get_serves_the_object_with_its_filename_then_expires(s3
     storage = s3_storage(s3_server)
     await storage.put("files/f_get", b"hello", "text/plain")
     url = await storage.presigned_get("files/f_get", 300, filename="résumé 2026.txt")
-    short = await storage.presigned_get("files/f_get", 1)
+    short = await storage.presigned_get("files/f_get", 4)
     assert url is not None and short is not None
     async with httpx.AsyncClient() as http:
+        assert (await http.get(short)).status_code == 200
         answer = await http.get(url)
         assert answer.status_code == 200 and answer.content == b"hello"
         disposition = answer.headers["content-disposition"]
         assert disposition.startswith('attachment; filename="r_sum_ 2026.txt"')
         assert "filename*=UTF-8''r%C3%A9sum%C3%A9%202026.txt" in disposition
-        assert (await http.get(short)).status_code == 200
-        await asyncio.sleep(2.1)
+        # The signature's clock has whole seconds: wait until past X-Amz-Date + X-Amz-Expires,
+        # not a fixed time, so a slow machine neither expires the URL early nor reads it late.
+        await asyncio.sleep(max(0.0, signed_until(short) - time.time()) + 1.1)
         expired = await http.get(short)
     assert expired.status_code == 403 and "AccessDenied" in expired.text
     await storage.close()
