@@ -202,15 +202,17 @@ def test_status_with_the_cluster_unreachable_fails_with_one_line(env: dict[str, 
 
 
 def test_ratelimit_check_allowed_then_denied(env: dict[str, str]):
-    # examples/rate-limit-policy.yaml: auth-per-ip, a token bucket with a burst of 20.
+    # examples/rate-limit-policy.yaml: auth-per-ip, a token bucket with a burst of 20 that
+    # refills 10 a minute. The denied checks cost the whole burst: a token refilled while a
+    # slow machine starts the next CLI process must not turn them into allowed ones.
     key = f"cli-status-{uuid.uuid4().hex[:12]}"
     allowed = ok(stackyard(env, "-o", "json", "ratelimit", "check", "auth-per-ip", "--key", key, "--cost", "20"))
     assert allowed["allowed"] is True and allowed["remaining"] == 0 and allowed["key"] == key
-    denied = stackyard(env, "-o", "json", "ratelimit", "check", "auth-per-ip", "--key", key)
+    denied = stackyard(env, "-o", "json", "ratelimit", "check", "auth-per-ip", "--key", key, "--cost", "20")
     assert denied.returncode == 1 and denied.stderr == b""
     decision = json.loads(denied.stdout)
     assert decision["allowed"] is False and decision["retryAfter"] > 0
-    table = stackyard(env, "ratelimit", "check", "auth-per-ip", "--key", key)
+    table = stackyard(env, "ratelimit", "check", "auth-per-ip", "--key", key, "--cost", "20")
     assert table.returncode == 1 and table.stdout.decode().startswith("denied: retry after ")
     policies = ok(stackyard(env, "-o", "json", "ratelimit", "policies"))["policies"]
     assert policies["auth-per-ip"]["spec"]["burst"] == 20
