@@ -65,6 +65,19 @@ def test_missing_stack_secret_applies_nothing_and_keeps_the_config_in_force():
     assert conditions(desired, "EmailProvider", "resend")["Ready"].reason == "StackNotReady"
 
 
+def test_a_stack_that_stops_applying_shows_its_other_conditions_as_unknown():
+    good = render(Observed(STACK, [], {"backends": BACKENDS}))
+    shown = [{"type": c.type, "status": c.status} for c in good.statuses[("Stack", "demo")].conditions]
+    assert {"MembersReady", "AuthReady"} <= {c["type"] for c in shown}
+    broken = render(Observed(STACK | {"status": {"conditions": shown}}, [], {}, previous_config=good.config))
+    now = conditions(broken, "Stack", "demo")
+    assert (now["Ready"].status, now["Ready"].reason) == ("False", "SecretNotFound")
+    assert set(now) == {"Ready"} | {c["type"] for c in shown}
+    for type_ in set(now) - {"Ready"}:
+        assert (now[type_].status, now[type_].reason) == ("Unknown", "NotEvaluated"), type_
+    assert "SearchReady" not in now
+
+
 def test_invalid_member_without_a_previous_version_is_left_out():
     desired = render(Observed(STACK, [provider("resend")], {"backends": BACKENDS}))
     assert desired.config.email_providers == {}

@@ -143,6 +143,20 @@ def test_stack_without_its_secret_keeps_nothing_half_applied(namespace):
     assert namespace.get("configmap", "demo-config") is None
 
 
+def test_stack_that_stops_applying_keeps_its_conditions_as_unknown(namespace, backends):
+    namespace.apply(stack_manifest())
+    wait_for(lambda: (namespace.condition("stack", "demo") or {}).get("status") == "True", what="Stack Ready")
+    assert namespace.condition("stack", "demo", "MembersReady")["status"] == "True"
+    namespace.apply(stack_manifest(redis={"urlSecretRef": {"name": "no-such-secret", "key": "redis"}}))
+    ready = wait_for(
+        lambda: (c := namespace.condition("stack", "demo")) and c["status"] == "False" and c, what="Stack not Ready"
+    )
+    assert ready["reason"] == "SecretNotFound" and "no-such-secret" in ready["message"]
+    members = namespace.condition("stack", "demo", "MembersReady")
+    assert (members["status"], members["reason"]) == ("Unknown", "NotEvaluated")
+    assert namespace.condition("stack", "demo", "AuthReady")["status"] == "Unknown"
+
+
 def test_member_of_missing_stack_reports_stack_not_found(namespace):
     namespace.apply(RESEND)
     condition = wait_for(lambda: namespace.condition("emailprovider", "resend"), what="a provider condition")

@@ -71,7 +71,7 @@ from stackyard.resources.stack import StackSpec
 from . import manifests, notify, search
 from .auth_keys import AuthKeys, AuthKeysObserved, auth_condition, render_auth_keys
 from .buckets import render_bucket_objects
-from .conditions import FALSE, TRUE, ConditionIntent, not_ready, ready
+from .conditions import FALSE, TRUE, UNKNOWN, ConditionIntent, not_ready, ready
 from .databases import ObjectRef, render_database_objects
 from .oidc_clients import ClientSecrets, OIDCObserved, render_client_secrets
 
@@ -246,6 +246,21 @@ def _availability(workloads: Mapping[str, Mapping[str, Any]], spec: StackSpec, w
     )
 
 
+def _not_evaluated(stack_body: Mapping[str, Any]) -> list[ConditionIntent]:
+    """While Ready is False nothing else is decided: each other condition the Stack shows
+    turns Unknown (the Kubernetes convention), rather than keeping a verdict that is no
+    longer checked or vanishing from `kubectl describe`."""
+    shown = {c.get("type") for c in stack_body.get("status", {}).get("conditions", [])}
+    message = "not checked while the Stack's spec does not apply (see Ready)"
+    unknown = [
+        ConditionIntent("MembersReady", UNKNOWN, "NotEvaluated", message),
+        ConditionIntent("Available", UNKNOWN, "NotEvaluated", message),
+        ConditionIntent("AuthReady", UNKNOWN, "NotEvaluated", message),
+        ConditionIntent("SearchReady", UNKNOWN, "NotEvaluated", message),
+    ]
+    return [c for c in unknown if c.type in shown]
+
+
 def render(observed: Observed) -> Desired:
     stack_body = observed.stack
     stack_name = stack_body["metadata"]["name"]
@@ -264,7 +279,7 @@ def render(observed: Observed) -> Desired:
                 int(member["metadata"].get("generation", 0)),
             )
         statuses[("Stack", stack_name)] = StatusUpdate(
-            [not_ready(reason, message + _in_force_suffix(observed))], generation
+            [not_ready(reason, message + _in_force_suffix(observed)), *_not_evaluated(stack_body)], generation
         )
         return Desired(None, dict(observed.previous_credentials), observed.previous_credentials_revision, [], statuses)
 

@@ -493,8 +493,8 @@ class Stack(CustomResource):
             ConditionInfo(
                 "Ready",
                 "The Stack's config is applied: its ConfigMap, credentials Secret and workloads carry it. While "
-                "it is False, the config in force stays and the Stack has no other condition (they are set with "
-                "a config that applies).",
+                "it is False, the config in force stays and the Stack's other conditions are Unknown "
+                "(NotEvaluated) until a spec applies.",
                 {
                     "ConfigApplied": "True: the config of status.configHash is applied.",
                     "Invalid": "False: the spec does not parse or breaks a rule (the message names the field).",
@@ -510,6 +510,7 @@ class Stack(CustomResource):
                 {
                     "AllMembersReady": "True: every member is in force.",
                     "MembersInvalid": "False: the message lists each member that is not, with its Ready reason.",
+                    "NotEvaluated": "Unknown: Ready is False, so this is not checked until the spec applies.",
                 },
             ),
             ConditionInfo(
@@ -518,6 +519,7 @@ class Stack(CustomResource):
                 {
                     "PodsReady": "True: the message counts the ready replicas of each component.",
                     "PodsNotReady": "False: a component has no ready pod (the message counts them).",
+                    "NotEvaluated": "Unknown: Ready is False, so this is not checked until the spec applies.",
                 },
             ),
             ConditionInfo(
@@ -530,6 +532,7 @@ class Stack(CustomResource):
                     "InvalidKeys": "False: the auth-keys Secret holds a value that does not parse; the keys in "
                     "force stay and are not rotated.",
                     **secret_reasons("spec.auth.adminApiKeySecretRef", "the admin API is off until it resolves"),
+                    "NotEvaluated": "Unknown: Ready is False, so this is not checked until the spec applies.",
                 },
             ),
             ConditionInfo(
@@ -542,6 +545,7 @@ class Stack(CustomResource):
                     "VolumeImmutable": "False: spec.search asks for another volume size or class than the "
                     "StatefulSet was made with; the old one stays.",
                     **secret_reasons("spec.search.searchApiKeySecretRef", "only the admin API key can search"),
+                    "NotEvaluated": "Unknown: Ready is False, so this is not checked until the spec applies.",
                 },
             ),
         ],
