@@ -4,7 +4,7 @@ the same run with the same load generator.
 
 - stackyard: the real api (`create_app` over a config directory as the operator renders it,
   real Redis and FerretDB from the harness, one OIDCClient `reports` of type machine with its
-  client secret in the credentials, the Stack's signing key EdDSA, its default) under
+  client secret in the credentials, the Stack's signing key EdDSA, as the peer's) under
   uvicorn in a process of its own (bench/peers/auth_api.py, the app as stackyard-api serves
   it).
 - the peer: oidc-provider as `make tools` installs it for the harness (hack/harness/oidc),
@@ -93,13 +93,14 @@ def basic(client_id: str) -> dict[str, str]:
 
 
 def write_config(directory: Path, redis_url: str, mongo_url: str) -> None:
-    """A Stack with auth (EdDSA, the default signing algorithm) and one machine OIDCClient."""
+    """A Stack with auth (EdDSA, as the peer's keys) and one machine OIDCClient."""
     directory.mkdir(parents=True, exist_ok=True)
     spec = StackSpec.model_validate(
         {
             "redis": {"urlSecretRef": {"name": "bench", "key": "redis"}},
             "mongodb": {"uriSecretRef": {"name": "bench", "key": "mongodb"}, "database": "bench_oidc"},
-            "auth": {"issuer": ISSUER, "appUrl": "https://app.acme.dev", "emailFrom": "Acme <auth@acme.dev>"},
+            "auth": {"issuer": ISSUER, "appUrl": "https://app.acme.dev", "emailFrom": "Acme <auth@acme.dev>"}
+            | {"signingAlgorithm": "EdDSA"},
         }
     )
     client = OIDCClientSpec.model_validate(

@@ -95,7 +95,7 @@ def test_first_reconcile_makes_the_auth_keys_secret_and_copies_it_into_the_crede
     assert secret is not None and secret["type"] == "Opaque"
     assert secret["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     (key,) = cluster.keyset().keys
-    assert (key.alg, key.activates_at, key.retires_at) == ("EdDSA", T0, None)
+    assert (key.alg, key.activates_at, key.retires_at) == ("RS256", T0, None), "RS256 by default"
     assert len(base64.b64decode(cluster.stored["encryptionKey"])) == 32
     assert desired.credentials[AUTH_SIGNING_KEYS] == cluster.stored["signingKeys"]
     assert desired.credentials[AUTH_ENCRYPTION_KEY] == cluster.stored["encryptionKey"]
@@ -183,7 +183,7 @@ def test_an_rs256_stack_gets_an_rsa_key_published_as_an_rsa_jwk():
 
 def test_switch_from_eddsa_to_rs256_publishes_the_rsa_key_ahead_then_drops_the_eddsa_key():
     cluster = Cluster()
-    cluster.reconcile(T0)
+    cluster.reconcile(T0, stack(signingAlgorithm="EdDSA"))
     (ed,) = cluster.keyset().keys
     switched = T0 + timedelta(minutes=3)
     desired = cluster.reconcile(switched, stack(signingAlgorithm="RS256"))

@@ -47,7 +47,7 @@ def test_short_rotation_publishes_a_successor_ahead_switches_on_time_and_drops_t
     # Every 8 s: a successor published 2 s ahead; the old key kept 2 s (token lifetime) + 2 s leeway.
     namespace.apply(stack_manifest(auth={"signingKeyRotation": "8s", "accessTokenLifetime": "2s"}))
     (first,) = wait_for(lambda: stored_keys(namespace).keys, what="the auth-keys Secret")
-    assert first.alg == "EdDSA"
+    assert first.alg == "RS256", "the CRD's default algorithm"
     stack = namespace.get("stack", "demo")
     owner = namespace.get("secret", "demo-auth-keys")["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"]) == ("Stack", stack["metadata"]["uid"])
@@ -118,7 +118,7 @@ def test_switching_the_stack_to_rs256_publishes_an_rsa_successor_ten_minutes_ahe
     """spec.auth.signingAlgorithm EdDSA -> RS256 on a real API server (the CRD takes RS256):
     the operator adds an RSA 2048 key at once that signs 10 minutes later, copied into the
     credentials with the EdDSA key, which keeps signing until then."""
-    namespace.apply(stack_manifest())
+    namespace.apply(stack_manifest(auth={"signingAlgorithm": "EdDSA"}))
     (first,) = wait_for(lambda: stored_keys(namespace).keys, what="the auth-keys Secret")
     assert first.alg == "EdDSA"
     namespace.apply(stack_manifest(auth={"signingAlgorithm": "RS256"}))

@@ -100,6 +100,6 @@ def jose_header(token: str) -> dict[str, str]:
 
 
 def signing_algorithm(stack: LocalStack) -> str:
-    """The Stack's spec.auth.signingAlgorithm: EdDSA unless it says ES256."""
+    """The Stack's spec.auth.signingAlgorithm (the API server fills in the default, RS256)."""
     spec = stack.kube.kubectl_json("get", "stack", STACK, "-n", NAMESPACE)["spec"]
-    return str(spec.get("auth", {}).get("signingAlgorithm", "EdDSA"))
+    return str(spec.get("auth", {}).get("signingAlgorithm", "RS256"))

@@ -44,6 +44,7 @@ def test_authlib_signs_in_through_the_hosted_pages_refreshes_and_logs_out(
     assert metadata["issuer"] == issuer
     assert "S256" in metadata["code_challenge_methods_supported"]
     assert algorithm in metadata["id_token_signing_alg_values_supported"]
+    assert "RS256" in metadata["id_token_signing_alg_values_supported"], "Discovery 1.0 §3: RS256 MUST be listed"
     assert metadata["authorization_response_iss_parameter_supported"] is True
 
     signed_in = sign_in_with_authlib(

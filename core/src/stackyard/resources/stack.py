@@ -378,10 +378,11 @@ class AuthSettings(CamelModel):
         default="720h", description="How often the operator rotates the signing key."
     )
     signing_algorithm: Literal["EdDSA", "ES256", "RS256"] = Field(
-        default="EdDSA",
+        default="RS256",
         description=(
-            "JWS algorithm of access and ID tokens: EdDSA (Ed25519, smallest and fastest), ES256 (P-256), "
-            "or RS256 (RSA 2048, which every OpenID Connect relying party accepts). A change rotates the key."
+            "JWS algorithm of access and ID tokens: RS256 (RSA 2048, the one every OpenID Connect relying "
+            "party accepts without a setting, and OpenID Connect Discovery requires), EdDSA (Ed25519, the "
+            "smallest tokens and cheapest signing) or ES256 (P-256). A change rotates the key."
         ),
     )
     verification_token_lifetime: Duration = Field(default="24h", description="Lifetime of email verification links.")

@@ -89,8 +89,8 @@ def write_bucket_config(
 
 
 def stack_credentials(redis_url: str, mongo_url: str) -> dict[str, str]:
-    """The credentials every Stack's api needs: Redis, MongoDB, a signing key set (EdDSA) and
-    an encryption key, as the operator first makes them."""
+    """The credentials every Stack's api needs: Redis, MongoDB, a signing key set (EdDSA, see
+    `signing_keys`) and an encryption key, as the operator first makes them."""
     return {
         "stack.redis.url": redis_url,
         "stack.mongodb.uri": mongo_url,

@@ -40,7 +40,9 @@ _TOKEN = re.compile(r"[?&]token=([A-Za-z0-9_\-]+)")
 
 
 def signing_keys(alg: str = "EdDSA") -> str:
-    """A key set with one key active now, as the operator first makes it."""
+    """A key set with one key active now, as the operator first makes it; EdDSA unless `alg`
+    says otherwise, since it is made in microseconds (the operator makes the Stack's
+    algorithm, RS256 by default, and tests of RS256 ask for it)."""
     from stackyard.auth.keys import KeySet, generate_key
 
     now = datetime.now(UTC)
