@@ -2,9 +2,9 @@
 a peer measured in the same run.
 
 - tokens: `stackyard.auth.tokens.verify_access_token` (header checks, the key by `kid`,
-  PyJWT's decode, the claims), EdDSA and ES256, against PyJWT's plain `jwt.decode` of the
-  same token with the same key, issuer and audience (the floor: stackyard verifies with
-  it), the signature check alone (cryptography's `verify` on the signing input), and
+  PyJWT's decode, the claims), RS256 (the default), EdDSA and ES256, against PyJWT's plain
+  `jwt.decode` of the same token with the same key, issuer and audience (the floor:
+  stackyard verifies with it), the signature check alone (cryptography's `verify` on the signing input), and
   authlib's JWT and joserfc in .venv-bench (bench/peers/jwt_peers.py, the same checks).
   A token of `issue_access_token`, as logins get it. Best of ROUNDS rounds taken in turn.
 - requests: the real api (`create_app` over a config directory, real Redis and FerretDB
@@ -62,7 +62,7 @@ import aiohttp
 import argon2
 import jwt
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from stackyard.auth.keys import KeySet, generate_key
 from stackyard.auth.passwords import MEMORY_KIB, PARALLELISM, TIME_COST, PasswordHasher
@@ -124,13 +124,15 @@ def signature_check(token: str, public: Any) -> Callable[[], object]:
     raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
     if isinstance(public, ed25519.Ed25519PublicKey):
         return lambda: public.verify(raw, signed)
+    if isinstance(public, rsa.RSAPublicKey):
+        return lambda: public.verify(raw, signed, padding.PKCS1v15(), hashes.SHA256())
     der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     algorithm = ec.ECDSA(hashes.SHA256())
     return lambda: public.verify(der, signed, algorithm)
 
 
 def tokens(count: int) -> None:
-    for alg in ("EdDSA", "ES256"):
+    for alg in ("RS256", "EdDSA", "ES256"):
         now = datetime.now(UTC)
         key = generate_key(alg, now)  # type: ignore[arg-type]
         keys = KeySet((key,))

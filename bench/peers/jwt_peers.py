@@ -22,7 +22,7 @@ warnings.simplefilter("ignore")  # authlib.jose says it is deprecated in favour 
 
 from authlib.jose import JsonWebKey, JsonWebToken  # noqa: E402
 from joserfc import jwt as joserfc_jwt  # noqa: E402
-from joserfc.jwk import ECKey, OKPKey  # noqa: E402
+from joserfc.jwk import ECKey, OKPKey, RSAKey  # noqa: E402
 
 
 def authlib_verify(token: str, pem: bytes, alg: str, issuer: str) -> Callable[[], object]:
@@ -39,7 +39,7 @@ def authlib_verify(token: str, pem: bytes, alg: str, issuer: str) -> Callable[[]
 
 
 def joserfc_verify(token: str, pem: bytes, alg: str, issuer: str) -> Callable[[], object]:
-    key = (OKPKey if alg == "EdDSA" else ECKey).import_key(pem)
+    key = {"EdDSA": OKPKey, "ES256": ECKey, "RS256": RSAKey}[alg].import_key(pem)
     registry = joserfc_jwt.JWTClaimsRegistry(
         leeway=30, iss={"essential": True, "value": issuer}, aud={"essential": True, "value": issuer}
     )
