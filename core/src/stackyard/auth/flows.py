@@ -98,7 +98,9 @@ async def within_mail_budget(ctx: AuthContext, address: str) -> bool:
     return False
 
 
-async def send_verification(ctx: AuthContext, user: UserRecord) -> None:
+async def send_verification(ctx: AuthContext, user: UserRecord, link_template: str | None = None) -> None:
+    """The confirmation mail; `link_template` (a URL with {token}) replaces the Stack's link
+    (the hosted pages send their own)."""
     settings = ctx.settings
     if not await within_mail_budget(ctx, user.email):
         return
@@ -113,6 +115,7 @@ async def send_verification(ctx: AuthContext, user: UserRecord) -> None:
         token=token,
         name=user.name,
         expires_in=human_duration(settings.verification_token_lifetime),
+        link_template=link_template,
     )
 
 
@@ -125,10 +128,13 @@ async def sign_up(
     profile: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     later: Later | None = None,
+    link_template: str | None = None,
+    session_kind: str = "",
 ) -> TokenPair | None:
     """With email verification on, None (the same answer whether or not the address had an
-    account: the owner of an existing one gets a notice; the mails go by `later`);
-    else the new session (EmailTaken for an address in use)."""
+    account: the owner of an existing one gets a notice; the mails go by `later`, the
+    confirmation link by `link_template` when given); else the new session, of
+    `session_kind` (EmailTaken for an address in use)."""
     settings = ctx.settings
     if not settings.allow_signup:
         raise SignupDisabled("sign-up is closed on this Stack; an admin creates accounts")
@@ -146,8 +152,8 @@ async def sign_up(
         user = await create()
         await ctx.audit.record("user.created", user_id=user.id, client=client, method="password")
         if ctx.mailer is not None:
-            await send_verification(ctx, user)
-        return await ctx.sessions.start(user, client, ["pwd"])
+            await send_verification(ctx, user, link_template)
+        return await ctx.sessions.start(user, client, ["pwd"], kind=session_kind)
     send = mailer(ctx, "sign-up")
     # The account exists when the answer goes (a login right after sign-up finds it); both
     # paths pay the same argon2 hash and insert, and only the mail waits for after the answer.
@@ -165,7 +171,7 @@ async def sign_up(
 
     async def verify_new_account() -> None:
         await ctx.audit.record("user.created", user_id=user.id, client=client, method="password")
-        await send_verification(ctx, user)
+        await send_verification(ctx, user, link_template)
 
     await _finish(later, verify_new_account)
     return None
@@ -184,7 +190,9 @@ async def verify_email(ctx: AuthContext, token: str, client: ClientInfo) -> User
     return updated
 
 
-async def resend_verification(ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None) -> None:
+async def resend_verification(
+    ctx: AuthContext, email: str, client: ClientInfo, later: Later | None = None, *, link_template: str | None = None
+) -> None:
     await ctx.attempts.check_ip(client.ip)
     mailer(ctx, "email verification")  # before the lookup: the answer must not depend on the address
     normalise_email(email)
@@ -192,7 +200,7 @@ async def resend_verification(ctx: AuthContext, email: str, client: ClientInfo, 
     async def resend() -> None:
         user = await ctx.users.by_email(email)
         if user is not None and not user.email_verified and not user.disabled:
-            await send_verification(ctx, user)
+            await send_verification(ctx, user, link_template)
 
     await _finish(later, resend)
 

@@ -26,7 +26,7 @@ from . import consents
 from .browser import BrowserSession
 from .clients import find_client, redirect_uri_registered
 from .codes import CodeGrant, issue_code
-from .discovery import CONSENT_PAGE, LOGIN_PAGE, PROMPT_VALUES, RESPONSE_MODES, url
+from .discovery import CONSENT_PAGE, LOGIN_PAGE, PROMPT_VALUES, RESPONSE_MODES, SIGNUP_PAGE, signup_open, url
 from .errors import (
     ACCESS_DENIED,
     CONSENT_REQUIRED,
@@ -251,8 +251,9 @@ def _hint_matches(hint: str | None, email: str) -> bool:
 
 async def decide(ctx: AuthContext, pending: PendingAuthorization, browser: BrowserSession | None) -> Decision:
     """What happens next (the contract's flow): sign in when there is no browser session,
-    prompt=login/select_account asks a login newer than the request, max_age is exceeded,
-    or login_hint names someone else; consent when prompt=consent or a third-party client
+    prompt=login/select_account/create asks a login newer than the request, max_age is
+    exceeded, or login_hint names someone else (prompt=create: the sign-up page, while
+    sign-up is open); consent when prompt=consent or a third-party client
     asks scopes not granted yet; else a code for the client. With prompt=none the first two
     are login_required and consent_required errors. Saves the request (Login, Consent) or
     forgets it (Respond). Raises InvalidClientOrRedirect when the client went away."""
@@ -264,7 +265,7 @@ async def decide(ctx: AuthContext, pending: PendingAuthorization, browser: Brows
         or user is None
         or user.disabled
         or (
-            ("login" in pending.prompt or "select_account" in pending.prompt)
+            any(p in pending.prompt for p in ("login", "select_account", "create"))
             and _auth_time(browser) < int(pending.created_at)
         )
         or (pending.max_age is not None and now - _auth_time(browser) > pending.max_age)
@@ -274,7 +275,8 @@ async def decide(ctx: AuthContext, pending: PendingAuthorization, browser: Brows
         if "none" in pending.prompt:
             return await _respond_error(ctx, pending, LOGIN_REQUIRED, "the user is not signed in")
         saved = await _saved(ctx, pending)
-        return Login(saved, url(ctx, f"{LOGIN_PAGE}?ar={saved.id}"))
+        page = SIGNUP_PAGE if "create" in pending.prompt and signup_open(ctx) else LOGIN_PAGE
+        return Login(saved, url(ctx, f"{page}?ar={saved.id}"))
     assert browser is not None and user is not None
     consented = pending.extra.get("consented_by") == browser.user_id
     ask = "consent" in pending.prompt

@@ -22,6 +22,7 @@ PATHS = {
 }
 CONTINUE_PATH = "/oauth2/authorize/continue"
 LOGIN_PAGE = "/oauth2/ui/login"
+SIGNUP_PAGE = "/oauth2/ui/signup"
 CONSENT_PAGE = "/oauth2/ui/consent"
 LOGOUT_PAGE = "/oauth2/ui/logout"
 LOGGED_OUT_PAGE = "/oauth2/ui/logged-out"
@@ -44,8 +45,16 @@ CLAIMS_SUPPORTED = [
     "updated_at",
 ]
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-PROMPT_VALUES = ["none", "login", "consent", "select_account"]
+PROMPT_VALUES = ["none", "login", "consent", "select_account", "create"]
+"""`create`: OpenID Connect "Initiating User Registration via OpenID Connect 1.0", the sign-up
+page first (listed in discovery only while sign-up is open; else it shows the login page)."""
 RESPONSE_MODES = ["query", "form_post"]
+
+
+def signup_open(ctx: AuthContext) -> bool:
+    """Whether the hosted pages offer sign-up: the Stack lets anyone sign up and its hosted
+    pages offer passwords."""
+    return ctx.settings.allow_signup and ctx.settings.hosted_pages.password
 
 
 def url(ctx: AuthContext, path: str) -> str:
@@ -79,7 +88,7 @@ def metadata(ctx: AuthContext, now: datetime | None = None) -> dict[str, Any]:
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "prompt_values_supported": PROMPT_VALUES,
+        "prompt_values_supported": [p for p in PROMPT_VALUES if p != "create" or signup_open(ctx)],
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,

@@ -8,6 +8,7 @@ the themed error page (`render.error_page`).
 
 - login.py: /login, /mfa, /cancel, and the helpers the other login methods use
 - password.py: /password/forgot, /password/reset (a forgotten password)
+- signup.py: /signup, /verify-email (a new account, and the confirmation of its address)
 - magic_link.py, social.py, passkey.py: those methods (included when present)
 - consent.py: /consent; logout.py: /logout, /logged-out; theme.py: /theme.css, /static/
 - csrf.py: the pre-login CSRF cookie and the origin check of every POST"""
@@ -18,11 +19,11 @@ import importlib
 
 from fastapi import APIRouter
 
-from . import consent, login, logout, password, theme
+from . import consent, login, logout, password, signup, theme
 from .render import PREFIX, HostedRoute, error_page
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=HostedRoute)
-for _page in (theme, login, password, consent, logout):
+for _page in (theme, login, password, signup, consent, logout):
     router.include_router(_page.router, include_in_schema=False)
 
 for _method in ("magic_link", "social", "passkey"):

@@ -41,6 +41,7 @@ from stackyard.auth.oidc import authorize
 from stackyard.auth.oidc.authorize import ClientResponse
 from stackyard.auth.oidc.browser import cookie_name, end_browser_session
 from stackyard.auth.oidc.clients import find_client
+from stackyard.auth.oidc.discovery import signup_open
 from stackyard.auth.oidc.interaction import PendingAuthorization, drop_pending, load_pending
 from stackyard.auth.sessions import TokenPair
 from stackyard.auth.users import UserRecord
@@ -90,6 +91,21 @@ async def load_request(ctx: AuthContext, ar: Any) -> tuple[PendingAuthorization,
     if client is None:
         raise RequestExpired(f"This application can no longer sign you in here. {START_AGAIN}")
     return pending, client
+
+
+async def waiting_request(ctx: AuthContext, ar: str) -> tuple[PendingAuthorization, OIDCClientSpec] | None:
+    """The request and its client while it still waits, else None (for pages reached from a
+    mail, which may come after the request expired)."""
+    try:
+        return await load_request(ctx, ar)
+    except RequestExpired:
+        return None
+
+
+def verify_link_template(ctx: AuthContext, request_id: str) -> str:
+    """The link in a confirmation mail sent from the hosted pages, {token} to be filled: the
+    request's hosted confirmation page (hosted/signup.py)."""
+    return f"{ctx.issuer.rstrip('/')}{PREFIX}/verify-email?ar={quote(request_id)}&token={{token}}"
 
 
 def client_name(pending: PendingAuthorization, client: OIDCClientSpec) -> str:
@@ -199,6 +215,7 @@ def _methods(ctx: AuthContext) -> dict[str, bool]:
         "magic_link": settings.magic_link,
         "passkeys": _passkeys_usable(ctx),
         "social": settings.social,
+        "signup": signup_open(ctx),
     }
 
 
@@ -392,7 +409,13 @@ async def resend_verification(request: Request, ctx: AuthDep, form: CsrfForm, ar
     pending, client = await load_request(ctx, ar or form_field(form, "ar"))
     email = form_field(form, "email").strip()[:320]
     try:
-        await flows.resend_verification(ctx, email, await client_info(request), later=after_answer)
+        await flows.resend_verification(
+            ctx,
+            email,
+            await client_info(request),
+            later=after_answer,
+            link_template=verify_link_template(ctx, pending.id),
+        )
     except Problem as exc:
         message, status = problem_message(exc)
         return await login_page(

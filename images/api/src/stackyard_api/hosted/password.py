@@ -35,6 +35,7 @@ from .login import (
     login_page,
     problem_message,
     request_page,
+    waiting_request,
 )
 from .render import PREFIX, HostedRoute, render
 
@@ -49,13 +50,6 @@ def reset_link_template(ctx: AuthContext, request_id: str) -> str:
 def _offered(ctx: AuthContext) -> None:
     if not ctx.settings.hosted_pages.password:
         raise RequestExpired("Passwords are not used here. Go back to the application and sign in another way.")
-
-
-async def _request(ctx: AuthContext, ar: str) -> tuple[PendingAuthorization, OIDCClientSpec] | None:
-    try:
-        return await load_request(ctx, ar)
-    except RequestExpired:
-        return None
 
 
 def _forgot_page(
@@ -152,7 +146,7 @@ async def reset(request: Request, ctx: AuthDep, form: CsrfForm) -> Response:
     except Problem as exc:
         message, status = problem_message(exc)
         return _reset_page(request, ctx, ar, token, error=message, status=status)
-    waiting = await _request(ctx, ar)
+    waiting = await waiting_request(ctx, ar)
     if waiting is None:
         return render(request, "hosted/password_done.html")
     pending, client = waiting
