@@ -4,10 +4,12 @@ otherwise), and the decision for the user's browser session (login, consent, a c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from oidc_core_support import ISSUER, WEB_REDIRECT, Clock, auth_params, authorize_code, new_user, pkce, query, signed_in
 from stackyard.auth.context import AuthContext
-from stackyard.auth.oidc import authorize, consents
+from stackyard.auth.oidc import authorize, consents, discovery
 from stackyard.auth.oidc.errors import InvalidClientOrRedirect
 from stackyard.auth.oidc.interaction import load_pending
 
@@ -130,6 +132,28 @@ async def test_max_age_and_prompt_login_ask_for_a_fresh_login(ctx: AuthContext, 
     clock.advance(5)
     _, fresh = await signed_in(ctx, user)
     assert isinstance(await authorize.decide(ctx, decision.pending, fresh), authorize.Respond)
+
+
+async def test_prompt_create_opens_the_sign_up_page_while_sign_up_is_open(ctx: AuthContext, clock: Clock) -> None:
+    user = await new_user(ctx)
+    _, browser = await signed_in(ctx, user)
+    clock.advance(5)
+    _, challenge = pkce()
+    base = auth_params(code_challenge=challenge, code_challenge_method="S256")
+    assert refused(ctx, **base | {"prompt": "create none"})["error"] == "invalid_request"
+    create = await authorize.decide(ctx, authorize.validate(ctx, base | {"prompt": "create"}), browser)
+    assert isinstance(create, authorize.Login), "even with a browser session: the request asks for a new account"
+    assert create.location == f"{ISSUER}/oauth2/ui/signup?ar={create.pending.id}"
+    clock.advance(5)
+    _, fresh = await signed_in(ctx, user)  # the account made (or a sign-in) after the request
+    assert isinstance(await authorize.decide(ctx, create.pending, fresh), authorize.Respond)
+
+    closed = replace(ctx, settings=ctx.settings.model_copy(update={"allow_signup": False}))
+    login = await authorize.decide(closed, authorize.validate(closed, base | {"prompt": "create"}), None)
+    assert isinstance(login, authorize.Login)
+    assert login.location == f"{ISSUER}/oauth2/ui/login?ar={login.pending.id}"
+    assert "create" in discovery.metadata(ctx)["prompt_values_supported"]
+    assert "create" not in discovery.metadata(closed)["prompt_values_supported"]
 
 
 async def test_a_login_hint_for_someone_else_asks_for_a_login(ctx: AuthContext) -> None:
