@@ -114,13 +114,28 @@ def sign_up(make_up: LocalStack, issuer: str, name: str) -> Person:
     return Person(address, PASSWORD, name)
 
 
+def mailed_link(maildir: Path, address: str, path: str, timeout: float = 60) -> str:
+    """The first link to `path` (for example /oauth2/ui/verify-email) in a mail the stack sent
+    to `address`, waiting up to `timeout` seconds for it to arrive in the SMTP sink's maildir."""
+    pattern = re.compile(rf"https?://[^\s\"<>]+{re.escape(path)}\?[^\s\"<>]+")
+
+    def found() -> str | None:
+        return next((link.group(0) for body in _mails_to(maildir, address) if (link := pattern.search(body))), None)
+
+    return str(_wait(found, timeout, f"a mail to {address} with a link to {path}"))
+
+
 def _verification_token(maildir: Path, address: str) -> str | None:
-    for path in maildir.glob("*.eml"):
+    return next((found.group(1) for body in _mails_to(maildir, address) if (found := TOKEN.search(body))), None)
+
+
+def _mails_to(maildir: Path, address: str) -> Iterator[str]:
+    """The plain-text bodies of the mails in `maildir` sent to `address`."""
+    for path in sorted(maildir.glob("*.eml")):
         mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         body = mail.get_body(("plain",)) if isinstance(mail, EmailMessage) else None
-        if address in str(mail["To"]) and body and (found := TOKEN.search(body.get_content())):
-            return found.group(1)
-    return None
+        if address in str(mail["To"]) and body:
+            yield body.get_content()
 
 
 def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
