@@ -117,10 +117,14 @@ def test_a_token_from_another_browser_is_refused(clients: AuthStack, http: httpx
 
 
 def pages(clients: AuthStack, http: httpx.Client) -> dict[str, httpx.Response]:
-    """One of each hosted page (login with an error, consent, logout, errors), the theme and a static file."""
+    """One of each hosted page (login with an error, sign-up, verify email, consent, logout, errors), the
+    theme and a static file."""
     sign_up_and_log_in(http)
     ar = waiting_request(clients)
     shown = {"login": http.get(f"/oauth2/ui/login?ar={ar}")}
+    shown["sign-up"] = http.get(f"/oauth2/ui/signup?ar={ar}")
+    shown["verify email"] = http.get(f"/oauth2/ui/verify-email?ar={ar}&token=tk_from_the_mail")
+    assert shown["sign-up"].status_code == shown["verify email"].status_code == 200
     shown["login with an error"] = post_page(http, f"/oauth2/ui/login?ar={ar}", {"email": EMAIL, "password": "nope"})
     assert post_page(http, f"/oauth2/ui/login?ar={ar}", {"email": EMAIL, "password": PASSWORD}).status_code == 303
     consent = waiting_request(clients, "buddy")
