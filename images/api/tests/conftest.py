@@ -16,7 +16,7 @@ test_search_api, 29 core/tests/test_client_search, 30 core/tests/test_cli_search
 test_console_session, 32 test_console_overview, 33 test_console_users, 34 test_console_emails,
 35 test_console_jobs, 36 test_console_notify. OpenID Provider: 40 test_hosted_pages, 41
 test_hosted_security, 42 test_hosted_browser, 43 test_hosted_password_reset, 44-46
-test_hosted_methods_*, 50-52 test_oidc_*.
+test_hosted_methods_*, 47-49 test_hosted_signup*, 50-52 test_oidc_*.
 
 More constants, all optional: `RUN_WORKER = True` where a test reads the auth mails (a worker
 process sends them; none runs otherwise), `AUTH_SETTINGS`, the Stack auth settings (camelCase,
