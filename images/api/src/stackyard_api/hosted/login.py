@@ -12,6 +12,7 @@ social.py, passkey.py):
 - `finish_login(request, ctx, pending, user, method)`: for a user who proved a first factor.
 - `login_page(...)`: the login page again with an error or a notice.
 - `problem_message(exc)`: what the visitor reads for an auth problem, and the status.
+- `mail_link_template(ctx, path, ar)`: the link of a mail sent from the hosted pages (back to them).
 
 Every flow is the core's (`flows.login`, `mfa.complete_mfa_login`), so the lockouts, the
 per-address budget and the audit events are the same as through /v1/auth. Errors never say
@@ -31,10 +32,12 @@ from stackyard.auth.errors import (
     AccountDisabled,
     AuthNotConfigured,
     EmailNotVerified,
+    EmailTaken,
     InvalidCredentials,
     InvalidEmail,
     InvalidToken,
     TooManyAttempts,
+    WeakPassword,
 )
 from stackyard.auth.flows import MFA_CHALLENGE_SECONDS, MfaChallenge
 from stackyard.auth.oidc import authorize
@@ -102,10 +105,11 @@ async def waiting_request(ctx: AuthContext, ar: str) -> tuple[PendingAuthorizati
         return None
 
 
-def verify_link_template(ctx: AuthContext, request_id: str) -> str:
-    """The link in a confirmation mail sent from the hosted pages, {token} to be filled: the
-    request's hosted confirmation page (hosted/signup.py)."""
-    return f"{ctx.issuer.rstrip('/')}{PREFIX}/verify-email?ar={quote(request_id)}&token={{token}}"
+def mail_link_template(ctx: AuthContext, path: str, request_id: str) -> str:
+    """The link of a mail sent from the hosted pages, {token} to be filled: the hosted page
+    `path` (under /oauth2/ui) of the request, so the person comes back to the same sign-in
+    (confirmation, reset, sign-in link)."""
+    return f"{ctx.issuer.rstrip('/')}{PREFIX}{path}?ar={quote(request_id)}&token={{token}}"
 
 
 def client_name(pending: PendingAuthorization, client: OIDCClientSpec) -> str:
@@ -199,6 +203,10 @@ def problem_message(exc: Problem) -> tuple[str, int]:
         return "Enter a valid email address, like name@example.com.", 422
     if isinstance(exc, InvalidToken):
         return "This sign-in step has expired or was already used. Sign in again.", 401
+    if isinstance(exc, WeakPassword):
+        return exc.detail[:1].upper() + exc.detail[1:] + ".", exc.status
+    if isinstance(exc, EmailTaken):  # sign-up with verification off: nothing to hide then
+        return "This email address already has an account. Sign in instead.", exc.status
     if isinstance(exc, AuthNotConfigured):
         return "Signing in this way is not available at the moment. Try another way or come back later.", 503
     detail = (exc.detail or exc.title).strip()
@@ -414,7 +422,7 @@ async def resend_verification(request: Request, ctx: AuthDep, form: CsrfForm, ar
             email,
             await client_info(request),
             later=after_answer,
-            link_template=verify_link_template(ctx, pending.id),
+            link_template=mail_link_template(ctx, "/verify-email", pending.id),
         )
     except Problem as exc:
         message, status = problem_message(exc)

@@ -28,19 +28,22 @@ from starlette.responses import Response
 from ..auth_deps import AuthDep, ClientDep
 from ..routers.auth import after_answer
 from .csrf import CsrfForm
-from .login import BROWSER_SESSION, complete_login, load_request, login_page, problem_message, request_page
-from .render import PREFIX, HostedRoute
+from .login import (
+    BROWSER_SESSION,
+    complete_login,
+    load_request,
+    login_page,
+    mail_link_template,
+    problem_message,
+    request_page,
+)
+from .render import HostedRoute
 
 router = APIRouter(route_class=HostedRoute)
 RequestId = Annotated[str, Query(max_length=64)]
 Token = Annotated[str, Query(max_length=200)]
 SENT = "Check your email: if {email} can sign in, a sign-in link is on its way. It works once, for {lifetime}."
 SPENT = "This sign-in link is invalid, has expired or was already used. Ask for a new one below."
-
-
-def callback_template(ctx: AuthContext, request_id: str) -> str:
-    """The link in the mail, {token} to be filled: back to this request's hosted pages."""
-    return f"{ctx.issuer.rstrip('/')}{PREFIX}/magic-link/callback?ar={request_id}&token={{token}}"
 
 
 def _offered(ctx: AuthContext) -> None:
@@ -60,7 +63,11 @@ async def send_link(request: Request, ctx: AuthDep, client: ClientDep, form: Csr
     email = _field(form, "email", 320)
     try:
         await flows.request_magic_link(
-            ctx, email, client, later=after_answer, link_template=callback_template(ctx, pending.id)
+            ctx,
+            email,
+            client,
+            later=after_answer,
+            link_template=mail_link_template(ctx, "/magic-link/callback", pending.id),
         )
     except Problem as exc:
         message, status = problem_message(exc)

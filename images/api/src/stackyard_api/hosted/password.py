@@ -14,12 +14,10 @@ back to the application."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Request
 from stackyard.auth import flows
 from stackyard.auth.context import AuthContext
-from stackyard.auth.errors import InvalidToken, WeakPassword
+from stackyard.auth.errors import InvalidToken
 from stackyard.auth.oidc.interaction import PendingAuthorization
 from stackyard.problems import Problem
 from stackyard.resources.oidc import OIDCClientSpec
@@ -33,18 +31,14 @@ from .login import (
     form_field,
     load_request,
     login_page,
+    mail_link_template,
     problem_message,
     request_page,
     waiting_request,
 )
-from .render import PREFIX, HostedRoute, render
+from .render import HostedRoute, render
 
 router = APIRouter(route_class=HostedRoute)
-
-
-def reset_link_template(ctx: AuthContext, request_id: str) -> str:
-    """The link in the mail, {token} to be filled: this request's hosted reset page."""
-    return f"{ctx.issuer.rstrip('/')}{PREFIX}/password/reset?ar={quote(request_id)}&token={{token}}"
 
 
 def _offered(ctx: AuthContext) -> None:
@@ -97,7 +91,7 @@ async def forgot(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | None 
             email,
             await client_info(request),
             later=after_answer,
-            link_template=reset_link_template(ctx, pending.id),
+            link_template=mail_link_template(ctx, "/password/reset", pending.id),
         )
     except Problem as exc:
         message, status = problem_message(exc)
@@ -137,9 +131,6 @@ async def reset(request: Request, ctx: AuthDep, form: CsrfForm) -> Response:
         return _reset_page(request, ctx, ar, token, error="Enter a new password.", status=422)
     try:
         await flows.reset_password(ctx, token, password, await client_info(request))
-    except WeakPassword as exc:
-        detail = exc.detail[:1].upper() + exc.detail[1:] + "."
-        return _reset_page(request, ctx, ar, token, error=detail, status=422)
     except InvalidToken:
         message = "This link is invalid, has expired or was already used. Ask for a new one."
         return _reset_page(request, ctx, ar, token, error=message, status=400)

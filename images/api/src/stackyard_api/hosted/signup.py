@@ -34,9 +34,9 @@ from .login import (
     form_field,
     load_request,
     login_page,
+    mail_link_template,
     problem_message,
     request_page,
-    verify_link_template,
     waiting_request,
 )
 from .render import HostedRoute, render
@@ -106,17 +106,13 @@ async def signup(request: Request, ctx: AuthDep, form: CsrfForm, ar: str | None 
             await client_info(request),
             profile={"name": name} if name else None,
             later=after_answer,
-            link_template=verify_link_template(ctx, pending.id),
+            link_template=mail_link_template(ctx, "/verify-email", pending.id),
             session_kind=BROWSER_SESSION,
         )
-    except WeakPassword as exc:
-        detail = exc.detail[:1].upper() + exc.detail[1:] + "."
-        return _signup_page(request, ctx, pending, client, **entered, error=detail, error_field="password", status=422)
     except Problem as exc:
         message, status = problem_message(exc)
-        if exc.status == 409:  # EmailTaken, only with verification off: there is no answer to hide then
-            message = "This email address already has an account. Sign in instead."
-        return _signup_page(request, ctx, pending, client, **entered, error=message, error_field="email", status=status)
+        field = "password" if isinstance(exc, WeakPassword) else "email"
+        return _signup_page(request, ctx, pending, client, **entered, error=message, error_field=field, status=status)
     if outcome is not None:
         return await complete_login(request, ctx, pending, outcome)
     lifetime = flows.human_duration(ctx.settings.verification_token_lifetime)
