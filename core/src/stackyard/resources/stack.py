@@ -478,6 +478,10 @@ class StackStatus(ResourceStatus):
     members: dict[str, int] = Field(default_factory=dict, description="Resources of each kind folded into the config.")
 
 
+NOT_EVALUATED = {"NotEvaluated": "Unknown: Ready is False, so this is not checked until the spec applies."}
+"""The reason of each Stack condition besides Ready while Ready is False (the operator's render)."""
+
+
 class Stack(CustomResource):
     info = KindInfo(
         kind="Stack",
@@ -511,7 +515,7 @@ class Stack(CustomResource):
                 {
                     "AllMembersReady": "True: every member is in force.",
                     "MembersInvalid": "False: the message lists each member that is not, with its Ready reason.",
-                    "NotEvaluated": "Unknown: Ready is False, so this is not checked until the spec applies.",
+                    **NOT_EVALUATED,
                 },
             ),
             ConditionInfo(
@@ -520,7 +524,7 @@ class Stack(CustomResource):
                 {
                     "PodsReady": "True: the message counts the ready replicas of each component.",
                     "PodsNotReady": "False: a component has no ready pod (the message counts them).",
-                    "NotEvaluated": "Unknown: Ready is False, so this is not checked until the spec applies.",
+                    **NOT_EVALUATED,
                 },
             ),
             ConditionInfo(
@@ -533,7 +537,7 @@ class Stack(CustomResource):
                     "InvalidKeys": "False: the auth-keys Secret holds a value that does not parse; the keys in "
                     "force stay and are not rotated.",
                     **secret_reasons("spec.auth.adminApiKeySecretRef", "the admin API is off until it resolves"),
-                    "NotEvaluated": "Unknown: Ready is False, so this is not checked until the spec applies.",
+                    **NOT_EVALUATED,
                 },
             ),
             ConditionInfo(
@@ -546,7 +550,7 @@ class Stack(CustomResource):
                     "VolumeImmutable": "False: spec.search asks for another volume size or class than the "
                     "StatefulSet was made with; the old one stays.",
                     **secret_reasons("spec.search.searchApiKeySecretRef", "only the admin API key can search"),
-                    "NotEvaluated": "Unknown: Ready is False, so this is not checked until the spec applies.",
+                    **NOT_EVALUATED,
                 },
             ),
         ],
