@@ -49,7 +49,6 @@ import json
 import re
 import resource
 import secrets
-import signal
 import statistics
 import subprocess
 import time
@@ -72,7 +71,7 @@ from stackyard.resources.email import EmailProviderSpec
 from stackyard.resources.stack import AuthSettings, StackSpec
 from stackyard_harness.api_process import cpu_seconds, stack_credentials, start_api_script, write_config_dir
 from stackyard_harness.harness import Harness, progress
-from stackyard_harness.process import free_port
+from stackyard_harness.process import exit_on_sigterm, free_port
 from stackyard_harness.pyspy import sample_stacks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -503,10 +502,7 @@ def main() -> int:
     parser.add_argument("--logins", type=int, default=40)
     args = parser.parse_args()
 
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwind, so every process started here is stopped
-
-    signal.signal(signal.SIGTERM, terminated)
+    exit_on_sigterm()
     tokens(args.tokens)
     progress(f"argon2id: {HASHES} hashes and verifications of each")
     print_hashes(asyncio.run(hash_times()))

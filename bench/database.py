@@ -52,7 +52,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -63,6 +62,7 @@ from stackyard.clients import mongo_client
 from stackyard.db.backup import MANIFEST, MAX_BATCH_DOCUMENTS, RAW, backup, restore
 from stackyard.db.migrations import Migrator, load_directory
 from stackyard_harness.harness import Harness, progress
+from stackyard_harness.process import exit_on_sigterm
 
 REPO = Path(__file__).resolve().parent.parent
 STACKYARD_CLI = Path(sys.executable).parent / "stackyard"
@@ -530,10 +530,7 @@ def main() -> int:
         print(json.dumps(asyncio.run(python_driver(json.loads(args.driver)))))
         return 0
 
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwind, so every process started here is stopped
-
-    signal.signal(signal.SIGTERM, terminated)
+    exit_on_sigterm()
     os.environ["STACKYARD_FERRETDB_BACKEND"] = args.mongo_backend
     progress(f"FerretDB with its {args.mongo_backend} backend")
     with Harness() as harness:

@@ -44,7 +44,6 @@ import contextlib
 import glob
 import json
 import os
-import signal
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -73,7 +72,7 @@ from stackyard.resources.stack import StackSpec
 from stackyard_harness.api_process import start_worker
 from stackyard_harness.fake_email_providers import RESEND_API_KEY, FakeEmailProviders
 from stackyard_harness.harness import Harness, progress
-from stackyard_harness.process import ManagedProcess
+from stackyard_harness.process import ManagedProcess, exit_on_sigterm
 from stackyard_harness.smtp_sink_process import SmtpSinkProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -379,10 +378,7 @@ def main() -> int:
     if args.messages:
         counts = dict.fromkeys(counts, args.messages)
 
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwind, so every process started here is stopped
-
-    signal.signal(signal.SIGTERM, terminated)
+    exit_on_sigterm()
     os.environ["STACKYARD_FERRETDB_BACKEND"] = args.mongo_backend
     progress(f"the delivery log on FerretDB with its {args.mongo_backend} backend")
     with contextlib.ExitStack() as stack:

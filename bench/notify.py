@@ -47,7 +47,6 @@ import http.client
 import json
 import os
 import queue
-import signal
 import smtplib
 import socket
 import statistics
@@ -73,7 +72,7 @@ from stackyard.resources.stack import StackSpec
 from stackyard_harness.api_process import start_api, start_worker
 from stackyard_harness.auth_stack import ADMIN_API_KEY, signing_keys
 from stackyard_harness.harness import Harness, progress
-from stackyard_harness.process import ManagedProcess
+from stackyard_harness.process import ManagedProcess, exit_on_sigterm
 from stackyard_harness.smtp_sink_process import SmtpSinkProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -446,10 +445,7 @@ def main() -> int:
     n = args.recipients or (QUICK_RECIPIENTS if args.quick else RECIPIENTS)
     rounds = args.sse or (QUICK_SSE_ROUNDS if args.quick else SSE_ROUNDS)
 
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwind, so every process started here is stopped
-
-    signal.signal(signal.SIGTERM, terminated)
+    exit_on_sigterm()
     os.environ["STACKYARD_FERRETDB_BACKEND"] = args.mongo_backend
     progress(f"MongoDB: FerretDB with its {args.mongo_backend} backend")
     with contextlib.ExitStack() as stack:

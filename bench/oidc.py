@@ -52,7 +52,6 @@ import json
 import re
 import resource
 import shutil
-import signal
 import time
 from pathlib import PurePath
 from typing import Any
@@ -67,7 +66,7 @@ from stackyard.resources.stack import StackSpec
 from stackyard_harness.api_process import cpu_seconds, stack_credentials, start_api_script, write_config_dir
 from stackyard_harness.harness import Harness, progress
 from stackyard_harness.oidc_provider import provider_script
-from stackyard_harness.process import ManagedProcess
+from stackyard_harness.process import ManagedProcess, exit_on_sigterm
 from stackyard_harness.pyspy import SPY, sample_stacks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -379,10 +378,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
 
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwind, so every process started here is stopped
-
-    signal.signal(signal.SIGTERM, terminated)
+    exit_on_sigterm()
     with contextlib.ExitStack() as stack:
         harness = stack.enter_context(Harness())
         harness.start(["redis", "mongo"])

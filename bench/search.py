@@ -72,7 +72,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -83,6 +82,7 @@ from typing import Any, Protocol
 
 import httpx
 from stackyard_harness.harness import new_run_dir, progress
+from stackyard_harness.process import exit_on_sigterm
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_PYTHON = REPO / ".venv-bench" / "bin" / "python"
@@ -860,10 +860,7 @@ def main() -> int:
     if "postgresql" in only and not glob.glob("/usr/lib/postgresql/*/bin/postgres"):
         raise SystemExit("PostgreSQL needs Debian's postgresql (hack/apt-packages.sh installs it)")
 
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwind, so every process started here is stopped
-
-    signal.signal(signal.SIGTERM, terminated)
+    exit_on_sigterm()
     load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     progress(f"generating {args.documents:,} documents (seed {args.seed}); load average {load}")
     start = time.perf_counter()

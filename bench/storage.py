@@ -43,7 +43,6 @@ import io
 import json
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import time
@@ -57,6 +56,7 @@ from stackyard.resources.bucket import ImageSettings
 from stackyard.storage import images
 from stackyard_harness.api_process import MemorySampler, multipart_body, proc_status_kib, start_api, write_bucket_config
 from stackyard_harness.harness import Harness, progress
+from stackyard_harness.process import exit_on_sigterm
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_PYTHON = REPO / ".venv-bench" / "bin" / "python"
@@ -457,10 +457,7 @@ def main() -> int:
     if not BENCH_PYTHON.exists():
         raise SystemExit(f"{BENCH_PYTHON.relative_to(REPO)} is missing: `make bench` makes it (boto3)")
 
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwind, so every process started here is stopped
-
-    signal.signal(signal.SIGTERM, terminated)
+    exit_on_sigterm()
     size, memory_size = args.size * MIB, args.memory_size * MIB
     found = Found()
     os.environ["STACKYARD_FERRETDB_BACKEND"] = args.mongo_backend

@@ -62,7 +62,6 @@ import contextlib
 import json
 import os
 import resource
-import signal
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -77,7 +76,7 @@ from stackyard.resources.jobs import JobQueueSpec
 from stackyard.resources.stack import StackSpec
 from stackyard_harness.harness import Harness, progress
 from stackyard_harness.otel import OtelCollector
-from stackyard_harness.process import ManagedProcess, free_port
+from stackyard_harness.process import ManagedProcess, exit_on_sigterm, free_port
 from stackyard_harness.pyspy import sample_stacks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -504,10 +503,7 @@ def main() -> int:
     parser.add_argument("--max-load", type=float, default=1.5, help="wait for a 1-minute load average below this")
     args = parser.parse_args()
 
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwind, so every process started here is stopped
-
-    signal.signal(signal.SIGTERM, terminated)
+    exit_on_sigterm()
     wait_for_quiet(args.max_load, patience=300)
     with contextlib.ExitStack() as stack:
         harness = stack.enter_context(Harness())

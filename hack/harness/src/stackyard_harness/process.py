@@ -49,6 +49,16 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         os._exit(1)
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM raises SystemExit(128 + 15) in the main thread, so the with-blocks and
+    ExitStacks of a bench or script unwind and stop every process they started."""
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
