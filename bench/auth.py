@@ -46,7 +46,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import re
 import resource
 import secrets
 import statistics
@@ -72,7 +71,7 @@ from stackyard.resources.stack import AuthSettings, StackSpec
 from stackyard_harness.api_process import cpu_seconds, stack_credentials, start_api_script, write_config_dir
 from stackyard_harness.harness import Harness, progress
 from stackyard_harness.process import exit_on_sigterm, free_port
-from stackyard_harness.pyspy import sample_stacks
+from stackyard_harness.pyspy import frames, own_time, sample_stacks
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER = REPO / "bench" / "peers" / "auth_api.py"
@@ -425,32 +424,15 @@ WATCHED = {
     "FastAPI serialize_response": ("fastapi/routing.py", "serialize_response"),
     "LivePolicies.get (rate limits, no policy)": ("ratelimit/sources.py", "get"),
 }
-FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*)\)$")
-
-
-def frames(stack: str) -> list[tuple[str, str]]:
-    """(file, function) of each frame of a py-spy raw stack, root first."""
-    found = []
-    for frame in stack.split(";"):
-        match = FRAME.match(frame)
-        if match:
-            found.append((match["file"].rsplit(":", 1)[0], match["function"].rsplit(".", 1)[-1]))
-    return found
 
 
 def share(stacks: dict[str, int], suffix: str, functions: str) -> float:
     names = set(functions.split("|"))
     total = sum(stacks.values())
-    hit = sum(n for s, n in stacks.items() if any(f in names and p.endswith(suffix) for p, f in frames(s)))
+    hit = sum(
+        n for s, n in stacks.items() if any(f.rsplit(".", 1)[-1] in names and p.endswith(suffix) for p, f in frames(s))
+    )
     return hit / total if total else 0.0
-
-
-def package(path: str) -> str:
-    parts = Path(path).parts
-    for anchor in ("site-packages", "src"):
-        if anchor in parts and parts.index(anchor) + 1 < len(parts):
-            return parts[parts.index(anchor) + 1].removesuffix(".py")
-    return parts[0].removesuffix(".py") if parts and not path.startswith("/") else Path(path).stem
 
 
 def print_profile(profiles: dict[str, tuple[dict[str, int], dict[str, float]]]) -> None:
@@ -471,13 +453,7 @@ def print_profile(profiles: dict[str, tuple[dict[str, int], dict[str, float]]]) 
     for name in ("me", "bare"):
         stacks = profiles[name][0]
         total = sum(stacks.values()) or 1
-        own: dict[str, int] = {}
-        by_package: dict[str, int] = {}
-        for stack, n in stacks.items():
-            leaf = frames(stack)[-1:] or [("?", "?")]
-            key = f"{leaf[0][1]} ({'/'.join(Path(leaf[0][0]).parts[-2:])})"
-            own[key] = own.get(key, 0) + n
-            by_package[package(leaf[0][0])] = by_package.get(package(leaf[0][0]), 0) + n
+        own, by_package = own_time(stacks)
         packages = sorted(by_package.items(), key=lambda item: -item[1])[:8]
         print(f"  GET {'/v1/auth/me' if name == 'me' else '/bench/bare'}, own time by package: ", end="")
         print(", ".join(f"{p} {n / total:.0%}" for p, n in packages))

@@ -53,7 +53,6 @@ import re
 import resource
 import shutil
 import time
-from pathlib import PurePath
 from typing import Any
 
 import aiohttp
@@ -67,7 +66,7 @@ from stackyard_harness.api_process import cpu_seconds, stack_credentials, start_
 from stackyard_harness.harness import Harness, progress
 from stackyard_harness.oidc_provider import provider_script
 from stackyard_harness.process import ManagedProcess, exit_on_sigterm
-from stackyard_harness.pyspy import SPY, sample_stacks
+from stackyard_harness.pyspy import SPY, own_time, sample_stacks
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER = REPO / "bench" / "peers" / "auth_api.py"
@@ -309,26 +308,6 @@ def print_results(best: dict[str, dict[str, Any]], connections: int) -> list[str
     return missed
 
 
-FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*)\)$")
-
-
-def leaf_of(stack: str) -> tuple[str, str]:
-    for frame in reversed(stack.split(";")):
-        match = FRAME.match(frame)
-        if match:
-            return match["file"].rsplit(":", 1)[0], match["function"]
-    return "?", "?"
-
-
-def package(path: str) -> str:
-    parts = PurePath(path).parts
-    for anchor in ("site-packages", "src"):
-        if anchor in parts and parts.index(anchor) + 1 < len(parts):
-            return parts[parts.index(anchor) + 1].removesuffix(".py")
-    # py-spy names most files from their package down (fastapi/routing.py)
-    return parts[0].removesuffix(".py") if parts and not path.startswith("/") else PurePath(path).stem
-
-
 def inclusive(stacks: dict[str, int], needle: str) -> float:
     total = sum(stacks.values()) or 1
     return sum(n for s, n in stacks.items() if needle in s) / total
@@ -358,13 +337,7 @@ def print_profile(name: str, stacks: dict[str, int], result: dict[str, Any]) -> 
         part = inclusive(stacks, needle)
         if part:
             print(f"  {label:<40} {part:5.1%} of the samples (inclusive)")
-    own: dict[str, int] = {}
-    by_package: dict[str, int] = {}
-    for stack, n in stacks.items():
-        path, function = leaf_of(stack)
-        key = f"{function} ({'/'.join(PurePath(path).parts[-2:])})"
-        own[key] = own.get(key, 0) + n
-        by_package[package(path)] = by_package.get(package(path), 0) + n
+    own, by_package = own_time(stacks)
     packages = sorted(by_package.items(), key=lambda item: -item[1])[:8]
     print("  own time by package: " + ", ".join(f"{p} {n / total:.0%}" for p, n in packages))
     print("  the 12 functions with the most own time:")

@@ -4,8 +4,9 @@ load runs: the stacks behind the benches' "where the CPU goes" tables."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TypeVar
 
 from .harness import progress
@@ -53,3 +54,40 @@ async def sample_stacks(
         if keep(stack):
             stacks[stack] = stacks.get(stack, 0) + int(count)
     return stacks, result
+
+
+FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*)\)$")
+"""A frame of a raw stack recorded with --function: `function (file:line)`."""
+
+
+def frames(stack: str) -> list[tuple[str, str]]:
+    """(file, function) of each frame of a py-spy raw stack (--function), root first."""
+    found = []
+    for frame in stack.split(";"):
+        match = FRAME.match(frame)
+        if match:
+            found.append((match["file"].rsplit(":", 1)[0], match["function"]))
+    return found
+
+
+def package(path: str) -> str:
+    """The package a frame's file belongs to (fastapi, stackyard, stackyard_api, ...)."""
+    parts = PurePath(path).parts
+    for anchor in ("site-packages", "src"):
+        if anchor in parts and parts.index(anchor) + 1 < len(parts):
+            return parts[parts.index(anchor) + 1].removesuffix(".py")
+    # py-spy names most files from their package down (fastapi/routing.py)
+    return parts[0].removesuffix(".py") if parts and not path.startswith("/") else PurePath(path).stem
+
+
+def own_time(stacks: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """The samples by the function that was running (the innermost frame, as
+    "function (dir/file)") and by its package."""
+    own: dict[str, int] = {}
+    by_package: dict[str, int] = {}
+    for stack, count in stacks.items():
+        path, function = (frames(stack)[-1:] or [("?", "?")])[0]
+        key = f"{function} ({'/'.join(PurePath(path).parts[-2:])})"
+        own[key] = own.get(key, 0) + count
+        by_package[package(path)] = by_package.get(package(path), 0) + count
+    return own, by_package
